@@ -1,0 +1,49 @@
+"""Record what operators do, in a hash chain that shows any later edit or deletion."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEntry, utcnow
+
+GENESIS = "0" * 64
+
+
+def single_line(text: str) -> str:
+    """User-supplied text must never start a new log line (log forging)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _entry_hash(previous_hash: str, entry: AuditEntry) -> str:
+    payload = json.dumps(
+        [previous_hash, entry.time.isoformat(), entry.actor, entry.action, entry.target, entry.result, entry.detail],
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def record(actor: str, action: str, target: str = "", result: str = "ok", detail: str = "") -> AuditEntry:
+    """Append one entry and commit it: an audit row must survive a later rollback."""
+    last = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).first()
+    previous_hash = last.entry_hash if last else GENESIS
+    entry = AuditEntry(
+        time=utcnow(), actor=single_line(actor), action=action, target=single_line(target),
+        result=result, detail=single_line(detail), previous_hash=previous_hash,
+    )
+    entry.entry_hash = _entry_hash(previous_hash, entry)
+    db.session.add(entry)
+    db.session.commit()
+    return entry
+
+
+def verify_chain() -> int | None:
+    """Return the id of the first entry that breaks the chain, or None when it is intact."""
+    previous_hash = GENESIS
+    for entry in db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)):
+        if entry.previous_hash != previous_hash or _entry_hash(previous_hash, entry) != entry.entry_hash:
+            return entry.id
+        previous_hash = entry.entry_hash
+    return None

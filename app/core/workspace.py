@@ -1,0 +1,213 @@
+"""Load `cutover.toml`: the environments, their backups, migration plans, checks and app hooks.
+
+The file is validated completely at start-up: an operator who misspells a key should learn
+it before a migration, not during one. Every error names the file and the key.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.core.errors import ConfigError
+
+ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+TOP_LEVEL_KEYS = {"environments", "migration", "checks"}
+ENVIRONMENT_KEYS = {"database", "reference", "backup_dirs", "description", "app"}
+MIGRATION_KEYS = {"plans"}
+APP_KEYS = {"health_url", "process_patterns", "start_command", "log_file", "log_error_patterns", "port"}
+
+
+@dataclass(frozen=True)
+class AppHooks:
+    """How to find the application that uses a database (all optional)."""
+
+    health_url: str | None = None
+    process_patterns: tuple[str, ...] = ()
+    start_command: tuple[str, ...] = ()
+    log_file: Path | None = None
+    log_error_patterns: tuple[str, ...] = ("ERROR", "Traceback", "CRITICAL")
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    database: Path
+    reference: bool = False
+    backup_dirs: tuple[Path, ...] = ()
+    description: str = ""
+    app: AppHooks = field(default_factory=AppHooks)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "database": str(self.database),
+            "reference": self.reference,
+            "backup_dirs": [str(p) for p in self.backup_dirs],
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Everything the configuration file says, with paths resolved."""
+
+    config_path: Path
+    environments: tuple[Environment, ...]
+    plans: tuple[Path, ...] = ()
+    checks: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def reference(self) -> Environment | None:
+        return next((env for env in self.environments if env.reference), None)
+
+    def environment(self, name: str) -> Environment | None:
+        return next((env for env in self.environments if env.name == name), None)
+
+    def names(self) -> list[str]:
+        return [env.name for env in self.environments]
+
+
+def load_workspace(path: Path | str) -> Workspace:
+    path = Path(path).absolute()
+    data = _read_toml(path)
+    _reject_unknown(path, data, TOP_LEVEL_KEYS, prefix="")
+    environments = _parse_environments(path, data.get("environments"))
+    migration = _table(path, data, "migration")
+    _reject_unknown(path, migration, MIGRATION_KEYS, prefix="migration.")
+    plans = tuple(_resolve(path, p) for p in _string_list(path, migration, "plans", "migration.plans"))
+    checks = _parse_checks(path, _table(path, data, "checks"))
+    return Workspace(config_path=path, environments=environments, plans=plans, checks=checks)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found. Create it, or unset CUTOVER_CONFIG to use the demo workspace.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file.") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror}).") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the configuration file is not UTF-8 text.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}.") from None
+
+
+def _reject_unknown(path: Path, table: dict, allowed: set[str], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = f" Did you mean '{prefix}{close[0]}'?" if close else f" Known keys: {', '.join(sorted(allowed))}."
+            raise ConfigError(f"{path}: unknown key '{prefix}{key}'.{hint}")
+
+
+def _table(path: Path, data: dict, key: str, label: str | None = None) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: '{label or key}' must be a table ([{label or key}]).")
+    return value
+
+
+def _string_list(path: Path, data: dict, key: str, label: str) -> list[str]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
+        raise ConfigError(f"{path}: '{label}' must be a list of non-empty strings.")
+    return value
+
+
+def _resolve(config_path: Path, value: str) -> Path:
+    candidate = Path(value).expanduser()
+    return candidate if candidate.is_absolute() else config_path.parent / candidate
+
+
+def _parse_environments(path: Path, raw) -> tuple[Environment, ...]:
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"{path}: no environments configured. Add at least one [environments.NAME] table with database = \"path\".")
+    environments = tuple(_parse_environment(path, name, body) for name, body in raw.items())
+    references = [env.name for env in environments if env.reference]
+    if len(references) > 1:
+        raise ConfigError(
+            f"{path}: 'environments.{references[1]}.reference': more than one reference environment "
+            f"({', '.join(references)}). Mark exactly one, normally development."
+        )
+    _reject_shared_databases(path, environments)
+    return environments
+
+
+def _parse_environment(path: Path, name: str, body) -> Environment:
+    label = f"environments.{name}"
+    if not ENVIRONMENT_NAME.match(name):
+        raise ConfigError(f"{path}: '{label}': environment names use letters, digits, '.', '_' and '-' only.")
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: '{label}' must be a table ([{label}]).")
+    _reject_unknown(path, body, ENVIRONMENT_KEYS, prefix=f"{label}.")
+    database = body.get("database")
+    if not isinstance(database, str) or not database.strip():
+        raise ConfigError(f"{path}: '{label}.database' is missing: give the path of the SQLite file.")
+    reference = body.get("reference", False)
+    if not isinstance(reference, bool):
+        raise ConfigError(f"{path}: '{label}.reference' must be true or false.")
+    return Environment(
+        name=name,
+        database=_resolve(path, database),
+        reference=reference,
+        backup_dirs=tuple(_resolve(path, d) for d in _backup_dirs(path, body, name)),
+        description=str(body.get("description", "")),
+        app=_parse_app(path, _table(path, body, "app", f"{label}.app"), label),
+    )
+
+
+def _backup_dirs(path: Path, body: dict, name: str) -> list[str]:
+    dirs = _string_list(path, body, "backup_dirs", f"environments.{name}.backup_dirs")
+    return dirs or [f"backups/{name}"]
+
+
+def _reject_shared_databases(path: Path, environments: tuple[Environment, ...]) -> None:
+    seen: dict[Path, str] = {}
+    for env in environments:
+        key = env.database.resolve()
+        if key in seen:
+            raise ConfigError(
+                f"{path}: 'environments.{env.name}.database' names the same file as environment "
+                f"'{seen[key]}' ({env.database}). Each environment needs its own database."
+            )
+        seen[key] = env.name
+
+
+def _parse_app(path: Path, raw: dict, env_label: str) -> AppHooks:
+    label = f"{env_label}.app"
+    _reject_unknown(path, raw, APP_KEYS, prefix=f"{label}.")
+    port = raw.get("port")
+    if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
+        raise ConfigError(f"{path}: '{label}.port' must be a TCP port number (1-65535).")
+    health_url = raw.get("health_url")
+    if health_url is not None and not (isinstance(health_url, str) and health_url.startswith(("http://", "https://"))):
+        raise ConfigError(f"{path}: '{label}.health_url' must be an http:// or https:// URL.")
+    log_file = raw.get("log_file")
+    if log_file is not None and not isinstance(log_file, str):
+        raise ConfigError(f"{path}: '{label}.log_file' must be a path.")
+    patterns = _string_list(path, raw, "log_error_patterns", f"{label}.log_error_patterns")
+    return AppHooks(
+        health_url=health_url,
+        process_patterns=tuple(_string_list(path, raw, "process_patterns", f"{label}.process_patterns")),
+        start_command=tuple(_string_list(path, raw, "start_command", f"{label}.start_command")),
+        log_file=_resolve(path, log_file) if log_file else None,
+        log_error_patterns=tuple(patterns) or AppHooks.log_error_patterns,
+        port=port,
+    )
+
+
+def _parse_checks(path: Path, raw: dict) -> tuple[tuple[str, str], ...]:
+    checks = []
+    for name, query in raw.items():
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError(f"{path}: 'checks.{name}' must be an SQL query string.")
+        checks.append((name, query.strip()))
+    return tuple(checks)

@@ -1,0 +1,42 @@
+"""Serve the app with gunicorn: one process (the run registry and scheduler live in memory),
+many threads (each live log viewer holds one)."""
+from __future__ import annotations
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+
+class CutoverServer(BaseApplication):
+    def __init__(self, app: Flask, options: dict):
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.application
+
+
+def server_options(app: Flask) -> dict:
+    host, port = app.config["CUTOVER_HOST"], app.config["CUTOVER_PORT"]
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return {
+        "bind": bind,
+        "workers": 1,
+        "worker_class": "gthread",
+        "threads": app.config["CUTOVER_THREADS"],
+        # Log streams stay open for a whole cutover; gthread's timeout is only a heartbeat.
+        "timeout": 120,
+        "graceful_timeout": 10,
+        "accesslog": "-",
+        "loglevel": "info",
+    }
+
+
+def serve_forever(app: Flask) -> None:
+    options = server_options(app)
+    print(f"Cutover is serving on http://{options['bind']}/  (Ctrl+C to stop)", flush=True)
+    CutoverServer(app, options).run()

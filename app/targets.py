@@ -1,0 +1,95 @@
+"""Bind the workspace (cutover.toml) and the snapshot cache to the app."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from app.core.demo import create_demo_workspace
+from app.core.diff import diff_schemas, summarise_drift
+from app.core.errors import NotFound, UsageError
+from app.core.snapshots import Inspection, SnapshotCache
+from app.core.workspace import Environment, Workspace, load_workspace
+
+
+@dataclass(frozen=True)
+class Comparison:
+    left: str
+    right: str
+    left_inspection: Inspection
+    right_inspection: Inspection
+    differences: list | None
+    summary: object | None
+
+
+class Targets:
+    """What the web and CLI layers ask about environments; all reads, all through the cache."""
+
+    def __init__(self, workspace: Workspace, busy_timeout: float):
+        self.workspace = workspace
+        self.cache = SnapshotCache(busy_timeout)
+
+    def environment(self, name: str) -> Environment:
+        env = self.workspace.environment(name)
+        if env is None:
+            known = ", ".join(self.workspace.names())
+            raise NotFound(f"No environment named '{name}'. Configured environments: {known}.", environment=name)
+        return env
+
+    def inspect(self, env: Environment, refresh: bool = False) -> Inspection:
+        return self.cache.inspect(env.database, refresh=refresh)
+
+    def resolve(self, name_or_path: str) -> tuple[str, Path]:
+        """An environment name, or else the path of a database file."""
+        env = self.workspace.environment(name_or_path)
+        if env:
+            return env.name, env.database
+        path = Path(name_or_path).expanduser()
+        if path.exists():
+            return str(path), path.absolute()
+        raise UsageError(
+            f"'{name_or_path}' is neither a configured environment ({', '.join(self.workspace.names())}) "
+            f"nor an existing database file."
+        )
+
+    def compare(self, left: str, right: str) -> Comparison:
+        left_label, left_path = self.resolve(left)
+        right_label, right_path = self.resolve(right)
+        left_inspection = self.cache.inspect(left_path)
+        right_inspection = self.cache.inspect(right_path)
+        differences = summary = None
+        if left_inspection.ok and right_inspection.ok:
+            differences = diff_schemas(
+                left_inspection.snapshot.schema, right_inspection.snapshot.schema,
+                left_label=left_label, right_label=right_label,
+            )
+            summary = summarise_drift(differences)
+        return Comparison(left_label, right_label, left_inspection, right_inspection, differences, summary)
+
+    def default_pair(self) -> tuple[str, str] | None:
+        """Reference on the left, the first other environment (normally production) on the right."""
+        reference = self.workspace.reference
+        others = [env.name for env in self.workspace.environments if not env.reference]
+        if reference and others:
+            return reference.name, others[0]
+        names = self.workspace.names()
+        return (names[0], names[1]) if len(names) > 1 else None
+
+
+def resolve_config_path(config: dict) -> Path:
+    if config.get("CUTOVER_CONFIG"):
+        return Path(config["CUTOVER_CONFIG"])
+    local = Path.cwd() / "cutover.toml"
+    if local.is_file():
+        return local
+    return create_demo_workspace(Path(config["CUTOVER_DEMO_DIR"]))
+
+
+def init_app(app: Flask) -> None:
+    workspace = load_workspace(resolve_config_path(app.config))
+    app.extensions["cutover.targets"] = Targets(workspace, app.config["CUTOVER_BUSY_TIMEOUT"])
+
+
+def current_targets() -> Targets:
+    return current_app.extensions["cutover.targets"]

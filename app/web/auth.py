@@ -1,0 +1,91 @@
+"""Log in and out. Failed attempts are throttled and audited; the message never says which part was wrong."""
+from __future__ import annotations
+
+import threading
+import time
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy import select
+
+from app import audit
+from app.extensions import db
+from app.models import Operator
+
+bp = Blueprint("auth", __name__)
+THROTTLE_WINDOW = 15 * 60
+LOGIN_FAILED = "Unknown operator or wrong password."
+
+
+class LoginThrottle:
+    """Failed attempts per (name, address) in a sliding window, kept in memory (one server process)."""
+
+    def __init__(self):
+        self._failures: dict[tuple[str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def blocked(self, key: tuple[str, str], limit: int) -> bool:
+        with self._lock:
+            recent = [t for t in self._failures.get(key, []) if t > time.monotonic() - THROTTLE_WINDOW]
+            self._failures[key] = recent
+            return len(recent) >= limit
+
+    def fail(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._failures.setdefault(key, []).append(time.monotonic())
+
+    def clear(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+def throttle() -> LoginThrottle:
+    return current_app.extensions.setdefault("cutover.login_throttle", LoginThrottle())
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this site: `https://evil.example` and `//evil.example` go to the dashboard."""
+    if not target or "\\" in target:
+        return url_for("dashboard.index")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("dashboard.index")
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(safe_next(request.args.get("next")))
+        return render_template("auth/login.html", next=request.args.get("next", ""))
+    username = request.form.get("username", "").strip()
+    key = (username.lower(), request.remote_addr or "")
+    error = None
+    if throttle().blocked(key, current_app.config["CUTOVER_LOGIN_ATTEMPTS"]):
+        error = "Too many failed attempts. Wait 15 minutes and try again."
+        audit.record(username or "?", "login", result="throttled")
+        return render_template("auth/login.html", error=error, next=request.form.get("next", "")), 429
+    operator = db.session.scalar(select(Operator).where(Operator.username == username))
+    if operator is None or not operator.check_password(request.form.get("password", "")):
+        throttle().fail(key)
+        audit.record(username or "?", "login", result="failed")
+        return render_template("auth/login.html", error=LOGIN_FAILED, next=request.form.get("next", "")), 401
+    throttle().clear(key)
+    session.clear()  # nothing from before the login survives into the operator's session
+    login_user(operator)
+    audit.record(operator.username, "login")
+    return redirect(safe_next(request.form.get("next")))
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    operator = db.session.get(Operator, current_user.id)
+    operator.session_generation += 1  # every copy of the old cookie stops working
+    db.session.commit()
+    audit.record(operator.username, "logout")
+    logout_user()
+    session.clear()
+    flash("You are logged out.")
+    return redirect(url_for("auth.login"))

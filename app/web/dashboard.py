@@ -1,0 +1,45 @@
+"""The operator dashboard: every environment side by side, and the drift explained."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from app.targets import current_targets
+from app.web.presenters import environment_document, table_views
+
+bp = Blueprint("dashboard", __name__)
+
+
+@bp.get("/")
+def index():
+    targets = current_targets()
+    environments = [(env, targets.inspect(env)) for env in targets.workspace.environments]
+    pair = _chosen_pair(targets)
+    comparison = targets.compare(*pair) if pair else None
+    tables = table_views(comparison) if comparison and comparison.differences is not None else []
+    return render_template(
+        "dashboard/index.html",
+        workspace=targets.workspace,
+        environments=[(env, inspection, environment_document(env, inspection)) for env, inspection in environments],
+        comparison=comparison,
+        tables=tables,
+    )
+
+
+def _chosen_pair(targets):
+    default = targets.default_pair()
+    left = request.args.get("left") or (default and default[0])
+    right = request.args.get("right") or (default and default[1])
+    if not left or not right:
+        return None
+    targets.environment(left), targets.environment(right)  # unknown names are a clear 404
+    return left, right
+
+
+@bp.post("/refresh")
+def refresh():
+    """Inspect every environment again now, even if its file looks unchanged."""
+    targets = current_targets()
+    for env in targets.workspace.environments:
+        targets.inspect(env, refresh=True)
+    flash("Every environment was inspected again.")
+    return redirect(url_for("dashboard.index", **request.args))

@@ -1,0 +1,103 @@
+"""cutover.toml: what it accepts, and the one clear message for each thing it refuses."""
+from pathlib import Path
+
+import pytest
+
+from app.core.errors import ConfigError
+from app.core.workspace import load_workspace
+
+VALID = """
+[environments.development]
+database = "dev/goals_dev.db"
+reference = true
+
+[environments.production]
+database = "/srv/app/goals.db"
+backup_dirs = ["backups", "/mnt/safe"]
+
+[environments.production.app]
+health_url = "http://127.0.0.1:8001/health"
+process_patterns = ["flask", "vite"]
+start_command = ["./start.sh", "production"]
+log_file = "logs/production.log"
+
+[migration]
+plans = ["plans/phase1.sql", "plans/hotfix.sql"]
+
+[checks]
+no_null_root = "SELECT COUNT(*) FROM goals WHERE root_id IS NULL"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cutover.toml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_config_resolves_relative_paths_against_its_folder(tmp_path):
+    workspace = load_workspace(write(tmp_path, VALID))
+    dev, prod = workspace.environments
+    assert dev.database == tmp_path / "dev/goals_dev.db"
+    assert dev.reference and not prod.reference
+    assert workspace.reference is dev
+    assert dev.backup_dirs == (tmp_path / "backups/development",)
+    assert prod.database == Path("/srv/app/goals.db")
+    assert prod.backup_dirs == (tmp_path / "backups", Path("/mnt/safe"))
+    assert prod.app.health_url == "http://127.0.0.1:8001/health"
+    assert prod.app.process_patterns == ("flask", "vite")
+    assert prod.app.start_command == ("./start.sh", "production")
+    assert prod.app.log_file == tmp_path / "logs/production.log"
+    assert workspace.plans == (tmp_path / "plans/phase1.sql", tmp_path / "plans/hotfix.sql")
+    assert workspace.checks == (("no_null_root", "SELECT COUNT(*) FROM goals WHERE root_id IS NULL"),)
+    assert workspace.names() == ["development", "production"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[environments.prod]\ndatabase = 'a.db'\ndatabse = 'b.db'\n", "unknown key 'environments.prod.databse'. Did you mean 'environments.prod.database'?"),
+        ("[environments.prod]\nreference = true\n", "'environments.prod.database' is missing"),
+        ("[environments.a]\ndatabase='a.db'\nreference=true\n[environments.b]\ndatabase='b.db'\nreference=true\n", "'environments.b.reference': more than one reference environment (a, b)"),
+        ("[environments.a]\ndatabase='x.db'\n[environments.b]\ndatabase='./x.db'\n", "'environments.b.database' names the same file as environment 'a'"),
+        ("[environments.a]\ndatabase='a.db'\n[environments.a]\ndatabase='b.db'\n", "TOML syntax error"),
+        ("[environments.a\ndatabase='a.db'\n", "TOML syntax error"),
+        ("[environment.a]\ndatabase='a.db'\n", "unknown key 'environment'. Did you mean 'environments'?"),
+        ("", "no environments configured"),
+        ("[environments.a]\ndatabase='a.db'\nreference='yes'\n", "'environments.a.reference' must be true or false"),
+        ("[environments.a]\ndatabase='a.db'\n[migration]\nplans='p.sql'\n", "'migration.plans' must be a list of non-empty strings"),
+        ("[environments.a]\ndatabase='a.db'\n[environments.a.app]\nport=70000\n", "'environments.a.app.port' must be a TCP port number"),
+        ("[environments.a]\ndatabase='a.db'\n[environments.a.app]\nhealth_url='ftp://x'\n", "'environments.a.app.health_url' must be an http"),
+        ('[environments."a b"]\ndatabase="a.db"\n', "'environments.a b': environment names use letters"),
+        ("[environments.a]\ndatabase='a.db'\n[checks]\nempty=''\n", "'checks.empty' must be an SQL query string"),
+    ],
+)
+def test_bad_config_names_the_file_and_the_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert str(path) in caught.value.message
+    assert expected in caught.value.message
+    assert caught.value.exit_code == 2
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_workspace(tmp_path / "nope.toml")
+
+
+def test_config_path_that_is_a_directory(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_workspace(tmp_path)
+
+
+def test_config_that_is_not_utf8(tmp_path):
+    path = tmp_path / "cutover.toml"
+    path.write_bytes(b"[environments.a]\ndatabase = '\xff.db'\n")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_workspace(path)
+
+
+def test_loading_never_touches_the_databases(tmp_path):
+    load_workspace(write(tmp_path, VALID))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cutover.toml"]

@@ -1,0 +1,90 @@
+"""`flask --app run cutover ...` through Click's runner and as a real subprocess."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def cli(tmp_path, config, *args):
+    env = {**os.environ, "CUTOVER_CONFIG": str(config), "CUTOVER_INSTANCE_DIR": str(tmp_path / "instance"),
+           "CUTOVER_ADMIN_PASSWORD": "cli-admin-password"}
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "run", "cutover", *args],
+                          cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_envs_text_and_json(tmp_path, demo_config):
+    text = cli(tmp_path, demo_config, "envs")
+    assert text.returncode == 0, text.stderr
+    assert "development (reference)" in text.stdout and "foreign-key orphans: 2" in text.stdout
+    result = cli(tmp_path, demo_config, "envs", "--json")
+    envs = {e["name"]: e for e in json.loads(result.stdout)["environments"]}
+    assert envs["development"]["row_counts"]["goals"] == 45
+
+
+def test_envs_exits_1_when_an_environment_is_unreadable(tmp_path, demo_dir):
+    (demo_dir / "goals.db").unlink()
+    result = cli(tmp_path, demo_dir / "cutover.toml", "envs")
+    assert result.returncode == 1
+    assert "UNAVAILABLE (missing)" in result.stdout
+    assert not (demo_dir / "goals.db").exists()
+
+
+def test_diff_json_matches_the_api_shape_and_exits_1(tmp_path, demo_config):
+    result = cli(tmp_path, demo_config, "diff", "development", "production", "--json")
+    assert result.returncode == 1
+    body = json.loads(result.stdout)
+    assert any(d["name"] == "group_id" and d["fix"] == "additive" for d in body["differences"])
+
+
+def test_diff_text(tmp_path, demo_config):
+    result = cli(tmp_path, demo_config, "diff", "development", "production")
+    assert result.returncode == 1
+    assert "production is behind relative to development" in result.stdout
+    assert "activity_definitions.group_id" in result.stdout
+
+
+def test_diff_of_paths_and_of_identical_files_exits_0(tmp_path, demo_dir):
+    copy = tmp_path / "copy.db"
+    shutil.copy(demo_dir / "goals.db", copy)
+    result = cli(tmp_path, demo_dir / "cutover.toml", "diff", "production", str(copy))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No differences" in result.stdout
+
+
+def test_diff_of_an_unknown_name_is_a_usage_error(tmp_path, demo_config):
+    result = cli(tmp_path, demo_config, "diff", "development", "staging")
+    assert result.returncode == 2
+    assert "'staging' is neither a configured environment" in result.stderr
+
+
+def test_diff_of_an_unreadable_file_exits_1(tmp_path, demo_config):
+    bad = tmp_path / "bad.db"
+    bad.write_text("not a database")
+    result = cli(tmp_path, demo_config, "diff", "development", str(bad))
+    assert result.returncode == 1
+    assert "Error:" in result.stderr and bad.read_text() == "not a database"
+
+
+def test_bad_config_exits_2_with_one_clear_line(tmp_path):
+    config = tmp_path / "cutover.toml"
+    config.write_text("[environments.prod]\ndatabse = 'x.db'\n")
+    result = cli(tmp_path, config, "envs")
+    assert result.returncode == 2
+    assert f"cutover: {config}: unknown key 'environments.prod.databse'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_add_operator(app, runner):
+    result = runner.invoke(args=["cutover", "add-operator", "will"], input="a-long-password\na-long-password\n")
+    assert result.exit_code == 0, result.output
+    assert "Operator 'will' created." in result.output
+    again = runner.invoke(args=["cutover", "add-operator", "will", "--password", "another-password"])
+    assert again.exit_code == 2 and "already exists" in again.output
+    short = runner.invoke(args=["cutover", "add-operator", "eve", "--password", "short"])
+    assert short.exit_code == 2 and "too short" in short.output
+    bad = runner.invoke(args=["cutover", "add-operator", "x; touch /tmp/pwned", "--password", "long-enough-pw"])
+    assert bad.exit_code == 2 and "not valid" in bad.output

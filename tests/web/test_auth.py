@@ -1,0 +1,122 @@
+"""Login, logout, throttling, session handling, the first operator."""
+import re
+
+from sqlalchemy import select
+
+from app import audit
+from app.extensions import db
+from app.models import AuditEntry, Operator
+from tests.conftest import ADMIN_PASSWORD, csrf_token_from, log_in, make_app
+
+
+def session_cookie(client):
+    cookie = client.get_cookie("session")
+    return cookie.value if cookie else None
+
+
+def test_login_page_is_public(client):
+    response = client.get("/login")
+    assert response.status_code == 200
+    assert "Log in" in response.get_data(as_text=True)
+
+
+def test_login_and_reach_dashboard(client):
+    response = log_in(client)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
+
+
+def test_unknown_user_and_wrong_password_get_the_same_message(client):
+    unknown = log_in(client, "nobody", "whatever-password")
+    wrong = log_in(client, "admin", "wrong-password")
+    assert unknown.status_code == wrong.status_code == 401
+    message = "Unknown operator or wrong password."
+    assert message in unknown.get_data(as_text=True)
+    assert message in wrong.get_data(as_text=True)
+
+
+def test_repeated_failures_are_throttled_even_with_the_right_password(app, client):
+    for _ in range(app.config["CUTOVER_LOGIN_ATTEMPTS"]):
+        assert log_in(client, "admin", "wrong-password").status_code == 401
+    throttled = log_in(client, "admin", ADMIN_PASSWORD)
+    assert throttled.status_code == 429
+    assert "Too many failed attempts" in throttled.get_data(as_text=True)
+
+
+def test_session_cookie_changes_at_login_and_dies_at_logout(app, client):
+    client.get("/login")
+    before = session_cookie(client)
+    log_in(client)
+    during = session_cookie(client)
+    assert during and during != before
+    token = csrf_token_from(client.get("/").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    # Replaying the cookie captured while logged in must not work any more.
+    replay = app.test_client()
+    replay.set_cookie("session", during)
+    response = replay.get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_cookie_flags(client):
+    client.get("/login")
+    response = log_in(client)
+    header = response.headers["Set-Cookie"]
+    assert "HttpOnly" in header and "SameSite=Lax" in header
+
+
+def test_next_only_goes_to_this_site(client):
+    for evil in ["https://evil.example", "//evil.example", "/\\evil.example", "javascript:alert(1)"]:
+        page = client.get("/login")
+        token = csrf_token_from(page.get_data(as_text=True))
+        response = client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD,
+                                               "csrf_token": token, "next": evil})
+        assert response.headers["Location"] == "/", evil
+        client.post("/logout", data={"csrf_token": csrf_token_from(client.get("/").get_data(as_text=True))})
+
+
+def test_next_to_a_local_page_is_followed(client):
+    page = client.get("/login?next=/api/v1/environments")
+    token = csrf_token_from(page.get_data(as_text=True))
+    response = client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD,
+                                           "csrf_token": token, "next": "/api/v1/environments"})
+    assert response.headers["Location"] == "/api/v1/environments"
+
+
+def test_login_and_failures_are_audited(app, client):
+    log_in(client, "admin", "wrong-password")
+    log_in(client, "evil\r\nFAKE ENTRY", "x")
+    log_in(client)
+    with app.app_context():
+        rows = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert [(r.actor, r.action, r.result) for r in rows] == [
+            ("admin", "login", "failed"),
+            ("evil\\r\\nFAKE ENTRY", "login", "failed"),
+            ("admin", "login", "ok"),
+        ]
+        assert audit.verify_chain() is None
+
+
+def test_audit_chain_detects_an_edit(app, client):
+    log_in(client, "admin", "wrong-password")
+    log_in(client)
+    with app.app_context():
+        first = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).first()
+        first.actor = "someone-else"
+        db.session.commit()
+        assert audit.verify_chain() == first.id
+
+
+def test_first_start_creates_admin_with_a_printed_random_password(tmp_path, demo_config, capfd):
+    app = make_app(tmp_path, demo_config, CUTOVER_ADMIN_PASSWORD=None)
+    printed = capfd.readouterr().err
+    password = re.search(r"password: (\S+)", printed).group(1)
+    client = app.test_client()
+    assert log_in(client, "admin", password).status_code == 302
+    # A second start with the same state database prints nothing new.
+    make_app(tmp_path, demo_config, CUTOVER_ADMIN_PASSWORD=None)
+    assert "password" not in capfd.readouterr().err
+    with app.app_context():
+        assert db.session.scalars(select(Operator.username)).all() == ["admin"]
+        db.engine.dispose()

@@ -1,0 +1,150 @@
+"""The operator dashboard on the demo workspace and on broken environments."""
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import csrf_token_from, log_in, make_app
+
+
+def test_dashboard_shows_both_environments_and_the_drift(logged_in):
+    html = logged_in.get("/").get_data(as_text=True)
+    assert 'data-environment="development"' in html and 'data-environment="production"' in html
+    assert "goals_dev.db" in html and "goals.db" in html
+    assert "is <strong>behind</strong> development" in html
+    # the column whose absence broke the real migration is explained
+    assert 'data-table="activity_definitions"' in html
+    assert "group_id" in html
+    assert "ADD COLUMN" in html
+    # production's pre-existing orphans are shown, not hidden
+    assert "FK orphans" in html and "rows point at missing parents" in html
+
+
+def test_dashboard_counts_match_the_seed(logged_in):
+    html = logged_in.get("/").get_data(as_text=True)
+    dev_card = html.split('data-environment="development"')[1].split("</article>")[0]
+    for table, count in [("goals", "45"), ("activity_instances", "79"), ("metric_values", "116")]:
+        assert f"<td>{table}</td><td class=\"num\">{count}</td>" in dev_card
+
+
+def test_compare_other_pair_and_unknown_environment(logged_in):
+    html = logged_in.get("/?left=production&right=development").get_data(as_text=True)
+    assert "is <strong>ahead</strong> of production" in html
+    same = logged_in.get("/?left=production&right=production").get_data(as_text=True)
+    assert "No differences" in same
+    missing = logged_in.get("/?left=development&right=staging")
+    assert missing.status_code == 404
+    assert "No environment named" in missing.get_data(as_text=True)
+
+
+def test_inspect_again_refreshes(logged_in):
+    token = csrf_token_from(logged_in.get("/").get_data(as_text=True))
+    response = logged_in.post("/refresh", data={"csrf_token": token}, follow_redirects=True)
+    assert response.status_code == 200
+    assert "Every environment was inspected again." in response.get_data(as_text=True)
+
+
+def test_dashboard_sees_a_change_to_the_file(logged_in, demo_dir):
+    logged_in.get("/")
+    with sqlite3.connect(demo_dir / "goals.db") as conn:
+        conn.execute("ALTER TABLE activity_instances ADD COLUMN completed BOOLEAN DEFAULT 0")
+    conn.close()
+    html = logged_in.get("/").get_data(as_text=True)
+    row = html.split("activity_instances.completed")
+    assert len(row) == 1, "the added column must no longer be reported missing"
+
+
+# --- bad input: each environment state renders, is explained, and nothing is touched ---
+
+def make_bad_database(kind: str, folder: Path, good: Path) -> Path:
+    path = folder / "target.db"
+    if kind == "missing":
+        return path
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "not_sqlite":
+        path.write_text("goals,activities\n45,79\n")
+    elif kind == "truncated":
+        data = good.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "corrupt":
+        data = bytearray(good.read_bytes())
+        page_size = int.from_bytes(data[16:18], "big")
+        data[page_size: page_size * 3] = b"\xde\xad\xbe\xef" * (page_size // 2)
+        path.write_bytes(bytes(data))
+    return path
+
+
+def directory_state(folder: Path) -> dict:
+    state = {}
+    for p in sorted(folder.rglob("*")):
+        stat = p.stat()
+        state[str(p)] = (p.is_dir(), stat.st_mtime_ns, None if p.is_dir() else p.read_bytes())
+    return state
+
+
+EXPECTED_REASON = {"missing": "missing", "directory": "is_directory", "empty": "empty",
+                   "not_sqlite": "not_sqlite", "truncated": "truncated", "corrupt": "corrupt"}
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED_REASON))
+def test_a_broken_environment_is_explained_and_untouched(tmp_path, demo_dir, kind):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    target = make_bad_database(kind, folder, demo_dir / "goals.db")
+    config = tmp_path / "broken.toml"
+    config.write_text(
+        f'[environments.development]\ndatabase = "{demo_dir / "goals_dev.db"}"\nreference = true\n'
+        f'[environments.production]\ndatabase = "{target}"\n'
+    )
+    before = directory_state(folder)
+    app = make_app(tmp_path, config)
+    client = app.test_client()
+    log_in(client)
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    card = html.split('data-environment="production"')[1].split("</article>")[0]
+    if kind == "corrupt":
+        # depending on where the damage is, reading fails or the integrity check reports it
+        assert "unavailable" in card or "integrity problem" in card
+    else:
+        assert "unavailable" in card and 'role="alert"' in card
+    api = client.get("/api/v1/environments/production/schema")
+    if kind != "corrupt" or api.status_code != 200:
+        assert api.status_code == 409
+        assert api.get_json()["reason"] == EXPECTED_REASON[kind]
+        assert api.get_json()["message"]
+    assert directory_state(folder) == before
+    with app.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()
+
+
+def test_a_locked_environment_is_reported_and_untouched(tmp_path, demo_dir):
+    target = demo_dir / "goals.db"
+    config = tmp_path / "locked.toml"
+    config.write_text(f'[environments.production]\ndatabase = "{target}"\n')
+    app = make_app(tmp_path, config)
+    writer = sqlite3.connect(target, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    try:
+        before = (target.read_bytes(), os.stat(target).st_mtime_ns)
+        client = app.test_client()
+        log_in(client)
+        html = client.get("/").get_data(as_text=True)
+        assert "Locked." in html
+        api = client.get("/api/v1/environments/production/schema")
+        assert api.status_code == 409 and api.get_json()["reason"] == "locked"
+        assert (target.read_bytes(), os.stat(target).st_mtime_ns) == before
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        with app.app_context():
+            from app.extensions import db
+
+            db.engine.dispose()
