@@ -1,5 +1,8 @@
 """The one place that quotes identifiers and normalises SQL text."""
 
+import re
+from typing import NamedTuple
+
 
 def quote_identifier(name: str) -> str:
     """Quote any table, column, index or trigger name for use in generated SQL.
@@ -15,3 +18,317 @@ def quote_identifier(name: str) -> str:
 def quote_literal(value: str) -> str:
     """Quote a string literal (for generated DDL defaults and PRAGMA arguments)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------
+# Tokenizer and normaliser.
+#
+# Two databases that hold "the same" schema rarely hold the same SQL text: one was
+# written by hand, one by a migration tool, one was renamed (SQLite then re-quotes
+# the name), one was rebuilt from a `.dump`. Comparing normalised text makes those
+# equal while a real difference (another CHECK, another WHERE) stays visible.
+# ---------------------------------------------------------------------------
+
+# SQLite's 147 keywords (https://www.sqlite.org/lang_keywords.html). A quoted name that
+# is one of them keeps its quotes, so normalised text never reads differently.
+KEYWORDS = frozenset(
+    """
+    ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT
+    BEFORE BEGIN BETWEEN BY CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT
+    CONSTRAINT CREATE CROSS CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DATABASE
+    DEFAULT DEFERRABLE DEFERRED DELETE DESC DETACH DISTINCT DO DROP EACH ELSE END ESCAPE
+    EXCEPT EXCLUDE EXCLUSIVE EXISTS EXPLAIN FAIL FILTER FIRST FOLLOWING FOR FOREIGN FROM
+    FULL GENERATED GLOB GROUP GROUPS HAVING IF IGNORE IMMEDIATE IN INDEX INDEXED
+    INITIALLY INNER INSERT INSTEAD INTERSECT INTO IS ISNULL JOIN KEY LAST LEFT LIKE LIMIT
+    MATCH MATERIALIZED NATURAL NO NOT NOTHING NOTNULL NULL NULLS OF OFFSET ON OR ORDER
+    OTHERS OUTER OVER PARTITION PLAN PRAGMA PRECEDING PRIMARY QUERY RAISE RANGE RECURSIVE
+    REFERENCES REGEXP REINDEX RELEASE RENAME REPLACE RESTRICT RETURNING RIGHT ROLLBACK
+    ROW ROWS SAVEPOINT SELECT SET TABLE TEMP TEMPORARY THEN TIES TO TRANSACTION TRIGGER
+    UNBOUNDED UNION UNIQUE UPDATE USING VACUUM VALUES VIEW VIRTUAL WHEN WHERE WINDOW WITH
+    WITHOUT
+    """.split()
+)
+
+# Order matters: the first alternative that matches at a position wins.
+_TOKEN_PATTERNS = [
+    ("space", r"\s+"),
+    ("comment", r"--[^\n]*|/\*.*?(?:\*/|\Z)"),
+    ("blob", r"[xX]'[^']*'"),
+    ("string", r"'(?:[^']|'')*'"),
+    ("quoted", r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]'),
+    ("number", r"0[xX][0-9a-fA-F]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"),
+    ("word", r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*"),
+    ("param", r"\?\d*|[:@$][A-Za-z0-9_$\x80-\U0010ffff]+"),
+    ("op", r"->>|->|\|\||<<|>>|<=|>=|==|!=|<>|[-+*/%<>=~&|!]"),
+    ("lparen", r"\("),
+    ("rparen", r"\)"),
+    ("comma", r","),
+    ("semicolon", r";"),
+    ("dot", r"\."),
+    ("other", r"."),
+]
+_TOKEN_RE = re.compile(
+    "|".join(f"(?P<{kind}>{pattern})" for kind, pattern in _TOKEN_PATTERNS), re.DOTALL
+)
+_PLAIN_IDENTIFIER = re.compile(r"[a-z_\x80-\U0010ffff][a-z0-9_$\x80-\U0010ffff]*\Z")
+# SQLite folds only ASCII letters when it compares names.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# Spellings SQLite treats as the same operator.
+_OPERATOR_SYNONYMS = {"==": "=", "<>": "!="}
+
+
+class Token(NamedTuple):
+    kind: str
+    text: str
+
+    def is_word(self, *words: str) -> bool:
+        """True for an unquoted word, optionally one of `words` (case-insensitive)."""
+        return self.kind == "word" and (not words or self.text.upper() in words)
+
+
+def tokenize(sql: str) -> list[Token]:
+    """Split SQL text into tokens, whitespace and comments included (nothing is lost)."""
+    return [Token(match.lastgroup, match.group()) for match in _TOKEN_RE.finditer(sql)]
+
+
+def significant_tokens(sql: str) -> list[Token]:
+    """The tokens that carry meaning: no whitespace, no comments."""
+    return [token for token in tokenize(sql) if token.kind not in ("space", "comment")]
+
+
+def ascii_lower(name: str) -> str:
+    return name.translate(_ASCII_LOWER)
+
+
+def unquote_identifier(text: str) -> str:
+    """The name inside "x", [x], `x` or 'x' (doubled quote characters undone)."""
+    if text[:1] == "[":
+        return text[1:-1]
+    quote = text[0]
+    return text[1:-1].replace(quote * 2, quote)
+
+
+def is_plain_identifier(name: str) -> bool:
+    """True when `name` can be written without quotes and still mean the same name."""
+    return bool(_PLAIN_IDENTIFIER.match(name)) and name.upper() not in KEYWORDS
+
+
+def _canonical_name(name: str) -> str:
+    name = ascii_lower(name)
+    return name if is_plain_identifier(name) else quote_identifier(name)
+
+
+def _canonical_text(token: Token) -> str:
+    if token.kind == "quoted":
+        return _canonical_name(unquote_identifier(token.text))
+    if token.kind == "word":
+        upper = token.text.upper()
+        return upper if upper in KEYWORDS else ascii_lower(token.text)
+    if token.kind == "op":
+        return _OPERATOR_SYNONYMS.get(token.text, token.text)
+    return token.text  # strings, blobs and numbers are values: kept exactly
+
+
+def _is_unary_sign(previous: Token | None, token: Token, following: Token | None) -> bool:
+    # `DEFAULT -1`, `(-1)`, `= -1`: the sign belongs to the number, so it is written `-1`.
+    if token.text not in ("-", "+") or following is None or following.kind != "number":
+        return False
+    return previous is None or previous.kind in ("op", "lparen", "comma") or (
+        previous.kind == "word" and previous.text.upper() in KEYWORDS
+    )
+
+
+def _needs_space(previous: Token, token: Token) -> bool:
+    if previous.kind in ("lparen", "dot") or token.kind in ("comma", "rparen", "dot", "semicolon"):
+        return False
+    # `varchar(20)`, `count(*)`, `CHECK(x)`: a bracket sticks to the word before it.
+    return not (token.kind == "lparen" and previous.kind in ("word", "quoted"))
+
+
+def normalise_tokens(tokens: list[Token]) -> str:
+    """Canonical text of tokens; whitespace and comments are ignored, then re-spaced."""
+    tokens = [token for token in tokens if token.kind not in ("space", "comment")]
+    parts: list[str] = []
+    glue_next = False
+    for index, token in enumerate(tokens):
+        previous = tokens[index - 1] if index else None
+        if previous is not None and not glue_next and _needs_space(previous, token):
+            parts.append(" ")
+        parts.append(_canonical_text(token))
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        glue_next = _is_unary_sign(previous, token, following)
+    return "".join(parts)
+
+
+def normalise_sql(sql: str | None) -> str:
+    """One spelling for every way of writing the same statement.
+
+    Keywords upper case; names lower case and unquoted when that is unambiguous
+    ("Foo", [Foo] and `Foo` all become foo); comments dropped; one space between
+    tokens except after `(` and before `,` `)`; string literals and numbers kept
+    exactly, because they are data. A trailing semicolon is dropped.
+    """
+    tokens = significant_tokens(sql or "")
+    while tokens and tokens[-1].kind == "semicolon":
+        tokens.pop()
+    return normalise_tokens(tokens)
+
+
+def normalise_default(default: str | None) -> str | None:
+    """Normalise a column DEFAULT as PRAGMA table_xinfo reports it.
+
+    In a DEFAULT no column is in scope, so SQLite reads DEFAULT "x" as the string 'x';
+    it is compared as that string instead of being lower-cased like a name.
+    """
+    if default is None:
+        return None
+    tokens = significant_tokens(default)
+    if len(tokens) == 1 and tokens[0].kind == "quoted" and tokens[0].text[0] == '"':
+        return quote_literal(unquote_identifier(tokens[0].text))
+    return normalise_tokens(tokens)
+
+
+# ---------------------------------------------------------------------------
+# Structure of CREATE TABLE / CREATE INDEX text, for what PRAGMAs do not report
+# (CHECK constraints, generated-column expressions, collations, index expressions).
+# ---------------------------------------------------------------------------
+
+
+def split_top_level(tokens: list[Token], separator: str = "comma") -> list[list[Token]]:
+    """Split tokens on `separator` tokens that are not inside parentheses."""
+    items: list[list[Token]] = [[]]
+    depth = 0
+    for token in tokens:
+        if token.kind == separator and depth == 0:
+            items.append([])
+            continue
+        depth += {"lparen": 1, "rparen": -1}.get(token.kind, 0)
+        items[-1].append(token)
+    return items
+
+
+def parenthesised_group(tokens: list[Token], start: int) -> tuple[list[Token], int]:
+    """Tokens inside the bracket opened at `start`, and the index after its `)`."""
+    depth = 0
+    for index in range(start, len(tokens)):
+        depth += {"lparen": 1, "rparen": -1}.get(tokens[index].kind, 0)
+        if depth == 0:
+            return tokens[start + 1 : index], index + 1
+    return tokens[start + 1 :], len(tokens)
+
+
+def _skip_qualified_name(tokens: list[Token], index: int) -> int:
+    """Index after a possibly schema-qualified name (`name` or `schema.name`)."""
+    index += 1
+    if index + 1 < len(tokens) and tokens[index].kind == "dot":
+        index += 2
+    return index
+
+
+def create_table_items(sql: str) -> list[list[Token]]:
+    """Column definitions and table constraints of a CREATE TABLE statement.
+
+    Empty for CREATE TABLE ... AS SELECT and CREATE VIRTUAL TABLE, which have no body.
+    """
+    tokens = significant_tokens(sql)
+    index = 0
+    while index < len(tokens) and tokens[index].is_word(
+        "CREATE", "TEMP", "TEMPORARY", "TABLE", "IF", "NOT", "EXISTS"
+    ):
+        index += 1
+    index = _skip_qualified_name(tokens, index)
+    if index >= len(tokens) or tokens[index].kind != "lparen":
+        return []
+    body, _ = parenthesised_group(tokens, index)
+    return [item for item in split_top_level(body) if item]
+
+
+_CONSTRAINT_STARTS = ("CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN")
+
+
+def is_table_constraint(item: list[Token]) -> bool:
+    """True for a table constraint; these words cannot start a column name unquoted."""
+    return bool(item) and item[0].is_word(*_CONSTRAINT_STARTS)
+
+
+def strip_constraint_name(item: list[Token]) -> list[Token]:
+    """`CONSTRAINT name CHECK (...)` -> `CHECK (...)`: a name does not change behaviour."""
+    if len(item) >= 2 and item[0].is_word("CONSTRAINT"):
+        return item[2:]
+    return item
+
+
+class ColumnClauses(NamedTuple):
+    """What a column definition says that PRAGMA table_xinfo does not report."""
+
+    name: str
+    collation: str | None
+    generated: str | None
+    checks: tuple[str, ...]
+    unique: str | None  # "UNIQUE", or "UNIQUE ON CONFLICT ..." when one is given
+
+
+def column_clauses(item: list[Token]) -> ColumnClauses:
+    """Read COLLATE, GENERATED ... AS (expr), CHECK (...) and UNIQUE off a column definition."""
+    first = item[0]
+    # SQLite even accepts 'name' (a string) as a column name.
+    name = unquote_identifier(first.text) if first.kind in ("quoted", "string") else first.text
+    collation = generated = unique = None
+    checks: list[str] = []
+    index = 1
+    while index < len(item):
+        token = item[index]
+        if token.kind == "lparen":  # type arguments, DEFAULT (...): not ours
+            index = parenthesised_group(item, index)[1]
+            continue
+        if token.is_word("COLLATE") and index + 1 < len(item):
+            collation = _collation_name(item[index + 1])
+        elif token.is_word("AS") and index + 1 < len(item) and item[index + 1].kind == "lparen":
+            inner, index = parenthesised_group(item, index + 1)
+            generated = normalise_tokens(inner)
+            continue
+        elif token.is_word("CHECK") and index + 1 < len(item):
+            inner, index = parenthesised_group(item, index + 1)
+            checks.append(f"CHECK({normalise_tokens(inner)})")
+            continue
+        elif token.is_word("UNIQUE"):
+            unique = " ".join(["UNIQUE", *_conflict_clause(item, index + 1)])
+        index += 1
+    return ColumnClauses(name, collation, generated, tuple(checks), unique)
+
+
+def _collation_name(token: Token) -> str:
+    # Collation names are case-insensitive; SQLite's own are spelled upper case.
+    name = unquote_identifier(token.text) if token.kind == "quoted" else token.text
+    return name.upper()
+
+
+def _conflict_clause(item: list[Token], index: int) -> list[str]:
+    if index + 2 < len(item) and item[index].is_word("ON") and item[index + 1].is_word("CONFLICT"):
+        return ["ON", "CONFLICT", item[index + 2].text.upper()]
+    return []
+
+
+def index_key_items(sql: str) -> tuple[list[list[Token]], str | None]:
+    """The indexed terms of a CREATE INDEX statement and its normalised WHERE (or None)."""
+    tokens = significant_tokens(sql)
+    on = next((i for i, token in enumerate(tokens) if token.is_word("ON")), None)
+    if on is None:
+        return [], None
+    index = _skip_qualified_name(tokens, on + 1)
+    if index >= len(tokens) or tokens[index].kind != "lparen":
+        return [], None
+    body, after = parenthesised_group(tokens, index)
+    rest = tokens[after:]
+    where = normalise_tokens(rest[1:]) if rest and rest[0].is_word("WHERE") else None
+    return split_top_level(body), where
+
+
+def index_term_expression(term: list[Token]) -> str:
+    """The expression of one indexed term, without its trailing COLLATE and ASC/DESC."""
+    end = len(term)
+    if end and term[end - 1].is_word("ASC", "DESC"):
+        end -= 1
+    if end >= 2 and term[end - 2].is_word("COLLATE"):
+        end -= 2
+    return normalise_tokens(term[:end])

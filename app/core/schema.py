@@ -1,0 +1,331 @@
+"""Value objects describing one SQLite database: its schema and its facts.
+
+Everything here is immutable plain data: tuples, not lists, so a Snapshot can be shared
+between threads and cached; `to_dict()` gives JSON-ready data for the API and templates.
+
+Each schema object also has a `comparable()` form: the facts that change how the
+database behaves, normalised so that two spellings of the same schema compare equal.
+The diff and the fingerprint both use it, so "no differences" and "same fingerprint"
+always agree (except that the fingerprint also covers column order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+from app.core.sql import (
+    ascii_lower,
+    normalise_default,
+    normalise_sql,
+    normalise_tokens,
+    significant_tokens,
+    strip_constraint_name,
+)
+
+
+def _plain(value):
+    """Tuples (and nested value objects already turned into dicts) as JSON lists."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+class _Plain:
+    def to_dict(self) -> dict:
+        return _plain(asdict(self))
+
+
+@dataclass(frozen=True)
+class Column(_Plain):
+    name: str
+    type: str  # declared type verbatim, "" when none was declared
+    not_null: bool
+    default: str | None  # DEFAULT expression text, as PRAGMA table_xinfo reports it
+    pk: int  # 0, or the 1-based position of this column in the primary key
+    hidden: str = ""  # "", "hidden" (virtual-table column), "virtual" or "stored" (generated)
+    collation: str | None = None  # COLLATE name when declared (upper case)
+    generated: str | None = None  # normalised expression of a generated column
+
+    def comparable(self) -> dict:
+        return {
+            "type": normalise_sql(self.type),
+            "not_null": self.not_null,
+            "default": normalise_default(self.default),
+            "pk": self.pk,
+            "hidden": self.hidden,
+            "generated": self.generated,
+            # No COLLATE means BINARY: writing it out changes nothing.
+            "collation": self.collation or "BINARY",
+        }
+
+
+@dataclass(frozen=True)
+class IndexColumn(_Plain):
+    name: str | None  # None for an expression
+    expression: str | None  # normalised expression, None for a plain column
+    desc: bool
+    collation: str
+
+    def comparable(self) -> tuple:
+        return (ascii_lower(self.name or ""), self.expression, self.desc, self.collation.upper())
+
+
+@dataclass(frozen=True)
+class Index(_Plain):
+    name: str
+    table: str
+    columns: tuple[IndexColumn, ...]
+    unique: bool
+    where: str | None  # normalised WHERE of a partial index
+    origin: str  # "c" CREATE INDEX, "u" UNIQUE constraint, "pk" PRIMARY KEY
+    sql: str | None  # None for indexes SQLite creates itself
+
+    @property
+    def is_automatic(self) -> bool:
+        """Indexes SQLite creates for UNIQUE / PRIMARY KEY; they follow the table's constraints."""
+        return self.sql is None or ascii_lower(self.name).startswith("sqlite_autoindex_")
+
+    def comparable(self) -> dict:
+        return {
+            "table": ascii_lower(self.table),
+            "columns": tuple(column.comparable() for column in self.columns),
+            "unique": self.unique,
+            "where": self.where,
+        }
+
+
+@dataclass(frozen=True)
+class ForeignKey(_Plain):
+    columns: tuple[str, ...]
+    table: str  # the parent (referenced) table
+    to: tuple[str | None, ...]  # parent columns; None where the parent's primary key is implied
+    on_update: str
+    on_delete: str
+    match: str
+
+
+@dataclass(frozen=True)
+class Table(_Plain):
+    name: str
+    columns: tuple[Column, ...]
+    indexes: tuple[Index, ...]
+    foreign_keys: tuple[ForeignKey, ...]
+    strict: bool
+    without_rowid: bool
+    sql: str
+    # Normalised CHECK / UNIQUE / PRIMARY KEY / FOREIGN KEY clauses of the table body;
+    # column-level CHECK and UNIQUE are included, rewritten as CHECK(...) / UNIQUE(col).
+    constraints: tuple[str, ...]
+    row_count: int | None = None
+
+    @property
+    def is_virtual(self) -> bool:
+        return [token.text.upper() for token in significant_tokens(self.sql)[:2]] == [
+            "CREATE",
+            "VIRTUAL",
+        ]
+
+    @property
+    def autoincrement(self) -> bool:
+        """AUTOINCREMENT (never reuse a rowid) is only visible in the CREATE TABLE text."""
+        return any(token.is_word("AUTOINCREMENT") for token in significant_tokens(self.sql))
+
+    def column(self, name: str) -> Column | None:
+        wanted = ascii_lower(name)
+        return next((c for c in self.columns if ascii_lower(c.name) == wanted), None)
+
+    def primary_key(self) -> tuple[str, ...]:
+        in_key = sorted((c for c in self.columns if c.pk), key=lambda c: c.pk)
+        return tuple(c.name for c in in_key)
+
+    def checks_and_uniques(self) -> tuple[str, ...]:
+        """CHECK and UNIQUE constraints, unnamed and sorted: what a rebuild must preserve.
+
+        PRIMARY KEY and FOREIGN KEY clauses are left out: PRAGMAs report them
+        structurally (column pk positions, foreign_keys), whichever way they were written.
+        """
+        kept = []
+        for text in self.constraints:
+            tokens = strip_constraint_name(significant_tokens(text))
+            if tokens and tokens[0].is_word("CHECK", "UNIQUE"):
+                kept.append(normalise_tokens(tokens))
+        return tuple(sorted(kept))
+
+
+@dataclass(frozen=True)
+class Trigger(_Plain):
+    name: str
+    table: str
+    sql: str
+
+    def comparable(self) -> str:
+        return normalise_sql(self.sql)
+
+
+@dataclass(frozen=True)
+class View(_Plain):
+    name: str
+    sql: str
+
+    def comparable(self) -> str:
+        return normalise_sql(self.sql)
+
+
+@dataclass(frozen=True)
+class Schema:
+    tables: tuple[Table, ...]
+    triggers: tuple[Trigger, ...]
+    views: tuple[View, ...]
+
+    def table(self, name: str) -> Table | None:
+        """SQLite names are case-insensitive (ASCII letters only), so lookups are too."""
+        return _find(self.tables, name)
+
+    def trigger(self, name: str) -> Trigger | None:
+        return _find(self.triggers, name)
+
+    def view(self, name: str) -> View | None:
+        return _find(self.views, name)
+
+    def foreign_key_target(self, fk: ForeignKey) -> tuple:
+        """Comparable form of a foreign key, with an implied parent key spelled out.
+
+        `REFERENCES parent` and `REFERENCES parent(id)` mean the same when id is the
+        parent's primary key; spelled out, the two compare equal.
+        """
+        to = fk.to
+        parent = self.table(fk.table)
+        if any(name is None for name in to) and parent and len(parent.primary_key()) == len(to):
+            to = parent.primary_key()
+        return (
+            tuple(ascii_lower(name) for name in fk.columns),
+            ascii_lower(fk.table),
+            tuple(ascii_lower(name) if name else None for name in to),
+            fk.on_update.upper(),
+            fk.on_delete.upper(),
+            fk.match.upper(),
+        )
+
+    def column_references(self, table: Table) -> dict[str, tuple]:
+        """Single-column foreign keys of `table`, by lower-case column name."""
+        references: dict[str, list] = {}
+        for fk in table.foreign_keys:
+            if len(fk.columns) == 1:
+                key = self.foreign_key_target(fk)
+                references.setdefault(ascii_lower(fk.columns[0]), []).append(key[1:])
+        return {name: tuple(sorted(keys, key=repr)) for name, keys in references.items()}
+
+    def table_facts(self, table: Table) -> dict:
+        """Table-level facts a rebuild would have to change (columns and indexes aside)."""
+        composite = [
+            self.foreign_key_target(fk) for fk in table.foreign_keys if len(fk.columns) > 1
+        ]
+        return {
+            "strict": table.strict,
+            "without_rowid": table.without_rowid,
+            "autoincrement": table.autoincrement,
+            "constraints": table.checks_and_uniques(),
+            "composite_foreign_keys": tuple(sorted(composite, key=repr)),
+            # A virtual table's definition is its module and arguments.
+            "virtual": normalise_sql(table.sql) if table.is_virtual else None,
+        }
+
+    def canonical(self) -> dict:
+        """The normalised schema, as plain data: what `fingerprint()` hashes."""
+        return _plain(
+            {
+                "tables": [self._canonical_table(table) for table in _by_name(self.tables)],
+                "triggers": {ascii_lower(t.name): t.comparable() for t in self.triggers},
+                "views": {ascii_lower(v.name): v.comparable() for v in self.views},
+            }
+        )
+
+    def _canonical_table(self, table: Table) -> dict:
+        references = self.column_references(table)
+        columns = [
+            {
+                "name": ascii_lower(c.name),
+                **c.comparable(),
+                "references": references.get(ascii_lower(c.name), ()),
+            }
+            for c in table.columns  # in order: the fingerprint covers column order
+        ]
+        indexes = {
+            ascii_lower(index.name): index.comparable()
+            for index in table.indexes
+            if not index.is_automatic
+        }
+        return {
+            "name": ascii_lower(table.name),
+            **self.table_facts(table),
+            "columns": columns,
+            "indexes": indexes,
+        }
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical schema: equal for a copy, a `.dump` rebuild, a restyle.
+
+        Row counts are left out: the fingerprint says "same structure", not "same data".
+        """
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict:
+        return {
+            "tables": [table.to_dict() for table in self.tables],
+            "triggers": [trigger.to_dict() for trigger in self.triggers],
+            "views": [view.to_dict() for view in self.views],
+            "fingerprint": self.fingerprint(),
+        }
+
+
+def _find(objects, name: str):
+    wanted = ascii_lower(name)
+    return next((item for item in objects if ascii_lower(item.name) == wanted), None)
+
+
+def _by_name(objects) -> list:
+    return sorted(objects, key=lambda item: ascii_lower(item.name))
+
+
+@dataclass(frozen=True)
+class Facts(_Plain):
+    path: str
+    size_bytes: int  # main file plus its -wal file when there is one
+    page_size: int
+    page_count: int
+    freelist_count: int
+    journal_mode: str
+    user_version: int
+    application_id: int
+    encoding: str
+    sqlite_version: str  # of the library that read the file
+    quick_check: str | None = None  # "ok" or the first problems; None when not run
+    foreign_key_violations: int | None = None  # None when not checked
+    # Up to 10 examples: {"table", "rowid", "parent", "fkid"}.
+    foreign_key_violation_samples: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    path: str
+    inspected_at: str  # ISO 8601, UTC
+    facts: Facts
+    schema: Schema
+    deep: bool  # True when quick_check and foreign_key_check were run
+
+    def row_counts(self) -> dict[str, int | None]:
+        return {table.name: table.row_count for table in self.schema.tables}
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "inspected_at": self.inspected_at,
+            "deep": self.deep,
+            "facts": self.facts.to_dict(),
+            "schema": self.schema.to_dict(),
+        }
