@@ -33,6 +33,9 @@ class Config:
     TRUSTED_HOSTS = _env_list("CUTOVER_TRUSTED_HOSTS", "127.0.0.1,localhost,[::1]")
     # Seconds an inspection waits for a writer's lock before reporting the database as locked.
     CUTOVER_BUSY_TIMEOUT = float(os.environ.get("CUTOVER_BUSY_TIMEOUT", "1.0"))
+    # Seconds a quick_check/foreign_key_check result is reused for a file that keeps changing
+    # (these checks read the whole file and, in rollback-journal mode, stall the app's writers).
+    CUTOVER_DEEP_CHECK_SECONDS = float(os.environ.get("CUTOVER_DEEP_CHECK_SECONDS", "300"))
     # Failed logins allowed per user name and address within 15 minutes before throttling.
     CUTOVER_LOGIN_ATTEMPTS = int(os.environ.get("CUTOVER_LOGIN_ATTEMPTS", "5"))
     # Session cookie: not readable by scripts, not sent on cross-site requests.

@@ -26,9 +26,9 @@ class Comparison:
 class Targets:
     """What the web and CLI layers ask about environments; all reads, all through the cache."""
 
-    def __init__(self, workspace: Workspace, busy_timeout: float):
+    def __init__(self, workspace: Workspace, busy_timeout: float, deep_interval: float = 300.0):
         self.workspace = workspace
-        self.cache = SnapshotCache(busy_timeout)
+        self.cache = SnapshotCache(busy_timeout, deep_interval)
 
     def environment(self, name: str) -> Environment:
         env = self.workspace.environment(name)
@@ -88,7 +88,9 @@ def resolve_config_path(config: dict) -> Path:
 
 def init_app(app: Flask) -> None:
     workspace = load_workspace(resolve_config_path(app.config))
-    app.extensions["cutover.targets"] = Targets(workspace, app.config["CUTOVER_BUSY_TIMEOUT"])
+    app.extensions["cutover.targets"] = Targets(
+        workspace, app.config["CUTOVER_BUSY_TIMEOUT"], app.config["CUTOVER_DEEP_CHECK_SECONDS"]
+    )
 
 
 def current_targets() -> Targets:

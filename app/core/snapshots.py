@@ -1,13 +1,18 @@
 """Remember inspections until the file changes, so a page over 1 GB databases renders fast.
 
 A snapshot is reused only while the database file and its -wal file keep the same size,
-modification time and inode; any write changes one of them.
+modification time and inode; any write changes one of them. The whole-file checks
+(quick_check, foreign_key_check) are treated apart: in rollback-journal mode they hold a
+read lock for the entire pass, stalling the application's writers, so a file that merely
+changed gets a fresh schema and fresh row counts while the last check result is carried
+forward, with its own time, until it is older than `deep_interval` or a refresh is asked.
 """
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 from app.core.errors import TargetUnavailable
@@ -33,33 +38,60 @@ class Inspection:
     path: Path
     snapshot: Snapshot | None = None
     error: TargetUnavailable | None = None
+    checked_at: str | None = None  # when quick_check and foreign_key_check last ran
 
     @property
     def ok(self) -> bool:
         return self.snapshot is not None
 
+    @property
+    def checks_are_current(self) -> bool:
+        return self.ok and self.checked_at == self.snapshot.inspected_at
+
 
 class SnapshotCache:
-    def __init__(self, busy_timeout: float = 1.0):
+    def __init__(self, busy_timeout: float = 1.0, deep_interval: float = 300.0):
         self.busy_timeout = busy_timeout
-        self._entries: dict[Path, tuple[tuple, Snapshot]] = {}
+        self.deep_interval = deep_interval
+        self._entries: dict[Path, tuple[tuple, Inspection]] = {}
         self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def inspect(self, path: Path, *, refresh: bool = False) -> Inspection:
         path = Path(path)
         with self._lock_for(path):
-            signature = file_signature(path)
             cached = self._entries.get(path)
-            if cached and cached[0] == signature and not refresh:
-                return Inspection(path, snapshot=cached[1])
-            try:
-                snapshot = inspect_database(path, deep=True, busy_timeout=self.busy_timeout)
-            except TargetUnavailable as error:
+            if cached and cached[0] == file_signature(path) and not refresh:
+                return cached[1]
+            previous = cached[1] if cached else None
+            inspection = self._inspect_now(path, previous, refresh)
+            if inspection.ok:
+                self._entries[path] = (file_signature(path), inspection)
+            else:
                 self._entries.pop(path, None)
-                return Inspection(path, error=error)
-            self._entries[path] = (file_signature(path), snapshot)
-            return Inspection(path, snapshot=snapshot)
+            return inspection
+
+    def _inspect_now(self, path: Path, previous: Inspection | None, refresh: bool) -> Inspection:
+        deep = refresh or not self._recent_checks(previous)
+        try:
+            snapshot = inspect_database(path, deep=deep, busy_timeout=self.busy_timeout)
+        except TargetUnavailable as error:
+            return Inspection(path, error=error)
+        if deep:
+            return Inspection(path, snapshot=snapshot, checked_at=snapshot.inspected_at)
+        facts = replace(
+            snapshot.facts,
+            quick_check=previous.snapshot.facts.quick_check,
+            foreign_key_violations=previous.snapshot.facts.foreign_key_violations,
+            foreign_key_violation_samples=previous.snapshot.facts.foreign_key_violation_samples,
+        )
+        return Inspection(path, snapshot=replace(snapshot, facts=facts), checked_at=previous.checked_at)
+
+    def _recent_checks(self, previous: Inspection | None) -> bool:
+        if previous is None or not previous.ok or previous.checked_at is None:
+            return False
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(previous.checked_at)
+        return age.total_seconds() < self.deep_interval
 
     def _lock_for(self, path: Path) -> threading.Lock:
         # One inspection per file at a time: a second viewer waits for the first result

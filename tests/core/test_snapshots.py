@@ -1,0 +1,78 @@
+"""The snapshot cache: reuse while the file is unchanged, re-read when it changes."""
+import os
+import sqlite3
+import time
+
+import pytest
+
+from app.core.snapshots import SnapshotCache, file_signature
+
+
+@pytest.fixture
+def database(tmp_path):
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE goals (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.executemany("INSERT INTO goals (name) VALUES (?)", [("a",), ("b",)])
+    conn.commit()
+    conn.close()
+    return path
+
+
+def add_goal(path, name="c"):
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO goals (name) VALUES (?)", (name,))
+    conn.commit()
+    conn.close()
+
+
+def test_unchanged_file_is_not_read_again(database):
+    cache = SnapshotCache()
+    first = cache.inspect(database)
+    assert cache.inspect(database) is first
+    assert first.checks_are_current and first.snapshot.facts.quick_check == "ok"
+
+
+def test_a_write_is_seen(database):
+    cache = SnapshotCache()
+    cache.inspect(database)
+    add_goal(database)
+    assert cache.inspect(database).snapshot.row_counts() == {"goals": 3}
+
+
+def test_changed_file_keeps_recent_checks_with_their_time(database):
+    cache = SnapshotCache(deep_interval=3600)
+    first = cache.inspect(database)
+    time.sleep(1.1)  # inspected_at has one-second resolution
+    add_goal(database)
+    second = cache.inspect(database)
+    assert second.snapshot.row_counts() == {"goals": 3}
+    assert second.snapshot.facts.quick_check == "ok"
+    assert second.checked_at == first.checked_at
+    assert not second.checks_are_current
+
+
+def test_old_checks_and_refresh_run_them_again(database):
+    cache = SnapshotCache(deep_interval=0)
+    cache.inspect(database)
+    add_goal(database)
+    assert cache.inspect(database).checks_are_current
+    cache = SnapshotCache(deep_interval=3600)
+    cache.inspect(database)
+    add_goal(database, "d")
+    assert cache.inspect(database, refresh=True).checks_are_current
+
+
+def test_a_file_that_breaks_is_reported_and_forgotten(database):
+    cache = SnapshotCache()
+    assert cache.inspect(database).ok
+    os.remove(database)
+    gone = cache.inspect(database)
+    assert not gone.ok and gone.error.reason == "missing"
+    assert not database.exists()
+
+
+def test_signature_covers_the_wal_file(database):
+    before = file_signature(database)
+    (database.parent / "app.db-wal").write_bytes(b"")
+    assert file_signature(database) != before
