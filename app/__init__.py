@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import event
 
 from app.extensions import csrf, db, login_manager
 from config import Config
@@ -25,6 +26,8 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _stored_secret_key(Path(app.config["INSTANCE_DIR"]))
 
     db.init_app(app)
+    with app.app_context():
+        _tune_state_database()
     login_manager.init_app(app)
     csrf.init_app(app)
 
@@ -40,7 +43,26 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     with app.app_context():
         db.create_all()
         auth_setup.ensure_first_operator(app)
+        if not app.config.get("CUTOVER_IS_WORKER"):
+            from app.runner import reconcile_jobs
+
+            reconcile_jobs()
     return app
+
+
+def _tune_state_database() -> None:
+    """WAL lets job processes write log lines while the server reads them; waits instead of failing."""
+    if db.engine.url.get_backend_name() != "sqlite" or db.engine.url.database in (None, "", ":memory:"):
+        return
+
+    @event.listens_for(db.engine, "connect")
+    def set_pragmas(connection, _record):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 10000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
 
 
 def _stored_secret_key(instance_dir: Path) -> str:

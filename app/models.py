@@ -45,3 +45,75 @@ class AuditEntry(db.Model):
     detail: Mapped[str] = mapped_column(Text, default="")
     previous_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+ACTIVE_JOB_STATES = ("queued", "running")
+
+
+class Job(db.Model):
+    """One operation on one environment (backup, verify, restore, rehearse, migrate, ...).
+
+    It runs in a child process so a closed browser or a restarted dashboard does not stop
+    it; the partial unique index makes "one active job per environment" a database fact,
+    so a double click or two operators give exactly one execution.
+    """
+
+    __table_args__ = (
+        db.Index("one_active_job_per_environment", "environment", unique=True,
+                 sqlite_where=db.text("state IN ('queued', 'running')")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    environment: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    operator: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    pid: Mapped[int | None]
+    # The kernel's start time of `pid`, so a recycled pid is never mistaken for our child.
+    pid_start: Mapped[str | None] = mapped_column(String(32))
+    progress_done: Mapped[int] = mapped_column(default=0)
+    progress_total: Mapped[int] = mapped_column(default=0)
+    result: Mapped[str] = mapped_column(Text, default="{}")
+    error: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_JOB_STATES
+
+    @property
+    def progress_percent(self) -> int:
+        return int(100 * self.progress_done / self.progress_total) if self.progress_total else 0
+
+    def to_dict(self) -> dict:
+        import json
+
+        return {
+            "id": self.id, "kind": self.kind, "environment": self.environment, "state": self.state,
+            "operator": self.operator, "params": json.loads(self.params or "{}"),
+            "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "progress": {"done": self.progress_done, "total": self.progress_total, "percent": self.progress_percent},
+            "result": json.loads(self.result or "{}"), "error": self.error or None,
+        }
+
+
+class LogLine(db.Model):
+    """A line a job emitted. The id is the sequence number: SQLite serialises writers, so ids
+    grow in commit order, and a reader that resumes after id N misses and repeats nothing."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(db.ForeignKey("job.id"), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+
+    def to_dict(self) -> dict:
+        return {"seq": self.id, "job": self.job_id, "level": self.level, "time": _iso(self.time), "text": self.text}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="milliseconds") + "Z" if moment else None

@@ -46,3 +46,66 @@ class TargetUnavailable(CutoverError):
         super().__init__(message, path=path, reason=reason)
         self.path = path
         self.reason = reason
+
+
+class BackupError(CutoverError):
+    """A backup could not be made or did not verify; nothing that looks valid was left."""
+
+    code = "backup_failed"
+    http_status = 500
+
+
+class RestoreRefused(CutoverError):
+    """A restore was not started: nothing was changed. The message says what to fix."""
+
+    code = "restore_refused"
+    http_status = 409
+
+
+class RestoreFailed(CutoverError):
+    """A restore failed after it began changing the target; the safety copy is named."""
+
+    code = "restore_failed"
+    http_status = 500
+
+
+class PlanError(CutoverError):
+    """A migration plan cannot be used as written; nothing ran. Names file, line and statement."""
+
+    code = "plan_error"
+    exit_code = 2
+
+
+class MigrationFailed(CutoverError):
+    """A migration stopped and was rolled back: the target is exactly as it was.
+
+    `result` (an ApplyResult) holds every statement's outcome and the failing one.
+    """
+
+    code = "migration_failed"
+    http_status = 409
+
+    def __init__(self, message: str, *, result=None, **details):
+        super().__init__(message, **details)
+        self.result = result
+
+    def to_dict(self) -> dict:
+        data = super().to_dict()
+        if self.result is not None:
+            data["result"] = self.result.to_dict()
+        return data
+
+
+class RehearsalMismatch(CutoverError):
+    """A migration was refused: no passing rehearsal of this plan on this target's schema."""
+
+    code = "rehearsal_required"
+    exit_code = 2
+    http_status = 409
+
+
+class Conflict(CutoverError):
+    """Another operation holds the target: exactly one runs at a time."""
+
+    code = "conflict"
+    http_status = 409

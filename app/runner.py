@@ -1,0 +1,242 @@
+"""How a job executes: in a child process, with its lines persisted as it goes.
+
+The request that starts a job only records it and launches `python -m app.worker JOB_ID`
+(own session, so cancelling ends the whole process group). The child runs the task from
+app.tasks, writing log lines and progress to the dashboard's database, which every viewer
+reads. If the dashboard restarts, a job whose process is gone becomes "interrupted", never
+"passed". The CLI runs the same tasks in its own process through `run_job`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from flask import Flask, current_app
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from app.audit import single_line
+from app.core.errors import Conflict, CutoverError, NotFound
+from app.extensions import db
+from app.models import ACTIVE_JOB_STATES, Job, LogLine, utcnow
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CANCEL_GRACE_SECONDS = 5.0
+PROGRESS_INTERVAL = 0.25
+
+
+class JobCancelled(BaseException):
+    """Raised in the child by SIGTERM; a BaseException so no `except Exception` swallows it."""
+
+
+def create_job(kind: str, environment: str, operator: str, params: dict | None = None) -> Job:
+    job = Job(kind=kind, environment=environment, operator=operator, params=json.dumps(params or {}))
+    db.session.add(job)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise _busy_error(environment) from None
+    return job
+
+
+def _busy_error(environment: str) -> Conflict:
+    running = db.session.scalar(
+        select(Job).where(Job.environment == environment, Job.state.in_(ACTIVE_JOB_STATES))
+    )
+    what = f"{running.kind} (job {running.id}, started by {running.operator})" if running else "another job"
+    return Conflict(f"{what} is already running on {environment}. Wait for it to finish or cancel it.",
+                    environment=environment, job=running.id if running else None)
+
+
+def launch(job: Job) -> Job:
+    """Start the job in a child process and return at once."""
+    app = current_app._get_current_object()
+    with _worker_log(app) as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.worker", str(job.id)],
+            cwd=PROJECT_DIR, env=_child_environment(app), start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+        )
+    job.pid, job.pid_start = process.pid, process_start_time(process.pid)
+    db.session.commit()
+    threading.Thread(target=_reap, args=(app, job.id, process), daemon=True).start()
+    return job
+
+
+def _child_environment(app: Flask) -> dict:
+    targets = app.extensions["cutover.targets"]
+    return {
+        **os.environ,
+        "CUTOVER_CONFIG": str(targets.workspace.config_path),
+        "CUTOVER_STATE_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "CUTOVER_INSTANCE_DIR": str(app.config["INSTANCE_DIR"]),
+        "CUTOVER_BUSY_TIMEOUT": str(app.config["CUTOVER_BUSY_TIMEOUT"]),
+        "CUTOVER_WORKER": "1",
+    }
+
+
+def _worker_log(app: Flask):
+    # A crash in the child leaves its traceback here rather than nowhere.
+    return open(Path(app.config["INSTANCE_DIR"]) / "worker.log", "ab")
+
+
+def _reap(app: Flask, job_id: int, process: subprocess.Popen) -> None:
+    """Wait for the child (no zombies) and catch a child that died without reporting."""
+    process.wait()
+    with app.app_context():
+        job = db.session.get(Job, job_id)
+        if job is not None and job.active:
+            _finish(job, "interrupted", f"The worker process ended (exit code {process.returncode}) without reporting.")
+        db.session.remove()
+
+
+def process_start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def process_alive(pid: int | None, start: str | None) -> bool:
+    return bool(pid) and process_start_time(pid) is not None and process_start_time(pid) == start
+
+
+def cancel(job: Job, operator: str) -> Job:
+    if not job.active:
+        raise Conflict(f"Job {job.id} is {job.state}; only a running job can be cancelled.")
+    if process_alive(job.pid, job.pid_start):
+        _end_process_group(job.pid, job.pid_start)
+    db.session.refresh(job)
+    if job.active:
+        _finish(job, "cancelled", f"Cancelled by {operator}.")
+    return job
+
+
+def living_group_members(pgid: int) -> list[int]:
+    """Processes of a process group that still run (zombies only wait to be reaped)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+def _end_process_group(pid: int, start: str | None) -> None:
+    """SIGTERM lets the worker roll back and record the cancel; what lingers gets SIGKILL."""
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + CANCEL_GRACE_SECONDS
+    while time.monotonic() < deadline and living_group_members(pid):
+        time.sleep(0.05)
+    if living_group_members(pid):
+        # SQLite's journal makes a killed writer safe: the next opener rolls it back.
+        os.killpg(pid, signal.SIGKILL)
+
+
+def reconcile_jobs() -> list[int]:
+    """After a restart: a job whose process is gone did not pass; say so."""
+    interrupted = []
+    for job in db.session.scalars(select(Job).where(Job.state.in_(ACTIVE_JOB_STATES))):
+        if job.pid is not None and not process_alive(job.pid, job.pid_start):
+            _finish(job, "interrupted", "The dashboard restarted or the worker was killed while this job ran.")
+            interrupted.append(job.id)
+    return interrupted
+
+
+def _finish(job: Job, state: str, message: str = "") -> None:
+    job.state, job.finished_at = state, utcnow()
+    if message:
+        job.error = job.error or message
+        db.session.add(LogLine(job_id=job.id, level="error" if state != "passed" else "ok", text=message))
+    db.session.commit()
+
+
+class JobContext:
+    """What a task sees: its environment, parameters, and how to report."""
+
+    def __init__(self, job: Job, echo: Callable[[str, str], None] | None = None):
+        self.job = job
+        self.params = json.loads(job.params or "{}")
+        self.targets = current_app.extensions["cutover.targets"]
+        self.environment = self.targets.environment(job.environment)
+        self._echo = echo
+        self._last_progress = 0.0
+        self._secrets = configured_secrets(current_app.config)
+
+    def emit(self, level: str, text: str) -> None:
+        text = redact(single_line(text), self._secrets)
+        db.session.add(LogLine(job_id=self.job.id, level=level, text=text))
+        db.session.commit()
+        if self._echo:
+            self._echo(level, text)
+
+    def progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last_progress < PROGRESS_INTERVAL:
+            return
+        self._last_progress = now
+        self.job.progress_done, self.job.progress_total = done, total
+        db.session.commit()
+
+
+def configured_secrets(config) -> list[str]:
+    names = ("SECRET_KEY", "CUTOVER_API_TOKEN", "CUTOVER_ADMIN_PASSWORD")
+    return [config[name] for name in names if config.get(name) and len(config[name]) >= 6]
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """No secret reaches a log line, a stream, a report or the audit log."""
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+def run_job(job_id: int, echo: Callable[[str, str], None] | None = None) -> Job:
+    """Execute a recorded job in this process (the worker child, or the CLI)."""
+    from app.tasks import TASKS
+
+    job = db.session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"No job {job_id}.")
+    job.state, job.started_at = "running", utcnow()
+    db.session.commit()
+    context = JobContext(job, echo)
+    try:
+        result = TASKS[job.kind](context)
+    except CutoverError as error:
+        context.emit("error", f"✗ {error.message}")
+        job.error = error.message
+        _finish(job, "failed")
+        return job
+    except JobCancelled:
+        db.session.rollback()
+        _finish(job, "cancelled", "Cancelled; every change in progress was rolled back.")
+        return job
+    except Exception as error:  # a bug must still end the job as failed, with the cause kept
+        db.session.rollback()
+        traceback.print_exc(file=sys.stderr)
+        _finish(job, "failed", f"Internal error: {type(error).__name__}: {error}")
+        return job
+    job.result = json.dumps(result or {})
+    _finish(job, "passed")
+    return job
+
+
+def log_lines(job_id: int, after: int = 0) -> list[LogLine]:
+    return list(db.session.scalars(select(LogLine).where(LogLine.job_id == job_id, LogLine.id > after).order_by(LogLine.id)))
