@@ -20,8 +20,8 @@ import os
 import random
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ConfigError
+from .plans import PlanStatement, parse_plan_text
 from .sql import quote_identifier
+from .transaction import immediate_transaction
 
 CONFIG_NAME = "cutover.toml"
 DEV_DATABASE = "goals_dev.db"
@@ -362,11 +364,6 @@ class Dataset:
     deleted_with_foreign_keys_off: list[tuple[str, int]]
 
 
-class PlanStatement(NamedTuple):
-    phase: str
-    sql: str
-
-
 # --------------------------------------------------------------------------- workspace
 
 def create_demo_workspace(folder: Path, *, seed: int = 20260101) -> Path:
@@ -456,35 +453,24 @@ def _remove_database_files(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
-
-
 # --------------------------------------------------------------------------- the two databases
 
 def _build_development(connection: sqlite3.Connection, seed: int, plans: dict[str, bytes]) -> None:
     dataset = generate_dataset(random.Random(f"{seed}:development"), DEV_SIZE)
-    with _transaction(connection):
+    with immediate_transaction(connection):
         _create_base_schema(connection, drifted=False)
         _insert_rows(connection, dataset, drifted=False, keep=lambda row: True)
     # Development is exactly "the plans applied": each file in one transaction, phase by phase.
     for content in plans.values():
-        with _transaction(connection):
-            for statement in parse_plan(content.decode("utf-8")):
+        with immediate_transaction(connection):
+            for statement in parse_plan_text(content.decode("utf-8")).statements():
                 connection.execute(statement.sql)
 
 
 def _build_production(connection: sqlite3.Connection, seed: int, plans: dict[str, bytes]) -> None:
     dataset = generate_dataset(random.Random(f"{seed}:production"), PROD_SIZE)
-    migration = parse_plan(plans[PLAN_FILES[0]].decode("utf-8"))
-    with _transaction(connection):
+    migration = parse_plan_text(plans[PLAN_FILES[0]].decode("utf-8")).statements()
+    with immediate_transaction(connection):
         _create_base_schema(connection, drifted=True)
         _insert_rows(connection, dataset, drifted=True, keep=_created_before_attempt)
         for statement in failed_attempt_statements(migration):
@@ -552,30 +538,6 @@ def _insert_rows(connection: sqlite3.Connection, dataset: Dataset, *, drifted: b
         )
         rows = [tuple(row[c] for c in columns) for row in dataset.rows[table] if keep(row)]
         connection.executemany(sql, rows)
-
-
-# --------------------------------------------------------------------------- plans
-
-_PHASE_MARKER = re.compile(r"^--\s*phase:\s*(.+?)\s*$")
-
-
-def parse_plan(text: str) -> list[PlanStatement]:
-    """Split a plan into statements with their phase (enough for the demo's own plans)."""
-    statements, buffer, phase = [], [], ""
-    for line in text.splitlines():
-        marker = _PHASE_MARKER.match(line)
-        if marker and not buffer:
-            phase = marker.group(1)
-            continue
-        if not buffer and (not line.strip() or line.lstrip().startswith("--")):
-            continue
-        buffer.append(line)
-        if sqlite3.complete_statement("\n".join(buffer)):
-            statements.append(PlanStatement(phase, "\n".join(buffer).strip()))
-            buffer = []
-    if buffer:
-        raise ValueError(f"plan ends inside a statement: {buffer[0]!r}")
-    return statements
 
 
 # --------------------------------------------------------------------------- data

@@ -1,0 +1,742 @@
+"""Applying a plan set to a target: all of it in one transaction, or none of it.
+
+The real production failure committed every statement before `no such column: group_id`
+and left a half-migrated database. Here, one connection takes the write lock with
+BEGIN IMMEDIATE (transaction.py), and inside that one transaction:
+
+1. the schema fingerprint, PRAGMA quick_check and PRAGMA foreign_key_check are taken;
+2. each statement is reconciled against the LIVE schema (reconcile.decide), then skipped
+   ("already exists, skipping (expected)") or executed, one log line each;
+3. quick_check and foreign_key_check are taken again: damage, or a foreign-key violation
+   that was not there before, stops the run (real data is dirty: pre-existing orphans
+   are reported, not fatal);
+4. COMMIT. Any error before it rolls everything back: the file is exactly as it was.
+
+A rehearsal takes a consistent snapshot of the target into a temporary file and runs the
+very same `apply_plan` there, then checks what the run did.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from app.core.database import read_consistently, sqlite_error_reason
+from app.core.diff import diff_schemas
+from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch
+from app.core.events import Emit, collecting, discard
+from app.core.inspect import read_schema
+from app.core.plans import PlanSet, PlanStatement
+from app.core.reconcile import PlanContext, creates_something, decide, schema_fingerprint
+from app.core.schema import Schema
+from app.core.sql import ascii_lower
+from app.core.transaction import immediate_transaction, open_for_writing
+
+DEFAULT_BUSY_TIMEOUT = 5.0
+QUICK_CHECK_MESSAGES = 10
+# Up to this many foreign-key violations are compared row by row; above it (a very dirty
+# database) per-relationship counts and checksums are compared instead, in SQLite's C code.
+EXACT_VIOLATION_LIMIT = 100_000
+SAMPLE_LIMIT = 10
+_ROW_VERBS = {"insert": "inserted", "update": "updated", "delete": "deleted"}
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    statement: PlanStatement
+    outcome: str  # applied | skipped | failed | not_run
+    message: str
+    duration_ms: float | None = None
+    rows: int | None = None  # rows changed by a data statement
+
+    def to_dict(self) -> dict:
+        s = self.statement
+        return {
+            "index": s.index, "file": s.file, "line": s.line, "phase": s.phase,
+            "phase_number": s.phase_number, "description": s.description,
+            "outcome": self.outcome, "message": self.message,
+            "duration_ms": _round(self.duration_ms), "rows": self.rows,
+        }
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    path: str
+    plan_hash: str
+    committed: bool
+    started_at: str
+    duration_ms: float
+    fingerprint_before: str | None
+    fingerprint_after: str | None  # None when nothing was committed
+    statements: tuple[StatementResult, ...]
+    failure: dict | None = None  # {"reason", "message", "statement": {...} | None, "error"}
+    quick_check_before: str | None = None
+    quick_check_after: str | None = None
+    foreign_keys: dict | None = None  # {"before", "after", "new", "pre_existing", "new_samples"}
+    timings: dict = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("applied", "skipped", "failed", "not_run"), 0)
+        for result in self.statements:
+            counts[result.outcome] += 1
+        return counts
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path, "plan_hash": self.plan_hash, "committed": self.committed,
+            "started_at": self.started_at, "duration_ms": _round(self.duration_ms),
+            "fingerprint_before": self.fingerprint_before,
+            "fingerprint_after": self.fingerprint_after,
+            "counts": self.counts(), "failure": self.failure,
+            "quick_check_before": self.quick_check_before,
+            "quick_check_after": self.quick_check_after,
+            "foreign_keys": self.foreign_keys,
+            "timings": {name: _round(value) for name, value in self.timings.items()},
+            "statements": [result.to_dict() for result in self.statements],
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+class _Abort(Exception):
+    """Stops the run inside the transaction; apply_plan turns it into MigrationFailed."""
+
+    def __init__(self, message: str, reason: str, error: str | None = None):
+        super().__init__(message)
+        self.message, self.reason, self.error = message, reason, error
+
+
+class _Run:
+    """What one apply has done so far: lines emitted, statement results, checks."""
+
+    def __init__(self, path: Path, plan_set: PlanSet, emit: Emit):
+        self.path, self.plan_set, self.emit = path, plan_set, emit
+        self.started = time.perf_counter()
+        self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.results: dict[int, StatementResult] = {}
+        self.failed: PlanStatement | None = None
+        self.facts: dict = {"timings": {}}
+
+    def say(self, level: str, text: str) -> None:
+        self.emit(level, text)
+
+    def record(self, result: StatementResult) -> None:
+        self.results[result.statement.index] = result
+        if result.outcome == "failed":
+            self.failed = result.statement
+
+    def timed(self, name: str, started: float) -> None:
+        self.facts["timings"][name] = (time.perf_counter() - started) * 1000
+
+    def result(self, committed: bool, failure: dict | None = None) -> ApplyResult:
+        statements = tuple(
+            self.results.get(s.index) or StatementResult(s, "not_run", "not run")
+            for s in self.plan_set.statements()
+        )
+        facts = dict(self.facts)
+        before = facts.pop("fingerprint_before", None)
+        after = facts.pop("fingerprint_after", None)
+        return ApplyResult(
+            path=str(self.path), plan_hash=self.plan_set.hash, committed=committed,
+            started_at=self.started_at,
+            duration_ms=(time.perf_counter() - self.started) * 1000,
+            fingerprint_before=before,
+            fingerprint_after=after if committed else None,  # rolled back: nothing changed
+            statements=statements, failure=failure, **facts,
+        )
+
+
+# --------------------------------------------------------------------------- apply
+
+
+def apply_plan(
+    path,
+    plan_set: PlanSet,
+    *,
+    emit: Emit = discard,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    rehearsal: dict | None = None,
+) -> ApplyResult:
+    """Apply `plan_set` to the database at `path` in one transaction; all of it or none.
+
+    Raises MigrationFailed (carrying the ApplyResult) after rolling back; RehearsalMismatch
+    when `rehearsal` (a RehearsalResult.to_dict()) is not a passing rehearsal of this plan
+    on this schema; TargetUnavailable when the file cannot be opened.
+    """
+    path = Path(path)
+    run = _Run(path, plan_set, emit)
+    statements, phases = len(plan_set.statements()), len(plan_set.phases())
+    run.say("info", f"Migrating {path}: plan {plan_set.hash[:12]}, "
+                    f"{_count(statements, 'statement')} in {_count(phases, 'phase')}, "
+                    "one transaction")
+    with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
+        try:
+            with immediate_transaction(connection):
+                _migrate(connection, run, rehearsal)
+        except RehearsalMismatch as exc:
+            run.say("error", f"Refused: {exc.message}")
+            raise
+        except Exception as exc:
+            raise _migration_failed(run, connection, exc, busy_timeout) from exc
+    result = run.result(committed=True)
+    counts = result.counts()
+    run.say("ok", f"Committed: {counts['applied']} statements applied, {counts['skipped']} "
+                  f"skipped, in {result.duration_ms:.0f} ms; schema "
+                  f"{result.fingerprint_before[:12]} → {result.fingerprint_after[:12]}")
+    return result
+
+
+def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None) -> None:
+    run.say("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT")
+    started = time.perf_counter()
+    run.facts["fingerprint_before"] = schema_fingerprint(connection)
+    if rehearsal is not None:
+        check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"])
+    run.facts["quick_check_before"] = _require_quick_check(connection, run, "before")
+    before = foreign_key_violations(connection)
+    _report_pre_existing(run, before)
+    run.timed("checks_before_ms", started)
+    started = time.perf_counter()
+    context = PlanContext.of(run.plan_set.statements())
+    for phase in run.plan_set.phases():
+        run.say("info", f"Phase {phase.number}: {phase.title} "
+                        f"({_count(len(phase.statements), 'statement')})")
+        for statement in phase.statements:
+            _apply_statement(connection, statement, context, run)
+    run.timed("statements_ms", started)
+    started = time.perf_counter()
+    run.facts["quick_check_after"] = _require_quick_check(connection, run, "after")
+    _compare_foreign_keys(run, before, foreign_key_violations(connection))
+    run.facts["fingerprint_after"] = schema_fingerprint(connection)
+    run.timed("checks_after_ms", started)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def statement_line(statement: PlanStatement, outcome: str, duration_ms: float) -> str:
+    """`[Phase 3] CREATE INDEX idx_x ON t(c) … ✓ Success (new) 3 ms`, as the runbook reads."""
+    phase, description = statement.phase_number, statement.description
+    return f"[Phase {phase}] {description} … {outcome} {duration_ms:.0f} ms"
+
+
+def _apply_statement(connection, statement: PlanStatement, context: PlanContext, run: _Run) -> None:
+    started = time.perf_counter()
+    decision = decide(connection, statement.sql, context)
+    if decision.action == "skip":
+        elapsed = (time.perf_counter() - started) * 1000
+        run.record(StatementResult(statement, "skipped", decision.message, elapsed))
+        run.say("expected", statement_line(statement, f"⚠ {decision.message}", elapsed))
+        return
+    if decision.action == "conflict":
+        raise _conflict(statement, decision, (time.perf_counter() - started) * 1000, run)
+    changes_before = connection.total_changes
+    try:
+        cursor = connection.execute(statement.sql)
+    except sqlite3.Error as exc:
+        raise _statement_error(statement, exc, (time.perf_counter() - started) * 1000, run) from exc
+    rows = None
+    if statement.shape.is_data:
+        # Python reports no rowcount for `WITH ... UPDATE`; total_changes knows (it also
+        # counts rows changed by triggers, which rowcount would not).
+        rows = cursor.rowcount
+        if rows < 0:
+            rows = connection.total_changes - changes_before
+    cursor.close()  # a plan's SELECT must not keep a statement open across COMMIT
+    elapsed = (time.perf_counter() - started) * 1000
+    run.record(StatementResult(statement, "applied", _success_text(statement, rows), elapsed, rows))
+    run.say("ok", statement_line(statement, f"✓ {_success_text(statement, rows)}", elapsed))
+
+
+def _success_text(statement: PlanStatement, rows: int | None) -> str:
+    if rows is None:
+        return "Success (new)" if creates_something(statement.shape) else "Success"
+    verb = _ROW_VERBS.get(statement.shape.verb, "affected")
+    noun = "row" if rows == 1 else "rows"
+    return f"Success: {rows:,} {noun} {verb} (data statement, idempotent by design)"
+
+
+def _where(statement: PlanStatement) -> str:
+    return (f"statement {statement.index + 1} (phase {statement.phase_number} "
+            f"\"{statement.phase}\", {statement.file}:{statement.line})")
+
+
+def _conflict(statement, decision, elapsed: float, run: _Run) -> _Abort:
+    run.record(StatementResult(statement, "failed", f"Conflict: {decision.message}", elapsed))
+    run.say("error", statement_line(statement, f"✗ Conflict: {decision.message}", elapsed))
+    run.say("error", f"  existing: {decision.existing}")
+    run.say("error", f"  plan:     {decision.planned}")
+    return _Abort(f"{_where(statement)} conflicts with the database: {decision.message}. "
+                 "Make the plan and the database agree, then reconcile again.",
+                 "conflict", decision.message)
+
+
+def _statement_error(statement, exc: sqlite3.Error, elapsed: float, run: _Run) -> _Abort:
+    run.record(StatementResult(statement, "failed", f"Error: {exc}", elapsed))
+    run.say("error", statement_line(statement, f"✗ Error: {exc}", elapsed))
+    return _Abort(f"{_where(statement)} failed: {exc}.", "statement_failed", str(exc))
+
+
+def _migration_failed(run: _Run, connection, exc: Exception,
+                      busy_timeout: float) -> MigrationFailed:
+    # immediate_transaction has rolled back by now (or SQLite did, for some errors). If even
+    # ROLLBACK failed, closing the connection is what undoes the transaction.
+    if connection.in_transaction:
+        connection.close()
+    reason, message, error = _explain(run, exc, busy_timeout)
+    run.say("error", f"Rolled back: {run.path} is exactly as it was before the migration.")
+    statement = run.failed.to_dict() if run.failed else None
+    failure = {"reason": reason, "message": message, "statement": statement, "error": error}
+    full = f"{message} The transaction was rolled back: nothing was changed."
+    result = run.result(False, failure)
+    return MigrationFailed(full, result=result, path=str(run.path), reason=reason)
+
+
+def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, str | None]:
+    if isinstance(exc, _Abort):
+        return exc.reason, exc.message, exc.error
+    if isinstance(exc, sqlite3.Error) and sqlite_error_reason(exc) == "locked":
+        if "fingerprint_after" in run.facts:  # everything ran; COMMIT could not get the lock
+            return "locked", (
+                f"{run.path}: the database is in use by another connection, which kept the "
+                f"migration from committing (Cutover waited {busy_timeout:g} s); stop the "
+                "application and retry."
+            ), str(exc)
+        return "locked", (
+            f"{run.path}: the database is locked by another writer; stop the application and "
+            f"retry (Cutover waited {busy_timeout:g} s for the lock)."
+        ), str(exc)
+    if isinstance(exc, CutoverError):
+        return exc.code, exc.message, None
+    return "error", f"{run.path}: the migration stopped: {exc}.", str(exc)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def quick_check(connection: sqlite3.Connection) -> str:
+    rows = connection.execute(f"PRAGMA main.quick_check({QUICK_CHECK_MESSAGES})").fetchall()
+    return "\n".join(str(row[0]) for row in rows)
+
+
+def _require_quick_check(connection, run: _Run, when: str) -> str:
+    result = quick_check(connection)
+    if result == "ok":
+        run.say("info", f"Integrity {when}: quick_check ok")
+        return result
+    run.say("error", f"Integrity {when}: quick_check reports: {result}")
+    if when == "before":
+        raise _Abort(f"{run.path} is damaged (quick_check: {result.splitlines()[0]}); do not "
+                     "migrate it: restore it from a backup first.", "integrity", result)
+    raise _Abort(f"The migration would leave {run.path} damaged (quick_check: "
+                 f"{result.splitlines()[0]}).", "integrity", result)
+
+
+@dataclass(frozen=True)
+class Violations:
+    """PRAGMA foreign_key_check's answer, in a form two answers can be compared in.
+
+    A violation is keyed by its child columns, not by SQLite's fkid, because ADD COLUMN
+    ... REFERENCES renumbers the fkids of the other foreign keys of that table.
+    """
+
+    total: int
+    # (table, parent, child columns) -> (count, rowid checksum 1, rowid checksum 2)
+    groups: dict
+    rows: frozenset | None  # {(table, rowid, parent, columns)}, None above the limit
+    unavailable: str | None = None  # why the check could not run ("foreign key mismatch")
+
+    def samples(self, rows=None) -> list[str]:
+        chosen = sorted(rows if rows is not None else self.rows or (), key=repr)[:SAMPLE_LIMIT]
+        return [f"{table} rowid {rowid} → {parent} ({', '.join(columns)})"
+                for table, rowid, parent, columns in chosen]
+
+
+_P1, _P2 = 4294967291, 2147483629  # primes: checksums stay far below 2**63 in SQLite's sum()
+
+
+def foreign_key_violations(connection: sqlite3.Connection) -> Violations:
+    try:
+        exact = _exact_violations(connection)
+        return exact if exact is not None else _aggregated_violations(connection)
+    except sqlite3.OperationalError as exc:
+        # "foreign key mismatch": a parent key is not unique, so SQLite cannot check at all.
+        if "foreign key mismatch" not in str(exc):
+            raise
+        return Violations(0, {}, frozenset(), unavailable=str(exc))
+
+
+def _exact_violations(connection) -> Violations | None:
+    columns_of = _ForeignKeyColumns(connection)
+    rows = set()
+    cursor = connection.execute("PRAGMA main.foreign_key_check")
+    for table, rowid, parent, fkid in cursor:
+        rows.add((table, rowid, parent, columns_of(table, fkid)))
+        if len(rows) > EXACT_VIOLATION_LIMIT:
+            cursor.close()
+            return None
+    groups: dict = {}
+    for table, rowid, parent, columns in rows:
+        count, one, two = groups.get((table, parent, columns), (0, 0, 0))
+        if rowid is not None:  # WITHOUT ROWID tables report none; SQLite's sum() skips NULL
+            one, two = one + _c_mod(rowid, _P1), two + _c_mod(rowid, _P2) ** 2 % _P2
+        groups[(table, parent, columns)] = (count + 1, one, two)
+    return Violations(len(rows), groups, frozenset(rows))
+
+
+def _c_mod(value: int, modulus: int) -> int:
+    """SQLite's % (C semantics: the sign follows the dividend), for matching checksums."""
+    return value % modulus if value >= 0 else -((-value) % modulus)
+
+
+def _aggregated_violations(connection) -> Violations:
+    """Count and checksum the violations of each foreign key, table by table, in SQL.
+
+    One pass per table, no GROUP BY: FILTER clauses split the aggregates by fkid, so
+    SQLite never sorts the (possibly millions of) violating rows.
+    """
+    columns_of = _ForeignKeyColumns(connection)
+    groups: dict = {}
+    for table in _tables_with_foreign_keys(connection):
+        fkids = sorted(columns_of.of_table(table))
+        terms = ", ".join(
+            f'count(*) FILTER (WHERE fkid = {i}), '
+            f'sum("rowid" % {_P1}) FILTER (WHERE fkid = {i}), '
+            f'sum(("rowid" % {_P2}) * ("rowid" % {_P2}) % {_P2}) FILTER (WHERE fkid = {i})'
+            for i in fkids
+        )
+        row = connection.execute(
+            f"SELECT {terms} FROM pragma_foreign_key_check(?, 'main')", (table,)).fetchone()
+        for position, fkid in enumerate(fkids):
+            count, one, two = row[3 * position : 3 * position + 3]
+            if count:
+                key = (table, _parent(connection, table, fkid), columns_of(table, fkid))
+                old = groups.get(key, (0, 0, 0))
+                groups[key] = (old[0] + count, old[1] + (one or 0), old[2] + (two or 0))
+    return Violations(sum(group[0] for group in groups.values()), groups, None)
+
+
+def _tables_with_foreign_keys(connection) -> list[str]:
+    return [name for (name,) in connection.execute(
+        "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND EXISTS "
+        "(SELECT 1 FROM pragma_foreign_key_list(name, 'main'))")]
+
+
+def _parent(connection, table: str, fkid: int) -> str:
+    return connection.execute(
+        "SELECT \"table\" FROM pragma_foreign_key_list(?, 'main') WHERE id = ?", (table, fkid)
+    ).fetchone()[0]
+
+
+class _ForeignKeyColumns:
+    """fkid -> child column names, per table, read once."""
+
+    def __init__(self, connection):
+        self.connection, self.cache = connection, {}
+
+    def __call__(self, table: str, fkid: int) -> tuple[str, ...]:
+        return self.of_table(table).get(fkid, ())
+
+    def of_table(self, table: str) -> dict[int, tuple[str, ...]]:
+        if table not in self.cache:
+            listing: dict[int, list[str]] = {}
+            for fk_id, source in self.connection.execute(
+                "SELECT id, \"from\" FROM pragma_foreign_key_list(?, 'main') ORDER BY id, seq",
+                (table,),
+            ):
+                listing.setdefault(fk_id, []).append(source)
+            self.cache[table] = {key: tuple(value) for key, value in listing.items()}
+        return self.cache[table]
+
+
+def _report_pre_existing(run: _Run, before: Violations) -> None:
+    if before.unavailable:
+        run.say("warning", f"Foreign keys before: cannot be checked ({before.unavailable})")
+    elif not before.total:
+        run.say("info", "Foreign keys before: no violations")
+    else:
+        run.say("warning", f"Foreign keys before: {_count(before.total, 'pre-existing violation')} "
+                           "(reported, not fatal: only new ones stop the migration)")
+        for sample in before.samples():
+            run.say("warning", f"  pre-existing: {sample}")
+
+
+def _compare_foreign_keys(run: _Run, before: Violations, after: Violations) -> None:
+    new, samples = new_violations(before, after)
+    run.facts["foreign_keys"] = {
+        "before": before.total, "after": after.total, "new": new,
+        "pre_existing": before.total, "new_samples": samples,
+        "unavailable": after.unavailable,
+    }
+    if after.unavailable and not before.unavailable:
+        run.say("error", f"Foreign keys after: the check cannot run any more ({after.unavailable})")
+        raise _Abort(f"The migration breaks foreign keys: {after.unavailable}.", "foreign_keys",
+                     after.unavailable)
+    if new:
+        run.say("error", f"Foreign keys after: {_count(new, 'new violation')}")
+        for sample in samples:
+            run.say("error", f"  new: {sample}")
+        example = samples[0] if samples else "see the log"
+        raise _Abort(f"The migration would add {_count(new, 'foreign-key violation')} "
+                     f"(e.g. {example}).", "foreign_keys", None)
+    run.say("ok", f"Foreign keys after: no new violations ({before.total:,} pre-existing)")
+
+
+def _relationship(key: tuple) -> str:
+    table, parent, columns = key
+    return f"{table} → {parent} ({', '.join(columns)})"
+
+
+def new_violations(before: Violations, after: Violations) -> tuple[int, list[str]]:
+    """How many violations `after` has that `before` did not, and examples."""
+    if after.unavailable or before.unavailable:
+        return 0, []
+    if before.rows is not None and after.rows is not None:
+        added = after.rows - before.rows
+        return len(added), after.samples(added)
+    new, samples = 0, []
+    for key, (count, one, two) in after.groups.items():
+        old = before.groups.get(key, (0, 0, 0))
+        if count > old[0] or (count == old[0] and (one, two) != old[1:]):
+            new += max(count - old[0], 1)
+            samples.append(f"{_relationship(key)}: {old[0]:,} before, {count:,} after")
+        elif count < old[0] and count:
+            # Fewer than before, so some were fixed; whether others appeared cannot be proved
+            # from checksums. Refusing is the safe answer (only above EXACT_VIOLATION_LIMIT).
+            new += 1
+            samples.append(f"{_relationship(key)}: changed and too many to compare row by row "
+                           f"({old[0]:,} before, {count:,} after)")
+    return new, samples[:SAMPLE_LIMIT]
+
+
+# --------------------------------------------------------------------------- rehearsal
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str  # apply | integrity | foreign_keys | row_counts | schema_vs_reference
+    passed: bool
+    detail: str
+    blocking: bool = True  # False: reported, does not fail the rehearsal
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail,
+                "blocking": self.blocking}
+
+
+@dataclass(frozen=True)
+class RehearsalResult:
+    passed: bool
+    plan_hash: str
+    target_fingerprint: str  # of the snapshot, i.e. of the target when it was taken
+    failure: dict | None  # {"check", "message", "statement", "error"}
+    lines: tuple[tuple[str, str], ...]  # every (level, text) the rehearsal emitted
+    timings: dict  # snapshot_ms, apply_ms, verify_ms, total_ms
+    target: str = ""
+    rehearsed_at: str = ""
+    checks: tuple[CheckResult, ...] = ()
+    remaining_differences: tuple[dict, ...] = ()
+    apply: ApplyResult | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed, "plan_hash": self.plan_hash,
+            "target": self.target, "target_fingerprint": self.target_fingerprint,
+            "rehearsed_at": self.rehearsed_at, "failure": self.failure,
+            "checks": [check.to_dict() for check in self.checks],
+            "remaining_differences": list(self.remaining_differences),
+            "timings": {name: _round(value) for name, value in self.timings.items()},
+            "lines": [list(line) for line in self.lines],
+            "apply": self.apply.to_dict() if self.apply else None,
+        }
+
+
+def snapshot_database(source, destination, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+    """Copy `source` to a new file `destination` as one consistent moment.
+
+    The online backup API with pages=-1 copies every page in one step under one read lock,
+    from a read-only connection: the source is never written and a writer cannot leave
+    the copy torn (read_consistently repeats the copy if the file changed meanwhile).
+    """
+    destination = Path(destination)
+
+    def copy(connection: sqlite3.Connection) -> None:
+        with closing(sqlite3.connect(destination)) as target:
+            connection.backup(target, pages=-1)
+
+    read_consistently(Path(source), copy, busy_timeout=busy_timeout)
+
+
+def rehearse(
+    path,
+    plan_set: PlanSet,
+    *,
+    reference_schema: Schema | None = None,
+    emit: Emit = discard,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+    workdir=None,
+) -> RehearsalResult:
+    """Apply `plan_set` to a snapshot of `path` exactly as a real run would, then verify it.
+
+    The target is only read. The snapshot lives in a temporary folder (in `workdir` when
+    given: pick one with room for a copy of the database) and is deleted afterwards.
+    """
+    lines: list[tuple[str, str]] = []
+    keep = collecting(lines)
+
+    def say(level: str, text: str) -> None:
+        keep(level, text)
+        emit(level, text)
+
+    started, timings = time.perf_counter(), {}
+    rehearsed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    folder = Path(tempfile.mkdtemp(prefix="cutover-rehearsal-", dir=workdir))
+    try:
+        outcome = _rehearse_in(folder, Path(path), plan_set, reference_schema, say,
+                               busy_timeout, timings)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    timings["total_ms"] = (time.perf_counter() - started) * 1000
+    fingerprint, checks, differences, applied = outcome
+    failure = _first_failure(checks, applied)
+    passed = failure is None
+    say("ok" if passed else "error", _verdict(passed, checks, timings))
+    return RehearsalResult(passed, plan_set.hash, fingerprint, failure, tuple(lines), timings,
+                           str(path), rehearsed_at, tuple(checks), tuple(differences), applied)
+
+
+def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeout, timings):
+    copy = folder / path.name
+    say("info", f"Rehearsal: taking a consistent snapshot of {path}")
+    started = time.perf_counter()
+    snapshot_database(path, copy, busy_timeout=busy_timeout)
+    before = _schema_of(copy)
+    timings["snapshot_ms"] = (time.perf_counter() - started) * 1000
+    say("info", f"Snapshot taken ({copy.stat().st_size / 1e6:,.1f} MB) in "
+                f"{timings['snapshot_ms']:.0f} ms; applying the plan to it")
+    started = time.perf_counter()
+    applied = _apply_quietly(copy, plan_set, say, busy_timeout)
+    timings["apply_ms"] = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    checks = _apply_checks(applied)
+    differences = []
+    if applied.committed:
+        after = _schema_of(copy)
+        checks.append(_row_count_check(before, after, plan_set))
+        if reference is not None:
+            differences = [d.to_dict() for d in diff_schemas(
+                reference, after, left_label="reference", right_label="rehearsed target")]
+            checks.append(_reference_check(differences))
+    for check in checks:
+        say("ok" if check.passed else "error" if check.blocking else "warning",
+            f"Check {check.name}: {'passed' if check.passed else 'FAILED'}: {check.detail}")
+    timings["verify_ms"] = (time.perf_counter() - started) * 1000
+    return before.fingerprint(), checks, differences, applied
+
+
+def _schema_of(path: Path) -> Schema:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+        return read_schema(connection)
+
+
+def _apply_quietly(copy: Path, plan_set, say, busy_timeout) -> ApplyResult:
+    try:
+        return apply_plan(copy, plan_set, emit=say, busy_timeout=busy_timeout)
+    except MigrationFailed as exc:
+        return exc.result
+
+
+def _apply_checks(applied: ApplyResult) -> list[CheckResult]:
+    if not applied.committed:
+        message = (applied.failure or {}).get("message", "the plan did not apply")
+        return [CheckResult("apply", False, message)]
+    counts = applied.counts()
+    keys = applied.foreign_keys or {}
+    return [
+        CheckResult("apply", True, f"{counts['applied']} applied, {counts['skipped']} skipped"),
+        CheckResult("integrity", applied.quick_check_after == "ok",
+                    f"quick_check {applied.quick_check_after}"),
+        CheckResult("foreign_keys", not keys.get("new"),
+                    f"{keys.get('new', 0):,} new violations, "
+                    f"{keys.get('before', 0):,} pre-existing"),
+    ]
+
+
+def _row_count_check(before: Schema, after: Schema, plan_set: PlanSet) -> CheckResult:
+    """Row counts change only in tables the plan inserts into or deletes from (or creates)."""
+    writes = {ascii_lower(s.shape.table or "") for s in plan_set.statements()
+              if s.shape.verb in ("insert", "delete")}
+    drops = {ascii_lower(s.shape.name or "") for s in plan_set.statements()
+             if s.shape.verb == "drop" and s.shape.object == "table"}
+    changed = []
+    for table in before.tables:
+        name = ascii_lower(table.name)
+        now = after.table(table.name)
+        if now is None and name not in drops:
+            changed.append(f"{table.name} disappeared")
+        elif now is not None and now.row_count != table.row_count and name not in writes:
+            changed.append(f"{table.name} {table.row_count:,} → {now.row_count:,}")
+    if changed:
+        return CheckResult("row_counts", False, "changed although the plan does not write to "
+                                                "them: " + "; ".join(changed))
+    return CheckResult("row_counts", True, "unchanged except where the plan inserts or deletes")
+
+
+def _reference_check(differences: list[dict]) -> CheckResult:
+    if not differences:
+        return CheckResult("schema_vs_reference", True, "no differences", blocking=False)
+    names = ", ".join(f"{d['object']} {d['name']}" for d in differences[:SAMPLE_LIMIT])
+    return CheckResult("schema_vs_reference", False,
+                       f"{len(differences)} differences remain ({names})", blocking=False)
+
+
+def _first_failure(checks: list[CheckResult], applied: ApplyResult) -> dict | None:
+    failed = next((check for check in checks if check.blocking and not check.passed), None)
+    if failed is None:
+        return None
+    apply_failure = applied.failure or {}
+    return {
+        "check": failed.name,
+        "message": failed.detail,
+        "statement": apply_failure.get("statement") if failed.name == "apply" else None,
+        "error": apply_failure.get("error") if failed.name == "apply" else None,
+    }
+
+
+def _verdict(passed: bool, checks: list[CheckResult], timings: dict) -> str:
+    took = f"in {timings['total_ms']:.0f} ms"
+    if passed:
+        return f"Rehearsal passed {took}: the plan applies cleanly to a copy of the target"
+    failed = ", ".join(c.name for c in checks if c.blocking and not c.passed)
+    return f"Rehearsal FAILED {took} ({failed}); the target itself was not touched"
+
+
+def check_rehearsal(record: dict, plan_set: PlanSet, current_fingerprint: str) -> None:
+    """Refuse to migrate without a passing rehearsal of this very plan on this very schema."""
+    if not record or not record.get("passed"):
+        raise RehearsalMismatch(
+            "The rehearsal of this plan did not pass: fix what it reported and rehearse again "
+            "before migrating.")
+    if record.get("plan_hash") != plan_set.hash:
+        raise RehearsalMismatch(
+            f"The plan changed since its rehearsal (rehearsed {str(record.get('plan_hash'))[:12]}, "
+            f"now {plan_set.hash[:12]}): rehearse the plan as it is now before migrating.",
+            rehearsed=record.get("plan_hash"), current=plan_set.hash)
+    if record.get("target_fingerprint") != current_fingerprint:
+        raise RehearsalMismatch(
+            "The target changed since its rehearsal (schema "
+            f"{str(record.get('target_fingerprint'))[:12]} then, {current_fingerprint[:12]} now): "
+            "rehearse again against the target as it is now.",
+            rehearsed=record.get("target_fingerprint"), current=current_fingerprint)

@@ -1,0 +1,551 @@
+"""Migration plans: `.sql` files split into phases and statements, checked before anything runs.
+
+Format: a line `-- phase: TITLE` starts a phase (statements before the first one belong
+to a phase named after the file); statements end where `sqlite3.complete_statement` says
+they do, so a `;` inside a string or inside a trigger's BEGIN ... END body does not split
+one. The `--` lines just before a statement are kept with it for display.
+
+Loading refuses statements that would break the single transaction a migration runs in
+(BEGIN, COMMIT, SAVEPOINT, ...), that cannot run inside one (VACUUM), that reach outside
+the backed-up file (ATTACH) or that change the connection or the file behind SQLite's back
+(PRAGMA). A plan set's hash covers the normalised statements, so the hash that was
+reviewed and rehearsed is exactly what runs; re-spacing or re-commenting does not change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.errors import PlanError
+from app.core.sql import (
+    Token,
+    normalise_sql,
+    significant_tokens,
+    tokenize,
+    unquote_identifier,
+)
+
+HASH_VERSION = "cutover-plan-v1"
+DESCRIPTION_LENGTH = 100
+_PHASE_MARKER = re.compile(r"^\s*--\s*phase\s*:\s*(.+?)\s*$", re.IGNORECASE)
+
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
+_PRAGMA_REASONS = {
+    "writable_schema": "it lets SQL edit sqlite_schema directly, which can corrupt the database",
+    "journal_mode": ("it cannot change inside a transaction, and would switch off crash safety "
+                     "if it could"),
+    "foreign_keys": "it is silently ignored inside a transaction, so it would not do what it says",
+}
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class PlanStatement:
+    file: str
+    line: int  # 1-based line of the statement's first word
+    phase: str  # title of its phase
+    sql: str  # exactly as written, comments inside it included
+    comments: tuple[str, ...]  # the `--` lines just before it, without the dashes
+    index: int  # 0-based position in the plan set
+    phase_number: int = 1  # 1-based position of its phase in the plan set
+
+    @property
+    def description(self) -> str:
+        return describe(self.sql)
+
+    @property
+    def shape(self) -> StatementShape:
+        return statement_shape(self.sql)
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index,
+            "file": self.file,
+            "line": self.line,
+            "phase": self.phase,
+            "phase_number": self.phase_number,
+            "description": self.description,
+            "sql": self.sql,
+            "comments": list(self.comments),
+        }
+
+
+@dataclass(frozen=True)
+class Phase:
+    title: str
+    statements: tuple[PlanStatement, ...]
+    number: int = 1
+    file: str = ""
+    line: int = 0  # line of the `-- phase:` marker, 0 for the file's implicit first phase
+    comments: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "number": self.number,
+            "title": self.title,
+            "file": self.file,
+            "line": self.line,
+            "comments": list(self.comments),
+            "statements": [statement.to_dict() for statement in self.statements],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: str
+    phases: tuple[Phase, ...]
+    comments: tuple[str, ...] = ()  # the file's header comments
+
+    def statements(self) -> list[PlanStatement]:
+        return [statement for phase in self.phases for statement in phase.statements]
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "comments": list(self.comments),
+            "phases": [phase.to_dict() for phase in self.phases],
+        }
+
+
+@dataclass(frozen=True)
+class PlanSet:
+    plans: tuple[Plan, ...]
+    hash: str
+
+    def statements(self) -> list[PlanStatement]:
+        return [statement for plan in self.plans for statement in plan.statements()]
+
+    def phases(self) -> list[Phase]:
+        return [phase for plan in self.plans for phase in plan.phases]
+
+    def to_dict(self) -> dict:
+        return {
+            "hash": self.hash,
+            "files": [plan.path for plan in self.plans],
+            "phase_count": len(self.phases()),
+            "statement_count": len(self.statements()),
+            "plans": [plan.to_dict() for plan in self.plans],
+        }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_plan_set(paths) -> PlanSet:
+    """Load plan files in order (they run in this order); raises PlanError, nothing runs."""
+    plans, index, phase_number = [], 0, 1
+    for path in paths:
+        plan = load_plan(path, first_index=index, first_phase=phase_number)
+        plans.append(plan)
+        index += len(plan.statements())
+        phase_number += len(plan.phases)
+    if not plans:
+        raise PlanError("No plan files were given: name at least one .sql file.")
+    return make_plan_set(plans)
+
+
+def make_plan_set(plans) -> PlanSet:
+    plans = tuple(plans)
+    return PlanSet(plans, plan_hash([s for plan in plans for s in plan.statements()]))
+
+
+def plan_hash(statements) -> str:
+    """SHA-256 of the normalised statements in order: comments and spacing do not count."""
+    normalised = [normalise_sql(statement.sql) for statement in statements]
+    payload = json.dumps([HASH_VERSION, normalised], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def load_plan(path, *, first_index: int = 0, first_phase: int = 1) -> Plan:
+    path = Path(path)
+    text = read_plan_text(path)
+    plan = parse_plan_text(text, file=str(path), first_index=first_index, first_phase=first_phase)
+    if not plan.statements():
+        raise PlanError(f"{path} contains no SQL statements: check that it is the right file.",
+                        file=str(path))
+    return plan
+
+
+def read_plan_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise PlanError(f"Plan file {path} does not exist: check the path in the configuration.",
+                        file=str(path)) from None
+    except IsADirectoryError:
+        raise PlanError(f"Plan file {path} is a directory: name the .sql file itself.",
+                        file=str(path)) from None
+    except OSError as exc:
+        raise PlanError(f"Plan file {path} cannot be read ({exc.strerror}): check its permissions.",
+                        file=str(path)) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PlanError(
+            f"{path}:{line}: the plan is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); "
+            "save it as UTF-8 and load it again.",
+            file=str(path), line=line,
+        ) from None
+
+
+def parse_plan_text(text: str, *, file: str = "<plan>", first_index: int = 0,
+                    first_phase: int = 1) -> Plan:
+    """Split plan text into phases and statements; raises PlanError for what cannot run."""
+    parser = _PlanParser(file, first_index, first_phase)
+    # Split on "\n" only: str.splitlines() also splits on characters that may sit inside a
+    # string literal, and joining the lines again would change the literal.
+    for number, line in enumerate(text.split("\n"), start=1):
+        parser.feed(number, line)
+    plan = parser.finish()
+    _refuse_forbidden(plan)
+    return plan
+
+
+class _PlanParser:
+    """Accumulates lines until SQLite says a statement is complete."""
+
+    def __init__(self, file: str, first_index: int, first_phase: int):
+        self.file = file
+        self.stem = Path(file).stem
+        self.next_index = first_index
+        self.phase_number = first_phase
+        self.phases: list[Phase] = []
+        self.header: tuple[str, ...] = ()
+        self.title, self.title_line, self.phase_comments = self.stem, 0, ()
+        self.statements: list[PlanStatement] = []
+        self.buffer: list[str] = []
+        self.buffer_line = 0
+        self.comments: list[str] = []
+
+    def feed(self, number: int, line: str) -> None:
+        if not self.buffer:
+            marker = _PHASE_MARKER.match(line)
+            if marker:
+                self._start_phase(marker.group(1), number)
+                return
+            if line.lstrip().startswith("--"):
+                self.comments.append(line.lstrip()[2:].strip())
+                return
+            if not line.strip():
+                return
+            self.buffer_line = number
+        self.buffer.append(line)
+        if sqlite3.complete_statement("\n".join(self.buffer)):
+            self._take_statements("\n".join(self.buffer), self.buffer_line)
+            self.buffer = []
+
+    def _start_phase(self, title: str, number: int) -> None:
+        if self.statements or self.phases or self.title_line:
+            self._close_phase()
+        elif self.comments:
+            self.header = tuple(self.comments)  # before the first marker: about the file
+            self.comments = []
+        self.title, self.title_line = title, number
+        self.phase_comments, self.comments = tuple(self.comments), []
+
+    def _close_phase(self) -> None:
+        if self.statements or self.title_line:
+            self.phases.append(Phase(self.title, tuple(self.statements), self.phase_number,
+                                     self.file, self.title_line, self.phase_comments))
+            self.phase_number += 1
+        self.statements = []
+
+    def _take_statements(self, text: str, first_line: int) -> None:
+        for sql, offset in split_statements(text):
+            self.statements.append(PlanStatement(
+                file=self.file, line=first_line + offset, phase=self.title, sql=sql,
+                comments=tuple(self.comments), index=self.next_index,
+                phase_number=self.phase_number))
+            self.next_index += 1
+            self.comments = []
+
+    def finish(self) -> Plan:
+        if self.buffer and significant_tokens("\n".join(self.buffer)):
+            first = self.buffer[0].strip()
+            raise PlanError(
+                f"{self.file}:{self.buffer_line}: the last statement is incomplete (a missing ';', "
+                f"an unclosed string or a trigger without END;): {first}",
+                file=self.file, line=self.buffer_line, statement=first)
+        self._close_phase()
+        return Plan(self.file, tuple(self.phases), self.header)
+
+
+def split_statements(text: str) -> list[tuple[str, int]]:
+    """(statement, line offset) for each statement in complete text; `a; b;` gives two.
+
+    A `;` ends a statement only where sqlite3.complete_statement agrees, so one inside a
+    CREATE TRIGGER body stays in it.
+    """
+    pieces, current = [], []
+    for token in tokenize(text):
+        current.append(token)
+        if token.kind == "semicolon" and sqlite3.complete_statement(_joined(current)):
+            pieces.append(current)
+            current = []
+    pieces.append(current)
+    statements, consumed = [], 0
+    for piece in pieces:
+        piece_text = _joined(piece)
+        if any(t.kind not in ("space", "comment", "semicolon") for t in piece):
+            leading = len(piece_text) - len(piece_text.lstrip())
+            offset = text.count("\n", 0, consumed + leading)
+            statements.append((piece_text.strip(), offset))
+        consumed += len(piece_text)
+    return statements
+
+
+def _joined(tokens: list[Token]) -> str:
+    return "".join(token.text for token in tokens)
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def _refuse_forbidden(plan: Plan) -> None:
+    problems = []
+    for statement in plan.statements():
+        reason = forbidden_reason(statement.sql)
+        if reason:
+            problems.append((statement, reason))
+    if not problems:
+        return
+    lines = [f"{s.file}:{s.line}: {first_line(s.sql)}: {reason}" for s, reason in problems]
+    raise PlanError(
+        "The plan was refused and nothing ran:\n" + "\n".join(lines),
+        file=plan.path,
+        line=problems[0][0].line,
+        problems=[{"file": s.file, "line": s.line, "statement": first_line(s.sql), "reason": r}
+                  for s, r in problems],
+    )
+
+
+def forbidden_reason(sql: str) -> str | None:
+    """Why a statement may not be part of a plan, or None when it may."""
+    tokens = significant_tokens(sql)
+    first = tokens[0].text.upper() if tokens and tokens[0].kind == "word" else ""
+    if first in _TRANSACTION_CONTROL:
+        return (f"{first} controls transactions. Cutover runs the whole plan set in one "
+                "transaction so that a failure changes nothing; a plan's own BEGIN/COMMIT/"
+                "SAVEPOINT would commit or end it half-way. Remove it.")
+    if first == "VACUUM":
+        return ("VACUUM cannot run inside a transaction and rewrites the whole file. Run it "
+                "separately, after the migration, if you need it.")
+    if first in ("ATTACH", "DETACH"):
+        return (f"{first} would let the plan reach another database file, which is neither "
+                "backed up nor covered by the migration's transaction. Remove it.")
+    if first == "PRAGMA":
+        return _pragma_reason(tokens)
+    return None
+
+
+def _pragma_reason(tokens: list[Token]) -> str:
+    name = (_name_at(tokens, 1)[1] or "").lower()
+    why = _PRAGMA_REASONS.get(name, "a PRAGMA changes the connection or the file outside the "
+                                    "migration's control")
+    return (f"PRAGMA {name} is not allowed in a plan: {why}. Cutover refuses every PRAGMA "
+            "(it runs quick_check and foreign_key_check itself); remove it.")
+
+
+def first_line(sql: str) -> str:
+    for line in sql.splitlines():
+        if line.strip() and not line.lstrip().startswith("--"):
+            return line.strip()
+    return sql.strip()
+
+
+# --------------------------------------------------------------------------- describing
+
+
+def describe(sql: str) -> str:
+    """One line for the log: the statement without comments, spacing collapsed, shortened.
+
+    A statement that starts with WITH shows its main verb (`WITH … UPDATE goals …`);
+    IF NOT EXISTS is left out, because the runner decides about existing objects itself.
+    """
+    tokens = _without_if_not_exists([t for t in tokenize(sql) if t.kind != "comment"])
+    while tokens and tokens[-1].kind in ("space", "semicolon"):
+        tokens.pop()
+    positions = [i for i, t in enumerate(tokens) if t.kind != "space"]
+    significant = [tokens[i] for i in positions]
+    if significant and significant[0].is_word("WITH"):
+        main = _main_verb_position(significant)
+        if main is not None:
+            tokens = [Token("word", "WITH …"), Token("space", " ")] + tokens[positions[main]:]
+    text = _compact(tokens)
+    if len(text) > DESCRIPTION_LENGTH:
+        text = text[: DESCRIPTION_LENGTH - 1].rstrip() + "…"
+    return text
+
+
+def _without_if_not_exists(tokens: list[Token]) -> list[Token]:
+    words = [i for i, t in enumerate(tokens) if t.kind != "space"][:8]
+    for a, b, c in zip(words, words[1:], words[2:]):
+        if tokens[a].is_word("IF") and tokens[b].is_word("NOT") and tokens[c].is_word("EXISTS"):
+            return tokens[:a] + tokens[c + 2 :]  # the EXISTS and the space after it
+    return tokens
+
+
+def _compact(tokens: list[Token]) -> str:
+    parts = []
+    for index, token in enumerate(tokens):
+        if token.kind != "space":
+            parts.append(token.text)
+            continue
+        before = tokens[index - 1] if index else None
+        after = tokens[index + 1] if index + 1 < len(tokens) else None
+        if before and after and before.kind != "lparen" and after.kind not in ("rparen", "space"):
+            parts.append(" ")  # one space for a run of spaces (a dropped comment leaves two)
+    return "".join(parts).strip()
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@dataclass(frozen=True)
+class StatementShape:
+    """What a statement does, read from its first words: enough to reconcile it."""
+
+    verb: str  # create | alter | drop | insert | update | delete | select | other
+    object: str | None = None  # table | index | view | trigger | column (for ALTER/DROP COLUMN)
+    name: str | None = None  # the object's name (the column's for ADD/DROP COLUMN)
+    table: str | None = None  # the table it acts on
+    if_exists: bool = False  # IF NOT EXISTS / IF EXISTS was written
+    temporary: bool = False  # TEMP object or temp.-qualified: not part of the file
+    alter_action: str | None = None  # add_column | drop_column | rename
+    column_tokens: tuple[Token, ...] = ()  # the column definition of ADD COLUMN
+
+    @property
+    def is_data(self) -> bool:
+        return self.verb in ("insert", "update", "delete")
+
+
+def statement_shape(sql: str) -> StatementShape:
+    tokens = significant_tokens(sql)
+    while tokens and tokens[-1].kind == "semicolon":
+        tokens.pop()
+    if not tokens or tokens[0].kind != "word":
+        return StatementShape("other")
+    first = tokens[0].text.upper()
+    if first == "CREATE":
+        return _create_shape(tokens)
+    if first == "ALTER":
+        return _alter_shape(tokens)
+    if first == "DROP":
+        return _drop_shape(tokens)
+    if first == "WITH":
+        main = _main_verb_position(tokens)
+        return _data_shape(tokens, main) if main is not None else StatementShape("other")
+    return _data_shape(tokens, 0)
+
+
+def _name_at(tokens: list[Token], index: int) -> tuple[str | None, str | None, int]:
+    """(schema, name, index after) for `name` or `schema.name` at `index`."""
+    if index >= len(tokens) or tokens[index].kind not in ("word", "quoted", "string"):
+        return None, None, index
+    first = _identifier(tokens[index])
+    if index + 2 < len(tokens) and tokens[index + 1].kind == "dot":
+        return first, _identifier(tokens[index + 2]), index + 3
+    return None, first, index + 1
+
+
+def _identifier(token: Token) -> str:
+    return unquote_identifier(token.text) if token.kind in ("quoted", "string") else token.text
+
+
+def _skip_words(tokens: list[Token], index: int, *words: str) -> int:
+    while index < len(tokens) and tokens[index].is_word(*words):
+        index += 1
+    return index
+
+
+def _is_temp(schema: str | None, temp_word: bool) -> bool:
+    return temp_word or (schema or "").lower() == "temp"
+
+
+def _create_shape(tokens: list[Token]) -> StatementShape:
+    index = _skip_words(tokens, 1, "TEMP", "TEMPORARY", "UNIQUE", "VIRTUAL")
+    temp_word = any(t.is_word("TEMP", "TEMPORARY") for t in tokens[1:index])
+    if index >= len(tokens) or not tokens[index].is_word("TABLE", "INDEX", "VIEW", "TRIGGER"):
+        return StatementShape("create")
+    kind = tokens[index].text.lower()
+    after_kind = index + 1
+    index = _skip_words(tokens, after_kind, "IF", "NOT", "EXISTS")
+    if_exists = index > after_kind
+    schema, name, index = _name_at(tokens, index)
+    table = name if kind == "table" else _table_after_on(tokens, index) if kind != "view" else None
+    return StatementShape("create", kind, name, table, if_exists, _is_temp(schema, temp_word))
+
+
+def _table_after_on(tokens: list[Token], index: int) -> str | None:
+    for position in range(index, len(tokens)):
+        if tokens[position].is_word("ON"):
+            return _name_at(tokens, position + 1)[1]
+    return None
+
+
+def _alter_shape(tokens: list[Token]) -> StatementShape:
+    if len(tokens) < 3 or not tokens[1].is_word("TABLE"):
+        return StatementShape("alter")
+    schema, table, index = _name_at(tokens, 2)
+    temp = _is_temp(schema, False)
+    if index < len(tokens) and tokens[index].is_word("ADD"):
+        index = _skip_words(tokens, index + 1, "COLUMN")
+        column = _name_at(tokens, index)[1] if index < len(tokens) else None
+        return StatementShape("alter", "column", column, table, temporary=temp,
+                              alter_action="add_column", column_tokens=tuple(tokens[index:]))
+    if index < len(tokens) and tokens[index].is_word("DROP"):
+        index = _skip_words(tokens, index + 1, "COLUMN")
+        column = _name_at(tokens, index)[1]
+        return StatementShape("alter", "column", column, table, temporary=temp,
+                              alter_action="drop_column")
+    return StatementShape("alter", "table", table, table, temporary=temp, alter_action="rename")
+
+
+def _drop_shape(tokens: list[Token]) -> StatementShape:
+    if len(tokens) < 3 or not tokens[1].is_word("TABLE", "INDEX", "VIEW", "TRIGGER"):
+        return StatementShape("drop")
+    kind = tokens[1].text.lower()
+    index = _skip_words(tokens, 2, "IF", "EXISTS")
+    schema, name, _ = _name_at(tokens, index)
+    table = name if kind == "table" else None
+    return StatementShape("drop", kind, name, table, index > 2, _is_temp(schema, False))
+
+
+_MAIN_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SELECT", "VALUES")
+
+
+def _main_verb_position(tokens: list[Token]) -> int | None:
+    """Position of INSERT/UPDATE/DELETE/REPLACE/SELECT after a WITH clause's CTEs."""
+    depth = 0
+    for position, token in enumerate(tokens[1:], start=1):
+        depth += {"lparen": 1, "rparen": -1}.get(token.kind, 0)
+        if depth == 0 and token.is_word(*_MAIN_VERBS):
+            return position
+    return None
+
+
+def _data_shape(tokens: list[Token], start: int) -> StatementShape:
+    verb = tokens[start].text.upper()
+    index = start + 1
+    if verb in ("INSERT", "REPLACE"):
+        index = _skip_words(tokens, index, "OR", "ROLLBACK", "ABORT", "REPLACE", "FAIL",
+                            "IGNORE", "INTO")
+        return StatementShape("insert", "table", table=_name_at(tokens, index)[1])
+    if verb == "UPDATE":
+        index = _skip_words(tokens, index, "OR", "ROLLBACK", "ABORT", "REPLACE", "FAIL", "IGNORE")
+        return StatementShape("update", "table", table=_name_at(tokens, index)[1])
+    if verb == "DELETE":
+        index = _skip_words(tokens, index, "FROM")
+        return StatementShape("delete", "table", table=_name_at(tokens, index)[1])
+    if verb in ("SELECT", "VALUES"):
+        return StatementShape("select")
+    return StatementShape("other")
+

@@ -1,0 +1,330 @@
+"""The prep plan: additive statements that bring a drifted target up to the reference.
+
+Production had drifted from development (no activity_groups, no
+activity_definitions.group_id), so the migration, written against development, failed
+half-way. The prep plan closes that gap first, in the ordinary plan format so it is
+reviewed, saved, rehearsed and run like any other plan:
+
+- CREATE TABLE for tables only the reference has (the reference's own stored SQL), then
+  ADD COLUMN for columns only the reference has (its declared type, NOT NULL, default,
+  collation, CHECK and REFERENCES), then CREATE INDEX (the reference's SQL);
+- nothing destructive, ever: differences that need a rebuild or a DROP, and columns
+  ADD COLUMN cannot add, are listed as comments for a human to decide;
+- what the migration plan set creates itself is left to it, so that the migration's
+  log still shows its own work;
+- every statement is tried on a copy of the target's schema first; one that would fail
+  becomes a comment saying why.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.diff import Difference, add_column_obstacles, diff_schemas
+from app.core.fsutil import write_file_atomically
+from app.core.plans import Plan, PlanSet, parse_plan_text
+from app.core.reconcile import rows_from_schema, schema_copy
+from app.core.schema import Column, ForeignKey, Schema, Table
+from app.core.sql import (
+    ascii_lower,
+    column_clauses,
+    create_table_items,
+    is_table_constraint,
+    quote_identifier,
+)
+
+PHASES = (("table", "Prep: tables"), ("column", "Prep: columns"), ("index", "Prep: indexes"))
+
+
+@dataclass(frozen=True)
+class PrepItem:
+    kind: str  # "table" | "column" | "index"
+    table: str
+    name: str
+    sql: str  # one complete statement, ending with ';'
+    reason: str  # one line: what the reference has that the target lacks
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "table": self.table, "name": self.name,
+                "sql": self.sql, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class PrepPlan:
+    text: str  # the plan file, ready to save
+    items: tuple[PrepItem, ...]
+    not_added: tuple[str, ...]  # differences prep does not fix, and why
+    left_to_plan: tuple[str, ...]  # what the migration plan set adds itself
+    target_label: str
+    reference_label: str
+
+    @property
+    def empty(self) -> bool:
+        return not self.items
+
+    def plan(self, file: str = "prep.sql") -> Plan:
+        return parse_plan_text(self.text, file=file)
+
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the plan file atomically (never a half-written plan); refuses to overwrite."""
+        path = Path(path)
+        write_file_atomically(path, self.text.encode("utf-8"), overwrite=overwrite, mode=0o644)
+        return path
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target_label,
+            "reference": self.reference_label,
+            "empty": self.empty,
+            "items": [item.to_dict() for item in self.items],
+            "not_added": list(self.not_added),
+            "left_to_plan": list(self.left_to_plan),
+            "text": self.text,
+        }
+
+
+def generate_prep(
+    target_schema: Schema,
+    reference_schema: Schema,
+    *,
+    plan_set: PlanSet | None = None,
+    target_label: str = "production",
+    reference_label: str = "development",
+) -> PrepPlan:
+    """The additive statements that bring `target_schema` to `reference_schema`."""
+    planned = _planned_objects(plan_set)
+    differences = diff_schemas(reference_schema, target_schema,
+                               left_label=reference_label, right_label=target_label)
+    collector = _Collector(reference_schema, planned, target_label, reference_label)
+    for difference in differences:
+        collector.add(difference)
+    items, failed = _keep_what_works(target_schema, collector.ordered_items())
+    not_added = tuple(collector.not_added + failed)
+    text = render_prep(items, not_added, tuple(collector.left_to_plan),
+                       target_label, reference_label)
+    return PrepPlan(text, tuple(items), not_added, tuple(collector.left_to_plan),
+                    target_label, reference_label)
+
+
+def _planned_objects(plan_set: PlanSet | None) -> set[tuple]:
+    """("table", t) / ("index", i) / ("column", t, c), lower case, that the plan set creates."""
+    planned: set[tuple] = set()
+    for statement in plan_set.statements() if plan_set else ():
+        shape = statement.shape
+        if shape.verb == "create" and shape.object in ("table", "index") and shape.name:
+            planned.add((shape.object, ascii_lower(shape.name)))
+        elif shape.alter_action == "add_column" and shape.table and shape.name:
+            planned.add(("column", ascii_lower(shape.table), ascii_lower(shape.name)))
+    return planned
+
+
+class _Collector:
+    """Sorts each difference into an item, "left to the plan" or "not added"."""
+
+    def __init__(self, reference: Schema, planned: set, target_label: str, reference_label: str):
+        self.reference = reference
+        self.planned = planned
+        self.target_label = target_label
+        self.reference_label = reference_label
+        self.items: list[PrepItem] = []
+        self.not_added: list[str] = []
+        self.left_to_plan: list[str] = []
+
+    def add(self, difference: Difference) -> None:
+        additive = difference.change == "only_left" and difference.fix == "additive"
+        if additive and difference.object == "table":
+            self._table(self.reference.table(difference.name))
+        elif additive and difference.object == "column":
+            self._column(self.reference.table(difference.table), difference.name)
+        elif additive and difference.object == "index":
+            self._index(self.reference.table(difference.table), difference.name)
+        else:
+            self.not_added.append(_not_added_reason(difference))
+
+    def _is_planned(self, kind: str, *names: str, label: str) -> bool:
+        """True (and noted) when the plan set creates this object itself."""
+        if (kind, *map(ascii_lower, names)) in self.planned:
+            self.left_to_plan.append(label)
+            return True
+        return False
+
+    def _has(self, what: str) -> str:
+        return f"{self.reference_label} has {what}; {self.target_label} does not"
+
+    def _table(self, table: Table) -> None:
+        if self._is_planned("table", table.name, label=f"table {table.name}"):
+            return
+        sql = _terminated(table.sql)
+        self.items.append(PrepItem("table", table.name, table.name, sql,
+                                   self._has(f"table {table.name}")))
+        for index in table.indexes:
+            if not index.is_automatic:
+                self._index(table, index.name)
+
+    def _column(self, table: Table, name: str) -> None:
+        label = f"{table.name}.{name}"
+        if self._is_planned("column", table.name, name, label=f"column {label}"):
+            return
+        column = table.column(name)
+        obstacles = add_column_obstacles(table, column) + _foreign_key_obstacles(table, column)
+        if obstacles:
+            self.not_added.append(
+                f"column {label}: ADD COLUMN cannot add it because {' and '.join(obstacles)}; "
+                "the table needs a rebuild, which prep never does")
+            return
+        sql = add_column_sql(table, column)
+        self.items.append(PrepItem("column", table.name, name, sql, self._has(f"column {label}")))
+
+    def _index(self, table: Table, name: str) -> None:
+        index = next(i for i in table.indexes if ascii_lower(i.name) == ascii_lower(name))
+        if self._is_planned("index", index.name, label=f"index {index.name}"):
+            return
+        self.items.append(PrepItem("index", table.name, index.name, _terminated(index.sql),
+                                   self._has(f"index {index.name} on {table.name}")))
+
+    def ordered_items(self) -> list[PrepItem]:
+        """Tables (parents before the tables that reference them), columns, then indexes."""
+        tables = _parents_first([i for i in self.items if i.kind == "table"], self.reference)
+        rest = [i for kind in ("column", "index") for i in self.items if i.kind == kind]
+        return tables + rest
+
+
+def _not_added_reason(difference: Difference) -> str:
+    name = difference.name
+    if difference.object == "column":
+        name = f"{difference.table}.{name}"
+    label = f"{difference.object} {name}: {difference.explanation}"
+    if difference.change == "only_left" and difference.object in ("trigger", "view"):
+        label += " Prep only adds tables, columns and indexes; add it in a reviewed plan if needed."
+    return label
+
+
+def _foreign_key_obstacles(table: Table, column: Column) -> list[str]:
+    name = ascii_lower(column.name)
+    composite = [fk for fk in table.foreign_keys
+                 if len(fk.columns) > 1 and name in map(ascii_lower, fk.columns)]
+    return ["it is part of a multi-column FOREIGN KEY"] if composite else []
+
+
+def _terminated(sql: str) -> str:
+    """A stored CREATE statement with its ';' (on its own line if the last line is a comment)."""
+    sql = sql.rstrip()
+    return sql + ";" if sqlite3.complete_statement(sql + ";") else sql + "\n;"
+
+
+def _parents_first(items: list[PrepItem], reference: Schema) -> list[PrepItem]:
+    """Order new tables so a table comes after the new tables it references (cycles: by name)."""
+    remaining = sorted(items, key=lambda item: ascii_lower(item.name))
+    ordered: list[PrepItem] = []
+    while remaining:
+        names = {ascii_lower(item.name) for item in remaining}
+        ready = [item for item in remaining
+                 if not (_parents(reference, item.name) & (names - {ascii_lower(item.name)}))]
+        chosen = ready[0] if ready else remaining[0]
+        ordered.append(chosen)
+        remaining.remove(chosen)
+    return ordered
+
+
+def _parents(reference: Schema, table_name: str) -> set[str]:
+    table = reference.table(table_name)
+    return {ascii_lower(fk.table) for fk in table.foreign_keys} if table else set()
+
+
+# --------------------------------------------------------------------------- ADD COLUMN
+
+
+def add_column_sql(table: Table, column: Column) -> str:
+    """ALTER TABLE ... ADD COLUMN ... recreating `column` of the reference `table` exactly."""
+    parts = [f"ALTER TABLE {quote_identifier(table.name)} "
+             f"ADD COLUMN {quote_identifier(column.name)}"]
+    if column.type:
+        parts.append(column.type)
+    if column.hidden == "virtual" and column.generated:
+        parts.append(f"GENERATED ALWAYS AS ({column.generated}) VIRTUAL")
+    if column.not_null:
+        parts.append("NOT NULL")
+    if column.default is not None:
+        parts.append(f"DEFAULT {column.default}")
+    if column.collation:
+        parts.append(f"COLLATE {column.collation}")
+    parts.extend(_column_checks(table, column))
+    parts.extend(_references(fk) for fk in table.foreign_keys
+                 if len(fk.columns) == 1 and ascii_lower(fk.columns[0]) == ascii_lower(column.name))
+    return " ".join(parts) + ";"
+
+
+def _column_checks(table: Table, column: Column) -> tuple[str, ...]:
+    for item in create_table_items(table.sql):
+        if not is_table_constraint(item):
+            clauses = column_clauses(item)
+            if ascii_lower(clauses.name) == ascii_lower(column.name):
+                return clauses.checks
+    return ()
+
+
+def _references(fk: ForeignKey) -> str:
+    text = f"REFERENCES {quote_identifier(fk.table)}"
+    if fk.to and fk.to[0] is not None:
+        text += "(" + ", ".join(quote_identifier(name) for name in fk.to) + ")"
+    for action, value in (("ON DELETE", fk.on_delete), ("ON UPDATE", fk.on_update)):
+        if value.upper() != "NO ACTION":
+            text += f" {action} {value.upper()}"
+    return text
+
+
+# --------------------------------------------------------------------------- checking and text
+
+
+def _keep_what_works(target: Schema, items: list[PrepItem]) -> tuple[list[PrepItem], list[str]]:
+    """Run the items in order on a copy of the target's schema; failures become notes."""
+    copy, _ = schema_copy(rows_from_schema(target))
+    kept, failed = [], []
+    with closing(copy):
+        for item in items:
+            try:
+                copy.execute(item.sql)
+            except sqlite3.Error as exc:
+                failed.append(f"{item.kind} {item.name}: cannot be added before the migration "
+                              f"plan runs (SQLite says: {exc})")
+                continue
+            kept.append(item)
+    return kept, failed
+
+
+def render_prep(items, not_added, left_to_plan, target_label: str, reference_label: str) -> str:
+    lines = [
+        f"-- Prep plan: bring {target_label}'s tables, columns and indexes up to "
+        f"{reference_label}.",
+        "-- Generated by Cutover. It only adds: nothing is dropped, renamed or rebuilt, and it is",
+        "-- safe to run again (what already exists is skipped). Review it, rehearse it, run it",
+        "-- before the migration plan.",
+    ]
+    lines += _comment_block("Left to the migration plan (it adds these itself):", left_to_plan)
+    lines += _comment_block("Not added (decide by hand, in a reviewed plan):", not_added)
+    for kind, title in PHASES:
+        chosen = [item for item in items if item.kind == kind]
+        if chosen:
+            lines += ["", f"-- phase: {title}"]
+            for item in chosen:
+                lines += [f"-- {comment_safe(item.reason)}.", item.sql]
+    return "\n".join(lines) + "\n"
+
+
+def _comment_block(title: str, entries) -> list[str]:
+    if not entries:
+        return []
+    return ["--", f"-- {title}"] + [f"--   {comment_safe(entry)}" for entry in entries]
+
+
+# A name may contain a newline; inside a `--` comment it would end the comment and turn the
+# rest of the name into a statement of the plan.
+_LINE_BREAKS = {ord(c): f"\\x{ord(c):02x}" for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def comment_safe(text: str) -> str:
+    """`text` on one line, line breaks shown as escapes, fit for a `--` comment."""
+    return text.translate(_LINE_BREAKS)

@@ -1,0 +1,705 @@
+"""Reconciliation: what each plan statement will do to a given database, before it runs.
+
+The prediction runs the plan on a copy of the target's SCHEMA only: an in-memory
+database built from its `sqlite_schema` DDL (milliseconds, whatever the file's size).
+Each statement is first compared with what already exists:
+
+- ADD COLUMN of an existing column, CREATE of an existing object with the same
+  definition: "skip" (already applied, skipping (expected));
+- the same name with a DIFFERENT definition: "conflict". SQLite would silently keep the
+  old object (IF NOT EXISTS) or fail; Cutover stops instead;
+- anything else is executed on the copy: "will_run", or "will_fail" with SQLite's own
+  error (`no such column: group_id`). Data statements run on the copy's empty tables,
+  which finds missing tables and columns but says nothing about the data.
+
+`decide` is also what the real run uses, inside its transaction, on the live database,
+so what is skipped is decided on the real state.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from app.core.database import classify_sqlite_error, read_consistently
+from app.core.inspect import read_schema
+from app.core.plans import PlanSet, PlanStatement, StatementShape, statement_shape
+from app.core.schema import Column, Schema
+from app.core.sql import (
+    Token,
+    ascii_lower,
+    column_clauses,
+    create_table_items,
+    is_table_constraint,
+    normalise_tokens,
+    parenthesised_group,
+    quote_identifier,
+    significant_tokens,
+    split_top_level,
+    unquote_identifier,
+)
+
+OUTCOMES = ("will_run", "skip", "conflict", "will_fail")
+DATA_NOTE = "data statement: runs every time; must be idempotent"
+_CREATE_ORDER = ("table", "index", "view", "trigger")
+
+
+class SchemaRow(NamedTuple):
+    type: str
+    name: str
+    table: str
+    sql: str
+
+
+# --------------------------------------------------------------------------- schema copy
+
+
+def schema_rows(connection: sqlite3.Connection) -> list[SchemaRow]:
+    """The DDL of the main database's own objects, in creation order.
+
+    sqlite_* objects belong to SQLite and shadow tables to their virtual table; both are
+    re-created by SQLite itself when the copy creates their owner.
+    """
+    rows = connection.execute(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema "
+        "WHERE sql IS NOT NULL AND lower(substr(name, 1, 7)) <> 'sqlite_' "
+        "AND name NOT IN (SELECT name FROM pragma_table_list WHERE schema = 'main' "
+        "AND type = 'shadow') ORDER BY rowid"
+    ).fetchall()
+    return [SchemaRow(*row) for row in rows]
+
+
+def rows_from_schema(schema: Schema) -> list[SchemaRow]:
+    """The same rows, from an inspected Schema (for a reference we only have as a Schema)."""
+    rows = [SchemaRow("table", t.name, t.name, t.sql) for t in schema.tables if t.sql]
+    rows += [
+        SchemaRow("index", index.name, table.name, index.sql)
+        for table in schema.tables
+        for index in table.indexes
+        if index.sql and not index.is_automatic
+    ]
+    rows += [SchemaRow("view", v.name, v.name, v.sql) for v in schema.views]
+    rows += [SchemaRow("trigger", t.name, t.table, t.sql) for t in schema.triggers]
+    return rows
+
+
+def schema_copy(rows: Iterable[SchemaRow]) -> tuple[sqlite3.Connection, list[str]]:
+    """An in-memory database with the same schema and no rows; and what could not be copied.
+
+    Tables first, so that indexes, views and triggers find them whatever their order.
+    """
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    warnings = []
+    ordered = sorted(rows, key=lambda row: _CREATE_ORDER.index(row.type))
+    for row in ordered:
+        try:
+            connection.execute(row.sql)
+        except sqlite3.Error as exc:
+            # e.g. a virtual table whose module this SQLite lacks: reconciliation still
+            # works for everything else, and says what it could not reproduce.
+            warnings.append(f"could not reproduce {row.type} {row.name} on the schema copy: {exc}")
+    return connection, warnings
+
+
+def schema_fingerprint(connection: sqlite3.Connection) -> str:
+    """Schema.fingerprint() of `connection`'s database, read from a copy of its schema.
+
+    The fingerprint leaves row counts out, and the copy has no rows to count, so this
+    takes milliseconds where read_schema on a large file counts every table.
+    """
+    copy, _ = schema_copy(schema_rows(connection))
+    with closing(copy):
+        return read_schema(copy).fingerprint()
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "run" | "skip" | "conflict"
+    message: str = ""  # for skip and conflict, as the log shows it
+    existing: str | None = None  # normalised definition of what is there (conflicts)
+    planned: str | None = None  # normalised definition the plan asks for (conflicts)
+
+
+RUN = Decision("run")
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    """Facts about the whole plan set that single statements need.
+
+    `added_columns`: (table, column) pairs, lower case, that the set's ADD COLUMNs add.
+    A table the set creates and later extends has those columns appended to its stored
+    CREATE TABLE text; on a second run the CREATE must still count as the same table.
+    """
+
+    added_columns: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def of(cls, statements: Iterable[PlanStatement]) -> PlanContext:
+        added = set()
+        for statement in statements:
+            shape = statement.shape
+            if shape.alter_action == "add_column" and shape.table and shape.name:
+                added.add((ascii_lower(shape.table), ascii_lower(shape.name)))
+        return cls(frozenset(added))
+
+
+def decide(connection: sqlite3.Connection, sql: str, context: PlanContext) -> Decision:
+    """Skip, conflict or run `sql`, judged on the database `connection` is open on."""
+    shape = statement_shape(sql)
+    if shape.temporary:
+        return RUN  # temporary objects are not part of the file
+    if shape.verb == "create" and shape.object in _CREATE_ORDER and shape.name:
+        return _decide_create(connection, sql, shape, context)
+    if shape.alter_action == "add_column" and shape.table and shape.name:
+        return _decide_add_column(connection, shape)
+    if shape.verb == "drop" and shape.object in _CREATE_ORDER and shape.name:
+        return _decide_drop(connection, shape)
+    if shape.alter_action == "drop_column" and shape.table and shape.name:
+        return _decide_drop_column(connection, shape)
+    return RUN
+
+
+def _existing_object(connection, name: str) -> tuple[str, str, str | None] | None:
+    # NOCASE folds ASCII letters only, exactly like SQLite's own name lookup.
+    return connection.execute(
+        "SELECT type, name, sql FROM main.sqlite_schema WHERE name = ? COLLATE NOCASE",
+        (name,),
+    ).fetchone()
+
+
+def _decide_create(connection, sql: str, shape: StatementShape, context: PlanContext) -> Decision:
+    existing = _existing_object(connection, shape.name)
+    if existing is None:
+        return RUN
+    kind, name, stored_sql = existing
+    if kind != shape.object:
+        return Decision("conflict", f"a {kind} named {name} already exists; the plan creates "
+                                    f"a {shape.object} with that name")
+    ours = comparable_definition(stored_sql or "", context)
+    planned = comparable_definition(sql, context)
+    if ours == planned:
+        return Decision("skip", f"{kind.capitalize()} already exists, skipping (expected)")
+    return Decision(
+        "conflict",
+        f"{kind} {name} already exists with a different definition (SQLite would keep the "
+        "existing one)",
+        existing=ours,
+        planned=planned,
+    )
+
+
+def comparable_definition(sql: str, context: PlanContext = PlanContext()) -> str:
+    """A CREATE statement as it compares with sqlite_schema's copy of it.
+
+    SQLite stores `CREATE TABLE IF NOT EXISTS main.t` as `CREATE TABLE t`, so both go;
+    columns the plan set adds with ADD COLUMN are taken out of a table's body.
+    """
+    tokens = significant_tokens(sql)
+    while tokens and tokens[-1].kind == "semicolon":
+        tokens.pop()
+    tokens = _drop_if_not_exists(tokens)
+    tokens = _drop_main_qualifier(tokens)
+    if context.added_columns and any(t.is_word("TABLE") for t in tokens[1:3]):
+        tokens = _without_added_columns(tokens, context)
+    return normalise_tokens(tokens)
+
+
+def _drop_if_not_exists(tokens: list[Token]) -> list[Token]:
+    for index in range(min(len(tokens) - 2, 6)):
+        if [t.text.upper() for t in tokens[index : index + 3]] == ["IF", "NOT", "EXISTS"]:
+            return tokens[:index] + tokens[index + 3 :]
+    return tokens
+
+
+def _drop_main_qualifier(tokens: list[Token]) -> list[Token]:
+    for index in range(1, min(len(tokens) - 1, 6)):
+        if tokens[index].kind == "dot" and ascii_lower(_name(tokens[index - 1])) == "main":
+            return tokens[: index - 1] + tokens[index + 1 :]
+    return tokens
+
+
+def _name(token: Token) -> str:
+    return unquote_identifier(token.text) if token.kind in ("quoted", "string") else token.text
+
+
+def _without_added_columns(tokens: list[Token], context: PlanContext) -> list[Token]:
+    open_at = next((i for i, t in enumerate(tokens) if t.kind == "lparen"), None)
+    if open_at is None:
+        return tokens  # CREATE TABLE ... AS SELECT
+    table = ascii_lower(_name(tokens[open_at - 1]))
+    added = {column for owner, column in context.added_columns if owner == table}
+    body, after = parenthesised_group(tokens, open_at)
+    kept = [item for item in split_top_level(body)
+            if item and (is_table_constraint(item) or _column_name(item) not in added)]
+    joined: list[Token] = []
+    for item in kept:
+        joined += ([Token("comma", ",")] if joined else []) + item
+    return tokens[: open_at + 1] + joined + tokens[after - 1 :]
+
+
+def _column_name(item: list[Token]) -> str:
+    return ascii_lower(column_clauses(item).name)
+
+
+def _decide_add_column(connection, shape: StatementShape) -> Decision:
+    existing = column_definition(connection, shape.table, shape.name, resolver=connection)
+    if existing is None:
+        return RUN
+    planned = _planned_column(connection, shape)
+    if planned is not None and planned.facts == existing.facts:
+        return Decision("skip", "Column already exists, skipping (expected)")
+    planned_text = normalise_tokens(list(shape.column_tokens))
+    return Decision(
+        "conflict",
+        f"column {shape.table}.{shape.name} already exists with a different definition",
+        existing=existing.text,
+        planned=planned_text,
+    )
+
+
+def _decide_drop(connection, shape: StatementShape) -> Decision:
+    if _existing_object(connection, shape.name) is None:
+        return Decision("skip", f"{shape.object.capitalize()} already dropped, skipping (expected)")
+    return RUN
+
+
+def _decide_drop_column(connection, shape: StatementShape) -> Decision:
+    table = _existing_object(connection, shape.table)
+    if table is None or table[0] != "table":
+        return RUN  # SQLite's own error says what is wrong
+    if column_definition(connection, shape.table, shape.name, resolver=connection) is None:
+        return Decision("skip", "Column already dropped, skipping (expected)")
+    return RUN
+
+
+# --------------------------------------------------------------------------- columns
+
+
+class ColumnDefinition(NamedTuple):
+    facts: dict  # everything that changes behaviour, normalised
+    text: str  # the definition as written, normalised (for messages)
+
+
+_HIDDEN = {0: "", 1: "hidden", 2: "virtual", 3: "stored"}
+
+
+def column_definition(connection, table: str, column: str, *, resolver) -> ColumnDefinition | None:
+    """How `table`.`column` is defined on `connection`'s database, or None if it is not there.
+
+    `resolver` is the connection whose tables resolve `REFERENCES parent` (no column) to
+    the parent's primary key.
+    """
+    rows = connection.execute(
+        'SELECT name, type, "notnull", dflt_value, pk, hidden '
+        "FROM pragma_table_xinfo(?, 'main')",
+        (table,),
+    ).fetchall()
+    row = next((r for r in rows if ascii_lower(r[0]) == ascii_lower(column)), None)
+    if row is None:
+        return None
+    name, declared, not_null, default, pk, hidden = row
+    item = _column_item(connection, table, name)
+    clauses = column_clauses(item) if item else None
+    facts = Column(
+        name, declared or "", bool(not_null), default, pk, _HIDDEN.get(hidden, str(hidden)),
+        clauses.collation if clauses else None, clauses.generated if clauses else None,
+    ).comparable()
+    facts["checks"] = clauses.checks if clauses else ()
+    facts["references"] = _column_references(connection, table, name, resolver)
+    text = normalise_tokens(item) if item else f"{quote_identifier(name)} {declared}".strip()
+    return ColumnDefinition(facts, text)
+
+
+def _column_item(connection, table: str, column: str) -> list[Token] | None:
+    row = connection.execute(
+        "SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE",
+        (table,),
+    ).fetchone()
+    for item in create_table_items(row[0] if row and row[0] else ""):
+        if not is_table_constraint(item) and _column_name(item) == ascii_lower(column):
+            return item
+    return None
+
+
+def _column_references(connection, table: str, column: str, resolver) -> tuple:
+    rows = connection.execute(
+        'SELECT id, "table", "from", "to", on_update, on_delete, match '
+        "FROM pragma_foreign_key_list(?, 'main')",
+        (table,),
+    ).fetchall()
+    sizes: dict[int, int] = {}
+    for row in rows:
+        sizes[row[0]] = sizes.get(row[0], 0) + 1
+    keys = []
+    for fk_id, parent, source, target, on_update, on_delete, match in rows:
+        if sizes[fk_id] == 1 and ascii_lower(source) == ascii_lower(column):
+            target = target or _single_primary_key(resolver, parent)
+            keys.append((ascii_lower(parent), ascii_lower(target or ""), on_update.upper(),
+                         on_delete.upper(), match.upper()))
+    return tuple(sorted(keys))
+
+
+def _single_primary_key(connection, table: str) -> str | None:
+    keys = connection.execute(
+        "SELECT name FROM pragma_table_info(?, 'main') WHERE pk > 0", (table,)
+    ).fetchall()
+    return keys[0][0] if len(keys) == 1 else None
+
+
+def _planned_column(connection, shape: StatementShape) -> ColumnDefinition | None:
+    """The ADD COLUMN's definition, read back from a scratch table that has only it."""
+    definition = normalise_tokens(list(shape.column_tokens))
+    with closing(sqlite3.connect(":memory:")) as scratch:
+        try:
+            scratch.execute(f"CREATE TABLE {quote_identifier(shape.table)} ({definition})")
+        except sqlite3.Error:
+            return None  # e.g. a generated column using others: compared as a conflict
+        return column_definition(scratch, shape.table, shape.name, resolver=connection)
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+@dataclass(frozen=True)
+class StatementOutcome:
+    statement: PlanStatement
+    outcome: str  # one of OUTCOMES
+    message: str  # what the log says: skip reason, conflict, SQLite's error
+    note: str | None = None  # e.g. DATA_NOTE
+    existing: str | None = None  # conflicts: the definition that is there
+    planned: str | None = None  # conflicts: the definition the plan asks for
+
+    def to_dict(self) -> dict:
+        return {
+            **self.statement.to_dict(),
+            "outcome": self.outcome,
+            "message": self.message,
+            "note": self.note,
+            "existing": self.existing,
+            "planned": self.planned,
+        }
+
+
+def predict(connection: sqlite3.Connection, statement: PlanStatement,
+            context: PlanContext) -> StatementOutcome:
+    """Decide, then (when it runs) execute on the schema copy to learn whether it works."""
+    decision = decide(connection, statement.sql, context)
+    if decision.action != "run":
+        return StatementOutcome(statement, decision.action, decision.message, None,
+                                decision.existing, decision.planned)
+    try:
+        connection.execute(statement.sql)
+    except sqlite3.Error as exc:
+        return StatementOutcome(statement, "will_fail", str(exc))
+    note = statement_note(statement.shape)
+    message = "will run (new)" if creates_something(statement.shape) else "will run"
+    return StatementOutcome(statement, "will_run", message, note)
+
+
+def creates_something(shape: StatementShape) -> bool:
+    """CREATE and ALTER TABLE: the statements whose success the log calls "(new)"."""
+    return shape.verb == "create" or (shape.verb == "alter" and shape.alter_action != "drop_column")
+
+
+def statement_note(shape: StatementShape) -> str | None:
+    if shape.is_data:
+        return DATA_NOTE
+    if shape.verb == "select":
+        return "query: reads only"
+    if shape.temporary:
+        return "temporary object: not stored in the database file"
+    if shape.verb == "drop" or shape.alter_action == "drop_column":
+        return f"destructive: drops {shape.object} {shape.name} and what it holds"
+    return None
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass(frozen=True)
+class PhaseReconciliation:
+    number: int
+    title: str
+    file: str
+    status: str  # applied | partly_applied | pending | data_only | empty
+    outcomes: tuple[StatementOutcome, ...]
+
+    @property
+    def blocked(self) -> bool:
+        return any(o.outcome in ("will_fail", "conflict") for o in self.outcomes)
+
+    def to_dict(self) -> dict:
+        return {
+            "number": self.number,
+            "title": self.title,
+            "file": self.file,
+            "status": self.status,
+            "blocked": self.blocked,
+            "counts": count_outcomes(self.outcomes),
+            "statements": [outcome.to_dict() for outcome in self.outcomes],
+        }
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    target: str
+    plan_hash: str
+    target_fingerprint: str
+    phases: tuple[PhaseReconciliation, ...]
+    warnings: tuple[str, ...] = ()
+    # The target's schema as read (for preflight and prep); not part of to_dict.
+    schema: Schema | None = field(default=None, compare=False, repr=False)
+
+    def outcomes(self) -> list[StatementOutcome]:
+        return [outcome for phase in self.phases for outcome in phase.outcomes]
+
+    @property
+    def ready(self) -> bool:
+        """Nothing will fail and nothing conflicts: the plan can run on this target."""
+        return not any(phase.blocked for phase in self.phases)
+
+    @property
+    def state(self) -> str:
+        """applied | partly_applied | pending | data_only, over the phases that have DDL."""
+        statuses = {p.status for p in self.phases if p.status not in ("data_only", "empty")}
+        if not statuses:
+            return "data_only"
+        return statuses.pop() if len(statuses) == 1 else "partly_applied"
+
+    def summary(self) -> str:
+        """One sentence for the dashboard: how far the plan got and whether it can run."""
+        parts = []
+        for status, words in (("applied", "applied"), ("partly_applied", "partly applied"),
+                              ("pending", "not started"), ("data_only", "data only")):
+            numbers = [p.number for p in self.phases if p.status == status]
+            if numbers:
+                parts.append(f"{_phase_list(numbers)} {words}")
+        counts = count_outcomes(self.outcomes())
+        blockers = [f"{counts[o]} {'statement' if counts[o] == 1 else 'statements'} {words}"
+                    for o, words in (("will_fail", "will fail"), ("conflict", "conflict"))
+                    if counts[o]]
+        verdict = "blocked: " + ", ".join(blockers) if blockers else "ready to run"
+        return f"{_STATE_WORDS[self.state]}: {'; '.join(parts)}; {verdict}"
+
+    def to_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "plan_hash": self.plan_hash,
+            "target_fingerprint": self.target_fingerprint,
+            "state": self.state,
+            "ready": self.ready,
+            "summary": self.summary(),
+            "counts": count_outcomes(self.outcomes()),
+            "warnings": list(self.warnings),
+            "phases": [phase.to_dict() for phase in self.phases],
+        }
+
+
+_STATE_WORDS = {
+    "applied": "fully migrated",
+    "partly_applied": "partially migrated",
+    "pending": "not migrated",
+    "data_only": "data statements only",
+}
+
+
+def _phase_list(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> 'phases 1-3, 5'."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    return f"phase {text}" if len(numbers) == 1 else f"phases {text}"
+
+
+def count_outcomes(outcomes: Iterable[StatementOutcome]) -> dict[str, int]:
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for outcome in outcomes:
+        counts[outcome.outcome] += 1
+    return counts
+
+
+# Data statements and queries run every time: they are never "already applied".
+_NEVER_APPLIED = ("insert", "update", "delete", "select")
+
+
+def phase_status(outcomes: tuple[StatementOutcome, ...]) -> str:
+    """Judged on the statements that can be "already applied" (DDL), not on data statements."""
+    if not outcomes:
+        return "empty"
+    judged = [o for o in outcomes if o.statement.shape.verb not in _NEVER_APPLIED]
+    if not judged:
+        return "data_only"
+    skipped = sum(o.outcome == "skip" for o in judged)
+    if skipped == len(judged):
+        return "applied"
+    return "pending" if skipped == 0 else "partly_applied"
+
+
+def reconcile(path, plan_set: PlanSet, *, busy_timeout: float = 1.0) -> Reconciliation:
+    """Predict every statement of `plan_set` on the database at `path`; reads only its schema."""
+    path = Path(path)
+    try:
+        rows = read_consistently(path, schema_rows, busy_timeout=busy_timeout)
+    except sqlite3.Error as exc:
+        raise classify_sqlite_error(exc, path, busy_timeout=busy_timeout) from None
+    return reconcile_rows(rows, plan_set, target=str(path))
+
+
+def reconcile_schema(schema: Schema, plan_set: PlanSet, *, target: str = "") -> Reconciliation:
+    """The same prediction for a schema we only have as a Schema (e.g. from a snapshot)."""
+    return reconcile_rows(rows_from_schema(schema), plan_set, target=target)
+
+
+def reconcile_rows(rows: list[SchemaRow], plan_set: PlanSet, *, target: str) -> Reconciliation:
+    copy, warnings = schema_copy(rows)
+    with closing(copy):
+        schema = read_schema(copy)
+        context = PlanContext.of(plan_set.statements())
+        phases = []
+        for phase in plan_set.phases():
+            outcomes = tuple(predict(copy, s, context) for s in phase.statements)
+            phases.append(PhaseReconciliation(phase.number, phase.title, phase.file,
+                                              phase_status(outcomes), outcomes))
+    return Reconciliation(target, plan_set.hash, schema.fingerprint(), tuple(phases),
+                          tuple(warnings), schema)
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+@dataclass(frozen=True)
+class PreflightProblem:
+    outcome: StatementOutcome
+    fix: str
+
+    def to_dict(self) -> dict:
+        statement = self.outcome.statement
+        return {
+            "index": statement.index,
+            "file": statement.file,
+            "line": statement.line,
+            "phase": statement.phase,
+            "phase_number": statement.phase_number,
+            "description": statement.description,
+            "outcome": self.outcome.outcome,
+            "error": self.outcome.message,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class Preflight:
+    problems: tuple[PreflightProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "problems": [problem.to_dict() for problem in self.problems]}
+
+
+def preflight(
+    reconciliation: Reconciliation,
+    reference_schema: Schema | None = None,
+    *,
+    target_label: str = "production",
+    reference_label: str = "development",
+) -> Preflight:
+    """Every statement that would stop the run, with what to do about it.
+
+    With the reference schema, a missing table or column the reference has is explained
+    as drift, with the prep plan's statement that repairs it.
+    """
+    labels = (target_label, reference_label)
+    problems = [
+        PreflightProblem(outcome, _fix(outcome, reconciliation.schema, reference_schema, labels))
+        for outcome in reconciliation.outcomes()
+        if outcome.outcome in ("will_fail", "conflict")
+    ]
+    return Preflight(tuple(problems))
+
+
+def _fix(outcome: StatementOutcome, target: Schema | None, reference: Schema | None, labels) -> str:
+    target_label, reference_label = labels
+    if outcome.outcome == "conflict":
+        return (
+            f"{target_label}'s definition differs from the plan's ({outcome.message}): "
+            f"{target_label} has `{outcome.existing}`, the plan says `{outcome.planned}`. "
+            "Cutover never replaces an existing object: make the plan match, or change "
+            f"{target_label} with a reviewed plan, then reconcile again."
+        )
+    missing_column = _missing_column(outcome.message)
+    if missing_column and reference is not None:
+        fix = _missing_column_fix(outcome, missing_column, target, reference, labels)
+        if fix:
+            return fix
+    missing_table = _after_prefix(outcome.message, "no such table: ")
+    if missing_table and reference is not None and reference.table(_unqualified(missing_table)):
+        name = _unqualified(missing_table)
+        return (f"{target_label} lacks table {name} which {reference_label} has; run the prep "
+                f"plan (CREATE TABLE {name} ...) first.")
+    return (f"SQLite would stop here with \"{outcome.message}\". Fix the plan, or the drift it "
+            "depends on, and reconcile again.")
+
+
+def _after_prefix(message: str, prefix: str) -> str | None:
+    return message[len(prefix):].strip() if message.startswith(prefix) else None
+
+
+def _unqualified(name: str) -> str:
+    return name.split(".")[-1]
+
+
+def _missing_column(message: str) -> str | None:
+    name = _after_prefix(message, "no such column: ")
+    return _unqualified(name) if name else None
+
+
+def _missing_column_fix(outcome, column: str, target, reference: Schema, labels) -> str | None:
+    # Imported here: prep builds on this module (schema copies), so the reverse import waits.
+    from app.core.prep import add_column_sql
+
+    target_label, reference_label = labels
+    for table_name in _tables_named_in(outcome.statement):
+        table = reference.table(table_name)
+        column_def = table.column(column) if table else None
+        if column_def is None:
+            continue
+        statement = add_column_sql(table, column_def).rstrip(";")
+        fix = (f"{target_label} lacks {table.name}.{column_def.name} which {reference_label} has; "
+               f"run the prep plan ({statement}) first.")
+        return fix + _missing_parents(table, column_def, target, labels)
+    return None
+
+
+def _tables_named_in(statement: PlanStatement) -> list[str]:
+    """The statement's own table first, then every other name it mentions."""
+    names = [statement.shape.table] if statement.shape.table else []
+    for token in significant_tokens(statement.sql):
+        if token.kind in ("word", "quoted") and _name(token) not in names:
+            names.append(_name(token))
+    return names
+
+
+def _missing_parents(table, column, target: Schema | None, labels) -> str:
+    target_label = labels[0]
+    parents = [fk.table for fk in table.foreign_keys
+               if [ascii_lower(c) for c in fk.columns] == [ascii_lower(column.name)]]
+    missing = [p for p in parents if target is not None and target.table(p) is None]
+    if not missing:
+        return ""
+    return (f" It references {', '.join(missing)}, which {target_label} lacks too; the prep "
+            "plan creates it first.")

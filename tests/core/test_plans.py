@@ -1,0 +1,275 @@
+"""Plan files: phases, statements split the way SQLite splits them, refusals, the hash."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.demo import create_demo_workspace
+from app.core.errors import PlanError
+from app.core.plans import (
+    describe,
+    load_plan,
+    load_plan_set,
+    parse_plan_text,
+    statement_shape,
+)
+
+DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_instances.sql")
+
+
+@pytest.fixture(scope="module")
+def demo_plan_set(tmp_path_factory):
+    folder = create_demo_workspace(tmp_path_factory.mktemp("plans") / "demo").parent
+    return load_plan_set([folder / name for name in DEMO_PLANS])
+
+
+def write(tmp_path, text: str, name: str = "plan.sql"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- the demo plans
+
+
+def test_demo_plan_set_has_five_phases_numbered_across_files(demo_plan_set):
+    assert [(p.number, p.title, len(p.statements)) for p in demo_plan_set.phases()] == [
+        (1, "Add root_id columns", 4),
+        (2, "Backfill root_id", 4),
+        (3, "Indexes for root_id and hot lookups", 10),
+        (4, "Soft deletes and audit trail", 13),
+        (5, "Hotfix: activity_instances columns", 3),
+    ]
+    assert [s.index for s in demo_plan_set.statements()] == list(range(34))
+
+
+def test_statements_know_their_file_line_phase_and_comments(demo_plan_set):
+    statement = demo_plan_set.statements()[12]
+    assert statement.file.endswith("plans/migrate_database_improvements.sql")
+    assert (statement.line, statement.phase, statement.phase_number) == (
+        55, "Indexes for root_id and hot lookups", 3)
+    assert statement.sql == ("CREATE INDEX IF NOT EXISTS idx_activity_definitions_group_id "
+                             "ON activity_definitions(group_id);")
+    assert statement.comments == ("The activity picker lists definitions group by group.",)
+    assert statement.description == (
+        "CREATE INDEX idx_activity_definitions_group_id ON activity_definitions(group_id)")
+
+
+def test_header_comments_belong_to_the_file_not_to_the_first_statement(demo_plan_set):
+    migration, hotfix = demo_plan_set.plans
+    assert migration.comments[0] == "Fractal goals: database improvements."
+    assert hotfix.comments[0].startswith("Hotfix applied in development")
+    assert demo_plan_set.statements()[0].comments == (
+        "A page that shows one goal tree can then filter on root_id instead of walking",
+        "parent_id chains for every session, activity and metric.",
+    )
+
+
+def test_plan_set_to_dict_shape(demo_plan_set):
+    data = demo_plan_set.to_dict()
+    assert (data["hash"], data["phase_count"], data["statement_count"]) == (
+        demo_plan_set.hash, 5, 34)
+    first = data["plans"][0]["phases"][0]["statements"][0]
+    assert set(first) == {"index", "file", "line", "phase", "phase_number", "description",
+                          "sql", "comments"}
+    assert first["sql"] == "ALTER TABLE goals ADD COLUMN root_id INTEGER REFERENCES goals(id);"
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def test_statements_before_any_phase_line_go_to_a_phase_named_after_the_file(tmp_path):
+    plan = load_plan(write(tmp_path, "CREATE TABLE a (x);\n-- phase: Two\nCREATE TABLE b (y);\n",
+                           "hotfix_2024.sql"))
+    assert [(p.title, p.number, p.line, len(p.statements)) for p in plan.phases] == [
+        ("hotfix_2024", 1, 0, 1), ("Two", 2, 2, 1)]
+
+
+def test_semicolons_inside_strings_and_trigger_bodies_do_not_split(tmp_path):
+    text = (
+        "INSERT INTO t (note) VALUES ('a; b; -- not a comment');\n"
+        "CREATE TRIGGER t_touch AFTER UPDATE ON t BEGIN\n"
+        "    UPDATE u SET n = n + 1;\n"
+        "    INSERT INTO log VALUES ('x;y');\n"
+        "END;\n"
+        "CREATE TABLE a (x); CREATE TABLE b (y); -- two on one line\n"
+    )
+    statements = parse_plan_text(text, file="p.sql").statements()
+    assert [(s.line, s.sql) for s in statements] == [
+        (1, "INSERT INTO t (note) VALUES ('a; b; -- not a comment');"),
+        (2, "CREATE TRIGGER t_touch AFTER UPDATE ON t BEGIN\n    UPDATE u SET n = n + 1;\n"
+            "    INSERT INTO log VALUES ('x;y');\nEND;"),
+        (6, "CREATE TABLE a (x);"),
+        (6, "CREATE TABLE b (y);"),
+    ]
+
+
+def test_a_phase_line_inside_a_statement_is_part_of_it(tmp_path):
+    plan = parse_plan_text("CREATE TABLE a (\n-- phase: not a phase\n  x INTEGER\n);\n")
+    assert [p.title for p in plan.phases] == ["<plan>"]
+    assert plan.statements()[0].sql == "CREATE TABLE a (\n-- phase: not a phase\n  x INTEGER\n);"
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(tmp_path):
+    path = tmp_path / "windows.sql"
+    path.write_bytes("\ufeff-- phase: One\r\nCREATE TABLE a (x);\r\n".encode("utf-8"))
+    plan = load_plan(path)
+    assert [(p.title, [s.sql for s in p.statements]) for p in plan.phases] == [
+        ("One", ["CREATE TABLE a (x);"])]
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("statement, word", [
+    ("BEGIN;", "BEGIN controls transactions"),
+    ("BEGIN IMMEDIATE TRANSACTION;", "BEGIN controls transactions"),
+    ("COMMIT;", "COMMIT controls transactions"),
+    ("END TRANSACTION;", "END controls transactions"),
+    ("ROLLBACK;", "ROLLBACK controls transactions"),
+    ("SAVEPOINT before_hotfix;", "SAVEPOINT controls transactions"),
+    ("RELEASE before_hotfix;", "RELEASE controls transactions"),
+    ("VACUUM;", "VACUUM cannot run inside a transaction"),
+    ("ATTACH DATABASE 'other.db' AS other;", "ATTACH would let the plan reach another database"),
+    ("DETACH other;", "DETACH would let the plan reach another database"),
+    ("PRAGMA writable_schema = ON;", "PRAGMA writable_schema is not allowed in a plan: it lets SQL"),
+    ("PRAGMA main.journal_mode = WAL;", "PRAGMA journal_mode is not allowed in a plan: it cannot"),
+    ("pragma foreign_keys=off;", "PRAGMA foreign_keys is not allowed in a plan: it is silently"),
+    ("PRAGMA table_info(goals);", "PRAGMA table_info is not allowed in a plan: a PRAGMA changes"),
+])
+def test_statements_that_break_the_transaction_are_refused_naming_file_line_and_statement(
+        tmp_path, statement, word):
+    path = write(tmp_path, f"-- phase: One\nCREATE TABLE a (x);\n\n{statement}\n")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    error = caught.value
+    assert error.exit_code == 2 and error.code == "plan_error"
+    assert error.message.startswith(f"The plan was refused and nothing ran:\n{path}:4: {statement}: {word}")
+    assert error.details["problems"][0]["line"] == 4
+
+
+def test_every_refused_statement_is_listed_at_once(tmp_path):
+    path = write(tmp_path, "BEGIN;\nCREATE TABLE a (x);\nCOMMIT;\n")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert [(p["line"], p["statement"]) for p in caught.value.details["problems"]] == [
+        (1, "BEGIN;"), (3, "COMMIT;")]
+
+
+def test_begin_and_end_inside_a_trigger_body_are_allowed(tmp_path):
+    plan = load_plan(write(tmp_path, "CREATE TRIGGER t1 AFTER INSERT ON a BEGIN\n"
+                                     "  DELETE FROM b;\nEND;\n"))
+    assert len(plan.statements()) == 1
+
+
+def test_an_incomplete_last_statement_is_refused(tmp_path):
+    path = write(tmp_path, "CREATE TABLE a (x);\n\nALTER TABLE a\n  ADD COLUMN y TEXT\n")
+    with pytest.raises(PlanError, match=rf"^{path}:3: the last statement is incomplete .*"
+                                        r": ALTER TABLE a$"):
+        load_plan(path)
+
+
+def test_an_unclosed_string_is_an_incomplete_statement(tmp_path):
+    path = write(tmp_path, "INSERT INTO a VALUES ('it''s;\n")
+    with pytest.raises(PlanError, match=rf"^{path}:1: the last statement is incomplete"):
+        load_plan(path)
+
+
+def test_a_missing_file_a_directory_and_an_empty_plan_are_refused(tmp_path):
+    with pytest.raises(PlanError, match=r"does not exist: check the path"):
+        load_plan(tmp_path / "nope.sql")
+    with pytest.raises(PlanError, match=r"is a directory"):
+        load_plan(tmp_path)
+    with pytest.raises(PlanError, match=r"contains no SQL statements"):
+        load_plan(write(tmp_path, "-- phase: Nothing yet\n-- just comments\n"))
+    with pytest.raises(PlanError, match=r"No plan files were given"):
+        load_plan_set([])
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "latin1.sql"
+    path.write_bytes("CREATE TABLE a (x);\nINSERT INTO a VALUES ('café');\n".encode("latin-1"))
+    with pytest.raises(PlanError, match=rf"^{path}:2: the plan is not valid UTF-8 \(byte 0xe9\)"):
+        load_plan(path)
+
+
+def test_a_set_with_one_bad_file_is_refused_whole(tmp_path):
+    good = write(tmp_path, "CREATE TABLE a (x);\n", "good.sql")
+    bad = write(tmp_path, "VACUUM;\n", "bad.sql")
+    with pytest.raises(PlanError, match=rf"{bad}:1: VACUUM;"):
+        load_plan_set([good, bad])
+
+
+# --------------------------------------------------------------------------- the hash
+
+
+def test_hash_ignores_spacing_comments_case_and_quoting_of_names(tmp_path):
+    original = load_plan_set([write(tmp_path, "-- phase: One\nALTER TABLE goals ADD COLUMN x INT;\n")])
+    restyled = load_plan_set([write(tmp_path, (
+        "-- a new comment\n-- phase: Renamed phase\n"
+        "alter   table \"goals\"\n   add column x INT ; -- why\n"), "restyled.sql")])
+    assert restyled.hash == original.hash
+
+
+def test_hash_changes_with_any_statement_edit_or_reordering(tmp_path):
+    base = load_plan_set([write(tmp_path, "CREATE TABLE a (x);\nCREATE TABLE b (y);\n")]).hash
+    for text in ("CREATE TABLE a (x);\nCREATE TABLE b (z);\n",
+                 "CREATE TABLE b (y);\nCREATE TABLE a (x);\n",
+                 "CREATE TABLE a (x);\nCREATE TABLE b (y);\nINSERT INTO a VALUES ('A');\n",
+                 "CREATE TABLE a (x);\n"):
+        assert load_plan_set([write(tmp_path, text, "edited.sql")]).hash != base, text
+
+
+def test_hash_changes_when_a_string_literal_changes_case(tmp_path):
+    lower = load_plan_set([write(tmp_path, "UPDATE a SET x = 'yes';\n")]).hash
+    upper = load_plan_set([write(tmp_path, "UPDATE a SET x = 'YES';\n", "upper.sql")]).hash
+    assert lower != upper
+
+
+def test_hash_covers_the_statements_in_order_whatever_the_files(tmp_path):
+    one = load_plan_set([write(tmp_path, "CREATE TABLE a (x);\nCREATE TABLE b (y);\n")])
+    two = load_plan_set([write(tmp_path, "CREATE TABLE a (x);\n", "1.sql"),
+                         write(tmp_path, "CREATE TABLE b (y);\n", "2.sql")])
+    assert one.hash == two.hash
+    assert [s.index for s in two.statements()] == [0, 1]
+    assert [p.number for p in two.phases()] == [1, 2]
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def test_describe_shows_the_main_verb_of_a_with_statement_and_drops_if_not_exists():
+    assert describe("WITH RECURSIVE t(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM t LIMIT 3)\n"
+                    "UPDATE goals SET x = 1 -- note\n WHERE id IN (SELECT id FROM t);") == (
+        "WITH … UPDATE goals SET x = 1 WHERE id IN (SELECT id FROM t)")
+    assert describe("CREATE TABLE IF NOT EXISTS audit (\n  id INTEGER\n);") == (
+        "CREATE TABLE audit (id INTEGER)")
+    long = "UPDATE t SET " + ", ".join(f"c{i} = {i}" for i in range(40))
+    assert describe(long).endswith(", c9 = 9, c10 =…") and len(describe(long)) <= 100
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("ALTER TABLE \"my table\" ADD COLUMN [we ird] TEXT DEFAULT 'x'",
+     ("alter", "column", "we ird", "my table", "add_column")),
+    ("alter table main.t add c int", ("alter", "column", "c", "t", "add_column")),
+    ("ALTER TABLE t DROP COLUMN c", ("alter", "column", "c", "t", "drop_column")),
+    ("ALTER TABLE t RENAME TO u", ("alter", "table", "t", "t", "rename")),
+    ("CREATE UNIQUE INDEX IF NOT EXISTS i ON \"x\"\"y\" (a)", ("create", "index", "i", 'x"y', None)),
+    ("CREATE TRIGGER tr AFTER UPDATE OF a ON t BEGIN SELECT 1; END", ("create", "trigger", "tr", "t", None)),
+    ("CREATE VIEW v AS SELECT 1", ("create", "view", "v", None, None)),
+    ("DROP TABLE IF EXISTS old", ("drop", "table", "old", "old", None)),
+    ("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", ("insert", "table", None, "t", None)),
+    ("REPLACE INTO t VALUES (1)", ("insert", "table", None, "t", None)),
+    ("UPDATE OR IGNORE t SET a = 1", ("update", "table", None, "t", None)),
+    ("DELETE FROM t WHERE a", ("delete", "table", None, "t", None)),
+    ("SELECT 1", ("select", None, None, None, None)),
+])
+def test_statement_shape(sql, expected):
+    shape = statement_shape(sql)
+    assert (shape.verb, shape.object, shape.name, shape.table, shape.alter_action) == expected
+
+
+def test_temporary_objects_are_marked():
+    assert statement_shape("CREATE TEMP TABLE scratch (x)").temporary
+    assert statement_shape("CREATE TABLE temp.scratch (x)").temporary
+    assert not statement_shape("CREATE TABLE main.scratch (x)").temporary
