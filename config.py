@@ -36,6 +36,8 @@ class Config:
     # Seconds a quick_check/foreign_key_check result is reused for a file that keeps changing
     # (these checks read the whole file and, in rollback-journal mode, stall the app's writers).
     CUTOVER_DEEP_CHECK_SECONDS = float(os.environ.get("CUTOVER_DEEP_CHECK_SECONDS", "300"))
+    # Days a backup is kept before pruning may remove it (never the newest verified one).
+    CUTOVER_BACKUP_KEEP_DAYS = int(os.environ.get("CUTOVER_BACKUP_KEEP_DAYS", "30"))
     # Failed logins allowed per user name and address within 15 minutes before throttling.
     CUTOVER_LOGIN_ATTEMPTS = int(os.environ.get("CUTOVER_LOGIN_ATTEMPTS", "5"))
     # Session cookie: not readable by scripts, not sent on cross-site requests.

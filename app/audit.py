@@ -1,8 +1,13 @@
 """Record what operators do, in a hash chain that shows any later edit or deletion."""
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import current_app
 
 from sqlalchemy import select
 
@@ -25,8 +30,25 @@ def _entry_hash(previous_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+@contextmanager
+def _chain_lock():
+    """The server, job workers and the CLI all append: one at a time, or the chain would fork."""
+    lock_path = Path(current_app.config["INSTANCE_DIR"]) / "audit.lock"
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def record(actor: str, action: str, target: str = "", result: str = "ok", detail: str = "") -> AuditEntry:
     """Append one entry and commit it: an audit row must survive a later rollback."""
+    with _chain_lock():
+        return _append(actor, action, target, result, detail)
+
+
+def _append(actor: str, action: str, target: str, result: str, detail: str) -> AuditEntry:
     last = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).first()
     previous_hash = last.entry_hash if last else GENESIS
     entry = AuditEntry(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import sys
 
@@ -9,7 +10,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from app.core.errors import CutoverError
+from app.core.errors import CutoverError, UsageError
 from app.targets import current_targets
 from app.web.presenters import comparison_document, environment_document
 
@@ -109,6 +110,176 @@ def add_operator_command(name: str, password: str):
     operator = create_operator(name, password)
     audit.record("cli", "add-operator", target=operator.username)
     click.echo(f"Operator '{operator.username}' created.")
+
+
+def cli_operator() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def line_printer(to_stderr: bool):
+    """The same lines the page shows; on stderr when stdout carries JSON."""
+
+    def echo(level: str, text: str) -> None:
+        click.echo(text, err=to_stderr or level == "error")
+
+    return echo
+
+
+def run_in_this_process(job, as_json: bool):
+    from app.runner import run_job
+
+    job = run_job(job.id, echo=line_printer(as_json))
+    return job, json.loads(job.result or "{}")
+
+
+@cutover.command("backup")
+@click.argument("environment")
+@click.option("--json", "as_json", is_flag=True, help="Print the id and every copy with its path and hash.")
+@reports_errors
+def backup_command(environment: str, as_json: bool):
+    """Take a verified backup of ENVIRONMENT into each of its backup folders. Exit 0 only when verified."""
+    from app.backups import start_backup
+
+    env = current_targets().environment(environment)
+    backup_id, job = start_backup(env, cli_operator(), run_here=True)
+    job, result = run_in_this_process(job, as_json)
+    verified = job.state == "passed" and result.get("status") == "verified"
+    if as_json:
+        manifest = result.get("manifest") or {}
+        print_json({"id": backup_id, "status": result.get("status", job.state), "error": job.error or None,
+                    "sha256": manifest.get("sha256"),
+                    "copies": [{"path": path, "sha256": manifest.get("sha256")} for path in result.get("copies", [])]})
+    sys.exit(0 if verified else 1)
+
+
+@cutover.command("backups")
+@click.argument("environment")
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def backups_command(environment: str, as_json: bool):
+    """List the backups of ENVIRONMENT, newest first."""
+    from app.core.backup import list_backups
+
+    env = current_targets().environment(environment)
+    backups = list_backups(env.backup_dirs, env.database.name)
+    if as_json:
+        print_json({"environment": env.name, "backups": [b.to_dict() for b in backups]})
+        return
+    if not backups:
+        click.echo(f"No backups of {env.name} in {', '.join(map(str, env.backup_dirs))}.")
+    for b in backups:
+        size = f"{b.manifest.size_bytes:,} bytes" if b.manifest else "no manifest"
+        click.echo(f"{b.id}  {b.status:<12} {size:>20}  {len(b.copies)} copies  "
+                   f"{b.manifest.sha256[:16] if b.manifest else ''}")
+        for problem in b.problems:
+            click.echo(f"    ! {problem}")
+
+
+@cutover.command("restore")
+@click.argument("environment")
+@click.argument("backup_id")
+@click.option("--yes", is_flag=True, help="Confirm: the database is replaced (a safety copy is kept first).")
+@reports_errors
+def restore_command(environment: str, backup_id: str, yes: bool):
+    """Replace ENVIRONMENT's database with backup BACKUP_ID (verified now, app must be stopped)."""
+    from app.core.backup import find_backup
+    from app.runner import create_job
+
+    env = current_targets().environment(environment)
+    if not yes:
+        raise UsageError(f"Restoring replaces {env.database}; add --yes to confirm.")
+    find_backup(env.backup_dirs, env.database.name, backup_id)
+    job, _ = run_in_this_process(create_job("restore", env.name, cli_operator(), {"backup": backup_id}), False)
+    sys.exit(0 if job.state == "passed" else 1)
+
+
+plan_option = click.option("--plan", "plans", multiple=True, type=click.Path(dir_okay=False),
+                           help="A plan file; repeat for several, in order. Replaces the configured plans.")
+
+
+@cutover.command("plan")
+@click.argument("environment")
+@plan_option
+@click.option("--json", "as_json", is_flag=True)
+@reports_errors
+def plan_command(environment: str, plans: tuple, as_json: bool):
+    """Predict every statement of the plan set on ENVIRONMENT (reads only its schema). Exit 1 if any would fail."""
+    from app.migrations import plan_view
+
+    targets = current_targets()
+    view = plan_view(targets, targets.environment(environment), list(plans))
+    if as_json:
+        print_json(view.to_dict())
+    else:
+        _print_plan_view(view)
+    sys.exit(0 if view.preflight.ok else 1)
+
+
+def _print_plan_view(view) -> None:
+    reconciliation = view.reconciliation
+    click.echo(f"Plan {view.plan_set.hash[:12]} on {reconciliation.target}: {reconciliation.summary()}")
+    for phase in reconciliation.phases:
+        click.echo(f"Phase {phase.number}: {phase.title} [{phase.status.replace('_', ' ')}]")
+        for outcome in phase.outcomes:
+            message = f" ({outcome.message})" if outcome.outcome != "will_run" else ""
+            click.echo(f"  {OUTCOME_MARKS[outcome.outcome]} {outcome.statement.description}{message}")
+    for problem in view.preflight.problems:
+        click.echo(f"BLOCKED {problem.outcome.statement.description}: {problem.outcome.message}\n  fix: {problem.fix}")
+
+
+OUTCOME_MARKS = {"will_run": "✓ will run      ", "skip": "⚠ already there ", "conflict": "✗ CONFLICT      ",
+                 "will_fail": "✗ WILL FAIL     "}
+
+
+@cutover.command("prep")
+@click.argument("environment")
+@click.option("--reference", required=True, help="The environment whose schema to bring over (normally development).")
+@click.option("--output", type=click.Path(dir_okay=False), help="Write the plan here instead of printing it.")
+@reports_errors
+def prep_command(environment: str, reference: str, output: str | None):
+    """Generate the additive plan that brings ENVIRONMENT's tables, columns and indexes to REFERENCE."""
+    from pathlib import Path
+
+    from app.migrations import make_prep
+
+    targets = current_targets()
+    prep = make_prep(targets, targets.environment(environment), reference)
+    if output:
+        prep.save(Path(output))
+        click.echo(f"Wrote {len(prep.items)} statement(s) to {output}.", err=True)
+    else:
+        click.echo(prep.text, nl=False)
+
+
+def _run_migration_job(kind: str, environment: str, plans: tuple):
+    from app.migrations import start_job
+
+    targets = current_targets()
+    env = targets.environment(environment)
+    job = start_job(kind, env, cli_operator(), list(plans), targets=targets, run_here=True)
+    job, _ = run_in_this_process(job, False)
+    sys.exit(0 if job.state == "passed" else 1)
+
+
+@cutover.command("rehearse")
+@click.argument("environment")
+@plan_option
+@reports_errors
+def rehearse_command(environment: str, plans: tuple):
+    """Apply the plan set to a snapshot of ENVIRONMENT and verify it. Exit 0 pass, 1 fail."""
+    _run_migration_job("rehearse", environment, plans)
+
+
+@cutover.command("migrate")
+@click.argument("environment")
+@plan_option
+@click.option("--yes", is_flag=True, help="Confirm: the database is migrated (after a verified backup and a rehearsal).")
+@reports_errors
+def migrate_command(environment: str, plans: tuple, yes: bool):
+    """Back up, rehearse and apply the plan set to ENVIRONMENT in one transaction; unchanged on any failure."""
+    if not yes:
+        raise UsageError(f"Migrating changes {environment}; add --yes to confirm.")
+    _run_migration_job("migrate", environment, plans)
 
 
 def init_app(app: Flask) -> None:

@@ -85,6 +85,12 @@ class Job(db.Model):
         return self.state in ACTIVE_JOB_STATES
 
     @property
+    def result_document(self) -> dict:
+        import json
+
+        return json.loads(self.result or "{}")
+
+    @property
     def progress_percent(self) -> int:
         return int(100 * self.progress_done / self.progress_total) if self.progress_total else 0
 

@@ -23,6 +23,7 @@ from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from app import audit
 from app.audit import single_line
 from app.core.errors import Conflict, CutoverError, NotFound
 from app.extensions import db
@@ -31,6 +32,16 @@ from app.models import ACTIVE_JOB_STATES, Job, LogLine, utcnow
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CANCEL_GRACE_SECONDS = 5.0
 PROGRESS_INTERVAL = 0.25
+
+
+class TaskFailed(CutoverError):
+    """A task's failure that still has a result worth keeping (a rehearsal's report, say)."""
+
+    code = "task_failed"
+
+    def __init__(self, message: str, document: dict):
+        super().__init__(message)
+        self.document = document
 
 
 class JobCancelled(BaseException):
@@ -44,7 +55,10 @@ def create_job(kind: str, environment: str, operator: str, params: dict | None =
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise _busy_error(environment) from None
+        error = _busy_error(environment)
+        audit.record(operator, kind, target=environment, result="refused", detail=error.message)
+        raise error from None
+    audit.record(operator, kind, target=environment, result="started", detail=f"job {job.id}")
     return job
 
 
@@ -165,6 +179,7 @@ def _finish(job: Job, state: str, message: str = "") -> None:
         job.error = job.error or message
         db.session.add(LogLine(job_id=job.id, level="error" if state != "passed" else "ok", text=message))
     db.session.commit()
+    audit.record(job.operator, job.kind, target=job.environment, result=state, detail=f"job {job.id} {job.error or ''}".strip())
 
 
 class JobContext:
@@ -222,6 +237,7 @@ def run_job(job_id: int, echo: Callable[[str, str], None] | None = None) -> Job:
     except CutoverError as error:
         context.emit("error", f"✗ {error.message}")
         job.error = error.message
+        job.result = json.dumps(getattr(error, "document", None) or {})
         _finish(job, "failed")
         return job
     except JobCancelled:

@@ -87,10 +87,17 @@ def resolve_config_path(config: dict) -> Path:
 
 
 def init_app(app: Flask) -> None:
+    app.jinja_env.globals["nav_environments"] = navigation_environments
     workspace = load_workspace(resolve_config_path(app.config))
     app.extensions["cutover.targets"] = Targets(
         workspace, app.config["CUTOVER_BUSY_TIMEOUT"], app.config["CUTOVER_DEEP_CHECK_SECONDS"]
     )
+
+
+def navigation_environments(targets_only: bool = False) -> list[str]:
+    """Environment names for the menu; migrations target the non-reference ones."""
+    environments = current_targets().workspace.environments
+    return [env.name for env in environments if not (targets_only and env.reference)]
 
 
 def current_targets() -> Targets:

@@ -7,9 +7,17 @@ import os
 import subprocess
 import threading
 
+from datetime import datetime
+from pathlib import Path
+
+from app.core.backup import create_backup, find_backup, verify_backup
 from app.core.checks import integrity_check
-from app.core.errors import CutoverError
-from app.runner import JobContext
+from app.core.errors import CutoverError, MigrationFailed
+from app.core.processes import application_running
+from app.core.restore import restore_backup
+from app.core.migrate import apply_plan, rehearse
+from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
+from app.runner import JobContext, TaskFailed
 
 
 class CommandFailed(CutoverError):
@@ -70,7 +78,132 @@ def _feed_and_follow(context: JobContext, process: subprocess.Popen, stdin_text:
     process.wait()
 
 
+def backup_task(context: JobContext) -> dict:
+    env = context.environment
+    moment = datetime.fromisoformat(context.params["moment"]) if "moment" in context.params else None
+    backup = create_backup(
+        env.database, env.backup_dirs, now=moment, busy_timeout=context.targets.cache.busy_timeout,
+        progress=context.progress, log=lambda line: context.emit("info", line),
+    )
+    manifest = backup.manifest
+    for copy in backup.copies:
+        context.emit("info", f"  copy {copy}")
+    context.emit("ok", f"✓ Backup {backup.id} verified: {len(backup.copies)} copies, "
+                       f"{manifest.size_bytes:,} bytes, sha256 {manifest.sha256[:16]}…")
+    return backup.to_dict()
+
+
+def verify_task(context: JobContext) -> dict:
+    env = context.environment
+    backup = find_backup(env.backup_dirs, env.database.name, context.params["backup"])
+    result = verify_backup(backup)
+    for check in result.copies:
+        context.emit("ok" if check.ok else "error", f"{'✓' if check.ok else '✗'} {check.path}: {check.reason}")
+    if not result.verified:
+        raise CutoverError(f"Backup {backup.id} did not verify: see the copies above.", backup_id=backup.id)
+    context.emit("ok", f"✓ Backup {backup.id} verified")
+    return result.to_dict()
+
+
+def safety_folder(env) -> Path:
+    """Where a restore keeps the database it replaces: beside the backups, outside their listing."""
+    folder = Path(env.backup_dirs[0]) / "safety"
+    if Path(env.backup_dirs[0]).is_dir():
+        folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def restore_task(context: JobContext) -> dict:
+    env = context.environment
+    backup = find_backup(env.backup_dirs, env.database.name, context.params["backup"])
+    context.emit("info", f"Restoring {env.database} from backup {backup.id}.")
+    result = restore_backup(
+        env.database, backup, safety_dir=safety_folder(env),
+        app_running_check=lambda: application_running(env.database, list(env.app.process_patterns)),
+        busy_timeout=context.targets.cache.busy_timeout, log=lambda line: context.emit("info", line),
+    )
+    for note in result.notes:
+        context.emit("warning", note)
+    context.emit("ok", f"✓ {env.name} restored from {backup.id}; safety copy kept: {', '.join(result.safety_copies) or 'none'}")
+    return result.to_dict()
+
+
+def _plans(context: JobContext):
+    return load_plans([Path(p) for p in context.params["plans"]])
+
+
+def rehearse_task(context: JobContext) -> dict:
+    env, plan_set = context.environment, _plans(context)
+    _, reference = reference_schema(context.targets, env)
+    context.emit("info", f"Rehearsing plan {plan_set.hash[:12]} on a snapshot of {env.database}; the target is only read.")
+    result = rehearse(env.database, plan_set, reference_schema=reference, emit=context.emit,
+                      busy_timeout=context.targets.cache.busy_timeout, workdir=_scratch_folder(env))
+    document = result.to_dict()
+    if not result.passed:
+        raise TaskFailed(f"Rehearsal failed: {result.failure.get('message') if result.failure else 'see the log'}", document)
+    context.emit("ok", f"✓ Rehearsal passed: plan {plan_set.hash[:12]} on schema {result.target_fingerprint[:12]}")
+    return document
+
+
+def _scratch_folder(env) -> Path | None:
+    """Rehearsal snapshots go beside the backups: that disk was chosen to hold database copies."""
+    folder = Path(env.backup_dirs[0])
+    return folder if folder.is_dir() else None
+
+
+def migrate_task(context: JobContext) -> dict:
+    """Safe by default: refuse drift, back up and verify, require a matching rehearsal, then apply."""
+    env, plan_set = context.environment, _plans(context)
+    _refuse_known_failures(context, env, plan_set)
+    _refuse_if_application_runs(env)
+    backup = create_backup(env.database, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
+                           progress=context.progress, log=lambda line: context.emit("info", line))
+    context.emit("ok", f"✓ Backup {backup.id} verified ({len(backup.copies)} copies): the way back is ready")
+    rehearsal = _rehearsal_for(context, env, plan_set, backup.manifest.schema_fingerprint)
+    try:
+        applied = apply_plan(env.database, plan_set, emit=context.emit,
+                             busy_timeout=context.targets.cache.busy_timeout, rehearsal=rehearsal)
+    except MigrationFailed as failure:
+        document = {"backup": backup.id, "apply": failure.result.to_dict() if failure.result else None}
+        raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup.id} is verified.", document) from None
+    context.emit("ok", f"✓ Migration of {env.name} committed: plan {plan_set.hash[:12]}")
+    return {"backup": backup.id, "plan_hash": plan_set.hash, "apply": applied.to_dict()}
+
+
+def _refuse_known_failures(context: JobContext, env, plan_set) -> None:
+    view = plan_view(context.targets, env, context.params["plans"])
+    for problem in view.preflight.problems:
+        context.emit("error", f"✗ {problem.outcome.statement.description}: {problem.outcome.message}. Fix: {problem.fix}")
+    if not view.preflight.ok:
+        raise TaskFailed(f"Preflight found {len(view.preflight.problems)} statement(s) that would fail; "
+                         "nothing was changed.", view.to_dict())
+    context.emit("ok", f"✓ Preflight: {view.reconciliation.summary()}")
+
+
+def _refuse_if_application_runs(env) -> None:
+    running = application_running(env.database, list(env.app.process_patterns))
+    if running:
+        names = "; ".join(f"pid {p.pid}: {p.cmdline[:80]}" for p in running)
+        raise CutoverError(f"The application is still running ({names}). Stop it, then migrate.")
+
+
+def _rehearsal_for(context: JobContext, env, plan_set, fingerprint: str) -> dict | None:
+    if env.reference:
+        return None  # the reference is where plans are developed; it needs no rehearsal
+    record = matching_rehearsal(env, plan_set.hash, fingerprint)
+    if record:
+        context.emit("ok", f"✓ Using the passing rehearsal of {record.get('rehearsed_at')} (same plan, same schema)")
+        return record
+    context.emit("info", "No passing rehearsal of this plan on this schema yet: rehearsing now.")
+    return rehearse_task(context)
+
+
 TASKS = {
+    "rehearse": rehearse_task,
+    "migrate": migrate_task,
     "integrity": integrity_task,
     "command": command_task,
+    "backup": backup_task,
+    "verify": verify_task,
+    "restore": restore_task,
 }

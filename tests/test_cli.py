@@ -88,3 +88,72 @@ def test_add_operator(app, runner):
     assert short.exit_code == 2 and "too short" in short.output
     bad = runner.invoke(args=["cutover", "add-operator", "x; touch /tmp/pwned", "--password", "long-enough-pw"])
     assert bad.exit_code == 2 and "not valid" in bad.output
+
+
+def test_backup_backups_and_restore(tmp_path, demo_dir):
+    config = demo_dir / "cutover.toml"
+    result = cli(tmp_path, config, "backup", "production", "--json")
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["status"] == "verified" and len(body["copies"]) == 2
+    assert all(copy["sha256"] == body["sha256"] and Path(copy["path"]).is_file() for copy in body["copies"])
+    assert f"✓ Backup {body['id']} verified" in result.stderr  # the page's lines, kept off the JSON
+    listing = cli(tmp_path, config, "backups", "production")
+    assert listing.returncode == 0 and f"{body['id']}  verified" in listing.stdout
+    refused = cli(tmp_path, config, "restore", "production", body["id"])
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    restored = cli(tmp_path, config, "restore", "production", body["id"], "--yes")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "✓ production restored from" in restored.stdout
+
+
+def test_backup_into_a_missing_folder_fails_and_leaves_nothing(tmp_path, demo_dir):
+    config = demo_dir / "cutover.toml"
+    config.write_text(config.read_text().replace('"backups/offsite"', '"backups/nowhere"'))
+    before = (demo_dir / "goals.db").read_bytes()
+    result = cli(tmp_path, config, "backup", "production")
+    assert result.returncode == 1
+    assert "backups/nowhere" in result.stderr
+    assert (demo_dir / "goals.db").read_bytes() == before
+    assert list((demo_dir / "backups/local").iterdir()) == []
+
+
+def test_restore_rejects_a_made_up_id(tmp_path, demo_config):
+    result = cli(tmp_path, demo_config, "restore", "production", "../../etc/passwd", "--yes")
+    assert result.returncode == 2, result.stderr
+    assert "Error:" in result.stderr
+
+
+def test_plan_prep_rehearse_migrate(tmp_path, demo_dir):
+    config = demo_dir / "cutover.toml"
+    before = (demo_dir / "goals.db").read_bytes()
+    plan = cli(tmp_path, config, "plan", "production")
+    assert plan.returncode == 1
+    assert "✗ WILL FAIL      CREATE INDEX idx_activity_definitions_group_id" in plan.stdout
+    assert "BLOCKED" in plan.stdout and "fix: production lacks activity_definitions.group_id" in plan.stdout
+    rehearsal = cli(tmp_path, config, "rehearse", "production")
+    assert rehearsal.returncode == 1 and "no such column: group_id" in rehearsal.stdout + rehearsal.stderr
+    refused = cli(tmp_path, config, "migrate", "production")
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    failed = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert failed.returncode == 1
+    assert (demo_dir / "goals.db").read_bytes() == before
+
+    prep_file = tmp_path / "prep.sql"
+    prep = cli(tmp_path, config, "prep", "production", "--reference", "development", "--output", str(prep_file))
+    assert prep.returncode == 0 and "CREATE TABLE activity_groups" in prep_file.read_text()
+    plans = ["--plan", str(prep_file), "--plan", str(demo_dir / "plans/migrate_database_improvements.sql"),
+             "--plan", str(demo_dir / "plans/hotfix_activity_instances.sql")]
+    assert cli(tmp_path, config, "plan", "production", *plans).returncode == 0
+    assert cli(tmp_path, config, "rehearse", "production", *plans).returncode == 0
+    migrated = cli(tmp_path, config, "migrate", "production", *plans, "--yes")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "⚠ Index already exists, skipping (expected)" in migrated.stdout
+    assert cli(tmp_path, config, "diff", "development", "production").returncode == 0
+
+
+def test_plan_json_and_a_missing_plan_file(tmp_path, demo_config):
+    body = json.loads(cli(tmp_path, demo_config, "plan", "production", "--json").stdout)
+    assert body["reconciliation"]["counts"]["will_fail"] == 1
+    missing = cli(tmp_path, demo_config, "plan", "production", "--plan", str(tmp_path / "nope.sql"))
+    assert missing.returncode == 2 and "nope.sql" in missing.stderr

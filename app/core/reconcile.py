@@ -461,6 +461,9 @@ class Reconciliation:
     def outcomes(self) -> list[StatementOutcome]:
         return [outcome for phase in self.phases for outcome in phase.outcomes]
 
+    def counts(self) -> dict[str, int]:
+        return count_outcomes(self.outcomes())
+
     @property
     def ready(self) -> bool:
         """Nothing will fail and nothing conflicts: the plan can run on this target."""
@@ -497,7 +500,7 @@ class Reconciliation:
             "state": self.state,
             "ready": self.ready,
             "summary": self.summary(),
-            "counts": count_outcomes(self.outcomes()),
+            "counts": self.counts(),
             "warnings": list(self.warnings),
             "phases": [phase.to_dict() for phase in self.phases],
         }

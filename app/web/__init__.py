@@ -1,10 +1,15 @@
 """Blueprints: the only code that touches requests and responses."""
-from flask import Flask
+from flask import Flask, g
+from flask_login import current_user
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.web import api, auth, dashboard
+    from app.web import api, auth, backups, dashboard, jobs, migration
 
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(dashboard.bp)
-    app.register_blueprint(api.bp)
+    for module in (auth, dashboard, backups, migration, jobs, api):
+        app.register_blueprint(module.bp)
+
+
+def acting_operator() -> str:
+    """Who the audit log and the jobs name: the operator, or the API token."""
+    return "api-token" if g.get("via_token") else current_user.username

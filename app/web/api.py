@@ -3,8 +3,14 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from app.backups import start_backup, start_restore, verify_now
+from app.core.backup import list_backups
 from app.core.errors import UsageError
+from app.migrations import make_prep, plan_view, save_prep, start_job
+from app.runner import cancel, log_lines
 from app.targets import current_targets
+from app.web import acting_operator
+from app.web.jobs import get_job
 from app.web.presenters import comparison_document, environment_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -33,9 +39,87 @@ def diff():
     if not left or not right:
         raise UsageError("Give both environments to compare: /api/v1/diff?left=NAME&right=NAME.")
     targets = current_targets()
-    targets.environment(left), targets.environment(right)  # the API compares configured environments only
+    for name in (left, right):
+        targets.environment(name)  # the API compares configured environments only: 404 otherwise
     comparison = targets.compare(left, right)
     for inspection in (comparison.left_inspection, comparison.right_inspection):
         if not inspection.ok:
             raise inspection.error
     return jsonify(comparison_document(comparison))
+
+
+# --- backups ---------------------------------------------------------------------------
+
+@bp.post("/environments/<name>/backups")
+def start_backup_route(name: str):
+    backup_id, job = start_backup(current_targets().environment(name), acting_operator())
+    return jsonify(backup=backup_id, job=job.to_dict()), 202
+
+
+@bp.get("/environments/<name>/backups")
+def backups_route(name: str):
+    env = current_targets().environment(name)
+    return jsonify(environment=env.name, backups=[b.to_dict() for b in list_backups(env.backup_dirs, env.database.name)])
+
+
+@bp.post("/environments/<name>/backups/<backup_id>/verify")
+def verify_backup_route(name: str, backup_id: str):
+    result = verify_now(current_targets().environment(name), backup_id, acting_operator())
+    return jsonify(result.to_dict())
+
+
+@bp.post("/environments/<name>/restore")
+def restore_route(name: str):
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("backup"), str):
+        raise UsageError('Send {"backup": "<backup id>"} as JSON; ids are listed by GET .../backups.')
+    job = start_restore(current_targets().environment(name), body["backup"], acting_operator())
+    return jsonify(job=job.to_dict()), 202
+
+
+# --- jobs ------------------------------------------------------------------------------
+
+@bp.get("/jobs/<int:job_id>")
+def job_route(job_id: int):
+    job = get_job(job_id)
+    after = request.args.get("after", 0, type=int)
+    return jsonify(job=job.to_dict(), lines=[line.to_dict() for line in log_lines(job.id, after=after)])
+
+
+@bp.post("/jobs/<int:job_id>/cancel")
+def cancel_job_route(job_id: int):
+    return jsonify(job=cancel(get_job(job_id), acting_operator()).to_dict())
+
+
+# --- migration -------------------------------------------------------------------------
+
+@bp.get("/environments/<name>/plan")
+def plan_route(name: str):
+    targets = current_targets()
+    return jsonify(plan_view(targets, targets.environment(name)).to_dict())
+
+
+@bp.post("/environments/<name>/prep")
+def prep_route(name: str):
+    targets = current_targets()
+    env = targets.environment(name)
+    reference = request.args.get("reference") or (targets.workspace.reference.name if targets.workspace.reference else None)
+    if not reference:
+        raise UsageError("Say which environment to bring over: ?reference=NAME.")
+    prep = make_prep(targets, env, reference)
+    saved = save_prep(targets, env, prep, acting_operator()) if request.args.get("save") == "1" else None
+    return jsonify(prep=prep.to_dict(), saved=str(saved) if saved else None)
+
+
+@bp.post("/environments/<name>/rehearse")
+def rehearse_route(name: str):
+    targets = current_targets()
+    job = start_job("rehearse", targets.environment(name), acting_operator(), None, targets=targets)
+    return jsonify(job=job.to_dict()), 202
+
+
+@bp.post("/environments/<name>/migrate")
+def migrate_route(name: str):
+    targets = current_targets()
+    job = start_job("migrate", targets.environment(name), acting_operator(), None, targets=targets)
+    return jsonify(job=job.to_dict()), 202

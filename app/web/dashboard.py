@@ -31,7 +31,8 @@ def _chosen_pair(targets):
     right = request.args.get("right") or (default and default[1])
     if not left or not right:
         return None
-    targets.environment(left), targets.environment(right)  # unknown names are a clear 404
+    for name in (left, right):
+        targets.environment(name)  # an unknown name is a clear 404
     return left, right
 
 

@@ -120,3 +120,23 @@ def test_first_start_creates_admin_with_a_printed_random_password(tmp_path, demo
     with app.app_context():
         assert db.session.scalars(select(Operator.username)).all() == ["admin"]
         db.engine.dispose()
+
+
+def test_concurrent_appends_from_several_processes_keep_one_chain(app, tmp_path):
+    """Workers and the CLI append too; the chain must not fork."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from app import create_app; from app import audit\n"
+        "app = create_app(overrides={'CUTOVER_IS_WORKER': True})\n"
+        "with app.app_context():\n"
+        "    [audit.record('p' + sys.argv[1], 'test', detail=str(i)) for i in range(15)]\n"
+    )
+    env = {**__import__("os").environ, "CUTOVER_STATE_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+           "CUTOVER_INSTANCE_DIR": str(app.config["INSTANCE_DIR"]), "CUTOVER_CONFIG": app.config["CUTOVER_CONFIG"]}
+    processes = [subprocess.Popen([sys.executable, "-c", script, str(n)], env=env) for n in range(4)]
+    assert all(p.wait(timeout=120) == 0 for p in processes)
+    with app.app_context():
+        assert db.session.query(AuditEntry).filter_by(action="test").count() == 60
+        assert audit.verify_chain() is None

@@ -1,0 +1,50 @@
+"""Backup actions shared by the pages, the API and the CLI: each starts a job or calls the core,
+and leaves an audit entry."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import audit
+from app.core.backup import find_backup, free_backup_id, prune, usable_backup_folders, verify_backup
+from app.core.workspace import Environment
+from app.extensions import db
+from app.models import ACTIVE_JOB_STATES, Job
+from app.runner import create_job, launch
+
+
+def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> tuple[str, Job]:
+    """Record the backup job with its id fixed now, so the caller can name the backup at once."""
+    moment = datetime.now(timezone.utc)
+    backup_id = free_backup_id(usable_backup_folders(env.backup_dirs), env.database.name, moment)
+    job = create_job("backup", env.name, operator, {"moment": moment.isoformat(), "backup": backup_id})
+    return backup_id, job if run_here else launch(job)
+
+
+def start_restore(env: Environment, backup_id: str, operator: str) -> Job:
+    find_backup(env.backup_dirs, env.database.name, backup_id)  # a bad or unknown id fails here, before any job
+    return launch(create_job("restore", env.name, operator, {"backup": backup_id}))
+
+
+def verify_now(env: Environment, backup_id: str, operator: str):
+    result = verify_backup(find_backup(env.backup_dirs, env.database.name, backup_id))
+    audit.record(operator, "verify", target=f"{env.name}/{backup_id}", result="ok" if result.verified else "failed")
+    return result
+
+
+def prune_backups(env: Environment, operator: str) -> list:
+    removed = prune(env.backup_dirs, env.database.name, keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
+                    protected_ids=protected_backup_ids(env))
+    audit.record(operator, "prune", target=env.name, detail=", ".join(b.id for b in removed))
+    return removed
+
+
+def protected_backup_ids(env: Environment) -> set[str]:
+    """Backups that unfinished work relies on: a restore in progress reads its backup."""
+    active = db.session.scalars(
+        select(Job).where(Job.environment == env.name, Job.state.in_(ACTIVE_JOB_STATES), Job.kind == "restore")
+    )
+    return {json.loads(job.params).get("backup") for job in active}

@@ -1,0 +1,118 @@
+"""Migration actions shared by the page, the API and the CLI.
+
+An environment's plan set is its saved prep plan (plans/prep_NAME.sql beside cutover.toml,
+when one was generated and saved) followed by the configured plans; `--plan` replaces both.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app import audit
+from app.core.errors import UsageError
+from app.core.plans import PlanSet, load_plan_set
+from app.core.prep import PrepPlan, generate_prep
+from app.core.reconcile import Preflight, Reconciliation, preflight, reconcile
+from app.core.workspace import Environment
+from app.extensions import db
+from app.models import Job
+from app.runner import create_job, launch
+from app.targets import Targets
+
+
+def prep_path(targets: Targets, env: Environment) -> Path:
+    return targets.workspace.config_path.parent / "plans" / f"prep_{env.name}.sql"
+
+
+def plan_paths(targets: Targets, env: Environment, explicit: list[str] | None = None) -> list[Path]:
+    if explicit:
+        return [Path(p).absolute() for p in explicit]
+    prep = prep_path(targets, env)
+    return ([prep] if prep.is_file() else []) + list(targets.workspace.plans)
+
+
+def load_plans(paths: list[Path]) -> PlanSet:
+    if not paths:
+        raise UsageError("No migration plans: add [migration] plans = [...] to cutover.toml, or give --plan FILE.")
+    return load_plan_set(paths)
+
+
+@dataclass(frozen=True)
+class PlanView:
+    paths: list[Path]
+    plan_set: PlanSet
+    reconciliation: Reconciliation
+    preflight: Preflight
+
+    def to_dict(self) -> dict:
+        return {"plans": [str(p) for p in self.paths], "plan_hash": self.plan_set.hash,
+                "reconciliation": self.reconciliation.to_dict(), "preflight": self.preflight.to_dict()}
+
+
+def reference_schema(targets: Targets, env: Environment):
+    reference = targets.workspace.reference
+    if reference is None or reference.name == env.name:
+        return None, None
+    inspection = targets.inspect(reference)
+    return reference, inspection.snapshot.schema if inspection.ok else None
+
+
+def plan_view(targets: Targets, env: Environment, explicit: list[str] | None = None) -> PlanView:
+    paths = plan_paths(targets, env, explicit)
+    plan_set = load_plans(paths)
+    reconciliation = reconcile(env.database, plan_set, busy_timeout=targets.cache.busy_timeout)
+    reference, schema = reference_schema(targets, env)
+    checked = preflight(reconciliation, schema, target_label=env.name,
+                        reference_label=reference.name if reference else "the reference")
+    return PlanView(paths, plan_set, reconciliation, checked)
+
+
+def make_prep(targets: Targets, env: Environment, reference_name: str) -> PrepPlan:
+    reference = targets.environment(reference_name)
+    if reference.name == env.name:
+        raise UsageError(f"Prep brings {env.name} to another environment; choose a different reference.")
+    snapshots = []
+    for side in (env, reference):
+        inspection = targets.inspect(side)
+        if not inspection.ok:
+            raise inspection.error
+        snapshots.append(inspection.snapshot)
+    configured = load_plan_set(targets.workspace.plans) if targets.workspace.plans else None
+    return generate_prep(snapshots[0].schema, snapshots[1].schema, plan_set=configured,
+                         target_label=env.name, reference_label=reference.name)
+
+
+def save_prep(targets: Targets, env: Environment, prep: PrepPlan, operator: str) -> Path:
+    path = prep_path(targets, env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prep.save(path, overwrite=True)
+    audit.record(operator, "save-prep", target=env.name, detail=str(path))
+    return path
+
+
+def latest_rehearsal(env: Environment) -> Job | None:
+    return db.session.scalars(
+        select(Job).where(Job.environment == env.name, Job.kind == "rehearse",
+                          Job.state.in_(("passed", "failed"))).order_by(Job.id.desc()).limit(1)
+    ).first()
+
+
+def matching_rehearsal(env: Environment, plan_hash: str, fingerprint: str) -> dict | None:
+    """The newest passing rehearsal of exactly this plan on exactly this schema."""
+    for job in db.session.scalars(select(Job).where(Job.environment == env.name, Job.kind == "rehearse",
+                                                    Job.state == "passed").order_by(Job.id.desc())):
+        record = json.loads(job.result or "{}")
+        if record.get("plan_hash") == plan_hash and record.get("target_fingerprint") == fingerprint:
+            return record
+    return None
+
+
+def start_job(kind: str, env: Environment, operator: str, explicit: list[str] | None, *,
+              targets: Targets, run_here: bool = False) -> Job:
+    paths = plan_paths(targets, env, explicit)
+    load_plans(paths)  # a bad plan is refused here, before a job exists
+    job = create_job(kind, env.name, operator, {"plans": [str(p) for p in paths]})
+    return job if run_here else launch(job)

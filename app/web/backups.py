@@ -1,0 +1,58 @@
+"""Backups of one environment: list, back up now (live progress), verify again, restore, prune."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+
+from app.backups import prune_backups, start_backup, start_restore, verify_now
+from app.core.backup import list_backups
+from app.extensions import db
+from app.models import Job
+from app.runner import log_lines
+from app.targets import current_targets
+from app.web import acting_operator
+
+bp = Blueprint("backups", __name__, url_prefix="/environments/<name>/backups")
+
+
+@bp.get("")
+def index(name: str):
+    env = current_targets().environment(name)
+    job_id = request.args.get("job", type=int)
+    job = db.session.get(Job, job_id) if job_id else None
+    job = job if job and job.environment == env.name else None
+    return render_template(
+        "backups/index.html", env=env, backups=list_backups(env.backup_dirs, env.database.name),
+        job=job, lines=log_lines(job.id) if job else [],
+        keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
+    )
+
+
+@bp.post("")
+def create(name: str):
+    backup_id, job = start_backup(current_targets().environment(name), acting_operator())
+    flash(f"Backup {backup_id} started.")
+    return redirect(url_for("backups.index", name=name, job=job.id))
+
+
+@bp.post("/<backup_id>/verify")
+def verify(name: str, backup_id: str):
+    result = verify_now(current_targets().environment(name), backup_id, acting_operator())
+    flash(f"Backup {backup_id} {'verified: every copy checks out' if result.verified else 'did NOT verify'}.")
+    return redirect(url_for("backups.index", name=name))
+
+
+@bp.post("/<backup_id>/restore")
+def restore(name: str, backup_id: str):
+    env = current_targets().environment(name)
+    if request.form.get("confirm", "") != env.name:
+        flash(f"Restore not started: type the environment name ({env.name}) to confirm.")
+        return redirect(url_for("backups.index", name=name))
+    job = start_restore(env, backup_id, acting_operator())
+    return redirect(url_for("backups.index", name=name, job=job.id))
+
+
+@bp.post("/prune")
+def prune(name: str):
+    removed = prune_backups(current_targets().environment(name), acting_operator())
+    flash(f"Pruned {len(removed)} backup(s): {', '.join(b.id for b in removed) or 'nothing was old enough'}.")
+    return redirect(url_for("backups.index", name=name))

@@ -1,0 +1,38 @@
+"""A job's page and its live panel (one partial with a branch per state, polled while active)."""
+from __future__ import annotations
+
+from flask import Blueprint, make_response, render_template
+
+from app.extensions import db
+from app.models import Job
+from app.runner import cancel, log_lines
+from app.web import acting_operator
+
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+
+
+def get_job(job_id: int) -> Job:
+    return db.get_or_404(Job, job_id, description=f"No job {job_id}.")
+
+
+@bp.get("/<int:job_id>")
+def detail(job_id: int):
+    job = get_job(job_id)
+    return render_template("jobs/detail.html", job=job, lines=log_lines(job.id))
+
+
+@bp.get("/<int:job_id>/panel")
+def panel(job_id: int):
+    """Polled while the job is active; the poll that sees it finish reloads the page,
+    so what the job changed (a new backup, a restored database) shows at once."""
+    job = get_job(job_id)
+    response = make_response(render_template("jobs/_panel.html", job=job, lines=log_lines(job.id)))
+    if not job.active:
+        response.headers["HX-Refresh"] = "true"
+    return response
+
+
+@bp.post("/<int:job_id>/cancel")
+def cancel_job(job_id: int):
+    job = cancel(get_job(job_id), acting_operator())
+    return render_template("jobs/_panel.html", job=job, lines=log_lines(job.id))

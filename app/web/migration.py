@@ -1,0 +1,69 @@
+"""The migration page of one environment: predicted outcomes, preflight, prep, rehearse, migrate."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from app.core.errors import CutoverError
+from app.extensions import db
+from app.migrations import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
+from app.models import Job
+from app.runner import log_lines
+from app.targets import current_targets
+from app.web import acting_operator
+
+bp = Blueprint("migration", __name__, url_prefix="/environments/<name>/migration")
+
+
+@bp.get("")
+def index(name: str):
+    targets = current_targets()
+    env = targets.environment(name)
+    view, plan_error = None, None
+    try:
+        view = plan_view(targets, env)
+    except CutoverError as error:  # a missing or refused plan is shown, not a dead page
+        plan_error = error.message
+    job = _requested_job(env.name)
+    return render_template(
+        "migration/index.html", env=env, view=view, plan_error=plan_error, job=job,
+        lines=log_lines(job.id) if job else [], rehearsal=latest_rehearsal(env),
+        prep_file=prep_path(targets, env), reference=targets.workspace.reference,
+    )
+
+
+def _requested_job(environment: str) -> Job | None:
+    job_id = request.args.get("job", type=int)
+    job = db.session.get(Job, job_id) if job_id else None
+    return job if job and job.environment == environment else None
+
+
+@bp.post("/prep")
+def prep(name: str):
+    """Show the generated prep plan; a second click with save=1 writes it into the plan set."""
+    targets = current_targets()
+    env = targets.environment(name)
+    reference = targets.workspace.reference
+    prep_plan = make_prep(targets, env, request.form.get("reference") or (reference.name if reference else ""))
+    if request.form.get("save") == "1":
+        path = save_prep(targets, env, prep_plan, acting_operator())
+        flash(f"Prep plan saved as {path}; it now runs first in {env.name}'s plan set.")
+        return redirect(url_for("migration.index", name=name))
+    return render_template("migration/prep.html", env=env, prep=prep_plan, prep_file=prep_path(targets, env))
+
+
+@bp.post("/rehearse")
+def rehearse(name: str):
+    targets = current_targets()
+    job = start_job("rehearse", targets.environment(name), acting_operator(), None, targets=targets)
+    return redirect(url_for("migration.index", name=name, job=job.id))
+
+
+@bp.post("/migrate")
+def migrate(name: str):
+    targets = current_targets()
+    env = targets.environment(name)
+    if request.form.get("confirm", "") != env.name:
+        flash(f"Migration not started: type the environment name ({env.name}) to confirm.")
+        return redirect(url_for("migration.index", name=name))
+    job = start_job("migrate", env, acting_operator(), None, targets=targets)
+    return redirect(url_for("migration.index", name=name, job=job.id))

@@ -1,0 +1,173 @@
+"""Backups through the API and the page: start, list, verify, restore, prune; bad ids."""
+import pathlib
+import sqlite3
+import sys
+import time
+
+import pytest
+
+from app.extensions import db
+from app.models import AuditEntry, Job
+from tests.conftest import csrf_token_from
+
+
+def wait_for_job(client, headers, job_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/v1/jobs/{job_id}", headers=headers).get_json()
+        if body["job"]["state"] not in ("queued", "running"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+def take_backup(client, headers):
+    response = client.post("/api/v1/environments/production/backups", headers=headers)
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    done = wait_for_job(client, headers, body["job"]["id"])
+    assert done["job"]["state"] == "passed", done
+    return body["backup"], done
+
+
+def row_count(path, table="goals"):
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_backup_through_the_api_is_verified_in_both_folders(client, api_headers, demo_dir):
+    backup_id, done = take_backup(client, api_headers)
+    texts = [line["text"] for line in done["lines"]]
+    assert texts[-1].startswith(f"✓ Backup {backup_id} verified: 2 copies")
+    listing = client.get("/api/v1/environments/production/backups", headers=api_headers).get_json()
+    [backup] = listing["backups"]
+    assert backup["id"] == backup_id and backup["status"] == "verified"
+    folders = sorted(str(p) for p in [demo_dir / "backups/local", demo_dir / "backups/offsite"])
+    assert sorted(str(pathlib.Path(c).parent) for c in backup["copies"]) == folders
+    assert all(c.endswith(f"goals.db.backup_{backup_id}") for c in backup["copies"])
+
+
+def test_a_second_start_while_one_runs_is_409(app, client, api_headers):
+    with app.app_context():
+        from app.runner import create_job
+
+        create_job("integrity", "production", "someone")
+    response = client.post("/api/v1/environments/production/backups", headers=api_headers)
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "conflict"
+
+
+def test_verify_again_detects_a_flipped_byte(client, api_headers):
+    backup_id, done = take_backup(client, api_headers)
+    ok = client.post(f"/api/v1/environments/production/backups/{backup_id}/verify", headers=api_headers)
+    assert ok.status_code == 200 and ok.get_json()["verified"] is True
+    copy = done["job"]["result"]["copies"][0]
+    data = bytearray(pathlib.Path(copy).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pathlib.Path(copy).write_bytes(bytes(data))
+    bad = client.post(f"/api/v1/environments/production/backups/{backup_id}/verify", headers=api_headers).get_json()
+    assert bad["verified"] is False
+    reasons = {c["path"]: c["ok"] for c in bad["copies"]}
+    assert reasons[copy] is False and list(reasons.values()).count(True) == 1
+
+
+def test_restore_through_the_api_brings_production_back(client, api_headers, demo_dir):
+    production = demo_dir / "goals.db"
+    backup_id, _ = take_backup(client, api_headers)
+    before = row_count(production)
+    conn = sqlite3.connect(production)
+    conn.execute("DELETE FROM metric_values")
+    conn.commit()
+    conn.close()
+    response = client.post("/api/v1/environments/production/restore", json={"backup": backup_id}, headers=api_headers)
+    assert response.status_code == 202
+    done = wait_for_job(client, api_headers, response.get_json()["job"]["id"])
+    assert done["job"]["state"] == "passed", done
+    assert row_count(production) == before and row_count(production, "metric_values") == 1100
+    safety = done["job"]["result"]["safety_copies"]
+    assert safety and all("safety" in path for path in safety)
+
+
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "/etc/passwd", "20260101_000000/../x", "x\x00y", "..\\..\\x"])
+def test_restore_with_a_bad_id_is_refused_before_any_job(app, client, api_headers, bad_id, demo_dir):
+    before = (demo_dir / "goals.db").read_bytes()
+    response = client.post("/api/v1/environments/production/restore", json={"backup": bad_id}, headers=api_headers)
+    assert response.status_code in (400, 404)
+    assert (demo_dir / "goals.db").read_bytes() == before
+    with app.app_context():
+        assert db.session.query(Job).count() == 0
+
+
+@pytest.mark.parametrize("path", ["..%2f..%2fetc%2fpasswd", "%2e%2e", "20260101_000000%00"])
+def test_traversal_in_the_url_is_refused(client, api_headers, path):
+    response = client.post(f"/api/v1/environments/production/backups/{path}/verify", headers=api_headers)
+    assert response.status_code in (400, 404)
+
+
+def test_restore_needs_a_json_body(client, api_headers):
+    response = client.post("/api/v1/environments/production/restore", data="backup=x", headers=api_headers)
+    assert response.status_code == 400 and "Send {" in response.get_json()["message"]
+
+
+def test_restore_is_refused_while_the_application_runs(tmp_path, demo_dir):
+    import subprocess
+
+    from tests.conftest import make_app
+
+    config = demo_dir / "cutover.toml"
+    config.write_text(config.read_text().replace(
+        '[environments.production]\n', '[environments.production]\n').replace(
+        'backup_dirs = ["backups/local", "backups/offsite"]',
+        'backup_dirs = ["backups/local", "backups/offsite"]\napp = { process_patterns = ["fractal-goals-backend-marker"] }'))
+    app = make_app(tmp_path, config)
+    client, headers = app.test_client(), {"Authorization": "Bearer test-api-token"}
+    backup_id, _ = take_backup(client, headers)
+    before = (demo_dir / "goals.db").read_bytes()
+    fake_app = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "fractal-goals-backend-marker"])
+    try:
+        response = client.post("/api/v1/environments/production/restore", json={"backup": backup_id}, headers=headers)
+        done = wait_for_job(client, headers, response.get_json()["job"]["id"])
+    finally:
+        fake_app.kill()
+        fake_app.wait()
+    assert done["job"]["state"] == "failed"
+    assert "running" in done["job"]["error"]
+    assert (demo_dir / "goals.db").read_bytes() == before
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_the_page_starts_a_backup_and_shows_its_panel(logged_in):
+    page = logged_in.get("/environments/production/backups")
+    assert page.status_code == 200 and "No backups yet." in page.get_data(as_text=True)
+    token = csrf_token_from(page.get_data(as_text=True))
+    started = logged_in.post("/environments/production/backups", data={"csrf_token": token})
+    assert started.status_code == 302 and "job=" in started.headers["Location"]
+    job_id = int(started.headers["Location"].split("job=")[1])
+    wait_for_job(logged_in, {}, job_id)
+    html = logged_in.get(started.headers["Location"]).get_data(as_text=True)
+    assert 'class="card job job-passed' in html and "Backup · production" in html
+    assert "Backing up" in html  # the job's lines are on the page, not only in the polled panel
+    assert 'data-backup="' in html
+
+
+def test_the_page_refuses_a_restore_without_the_typed_name(app, logged_in, client, api_headers):
+    backup_id, _ = take_backup(client, api_headers)
+    token = csrf_token_from(logged_in.get("/environments/production/backups").get_data(as_text=True))
+    response = logged_in.post(f"/environments/production/backups/{backup_id}/restore",
+                              data={"csrf_token": token, "confirm": "prod"}, follow_redirects=True)
+    assert "type the environment name (production) to confirm" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(Job).filter_by(kind="restore").count() == 0
+
+
+def test_actions_are_audited(app, client, api_headers):
+    backup_id, _ = take_backup(client, api_headers)
+    client.post(f"/api/v1/environments/production/backups/{backup_id}/verify", headers=api_headers)
+    with app.app_context():
+        rows = [(r.actor, r.action, r.target, r.result) for r in db.session.query(AuditEntry).order_by(AuditEntry.id)]
+        assert rows == [("api-token", "backup", "production", "started"), ("api-token", "backup", "production", "passed"),
+                        ("api-token", "verify", f"production/{backup_id}", "ok")]
