@@ -47,7 +47,7 @@ import sqlite3
 import stat
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -70,6 +70,7 @@ from app.core.fsutil import (
     write_file_atomically,
 )
 from app.core.inspect import inspect_database
+from app.core.transaction import read_transaction as held_read_transaction
 
 MANIFEST_FORMAT = "cutover-backup/1"
 LOCKED_COPY = "locked_copy"
@@ -469,18 +470,12 @@ def open_source(path: Path, busy_timeout: float) -> sqlite3.Connection:
 @contextmanager
 def read_transaction(connection: sqlite3.Connection, path: Path, busy_timeout: float):
     """Hold a read transaction: a SHARED lock (rollback modes) or a pinned snapshot (WAL)."""
-    try:
-        connection.execute("BEGIN")
-        connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()
-    except sqlite3.Error as exc:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise classify_sqlite_error(exc, path, busy_timeout=busy_timeout) from None
-    try:
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(held_read_transaction(connection))
+        except sqlite3.Error as exc:
+            raise classify_sqlite_error(exc, path, busy_timeout=busy_timeout) from None
         yield
-    finally:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
 
 
 def choose_method(journal_mode: str, requested: str | None) -> str:

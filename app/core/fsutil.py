@@ -66,6 +66,15 @@ def write_all(fd: int, data) -> None:
         view = view[written:]
 
 
+def fsync_file(path: Path) -> None:
+    """Make a file's content durable (never following a symlink planted in its place)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_directory(directory: Path) -> None:
     """Make the names created or removed in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

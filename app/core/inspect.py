@@ -44,6 +44,7 @@ from app.core.sql import (
     normalise_tokens,
     quote_identifier,
 )
+from app.core.transaction import read_transaction
 
 QUICK_CHECK_MESSAGES = 10
 FOREIGN_KEY_SAMPLES = 10
@@ -67,12 +68,8 @@ def inspect_database(path, *, deep: bool = True, busy_timeout: float = 1.0) -> S
 
 def _read_in_one_transaction(connection, path: Path, deep: bool, busy_timeout: float):
     try:
-        connection.execute("BEGIN")
-        try:
+        with read_transaction(connection):
             return read_schema(connection), read_facts(connection, path, deep)
-        finally:
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
     except sqlite3.Error as exc:
         raise classify_sqlite_error(exc, path, busy_timeout=busy_timeout) from None
 

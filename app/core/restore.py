@@ -51,6 +51,7 @@ from app.core.fsutil import (
     copy_file_durably,
     create_exclusive,
     fsync_directory,
+    fsync_file,
     open_regular_file,
     partial_path,
     remove_if_present,
@@ -241,7 +242,7 @@ def _prepare_replacement(good_copy: Path, manifest: Manifest, target: Path) -> P
         _write_replacement(good_copy, manifest, target, replacement)
         if manifest.journal_mode == "wal":
             _enable_wal(replacement)
-        _fsync_file(replacement)
+        fsync_file(replacement)
         problems = _replacement_problems(replacement, manifest)
     except BaseException:
         _remove_with_side_files(replacement)
@@ -289,14 +290,6 @@ def _enable_wal(path: Path) -> None:
         mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode != "wal":
         raise _refused(f"Could not switch the replacement back to WAL mode (got {mode}).")
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _replacement_problems(replacement: Path, manifest: Manifest) -> str:

@@ -71,3 +71,20 @@ def _rollback_keeping(connection: sqlite3.Connection, original: BaseException) -
         # The journal (or WAL) still undoes the transaction when the connection closes or
         # the next connection opens the file; the caller's error is the one that matters.
         original.add_note(f"ROLLBACK also failed: {rollback_error}")
+
+
+@contextmanager
+def read_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN, a first read, ... ROLLBACK: one consistent view for everything read inside.
+
+    The first read is what takes SQLite's SHARED lock (rollback-journal modes: no writer can
+    commit until we finish) or pins the WAL snapshot; a bare BEGIN takes nothing. Read-only
+    work never commits, so it always ends with ROLLBACK, only if a transaction is open.
+    """
+    connection.execute("BEGIN")
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+        yield connection
+    finally:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
