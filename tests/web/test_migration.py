@@ -110,3 +110,11 @@ def test_the_page_wants_the_typed_name_to_migrate(app, logged_in):
     assert "type the environment name (production) to confirm" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.query(Job).count() == 0
+
+
+def test_a_rehearsal_log_page_links_back_to_the_migration(logged_in, client, api_headers):
+    rehearsal = client.post("/api/v1/environments/production/rehearse", headers=api_headers).get_json()
+    wait_for_job(client, api_headers, rehearsal["job"]["id"])
+    html = logged_in.get(f"/jobs/{rehearsal['job']['id']}").get_data(as_text=True)
+    assert "← Migration of production" in html and "no such column: group_id" in html
+    assert logged_in.get("/jobs/999999").status_code == 404
