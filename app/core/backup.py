@@ -366,7 +366,8 @@ def check_free_space(folders: list[Path], needed: int) -> None:
 
 
 def _mb(size: int) -> str:
-    return f"{size / (1024 * 1024):,.1f} MB"
+    # Decimal megabytes, as the pages show sizes: one file, one number, everywhere.
+    return f"{size / 1_000_000:,.1f} MB"
 
 
 # --- partial copies -------------------------------------------------------------------
