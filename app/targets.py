@@ -37,8 +37,8 @@ class Targets:
             raise NotFound(f"No environment named '{name}'. Configured environments: {known}.", environment=name)
         return env
 
-    def inspect(self, env: Environment, refresh: bool = False) -> Inspection:
-        return self.cache.inspect(env.database, refresh=refresh)
+    def inspect(self, env: Environment, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
+        return self.cache.inspect(env.database, refresh=refresh, wait_for_checks=wait_for_checks)
 
     def resolve(self, name_or_path: str) -> tuple[str, Path]:
         """An environment name, or else the path of a database file."""
@@ -53,11 +53,11 @@ class Targets:
             f"nor an existing database file."
         )
 
-    def compare(self, left: str, right: str) -> Comparison:
+    def compare(self, left: str, right: str, wait_for_checks: bool = True) -> Comparison:
         left_label, left_path = self.resolve(left)
         right_label, right_path = self.resolve(right)
-        left_inspection = self.cache.inspect(left_path)
-        right_inspection = self.cache.inspect(right_path)
+        left_inspection = self.cache.inspect(left_path, wait_for_checks=wait_for_checks)
+        right_inspection = self.cache.inspect(right_path, wait_for_checks=wait_for_checks)
         differences = summary = None
         if left_inspection.ok and right_inspection.ok:
             differences = diff_schemas(

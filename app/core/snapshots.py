@@ -48,6 +48,11 @@ class Inspection:
     def checks_are_current(self) -> bool:
         return self.ok and self.checked_at == self.snapshot.inspected_at
 
+    @property
+    def checks_pending(self) -> bool:
+        """Schema and counts are here; quick_check and foreign_key_check are still running."""
+        return self.ok and self.checked_at is None
+
 
 class SnapshotCache:
     def __init__(self, busy_timeout: float = 1.0, deep_interval: float = 300.0):
@@ -56,20 +61,58 @@ class SnapshotCache:
         self._entries: dict[Path, tuple[tuple, Inspection]] = {}
         self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._checking: set[Path] = set()
 
-    def inspect(self, path: Path, *, refresh: bool = False) -> Inspection:
+    def inspect(self, path: Path, *, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
+        """With wait_for_checks=False a file never checked gets its schema and counts at once
+        (a fraction of a second even for gigabytes) and the whole-file checks run in the
+        background; the next call after they finish sees them."""
         path = Path(path)
         with self._lock_for(path):
             cached = self._entries.get(path)
             if cached and cached[0] == file_signature(path) and not refresh:
                 return cached[1]
             previous = cached[1] if cached else None
-            inspection = self._inspect_now(path, previous, refresh)
-            if inspection.ok:
-                self._entries[path] = (file_signature(path), inspection)
+            if wait_for_checks or refresh or self._recent_checks(previous):
+                inspection = self._inspect_now(path, previous, refresh)
             else:
-                self._entries.pop(path, None)
+                inspection = self._inspect_shallow_and_check_later(path)
+            self._remember(path, inspection)
             return inspection
+
+    def _remember(self, path: Path, inspection: Inspection) -> None:
+        if inspection.ok:
+            self._entries[path] = (file_signature(path), inspection)
+        else:
+            self._entries.pop(path, None)
+
+    def _inspect_shallow_and_check_later(self, path: Path) -> Inspection:
+        try:
+            snapshot = inspect_database(path, deep=False, busy_timeout=self.busy_timeout)
+        except TargetUnavailable as error:
+            return Inspection(path, error=error)
+        with self._guard:
+            if path not in self._checking:
+                self._checking.add(path)
+                threading.Thread(target=self._check_in_background, args=(path,), daemon=True).start()
+        return Inspection(path, snapshot=snapshot)
+
+    def _check_in_background(self, path: Path) -> None:
+        try:
+            signature = file_signature(path)
+            try:
+                snapshot = inspect_database(path, deep=True, busy_timeout=self.busy_timeout)
+            except TargetUnavailable as error:
+                inspection = Inspection(path, error=error)
+            else:
+                inspection = Inspection(path, snapshot=snapshot, checked_at=snapshot.inspected_at)
+            with self._lock_for(path):
+                # A file that changed meanwhile is inspected again by the next viewer.
+                if file_signature(path) == signature:
+                    self._remember(path, inspection)
+        finally:
+            with self._guard:
+                self._checking.discard(path)
 
     def _inspect_now(self, path: Path, previous: Inspection | None, refresh: bool) -> Inspection:
         deep = refresh or not self._recent_checks(previous)

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.core.assertions import validate_checks_config
 from app.core.errors import ConfigError
 
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -80,6 +81,7 @@ def load_workspace(path: Path | str) -> Workspace:
     _reject_unknown(path, migration, MIGRATION_KEYS, prefix="migration.")
     plans = tuple(_resolve(path, p) for p in _string_list(path, migration, "plans", "migration.plans"))
     checks = _parse_checks(path, _table(path, data, "checks"))
+    validate_checks_config(path, checks)
     return Workspace(config_path=path, environments=environments, plans=plans, checks=checks)
 
 

@@ -12,9 +12,11 @@ bp = Blueprint("dashboard", __name__)
 @bp.get("/")
 def index():
     targets = current_targets()
-    environments = [(env, targets.inspect(env)) for env in targets.workspace.environments]
+    # The page never waits for whole-file checks: they run in the background and each card
+    # that shows "checking" refreshes itself until they land.
+    environments = [(env, targets.inspect(env, wait_for_checks=False)) for env in targets.workspace.environments]
     pair = _chosen_pair(targets)
-    comparison = targets.compare(*pair) if pair else None
+    comparison = targets.compare(*pair, wait_for_checks=False) if pair else None
     tables = table_views(comparison) if comparison and comparison.differences is not None else []
     return render_template(
         "dashboard/index.html",

@@ -12,7 +12,7 @@ def environment_document(env: Environment, inspection: Inspection) -> dict:
     if inspection.ok:
         snapshot = inspection.snapshot
         doc.update(
-            status="ok" if snapshot.facts.quick_check == "ok" else "problem",
+            status=_status(inspection),
             facts=snapshot.facts.to_dict(),
             row_counts=snapshot.row_counts(),
             fingerprint=snapshot.schema.fingerprint(),
@@ -22,6 +22,12 @@ def environment_document(env: Environment, inspection: Inspection) -> dict:
     else:
         doc.update(status="unavailable", error=inspection.error.to_dict())
     return doc
+
+
+def _status(inspection: Inspection) -> str:
+    if inspection.checks_pending:
+        return "checking"
+    return "ok" if inspection.snapshot.facts.quick_check == "ok" else "problem"
 
 
 def comparison_document(comparison) -> dict:

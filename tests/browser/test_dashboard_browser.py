@@ -17,7 +17,9 @@ def test_login_and_see_both_environments_and_the_drift(page, live_server):
     cards = page.locator("article.env-card")
     assert cards.count() == 2
     assert page.locator('[data-environment="development"] h2').inner_text().lower() == "development"
-    assert page.locator('[data-environment="production"] .status').inner_text() == "healthy"
+    # the whole-file checks land in the background; the card refreshes itself (htmx)
+    page.wait_for_selector('[data-environment="production"] .status:has-text("healthy")', timeout=20000)
+    assert "2 rows point at missing parents" in page.locator('[data-environment="production"]').inner_text()
     assert "behind" in page.locator(".drift-status").inner_text()
     group_id = page.locator("#differences tr", has_text="activity_definitions.group_id")
     assert group_id.count() == 1 and "additive" in group_id.inner_text()

@@ -76,3 +76,23 @@ def test_signature_covers_the_wal_file(database):
     before = file_signature(database)
     (database.parent / "app.db-wal").write_bytes(b"")
     assert file_signature(database) != before
+
+
+def test_a_page_need_not_wait_for_the_whole_file_checks(database):
+    cache = SnapshotCache()
+    first = cache.inspect(database, wait_for_checks=False)
+    assert first.checks_pending and first.snapshot.row_counts() == {"goals": 2}
+    assert first.snapshot.facts.quick_check is None
+    deadline = time.monotonic() + 30
+    while cache.inspect(database, wait_for_checks=False).checks_pending:
+        assert time.monotonic() < deadline, "the background checks never landed"
+        time.sleep(0.02)
+    done = cache.inspect(database, wait_for_checks=False)
+    assert done.checks_are_current and done.snapshot.facts.quick_check == "ok"
+
+
+def test_waiting_callers_always_get_the_checks(database):
+    cache = SnapshotCache()
+    cache.inspect(database, wait_for_checks=False)
+    complete = cache.inspect(database, refresh=True)
+    assert complete.checks_are_current and complete.snapshot.facts.foreign_key_violations == 0

@@ -1,6 +1,8 @@
 """The operator dashboard on the demo workspace and on broken environments."""
 import os
+import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -8,8 +10,32 @@ import pytest
 from tests.conftest import csrf_token_from, log_in, make_app
 
 
+def settled_dashboard(client, url="/") -> str:
+    """The page as it is once the background whole-file checks have landed."""
+    deadline = time.monotonic() + 30
+    while True:
+        html = client.get(url).get_data(as_text=True)
+        if "checking…" not in html or time.monotonic() > deadline:
+            return html
+        time.sleep(0.05)
+
+
+def card(html: str, environment: str) -> str:
+    match = re.search(rf'<article[^>]*data-environment="{environment}"[^>]*>(.*?)</article>', html, re.S)
+    return match.group(1)
+
+
+def test_first_view_does_not_wait_for_the_whole_file_checks(logged_in):
+    first = logged_in.get("/").get_data(as_text=True)
+    assert "checking…" in card(first, "production")
+    assert 'hx-trigger="every 2s"' in first  # the card refreshes itself until the checks land
+    assert "<td>goals</td><td class=\"num\">200</td>" in card(first, "production")  # counts are there already
+    settled = settled_dashboard(logged_in)
+    assert "ok (quick_check)" in card(settled, "production") and 'hx-trigger="every 2s"' not in settled
+
+
 def test_dashboard_shows_both_environments_and_the_drift(logged_in):
-    html = logged_in.get("/").get_data(as_text=True)
+    html = settled_dashboard(logged_in)
     assert 'data-environment="development"' in html and 'data-environment="production"' in html
     assert "goals_dev.db" in html and "goals.db" in html
     assert "is <strong>behind</strong> development" in html
@@ -22,8 +48,7 @@ def test_dashboard_shows_both_environments_and_the_drift(logged_in):
 
 
 def test_dashboard_counts_match_the_seed(logged_in):
-    html = logged_in.get("/").get_data(as_text=True)
-    dev_card = html.split('data-environment="development"')[1].split("</article>")[0]
+    dev_card = card(logged_in.get("/").get_data(as_text=True), "development")
     for table, count in [("goals", "45"), ("activity_instances", "79"), ("metric_values", "116")]:
         assert f"<td>{table}</td><td class=\"num\">{count}</td>" in dev_card
 
@@ -106,13 +131,13 @@ def test_a_broken_environment_is_explained_and_untouched(tmp_path, demo_dir, kin
     log_in(client)
     response = client.get("/")
     assert response.status_code == 200
-    html = response.get_data(as_text=True)
-    card = html.split('data-environment="production"')[1].split("</article>")[0]
+    html = settled_dashboard(client)
+    production = card(html, "production")
     if kind == "corrupt":
         # depending on where the damage is, reading fails or the integrity check reports it
-        assert "unavailable" in card or "integrity problem" in card
+        assert "unavailable" in production or "integrity problem" in production
     else:
-        assert "unavailable" in card and 'role="alert"' in card
+        assert "unavailable" in production and 'role="alert"' in production
     api = client.get("/api/v1/environments/production/schema")
     if kind != "corrupt" or api.status_code != 200:
         assert api.status_code == 409
