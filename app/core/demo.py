@@ -67,6 +67,19 @@ plans = ["plans/migrate_database_improvements.sql", "plans/hotfix_activity_insta
 [checks]
 null_root_id_activity_instances = "SELECT COUNT(*) FROM activity_instances WHERE root_id IS NULL"
 null_root_id_goals = "SELECT COUNT(*) FROM goals WHERE root_id IS NULL"
+
+# Verification after the migration. The smoke test writes what the application writes
+# (a session with an activity, then deletes the session, which must cascade) inside a
+# transaction that is always rolled back: nothing it does is kept. The watch runs every
+# check every 15 minutes for 24 hours.
+[verification]
+smoke = [
+  "INSERT INTO practice_sessions (goal_id, name, started_at, created_at, root_id) VALUES ((SELECT MIN(id) FROM goals WHERE parent_id IS NULL), 'Cutover smoke test', '2026-01-01 09:00:00', '2026-01-01 09:00:00', (SELECT MIN(id) FROM goals WHERE parent_id IS NULL))",
+  "INSERT INTO activity_instances (practice_session_id, activity_definition_id, created_at, root_id, completed, notes) VALUES (last_insert_rowid(), (SELECT MIN(id) FROM activity_definitions), '2026-01-01 09:00:00', (SELECT MIN(id) FROM goals WHERE parent_id IS NULL), 0, 'smoke')",
+  "DELETE FROM practice_sessions WHERE name = 'Cutover smoke test'",
+]
+monitor_hours = 24
+monitor_interval_minutes = 15
 """
 
 

@@ -15,7 +15,10 @@ from app.core.assertions import validate_checks_config
 from app.core.errors import ConfigError
 
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-TOP_LEVEL_KEYS = {"environments", "migration", "checks"}
+TOP_LEVEL_KEYS = {"environments", "migration", "checks", "verification"}
+VERIFICATION_KEYS = {"smoke", "accepted_differences", "declared_row_changes", "monitor_hours",
+                     "monitor_interval_minutes", "check_time_limit_seconds"}
+DIFFERENCE_OBJECTS = ("table", "column", "index", "trigger", "view")
 ENVIRONMENT_KEYS = {"database", "reference", "backup_dirs", "description", "app"}
 MIGRATION_KEYS = {"plans"}
 APP_KEYS = {"health_url", "process_patterns", "start_command", "log_file", "log_error_patterns", "port"}
@@ -53,6 +56,23 @@ class Environment:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """How verification and the post-migration watch run ([verification] in cutover.toml)."""
+
+    smoke: tuple[str, ...] = ()  # writes run in a transaction that is always rolled back
+    # Differences from the reference that are known and fine: (object, table, name).
+    accepted_differences: tuple[tuple[str, str | None, str], ...] = ()
+    declared_row_changes: tuple[tuple[str, int], ...] = ()  # table -> expected row-count delta
+    monitor_hours: float = 24.0
+    monitor_interval_minutes: float = 15.0
+    check_time_limit_seconds: float = 60.0
+
+    @property
+    def check_time_limit(self) -> float:
+        return self.check_time_limit_seconds
+
+
+@dataclass(frozen=True)
 class Workspace:
     """Everything the configuration file says, with paths resolved."""
 
@@ -60,6 +80,7 @@ class Workspace:
     environments: tuple[Environment, ...]
     plans: tuple[Path, ...] = ()
     checks: tuple[tuple[str, str], ...] = ()
+    verification: Verification = field(default_factory=Verification)
 
     @property
     def reference(self) -> Environment | None:
@@ -82,7 +103,9 @@ def load_workspace(path: Path | str) -> Workspace:
     plans = tuple(_resolve(path, p) for p in _string_list(path, migration, "plans", "migration.plans"))
     checks = _parse_checks(path, _table(path, data, "checks"))
     validate_checks_config(path, checks)
-    return Workspace(config_path=path, environments=environments, plans=plans, checks=checks)
+    verification = _parse_verification(path, _table(path, data, "verification"))
+    return Workspace(config_path=path, environments=environments, plans=plans, checks=checks,
+                     verification=verification)
 
 
 def _read_toml(path: Path) -> dict:
@@ -213,3 +236,39 @@ def _parse_checks(path: Path, raw: dict) -> tuple[tuple[str, str], ...]:
             raise ConfigError(f"{path}: 'checks.{name}' must be an SQL query string.")
         checks.append((name, query.strip()))
     return tuple(checks)
+
+
+def _parse_verification(path: Path, raw: dict) -> Verification:
+    _reject_unknown(path, raw, VERIFICATION_KEYS, prefix="verification.")
+    numbers = {key: _positive_number(path, raw, key) for key in
+               ("monitor_hours", "monitor_interval_minutes", "check_time_limit_seconds") if key in raw}
+    changes = raw.get("declared_row_changes", {})
+    if not isinstance(changes, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in changes.values()):
+        raise ConfigError(f"{path}: 'verification.declared_row_changes' must be a table of table = whole number.")
+    return Verification(
+        smoke=tuple(_string_list(path, raw, "smoke", "verification.smoke")),
+        accepted_differences=tuple(_accepted_difference(path, text) for text in
+                                   _string_list(path, raw, "accepted_differences", "verification.accepted_differences")),
+        declared_row_changes=tuple(changes.items()),
+        **numbers,
+    )
+
+
+def _positive_number(path: Path, raw: dict, key: str) -> float:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"{path}: 'verification.{key}' must be a positive number.")
+    return float(value)
+
+
+def _accepted_difference(path: Path, text: str) -> tuple[str, str | None, str]:
+    """'column goals.target_date', 'index goals.idx_x' or 'table audit_log'."""
+    kind, _, name = text.partition(" ")
+    if kind not in DIFFERENCE_OBJECTS or not name:
+        raise ConfigError(f"{path}: 'verification.accepted_differences' entry {text!r} must read "
+                          "'OBJECT NAME' with OBJECT one of table, column, index, trigger, view "
+                          "(e.g. 'column goals.target_date').")
+    if kind in ("column", "index") and "." in name:
+        table, _, item = name.partition(".")
+        return kind, table, item
+    return kind, None, name

@@ -261,15 +261,15 @@ def test_required_indexes(small):
 
 
 def test_smoke_test_writes_cascade_and_leave_the_file_byte_identical(demo):
-    production = demo / "goals_dev.db"
+    migrated = demo / "goals_dev.db"
     before = folder_state(demo)
-    result = smoke_test(production, [
+    result = smoke_test(migrated, [
         "INSERT INTO goals (name, type, created_at, root_id) "
         "VALUES ('smoke', 'UltimateGoal', '2026-01-01', 1)",
-        "DELETE FROM goals WHERE id = 1",
+        "DELETE FROM practice_sessions WHERE id = (SELECT min(id) FROM practice_sessions)",
     ])
     assert result.passed, result
-    assert "in all with cascades and triggers" in result.evidence[1]
+    assert "in all with cascades and triggers" in result.evidence[1]  # the cascade ran
     assert result.evidence[-1] == "rolled back: nothing was kept"
     assert folder_state(demo) == before
 

@@ -101,3 +101,36 @@ def test_config_that_is_not_utf8(tmp_path):
 def test_loading_never_touches_the_databases(tmp_path):
     load_workspace(write(tmp_path, VALID))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cutover.toml"]
+
+
+def test_verification_settings(tmp_path):
+    path = write(tmp_path, VALID + """
+[verification]
+smoke = ["DELETE FROM practice_sessions WHERE id = -1"]
+accepted_differences = ["column goals.target_date", "table legacy_notes"]
+declared_row_changes = { audit_log = 3 }
+monitor_hours = 0.5
+monitor_interval_minutes = 1
+""")
+    settings = load_workspace(path).verification
+    assert settings.smoke == ("DELETE FROM practice_sessions WHERE id = -1",)
+    assert settings.accepted_differences == (("column", "goals", "target_date"), ("table", None, "legacy_notes"))
+    assert settings.declared_row_changes == (("audit_log", 3),)
+    assert (settings.monitor_hours, settings.monitor_interval_minutes) == (0.5, 1.0)
+
+
+def test_verification_defaults_are_the_runbooks(tmp_path):
+    settings = load_workspace(write(tmp_path, VALID)).verification
+    assert (settings.monitor_hours, settings.monitor_interval_minutes, settings.smoke) == (24.0, 15.0, ())
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("monitor_hours = 0", "'verification.monitor_hours' must be a positive number"),
+    ("monitor_interval_minutes = 'often'", "'verification.monitor_interval_minutes' must be a positive number"),
+    ("accepted_differences = ['goals.target_date']", "must read 'OBJECT NAME'"),
+    ("declared_row_changes = { audit_log = 'many' }", "'verification.declared_row_changes' must be a table"),
+    ("smok = []", "unknown key 'verification.smok'. Did you mean 'verification.smoke'?"),
+])
+def test_bad_verification_settings(tmp_path, body, expected):
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.").replace("?", r"\?").replace("[", r"\[")):
+        load_workspace(write(tmp_path, VALID + "\n[verification]\n" + body + "\n"))
