@@ -38,6 +38,8 @@ class Config:
     CUTOVER_DEEP_CHECK_SECONDS = float(os.environ.get("CUTOVER_DEEP_CHECK_SECONDS", "300"))
     # Days a backup is kept before pruning may remove it (never the newest verified one).
     CUTOVER_BACKUP_KEEP_DAYS = int(os.environ.get("CUTOVER_BACKUP_KEEP_DAYS", "30"))
+    # How often the monitoring scheduler looks for due ticks (the interval itself is in cutover.toml).
+    CUTOVER_MONITOR_POLL_SECONDS = float(os.environ.get("CUTOVER_MONITOR_POLL_SECONDS", "5"))
     # Failed logins allowed per user name and address within 15 minutes before throttling.
     CUTOVER_LOGIN_ATTEMPTS = int(os.environ.get("CUTOVER_LOGIN_ATTEMPTS", "5"))
     # Session cookie: not readable by scripts, not sent on cross-site requests.

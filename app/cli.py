@@ -282,5 +282,57 @@ def migrate_command(environment: str, plans: tuple, yes: bool):
     _run_migration_job("migrate", environment, plans)
 
 
+@cutover.command("verify")
+@click.argument("environment")
+@click.option("--json", "as_json", is_flag=True, help="Every check by name with its result and evidence.")
+@reports_errors
+def verify_command(environment: str, as_json: bool):
+    """Run every verification check on ENVIRONMENT. Exit 0 when all pass, 1 when any fails."""
+    from app.core.checks import report
+    from app.health import verify_environment
+
+    targets = current_targets()
+    env = targets.environment(environment)
+    results, baseline = verify_environment(targets, env)
+    document = {"environment": env.name, **report(results), "baseline": baseline.notes}
+    if as_json:
+        print_json(document)
+    else:
+        for note in baseline.notes:
+            click.echo(f"  ({note})")
+        for result in results:
+            click.echo(f"{'✓' if result.passed else '✗'} {result.name}: {result.summary}")
+            for line in result.evidence[:10]:
+                click.echo(f"    {line}")
+    sys.exit(0 if document["passed"] else 1)
+
+
+@cutover.command("monitor-start")
+@click.argument("environment")
+@click.option("--hours", type=float, help="Length of the window (default from cutover.toml, 24).")
+@click.option("--interval-minutes", type=float, help="Minutes between checks (default from cutover.toml, 15).")
+@reports_errors
+def monitor_start_command(environment: str, hours: float | None, interval_minutes: float | None):
+    """Start the post-migration watch of ENVIRONMENT (the running dashboard executes its ticks)."""
+    from app.monitor import start_window
+
+    targets = current_targets()
+    window = start_window(targets, targets.environment(environment), cli_operator(), reason="started from the CLI",
+                          hours=hours, interval_minutes=interval_minutes)
+    click.echo(f"Watching {environment} until {window.ends_at:%Y-%m-%d %H:%M} UTC, every {window.interval_seconds} s (window {window.id}).")
+
+
+@cutover.command("monitor-tick")
+@reports_errors
+def monitor_tick_command():
+    """Run every due monitoring tick now (for cron, instead of the dashboard's scheduler). Exit 1 if one failed."""
+    from app.monitor import tick_all
+
+    samples = tick_all(current_targets())
+    for sample in samples:
+        click.echo(f"window {sample.window_id} tick {sample.tick}: {sample.state}")
+    sys.exit(1 if any(s.state == "failed" for s in samples) else 0)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(cutover)

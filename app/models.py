@@ -123,3 +123,46 @@ class LogLine(db.Model):
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds") + "Z" if moment else None
+
+
+class MonitorWindow(db.Model):
+    """A watch over one environment after a migration (24 hours by default).
+
+    Ticks are numbered from the start (tick k is due at started_at + k * interval), so a
+    restart knows exactly which ticks it missed: those are recorded as a gap, not run late.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ends_at: Mapped[datetime]
+    interval_seconds: Mapped[int]
+    started_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="active")  # active | finished | stopped
+    baseline: Mapped[str] = mapped_column(Text, default="{}")  # facts at the start, JSON
+    log_offset: Mapped[int] = mapped_column(default=0)
+
+    def due_at(self, tick: int):
+        from datetime import timedelta
+
+        return self.started_at + timedelta(seconds=tick * self.interval_seconds)
+
+    @property
+    def last_tick(self) -> int:
+        return int((self.ends_at - self.started_at).total_seconds() // self.interval_seconds)
+
+
+class HealthSample(db.Model):
+    """One tick of a window: what every check said then, or that the tick was missed."""
+
+    __table_args__ = (db.UniqueConstraint("window_id", "tick", name="one_sample_per_tick"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    window_id: Mapped[int] = mapped_column(db.ForeignKey("monitor_window.id"), index=True)
+    tick: Mapped[int]
+    due_at: Mapped[datetime]
+    ran_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16))  # running | passed | failed | missed
+    results: Mapped[str] = mapped_column(Text, default="[]")
+    measurements: Mapped[str] = mapped_column(Text, default="{}")

@@ -33,7 +33,15 @@ def server_options(app: Flask) -> dict:
         "graceful_timeout": 10,
         "accesslog": "-",
         "loglevel": "info",
+        # The monitoring scheduler runs in the worker (where the app lives), exactly once.
+        "post_worker_init": lambda worker: start_scheduler(app),
     }
+
+
+def start_scheduler(app: Flask) -> None:
+    from app.monitor import MonitorScheduler
+
+    app.extensions["cutover.scheduler"] = MonitorScheduler(app, app.config["CUTOVER_MONITOR_POLL_SECONDS"]).start()
 
 
 def serve_forever(app: Flask) -> None:

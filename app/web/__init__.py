@@ -4,10 +4,11 @@ from flask_login import current_user
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.web import api, auth, backups, dashboard, jobs, migration
+    from app.web import api, auth, backups, dashboard, health, jobs, migration
 
-    for module in (auth, dashboard, backups, migration, jobs, api):
+    for module in (auth, dashboard, backups, migration, health, jobs, api):
         app.register_blueprint(module.bp)
+    health.init_app(app)
 
 
 def acting_operator() -> str:

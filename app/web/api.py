@@ -3,7 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from app import audit
 from app.backups import start_backup, start_restore, verify_now
+from app.core.checks import report
+from app.health import verify_environment
+from app.web.health import health_document
 from app.core.backup import list_backups
 from app.core.errors import UsageError
 from app.migrations import make_prep, plan_view, save_prep, start_job
@@ -123,3 +127,21 @@ def migrate_route(name: str):
     targets = current_targets()
     job = start_job("migrate", targets.environment(name), acting_operator(), None, targets=targets)
     return jsonify(job=job.to_dict()), 202
+
+
+# --- verification and health -----------------------------------------------------------
+
+@bp.post("/environments/<name>/verify")
+def verify_route(name: str):
+    targets = current_targets()
+    env = targets.environment(name)
+    results, baseline = verify_environment(targets, env)
+    audit.record(acting_operator(), "verify-environment", target=env.name,
+                 result="ok" if all(r.passed for r in results) else "failed")
+    return jsonify(environment=env.name, **report(results), baseline=baseline.notes)
+
+
+@bp.get("/environments/<name>/health")
+def health_route(name: str):
+    targets = current_targets()
+    return jsonify(health_document(targets, targets.environment(name)))
