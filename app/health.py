@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from app import audit
 from app.core.backup import Backup, find_backup
 from app.core.checks import CheckResult, run_checks
 from app.core.database import open_readonly
@@ -92,6 +93,14 @@ def verify_environment(targets: Targets, env: Environment) -> tuple[list[CheckRe
         time_limit=settings.check_time_limit,
         busy_timeout=targets.cache.busy_timeout,
     )
+    return results, baseline
+
+
+def verify_and_record(targets: Targets, env: Environment, operator: str) -> tuple[list[CheckResult], Baseline]:
+    """Verification asked for by an operator: the same checks, and an audit entry."""
+    results, baseline = verify_environment(targets, env)
+    audit.record(operator, "verify-environment", target=env.name,
+                 result="ok" if all(r.passed for r in results) else "failed")
     return results, baseline
 
 

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from app import audit
 from app.backups import start_backup, start_restore, verify_now
 from app.core.checks import report
-from app.health import verify_environment
+from app.health import verify_and_record
 from app.web.health import health_document
 from app.core.backup import list_backups
 from app.core.errors import UsageError
@@ -135,9 +134,7 @@ def migrate_route(name: str):
 def verify_route(name: str):
     targets = current_targets()
     env = targets.environment(name)
-    results, baseline = verify_environment(targets, env)
-    audit.record(acting_operator(), "verify-environment", target=env.name,
-                 result="ok" if all(r.passed for r in results) else "failed")
+    results, baseline = verify_and_record(targets, env, acting_operator())
     return jsonify(environment=env.name, **report(results), baseline=baseline.notes)
 
 

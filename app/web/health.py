@@ -6,10 +6,9 @@ import json
 from flask import Blueprint, Flask, flash, redirect, render_template, url_for
 from sqlalchemy import select
 
-from app import audit
 from app.core.checks import report
 from app.extensions import db
-from app.health import sqlite_warnings, verify_environment
+from app.health import sqlite_warnings, verify_and_record
 from app.models import HealthSample, MonitorWindow
 from app.monitor import active_window, latest_window, start_window, stop_window, window_summary
 from app.targets import Targets, current_targets
@@ -83,9 +82,7 @@ def index(name: str):
 def verify(name: str):
     targets = current_targets()
     env = targets.environment(name)
-    results, baseline = verify_environment(targets, env)
-    audit.record(acting_operator(), "verify-environment", target=env.name,
-                 result="ok" if all(r.passed for r in results) else "failed")
+    results, baseline = verify_and_record(targets, env, acting_operator())
     return _page(targets, env, {**report(results), "baseline": baseline.notes})
 
 

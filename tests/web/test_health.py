@@ -87,3 +87,12 @@ def test_sqlite_warning_for_wal_with_an_affected_version():
 
     assert sqlite_warnings("3.40.1", "wal") and "3.51.3" in sqlite_warnings("3.40.1", "wal")[0]
     assert sqlite_warnings("3.40.1", "delete") == [] and sqlite_warnings("3.51.3", "wal") == []
+
+
+def test_verification_asked_for_is_audited(app, client, api_headers):
+    client.post("/api/v1/environments/development/verify", headers=api_headers)
+    with app.app_context():
+        from app.models import AuditEntry
+
+        rows = [(r.actor, r.action, r.target, r.result) for r in db.session.query(AuditEntry)]
+        assert rows == [("api-token", "verify-environment", "development", "ok")]
