@@ -14,6 +14,7 @@ from app.runner import cancel, log_lines
 from app.targets import current_targets
 from app.web import acting_operator
 from app.web.jobs import get_job
+from app.web.streams import job_event_stream
 from app.web.presenters import comparison_document, environment_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -142,3 +143,8 @@ def verify_route(name: str):
 def health_route(name: str):
     targets = current_targets()
     return jsonify(health_document(targets, targets.environment(name)))
+
+
+@bp.get("/jobs/<int:job_id>/events")
+def job_events_route(job_id: int):
+    return job_event_stream(job_id)
