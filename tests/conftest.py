@@ -29,6 +29,12 @@ def demo_dir(tmp_path, demo_template) -> Path:
 
 
 @pytest.fixture
+def demo(demo_dir) -> Path:
+    """The folder of a fresh demo workspace (the core tests' name for it)."""
+    return demo_dir
+
+
+@pytest.fixture
 def demo_config(demo_dir) -> Path:
     return demo_dir / "cutover.toml"
 

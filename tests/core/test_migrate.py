@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 import sqlite3
 from contextlib import closing
 
 import pytest
 
 from app.core import migrate
-from app.core.demo import create_demo_workspace
 from app.core.errors import MigrationFailed, TargetUnavailable
 from app.core.events import collecting
 from app.core.inspect import inspect_database
@@ -21,18 +19,6 @@ from app.core.transaction import immediate_transaction, open_for_writing
 from tests.core.conftest import folder_state
 
 DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_instances.sql")
-
-
-@pytest.fixture(scope="module")
-def demo_template(tmp_path_factory):
-    return create_demo_workspace(tmp_path_factory.mktemp("migrate") / "demo").parent
-
-
-@pytest.fixture
-def demo(tmp_path, demo_template):
-    folder = tmp_path / "demo"
-    shutil.copytree(demo_template, folder)
-    return folder
 
 
 def demo_plans(folder):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from app.core.demo import create_demo_workspace
 from app.core.diff import diff_schemas
 from app.core.inspect import inspect_database
 from app.core.migrate import apply_plan
@@ -15,18 +13,6 @@ from app.core.prep import generate_prep
 from app.core.reconcile import reconcile
 
 DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_instances.sql")
-
-
-@pytest.fixture(scope="module")
-def demo_template(tmp_path_factory):
-    return create_demo_workspace(tmp_path_factory.mktemp("prep") / "demo").parent
-
-
-@pytest.fixture
-def demo(tmp_path, demo_template):
-    folder = tmp_path / "demo"
-    shutil.copytree(demo_template, folder)
-    return folder
 
 
 def schema(path):

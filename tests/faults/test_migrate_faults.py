@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from app.core.demo import create_demo_workspace
 from app.core.diff import diff_schemas
 from app.core.errors import MigrationFailed, PlanError, RehearsalMismatch
 from app.core.inspect import inspect_database
@@ -93,18 +92,6 @@ def plan(text: str):
 
 def demo_plans(folder: Path):
     return load_plan_set([folder / name for name in DEMO_PLANS])
-
-
-@pytest.fixture(scope="module")
-def demo_template(tmp_path_factory):
-    return create_demo_workspace(tmp_path_factory.mktemp("faults") / "demo").parent
-
-
-@pytest.fixture
-def demo(tmp_path, demo_template):
-    folder = tmp_path / "demo"
-    shutil.copytree(demo_template, folder)
-    return folder
 
 
 # --------------------------------------------------------------------------- failing statements
