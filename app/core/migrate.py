@@ -120,8 +120,11 @@ class _Abort(Exception):
 class _Run:
     """What one apply has done so far: lines emitted, statement results, checks."""
 
-    def __init__(self, path: Path, plan_set: PlanSet, emit: Emit):
+    def __init__(self, path: Path, plan_set: PlanSet, emit: Emit, label: str | None = None):
         self.path, self.plan_set, self.emit = path, plan_set, emit
+        # How the log names the database: a rehearsal's copy is "the snapshot of <target>",
+        # so an operator never reads a temporary path and wonders what it is.
+        self.name = label or str(path)
         self.started = time.perf_counter()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.results: dict[int, StatementResult] = {}
@@ -167,6 +170,7 @@ def apply_plan(
     emit: Emit = discard,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     rehearsal: dict | None = None,
+    label: str | None = None,
 ) -> ApplyResult:
     """Apply `plan_set` to the database at `path` in one transaction; all of it or none.
 
@@ -175,9 +179,9 @@ def apply_plan(
     on this schema; TargetUnavailable when the file cannot be opened.
     """
     path = Path(path)
-    run = _Run(path, plan_set, emit)
+    run = _Run(path, plan_set, emit, label)
     statements, phases = len(plan_set.statements()), len(plan_set.phases())
-    run.say("info", f"Migrating {path}: plan {plan_set.hash[:12]}, "
+    run.say("info", f"Migrating {run.name}: plan {plan_set.hash[:12]}, "
                     f"{_count(statements, 'statement')} in {_count(phases, 'phase')}, "
                     "one transaction")
     with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
@@ -296,7 +300,7 @@ def _migration_failed(run: _Run, connection, exc: Exception,
     if connection.in_transaction:
         connection.close()
     reason, message, error = _explain(run, exc, busy_timeout)
-    run.say("error", f"Rolled back: {run.path} is exactly as it was before the migration.")
+    run.say("error", f"Rolled back: {run.name} is exactly as it was before the migration.")
     statement = run.failed.to_dict() if run.failed else None
     failure = {"reason": reason, "message": message, "statement": statement, "error": error}
     full = f"{message} The transaction was rolled back: nothing was changed."
@@ -310,17 +314,17 @@ def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, 
     if isinstance(exc, sqlite3.Error) and sqlite_error_reason(exc) == "locked":
         if "fingerprint_after" in run.facts:  # everything ran; COMMIT could not get the lock
             return "locked", (
-                f"{run.path}: the database is in use by another connection, which kept the "
+                f"{run.name}: the database is in use by another connection, which kept the "
                 f"migration from committing (Cutover waited {busy_timeout:g} s); stop the "
                 "application and retry."
             ), str(exc)
         return "locked", (
-            f"{run.path}: the database is locked by another writer; stop the application and "
+            f"{run.name}: the database is locked by another writer; stop the application and "
             f"retry (Cutover waited {busy_timeout:g} s for the lock)."
         ), str(exc)
     if isinstance(exc, CutoverError):
         return exc.code, exc.message, None
-    return "error", f"{run.path}: the migration stopped: {exc}.", str(exc)
+    return "error", f"{run.name}: the migration stopped: {exc}.", str(exc)
 
 
 # --------------------------------------------------------------------------- checks
@@ -338,9 +342,9 @@ def _require_quick_check(connection, run: _Run, when: str) -> str:
         return result
     run.say("error", f"Integrity {when}: quick_check reports: {result}")
     if when == "before":
-        raise _Abort(f"{run.path} is damaged (quick_check: {result.splitlines()[0]}); do not "
+        raise _Abort(f"{run.name} is damaged (quick_check: {result.splitlines()[0]}); do not "
                      "migrate it: restore it from a backup first.", "integrity", result)
-    raise _Abort(f"The migration would leave {run.path} damaged (quick_check: "
+    raise _Abort(f"The migration would leave {run.name} damaged (quick_check: "
                  f"{result.splitlines()[0]}).", "integrity", result)
 
 
@@ -627,7 +631,7 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     say("info", f"Snapshot taken ({copy.stat().st_size / 1e6:,.1f} MB) in "
                 f"{timings['snapshot_ms']:.0f} ms; applying the plan to it")
     started = time.perf_counter()
-    applied = _apply_quietly(copy, plan_set, say, busy_timeout)
+    applied = _apply_quietly(copy, plan_set, say, busy_timeout, f"the snapshot of {path}")
     timings["apply_ms"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     checks = _apply_checks(applied)
@@ -651,9 +655,9 @@ def _schema_of(path: Path) -> Schema:
         return read_schema(connection)
 
 
-def _apply_quietly(copy: Path, plan_set, say, busy_timeout) -> ApplyResult:
+def _apply_quietly(copy: Path, plan_set, say, busy_timeout, label: str) -> ApplyResult:
     try:
-        return apply_plan(copy, plan_set, emit=say, busy_timeout=busy_timeout)
+        return apply_plan(copy, plan_set, emit=say, busy_timeout=busy_timeout, label=label)
     except MigrationFailed as exc:
         return exc.result
 

@@ -459,3 +459,11 @@ def test_exact_and_aggregated_violation_checksums_agree(make_db):
         aggregated = migrate._aggregated_violations(connection)
     assert exact.groups == aggregated.groups
     assert exact.total == aggregated.total == 6
+
+
+def test_rehearsal_lines_name_the_target_not_a_temporary_path(demo):
+    lines = []
+    rehearse(demo / "goals.db", demo_plans(demo), emit=lambda level, text: lines.append(text))
+    migrating = [line for line in lines if line.startswith("Migrating ")]
+    assert migrating == [f"Migrating the snapshot of {demo / 'goals.db'}: " + migrating[0].split(": ", 1)[1]]
+    assert all("cutover-rehearsal-" not in line for line in lines)
