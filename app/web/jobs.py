@@ -1,7 +1,8 @@
 """A job's page and its live panel (one partial with a branch per state, polled while active)."""
 from __future__ import annotations
 
-from flask import Blueprint, make_response, render_template
+from flask import Blueprint, make_response, render_template, request
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Job
@@ -13,6 +14,14 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
 def get_job(job_id: int) -> Job:
     return db.get_or_404(Job, job_id, description=f"No job {job_id}.")
+
+
+@bp.get("")
+def index():
+    """Every operation ever run, newest first: the history an operator answers questions from."""
+    page = max(request.args.get("page", 1, type=int), 1)
+    jobs = db.paginate(select(Job).order_by(Job.id.desc()), page=page, per_page=50, error_out=False)
+    return render_template("jobs/index.html", jobs=jobs)
 
 
 @bp.get("/<int:job_id>")

@@ -171,3 +171,14 @@ def test_actions_are_audited(app, client, api_headers):
         rows = [(r.actor, r.action, r.target, r.result) for r in db.session.query(AuditEntry).order_by(AuditEntry.id)]
         assert rows == [("api-token", "backup", "production", "started"), ("api-token", "backup", "production", "passed"),
                         ("api-token", "verify", f"production/{backup_id}", "ok")]
+
+
+def test_history_lists_every_job_newest_first(client, api_headers, logged_in):
+    assert "Nothing has run yet." in logged_in.get("/jobs").get_data(as_text=True)
+    take_backup(client, api_headers)
+    rehearsal = client.post("/api/v1/environments/production/rehearse", headers=api_headers).get_json()
+    wait_for_job(client, api_headers, rehearsal["job"]["id"])
+    html = logged_in.get("/jobs").get_data(as_text=True)
+    assert html.index('data-job="2"') < html.index('data-job="1"')
+    assert "rehearse" in html and "backup" in html and "api-token" in html
+    assert logged_in.get("/jobs?page=99").status_code == 200
