@@ -52,9 +52,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable
-from urllib.request import pathname2url
 
-from app.core.database import check_file, classify_sqlite_error, open_readonly
+from app.core.database import check_file, classify_sqlite_error, open_readonly, sqlite_uri
 from app.core.errors import BackupError, CutoverError, NotFound, UsageError
 from app.core.fsutil import (
     Progress,
@@ -462,7 +461,7 @@ def open_source(path: Path, busy_timeout: float) -> sqlite3.Connection:
     exactly as the application's own connections would; the database file is not written.
     """
     check_file(path)
-    uri = f"file:{pathname2url(str(path))}?mode=ro"
+    uri = sqlite_uri(path, "ro")
     connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
     connection.execute("PRAGMA query_only = 1")
     return connection

@@ -223,10 +223,18 @@ def _needs_immutable(path: Path, header: FileHeader) -> bool:
     return header.wal and not state.wal_exists and not state.shm_exists
 
 
+def sqlite_uri(path, mode: str, *, immutable: bool = False) -> str:
+    """The one place a database path becomes an SQLite URI.
+
+    The path is escaped, so a folder named with `?`, `#` or `%` still names this file, and
+    `mode` (ro or rw) means SQLite never creates a file that is not there.
+    """
+    uri = f"file:{pathname2url(str(Path(path).absolute()))}?mode={mode}"
+    return uri + "&immutable=1" if immutable else uri
+
+
 def _connect(path: Path, immutable: bool, busy_timeout: float) -> sqlite3.Connection:
-    uri = f"file:{pathname2url(str(path.absolute()))}?mode=ro"
-    if immutable:
-        uri += "&immutable=1"
+    uri = sqlite_uri(path, "ro", immutable=immutable)
     try:
         # isolation_level=None: callers run their own BEGIN ... ROLLBACK read transaction.
         connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)

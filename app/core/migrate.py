@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from app.core.database import read_consistently, sqlite_error_reason
+from app.core.database import read_consistently, sqlite_error_reason, sqlite_uri
 from app.core.diff import diff_schemas
 from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch
 from app.core.events import Emit, collecting, discard
@@ -651,7 +651,7 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
 
 
 def _schema_of(path: Path) -> Schema:
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+    with closing(sqlite3.connect(sqlite_uri(path, "ro"), uri=True)) as connection:
         return read_schema(connection)
 
 

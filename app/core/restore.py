@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Sequence
-from urllib.request import pathname2url
 
 from app.core.backup import (
     Backup,
@@ -45,6 +44,7 @@ from app.core.backup import (
     quick_check_file,
     verify_backup,
 )
+from app.core.database import sqlite_uri
 from app.core.errors import BackupError, CutoverError, RestoreFailed, RestoreRefused
 from app.core.fsutil import (
     copy_and_hash,
@@ -311,7 +311,7 @@ def _settle_old_database(target: Path, busy_timeout: float, safety: list[Path]) 
     """Let SQLite fold a hot journal or the -wal into the main file, so it stands alone."""
     if not target.exists():
         return []
-    uri = f"file:{pathname2url(str(target))}?mode=rw"
+    uri = sqlite_uri(target, "rw")
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)) as db:
             db.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # rolls back a hot journal

@@ -18,9 +18,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.request import pathname2url
 
-from app.core.database import check_file
+from app.core.database import check_file, sqlite_uri
 
 
 def open_for_writing(path, *, busy_timeout: float) -> sqlite3.Connection:
@@ -31,7 +30,7 @@ def open_for_writing(path, *, busy_timeout: float) -> sqlite3.Connection:
     """
     path = Path(path)
     check_file(path)
-    uri = f"file:{pathname2url(str(path.absolute()))}?mode=rw"
+    uri = sqlite_uri(path, "rw")
     connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
     # Off, and said out loud: with enforcement on, a plan's DELETE could cascade into other
     # tables and ADD COLUMN ... REFERENCES with a default would be refused. Violations are

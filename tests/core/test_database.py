@@ -404,3 +404,23 @@ def test_classify_sqlite_error(message, name, reason):
     error = classify_sqlite_error(_FakeError(message, name), "/data/app.db")
     assert (error.reason, error.path) == (reason, "/data/app.db")
     assert error.message.startswith(f'/data/app.db: SQLite says "{message}"; the database ')
+
+
+def test_a_path_with_uri_characters_names_that_very_file(tmp_path):
+    """`?`, `#` and `%` in a folder name must not cut the path short or be decoded."""
+    import sqlite3 as sqlite
+
+    from app.core.database import open_readonly, sqlite_uri
+
+    folder = tmp_path / "odd?name#with%20chars"
+    folder.mkdir()
+    path = folder / "goals.db"
+    conn = sqlite.connect(path)
+    conn.execute("CREATE TABLE goals (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    assert "?" not in sqlite_uri(path, "ro").split("?mode=")[0]
+    with __import__("contextlib").closing(open_readonly(path)) as reader:
+        assert reader.execute("SELECT name FROM sqlite_schema").fetchall() == [("goals",)]
+    assert sorted(p.name for p in folder.iterdir()) == ["goals.db"]
+    assert not (tmp_path / "odd").exists()

@@ -120,10 +120,9 @@ def test_a_missing_target_is_not_created(tmp_path):
 # --------------------------------------------------------------------------- the demo
 
 
-def test_demo_production_fails_at_the_group_id_index_and_rolls_back(demo):
-    path = demo / "goals.db"
-    error, lines = failing_run(path, demo_plans(demo))
-    assert lines == [
+def demo_opening_lines(path):
+    """How every apply of the demo plans to demo production begins (2 orphans predate it)."""
+    return [
         ("info", f"Migrating {path}: plan d7e136394b08, 34 statements in 5 phases, one transaction"),
         ("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT"),
         ("info", "Integrity before: quick_check ok"),
@@ -134,6 +133,14 @@ def test_demo_production_fails_at_the_group_id_index_and_rolls_back(demo):
         ("warning", "  pre-existing: metric_values rowid 1039 → activity_instances "
                     "(activity_instance_id)"),
         ("info", "Phase 1: Add root_id columns (4 statements)"),
+    ]
+
+
+def test_demo_production_fails_at_the_group_id_index_and_rolls_back(demo):
+    path = demo / "goals.db"
+    error, lines = failing_run(path, demo_plans(demo))
+    assert lines == [
+        *demo_opening_lines(path),
         ("expected", "[Phase 1] ALTER TABLE goals ADD COLUMN root_id INTEGER REFERENCES goals(id) "
                      "… ⚠ Column already exists, skipping (expected) N ms"),
         ("expected", "[Phase 1] ALTER TABLE practice_sessions ADD COLUMN root_id INTEGER "
@@ -187,18 +194,7 @@ def test_demo_happy_path_after_the_prep(demo):
     before = fingerprint(path)
     result, lines = run(path, demo_plans(demo))
     after = fingerprint(path)
-    assert lines[:7] == [
-        ("info", f"Migrating {path}: plan d7e136394b08, 34 statements in 5 phases, one transaction"),
-        ("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT"),
-        ("info", "Integrity before: quick_check ok"),
-        ("warning", "Foreign keys before: 2 pre-existing violations (reported, not fatal: only "
-                    "new ones stop the migration)"),
-        ("warning", "  pre-existing: activity_instances rowid 288 → practice_sessions "
-                    "(practice_session_id)"),
-        ("warning", "  pre-existing: metric_values rowid 1039 → activity_instances "
-                    "(activity_instance_id)"),
-        ("info", "Phase 1: Add root_id columns (4 statements)"),
-    ]
+    assert lines[:7] == demo_opening_lines(path)
     assert lines[20:] == [
         ("expected", "[Phase 3] CREATE INDEX idx_practice_sessions_goal_id ON "
                      "practice_sessions(goal_id) … ⚠ Index already exists, skipping (expected) N ms"),
@@ -467,3 +463,14 @@ def test_rehearsal_lines_name_the_target_not_a_temporary_path(demo):
     migrating = [line for line in lines if line.startswith("Migrating ")]
     assert migrating == [f"Migrating the snapshot of {demo / 'goals.db'}: " + migrating[0].split(": ", 1)[1]]
     assert all("cutover-rehearsal-" not in line for line in lines)
+
+
+def test_a_rehearsal_folder_with_uri_characters_still_rehearses_its_snapshot(demo):
+    workdir = demo / "backups" / "odd?name#1"
+    workdir.mkdir()
+    before = sorted(p.name for p in (demo / "backups").iterdir())
+    result = rehearse(demo / "goals.db", demo_plans(demo), workdir=workdir)
+    assert result.failure["error"] == "no such column: group_id"
+    # an unescaped URI would stop at "?" and create a stray database named "odd"
+    assert sorted(p.name for p in (demo / "backups").iterdir()) == before
+    assert list(workdir.iterdir()) == []

@@ -118,3 +118,11 @@ def test_a_rehearsal_log_page_links_back_to_the_migration(logged_in, client, api
     html = logged_in.get(f"/jobs/{rehearsal['job']['id']}").get_data(as_text=True)
     assert "← Migration of production" in html and "no such column: group_id" in html
     assert logged_in.get("/jobs/999999").status_code == 404
+
+
+def test_prep_from_the_environment_itself_or_an_unknown_one_is_refused(client, api_headers, demo_dir):
+    same = client.post("/api/v1/environments/production/prep?reference=production", headers=api_headers)
+    assert same.status_code == 400 and "choose a different reference" in same.get_json()["message"]
+    unknown = client.post("/api/v1/environments/production/prep?reference=staging", headers=api_headers)
+    assert unknown.status_code == 404
+    assert not (demo_dir / "plans/prep_production.sql").exists()
