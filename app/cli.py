@@ -334,5 +334,17 @@ def monitor_tick_command():
     sys.exit(1 if any(s.state == "failed" for s in samples) else 0)
 
 
+@cutover.command("run-checklist")
+@click.argument("environment")
+@click.option("--yes", is_flag=True, help="Confirm manual steps and sign off steps headless instead of stopping there.")
+@reports_errors
+def run_checklist_command(environment: str, yes: bool):
+    """Run the production checklist on ENVIRONMENT headless, in the dashboard's database (the run
+    shows on its page). Resumes the open run if there is one. Exit 0 only when every step passed."""
+    from app.checklist_cli import drive_run
+
+    sys.exit(drive_run(current_targets(), environment, cli_operator(), yes=yes, echo=line_printer(False)))
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(cutover)

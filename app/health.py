@@ -73,10 +73,11 @@ def required_index_names(targets: Targets, env: Environment) -> list[str]:
     return [shape.name for shape in shapes if shape.verb == "create" and shape.object == "index" and not shape.temporary]
 
 
-def verify_environment(targets: Targets, env: Environment) -> tuple[list[CheckResult], Baseline]:
+def verify_environment(targets: Targets, env: Environment, *,
+                       include_smoke: bool = True) -> tuple[list[CheckResult], Baseline]:
     """Everything `cutover verify` runs: integrity, foreign keys against the pre-migration
     state, the operator's assertions, schema against the reference, the row-count ledger,
-    the plan's indexes and the smoke test (always rolled back)."""
+    the plan's indexes and the smoke test (always rolled back; the checklist runs it as its own step)."""
     settings = targets.workspace.verification
     baseline = pre_migration_baseline(env, targets.cache.busy_timeout)
     reference = targets.workspace.reference
@@ -89,7 +90,7 @@ def verify_environment(targets: Targets, env: Environment) -> tuple[list[CheckRe
         manifest_row_counts=baseline.row_counts,
         declared=dict(settings.declared_row_changes),
         indexes=required_index_names(targets, env),
-        smoke_statements=list(settings.smoke),
+        smoke_statements=list(settings.smoke) if include_smoke else None,
         time_limit=settings.check_time_limit,
         busy_timeout=targets.cache.busy_timeout,
     )

@@ -79,6 +79,9 @@ class Job(db.Model):
     progress_total: Mapped[int] = mapped_column(default=0)
     result: Mapped[str] = mapped_column(Text, default="{}")
     error: Mapped[str] = mapped_column(Text, default="")
+    # Set when the job is one attempt at a checklist step of a run.
+    run_id: Mapped[int | None] = mapped_column(db.ForeignKey("run.id"), index=True)
+    step: Mapped[str | None] = mapped_column(String(48))
 
     @property
     def active(self) -> bool:
@@ -100,10 +103,11 @@ class Job(db.Model):
         return {
             "id": self.id, "kind": self.kind, "environment": self.environment, "state": self.state,
             "operator": self.operator, "params": json.loads(self.params or "{}"),
-            "created_at": _iso(self.created_at), "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "created_at": iso_time(self.created_at), "started_at": iso_time(self.started_at),
+            "finished_at": iso_time(self.finished_at),
             "progress": {"done": self.progress_done, "total": self.progress_total, "percent": self.progress_percent},
             "result": json.loads(self.result or "{}"), "error": self.error or None,
+            "run": self.run_id, "step": self.step,
         }
 
 
@@ -111,17 +115,69 @@ class LogLine(db.Model):
     """A line a job emitted. The id is the sequence number: SQLite serialises writers, so ids
     grow in commit order, and a reader that resumes after id N misses and repeats nothing."""
 
+    __table_args__ = (db.Index("log_line_by_run", "run_id", "id"),)
+
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(db.ForeignKey("job.id"), index=True)
     level: Mapped[str] = mapped_column(String(16))
     time: Mapped[datetime] = mapped_column(default=utcnow)
     text: Mapped[str] = mapped_column(Text)
+    # Copied from the job so a run's stream reads one index, not a join.
+    run_id: Mapped[int | None]
+    step: Mapped[str | None] = mapped_column(String(48))
 
     def to_dict(self) -> dict:
-        return {"seq": self.id, "job": self.job_id, "level": self.level, "time": _iso(self.time), "text": self.text}
+        document = {"seq": self.id, "job": self.job_id, "level": self.level, "time": iso_time(self.time), "text": self.text}
+        if self.run_id is not None:
+            document.update(run=self.run_id, step=self.step)
+        return document
 
 
-def _iso(moment: datetime | None) -> str | None:
+OPEN_RUN = "open"
+
+
+class Run(db.Model):
+    """One pass of the checklist against one environment.
+
+    The step definitions are copied in at creation, so editing cutover.toml never changes a
+    run in progress. Step states are derived from the run's jobs, sign-offs and monitoring
+    window (app.runs), so a killed worker or a restart can never leave a stale "running".
+    """
+
+    __table_args__ = (
+        db.Index("one_open_run_per_environment", "environment", unique=True,
+                 sqlite_where=db.text("status = 'open'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment: Mapped[str] = mapped_column(String(64), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(16), default=OPEN_RUN)  # open | finished | abandoned
+    status_note: Mapped[str] = mapped_column(Text, default="")
+    checklist: Mapped[str] = mapped_column(Text)  # the step definitions, JSON
+
+
+class SignOff(db.Model):
+    """An operator's signature on what a step showed ("signoff"), or a second operator's
+    approval before a step runs ("approval"). The hashes pin what was signed: if the step's
+    log or the plan/schema it showed changes, the signature no longer counts."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(db.ForeignKey("run.id"), index=True)
+    step: Mapped[str] = mapped_column(String(48))
+    kind: Mapped[str] = mapped_column(String(16), default="signoff")  # signoff | approval
+    job_id: Mapped[int | None] = mapped_column(db.ForeignKey("job.id"))
+    operator: Mapped[str] = mapped_column(String(64))
+    time: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+    log_sha256: Mapped[str] = mapped_column(String(64), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")  # what the subject hash is of, in words
+    subject_sha256: Mapped[str] = mapped_column(String(64), default="")
+
+
+def iso_time(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds") + "Z" if moment else None
 
 

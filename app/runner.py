@@ -48,8 +48,10 @@ class JobCancelled(BaseException):
     """Raised in the child by SIGTERM; a BaseException so no `except Exception` swallows it."""
 
 
-def create_job(kind: str, environment: str, operator: str, params: dict | None = None) -> Job:
-    job = Job(kind=kind, environment=environment, operator=operator, params=json.dumps(params or {}))
+def create_job(kind: str, environment: str, operator: str, params: dict | None = None, *,
+               run_id: int | None = None, step: str | None = None) -> Job:
+    job = Job(kind=kind, environment=environment, operator=operator, params=json.dumps(params or {}),
+              run_id=run_id, step=step)
     db.session.add(job)
     try:
         db.session.commit()
@@ -58,8 +60,12 @@ def create_job(kind: str, environment: str, operator: str, params: dict | None =
         error = _busy_error(environment)
         audit.record(operator, kind, target=environment, result="refused", detail=error.message)
         raise error from None
-    audit.record(operator, kind, target=environment, result="started", detail=f"job {job.id}")
+    audit.record(operator, kind, target=environment, result="started", detail=job_label(job))
     return job
+
+
+def job_label(job: Job) -> str:
+    return f"job {job.id}" + (f" (run {job.run_id}, step {job.step})" if job.run_id else "")
 
 
 def _busy_error(environment: str) -> Conflict:
@@ -153,14 +159,23 @@ def living_group_members(pgid: int) -> list[int]:
 
 
 def _end_process_group(pid: int, start: str | None) -> None:
-    """SIGTERM lets the worker roll back and record the cancel; what lingers gets SIGKILL."""
-    os.killpg(pid, signal.SIGTERM)
+    """SIGTERM lets the worker roll back and record the cancel; what lingers gets SIGKILL.
+
+    A worker leads its own process group; a job run by the CLI does not (its group is the
+    operator's shell pipeline), so only that one process is signalled."""
+    leader = os.getpgid(pid) == pid
+    send = os.killpg if leader else os.kill
+    send(pid, signal.SIGTERM)
     deadline = time.monotonic() + CANCEL_GRACE_SECONDS
-    while time.monotonic() < deadline and living_group_members(pid):
+    while time.monotonic() < deadline and _still_running(pid, leader):
         time.sleep(0.05)
-    if living_group_members(pid):
+    if _still_running(pid, leader):
         # SQLite's journal makes a killed writer safe: the next opener rolls it back.
-        os.killpg(pid, signal.SIGKILL)
+        send(pid, signal.SIGKILL)
+
+
+def _still_running(pid: int, leader: bool) -> bool:
+    return bool(living_group_members(pid)) if leader else process_start_time(pid) is not None
 
 
 def reconcile_jobs() -> list[int]:
@@ -177,9 +192,14 @@ def _finish(job: Job, state: str, message: str = "") -> None:
     job.state, job.finished_at = state, utcnow()
     if message:
         job.error = job.error or message
-        db.session.add(LogLine(job_id=job.id, level="error" if state != "passed" else "ok", text=message))
+        db.session.add(new_line(job, "error" if state != "passed" else "ok", message))
     db.session.commit()
-    audit.record(job.operator, job.kind, target=job.environment, result=state, detail=f"job {job.id} {job.error or ''}".strip())
+    audit.record(job.operator, job.kind, target=job.environment, result=state,
+                 detail=f"{job_label(job)} {job.error or ''}".strip())
+
+
+def new_line(job: Job, level: str, text: str) -> LogLine:
+    return LogLine(job_id=job.id, run_id=job.run_id, step=job.step, level=level, text=text)
 
 
 class JobContext:
@@ -196,10 +216,14 @@ class JobContext:
 
     def emit(self, level: str, text: str) -> None:
         text = redact(single_line(text), self._secrets)
-        db.session.add(LogLine(job_id=self.job.id, level=level, text=text))
+        db.session.add(new_line(self.job, level, text))
         db.session.commit()
         if self._echo:
             self._echo(level, text)
+
+    def add_secrets(self, values) -> None:
+        """Values a step handles that must not reach its log (a command's token, say)."""
+        self._secrets += [value for value in values if len(value) >= 6]
 
     def progress(self, done: int, total: int) -> None:
         now = time.monotonic()
@@ -224,16 +248,16 @@ def redact(text: str, secrets: list[str]) -> str:
 
 def run_job(job_id: int, echo: Callable[[str, str], None] | None = None) -> Job:
     """Execute a recorded job in this process (the worker child, or the CLI)."""
-    from app.tasks import TASKS
-
     job = db.session.get(Job, job_id)
     if job is None:
         raise NotFound(f"No job {job_id}.")
     job.state, job.started_at = "running", utcnow()
+    if job.pid is None:  # run here (the CLI): a restart must still find out if we die
+        job.pid, job.pid_start = os.getpid(), process_start_time(os.getpid())
     db.session.commit()
     context = JobContext(job, echo)
     try:
-        result = TASKS[job.kind](context)
+        result = task_for(job)(context)
     except CutoverError as error:
         context.emit("error", f"✗ {error.message}")
         job.error = error.message
@@ -252,6 +276,17 @@ def run_job(job_id: int, echo: Callable[[str, str], None] | None = None) -> Job:
     job.result = json.dumps(result or {})
     _finish(job, "passed")
     return job
+
+
+def task_for(job: Job) -> Callable[[JobContext], dict]:
+    """A checklist step's job runs its step kind; any other job runs its task kind."""
+    if job.run_id is not None:
+        from app.steps import STEP_TASKS
+
+        return STEP_TASKS[job.kind]
+    from app.tasks import TASKS
+
+    return TASKS[job.kind]
 
 
 def log_lines(job_id: int, after: int = 0) -> list[LogLine]:

@@ -80,6 +80,14 @@ smoke = [
 ]
 monitor_hours = 24
 monitor_interval_minutes = 15
+
+# The production checklist (verify target, app stopped, data volume, backup, integrity,
+# rehearse, migrate, hotfix, verify, start app, smoke test, monitor). The rehearsal runs
+# every plan; the migrate step applies all but the hotfix, which gets its own step right
+# after, as the runbook demands. Set approval = true under [checklist.steps.migrate] to
+# require a second operator's approval before production is migrated.
+[checklist.steps.hotfix]
+plans = ["plans/hotfix_activity_instances.sql"]
 """
 
 

@@ -1,4 +1,5 @@
-"""Load `cutover.toml`: the environments, their backups, migration plans, checks and app hooks.
+"""Load `cutover.toml`: the environments, their backups, migration plans, checks, app hooks
+and the production checklist.
 
 The file is validated completely at start-up: an operator who misspells a key should learn
 it before a migration, not during one. Every error names the file and the key.
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.core.assertions import validate_checks_config
+from app.core.checklist import Checklist, default_checklist, parse_checklist
 from app.core.errors import ConfigError
 
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-TOP_LEVEL_KEYS = {"environments", "migration", "checks", "verification"}
+TOP_LEVEL_KEYS = {"environments", "migration", "checks", "verification", "checklist"}
 VERIFICATION_KEYS = {"smoke", "accepted_differences", "declared_row_changes", "monitor_hours",
                      "monitor_interval_minutes", "check_time_limit_seconds"}
 DIFFERENCE_OBJECTS = ("table", "column", "index", "trigger", "view")
@@ -81,6 +83,7 @@ class Workspace:
     plans: tuple[Path, ...] = ()
     checks: tuple[tuple[str, str], ...] = ()
     verification: Verification = field(default_factory=Verification)
+    checklist: Checklist = field(default_factory=default_checklist)
 
     @property
     def reference(self) -> Environment | None:
@@ -104,8 +107,9 @@ def load_workspace(path: Path | str) -> Workspace:
     checks = _parse_checks(path, _table(path, data, "checks"))
     validate_checks_config(path, checks)
     verification = _parse_verification(path, _table(path, data, "verification"))
+    checklist = parse_checklist(path, _table(path, data, "checklist"), plans, lambda p: _resolve(path, p))
     return Workspace(config_path=path, environments=environments, plans=plans, checks=checks,
-                     verification=verification)
+                     verification=verification, checklist=checklist)
 
 
 def _read_toml(path: Path) -> dict:

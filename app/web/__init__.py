@@ -4,9 +4,9 @@ from flask_login import current_user
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.web import api, auth, backups, dashboard, health, jobs, migration
+    from app.web import api, auth, backups, dashboard, health, jobs, migration, runs
 
-    for module in (auth, dashboard, backups, migration, health, jobs, api):
+    for module in (auth, dashboard, runs, backups, migration, health, jobs, api):
         app.register_blueprint(module.bp)
     health.init_app(app)
 

@@ -1,7 +1,7 @@
 """JSON API under /api/v1 (session cookie or bearer token; see app.security)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from app.backups import start_backup, start_restore, verify_now
 from app.core.checks import report
@@ -11,10 +11,12 @@ from app.core.backup import list_backups
 from app.core.errors import UsageError
 from app.migrations import make_prep, plan_view, save_prep, start_job
 from app.runner import cancel, log_lines
+from app.runs import (abandon_run, cancel_step, create_run, get_run, list_runs, run_document, run_summary,
+                      settle, sign_off, start_step)
 from app.targets import current_targets
 from app.web import acting_operator
 from app.web.jobs import get_job
-from app.web.streams import job_event_stream
+from app.web.streams import job_event_stream, run_event_stream
 from app.web.presenters import comparison_document, environment_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -148,3 +150,79 @@ def health_route(name: str):
 @bp.get("/jobs/<int:job_id>/events")
 def job_events_route(job_id: int):
     return job_event_stream(job_id)
+
+
+# --- checklist runs --------------------------------------------------------------------
+
+def json_body() -> dict:
+    body = request.get_json(silent=True)
+    if body is None and not request.data:
+        return {}
+    if not isinstance(body, dict):
+        raise UsageError("Send a JSON object as the request body.")
+    return body
+
+
+@bp.get("/runs")
+def runs_route():
+    return jsonify(runs=[run_summary(run) for run in list_runs()])
+
+
+@bp.post("/runs")
+def create_run_route():
+    name = json_body().get("environment")
+    if not isinstance(name, str) or not name:
+        raise UsageError('Send {"environment": NAME} to start a checklist run on that environment.')
+    targets = current_targets()
+    run = create_run(targets, targets.environment(name), acting_operator())
+    return jsonify(run_document(targets, run)), 201
+
+
+@bp.get("/runs/<int:run_id>")
+def run_route(run_id: int):
+    targets = current_targets()
+    run = get_run(run_id)
+    return jsonify(run_document(targets, run, settle(targets, run)))
+
+
+@bp.post("/runs/<int:run_id>/steps/<step_id>/start")
+def start_step_route(run_id: int, step_id: str):
+    targets = current_targets()
+    job = start_step(targets, get_run(run_id), step_id, acting_operator(), note=json_body().get("note", ""))
+    return jsonify(job=job.to_dict()), 202
+
+
+@bp.post("/runs/<int:run_id>/steps/<step_id>/cancel")
+def cancel_step_route(run_id: int, step_id: str):
+    job = cancel_step(current_targets(), get_run(run_id), step_id, acting_operator())
+    return jsonify(job=job.to_dict())
+
+
+@bp.post("/runs/<int:run_id>/steps/<step_id>/signoff")
+def signoff_route(run_id: int, step_id: str):
+    targets = current_targets()
+    signature = sign_off(targets, get_run(run_id), step_id, acting_operator(), json_body().get("note", ""))
+    return jsonify(signoff={"id": signature.id, "kind": signature.kind, "step": signature.step,
+                            "operator": signature.operator, "log_sha256": signature.log_sha256,
+                            "subject": signature.subject, "subject_sha256": signature.subject_sha256}), 201
+
+
+@bp.post("/runs/<int:run_id>/abandon")
+def abandon_run_route(run_id: int):
+    run = abandon_run(get_run(run_id), acting_operator(), json_body().get("reason", ""))
+    return jsonify(run_summary(run))
+
+
+@bp.get("/runs/<int:run_id>/events")
+def run_events_route(run_id: int):
+    return run_event_stream(run_id)
+
+
+@bp.get("/runs/<int:run_id>/report")
+def run_report_route(run_id: int):
+    from app.reports import markdown_report
+
+    run = get_run(run_id)
+    text = markdown_report(current_targets(), run)
+    return Response(text, mimetype="text/markdown",
+                    headers={"Content-Disposition": f'attachment; filename="cutover-run-{run.id}-{run.environment}.md"'})

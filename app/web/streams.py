@@ -56,3 +56,16 @@ def job_event_stream(job_id: int) -> Response:
     generator = stream_with_context(job_events(job_id, resume_point()))
     return Response(generator, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def run_event_stream(run_id: int) -> Response:
+    """A run's lines from every step, one sequence: replayed, then followed (see app.logbus)."""
+    from flask import current_app
+
+    from app.logbus import log_bus
+    from app.runs import get_run
+
+    get_run(run_id)
+    bus = log_bus(current_app._get_current_object())
+    return Response(bus.follow(run_id, resume_point()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

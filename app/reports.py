@@ -1,0 +1,255 @@
+"""The completion report's facts, gathered from a run: its jobs, sign-offs, backup, the
+schema before and after against the reference, the row-count ledger, verification, the
+monitoring window. Rendered as Markdown by app.core.report and as HTML by a template;
+both read the same dictionary, so they cannot disagree."""
+from __future__ import annotations
+
+import json
+from contextlib import closing
+
+from sqlalchemy import select
+
+from app.core.backup import find_backup
+from app.core.database import open_readonly
+from app.core.diff import diff_schemas
+from app.core.errors import CutoverError
+from app.core.inspect import inspect_database, read_schema
+from app.core.report import render_markdown
+from app.extensions import db
+from app.models import Job, LogLine, Run, iso_time
+from app.runner import configured_secrets, redact
+from app.runs import StepView, passed_result, run_is_complete, step_views
+from app.targets import Targets
+
+EXCERPT_HEAD, EXCERPT_TAIL = 3, 6
+
+
+def markdown_report(targets: Targets, run: Run) -> str:
+    return render_markdown(report_facts(targets, run))
+
+
+def report_facts(targets: Targets, run: Run) -> dict:
+    from flask import current_app
+
+    views = step_views(targets, run)
+    env = targets.environment(run.environment)
+    jobs = list(db.session.scalars(select(Job).where(Job.run_id == run.id).order_by(Job.id)))
+    facts = {
+        "run": {"id": run.id, "environment": run.environment, "database": str(env.database), "status": run.status,
+                "status_note": run.status_note, "created_by": run.created_by, "created_at": iso_time(run.created_at),
+                "finished_at": iso_time(run.finished_at), "complete": run_is_complete(views)},
+        "steps": [_step_facts(view) for view in views],
+        "timeline": _timeline(run, jobs, views),
+        "failures": _failures(views),
+        "backup": _backup_facts(env, run),
+        "schema": _schema_facts(targets, env, run),
+        "ledger": _ledger(targets, env, run),
+        "verification": passed_result(run.id, "verify") or _latest_result(jobs, "verify"),
+        "smoke": passed_result(run.id, "smoke") or _latest_result(jobs, "smoke"),
+        "monitoring": _monitoring(views),
+    }
+    facts["criteria"] = success_criteria(facts, views)
+    # The report leaves the dashboard (a download, an e-mail): no secret goes with it.
+    return json.loads(redact(json.dumps(facts, ensure_ascii=False), configured_secrets(current_app.config)))
+
+
+def _step_facts(view: StepView) -> dict:
+    job = view.job
+    return {"id": view.id, "title": view.definition.title, "kind": view.definition.kind, "state": view.state,
+            "reason": view.reason, "attempts": len(view.attempts), "operator": job.operator if job else None,
+            "started_at": iso_time(job.started_at) if job else None,
+            "finished_at": iso_time(job.finished_at) if job else None, "duration_seconds": view.duration_seconds(),
+            "excerpt": _excerpt(job), "signatures": [s.to_dict() for s in view.signatures]}
+
+
+def _excerpt(job: Job | None) -> list[dict]:
+    """The first lines, every error, and the last lines of the step's latest attempt."""
+    if job is None:
+        return []
+    lines = list(db.session.scalars(select(LogLine).where(LogLine.job_id == job.id).order_by(LogLine.id)))
+    keep = set(range(min(EXCERPT_HEAD, len(lines)))) | set(range(max(len(lines) - EXCERPT_TAIL, 0), len(lines)))
+    keep |= {i for i, line in enumerate(lines) if line.level == "error"}
+    excerpt, previous = [], -1
+    for i in sorted(keep):
+        if i != previous + 1:
+            excerpt.append({"level": "gap", "text": f"… {i - previous - 1} line(s) …"})
+        excerpt.append({"level": lines[i].level, "text": lines[i].text})
+        previous = i
+    return excerpt
+
+
+def _timeline(run: Run, jobs: list[Job], views: list[StepView]) -> list[dict]:
+    events = [{"time": iso_time(run.created_at), "text": f"Run {run.id} created by {run.created_by}"}]
+    titles = {view.id: view.definition.title for view in views}
+    for job in jobs:
+        title = titles.get(job.step, job.step)
+        if job.started_at:
+            events.append({"time": iso_time(job.started_at), "text": f"{title} started by {job.operator} (job {job.id})"})
+        if job.finished_at:
+            events.append({"time": iso_time(job.finished_at), "text": f"{title} {job.state}" + (f": {job.error}" if job.error else "")})
+    for view in views:
+        for signature in view.signatures:
+            s = signature.signature
+            verb = "approved" if s.kind == "approval" else "signed off"
+            events.append({"time": iso_time(s.time), "text": f"{view.definition.title} {verb} by {s.operator}"
+                           + ("" if signature.valid else f" (no longer counts: {signature.why_not})")})
+    if run.finished_at:
+        events.append({"time": iso_time(run.finished_at), "text": f"Run {run.status}" + (f": {run.status_note}" if run.status_note else "")})
+    return sorted(events, key=lambda event: event["time"])
+
+
+def _failures(views: list[StepView]) -> list[dict]:
+    """Every attempt that did not pass, and what came of the step afterwards."""
+    failures = []
+    for view in views:
+        for index, job in enumerate(view.attempts):
+            if job.state in ("failed", "cancelled", "interrupted"):
+                later = view.attempts[index + 1:]
+                resolved = next((j for j in later if j.state == "passed"), None)
+                failures.append({"step": view.definition.title, "job": job.id, "state": job.state, "error": job.error,
+                                 "time": iso_time(job.finished_at),
+                                 "resolution": f"passed on retry (job {resolved.id}, {iso_time(resolved.finished_at)}, by {resolved.operator})"
+                                 if resolved else "not resolved in this run"})
+    return failures
+
+
+def _backup_facts(env, run: Run) -> dict | None:
+    record = passed_result(run.id, "backup")
+    if not record:
+        return None
+    manifest = record.get("manifest") or {}
+    facts = {"id": record["backup"], "sha256": manifest.get("sha256"), "size_bytes": manifest.get("size_bytes"),
+             "created_at": manifest.get("created_at"), "method": manifest.get("method"),
+             "copies": record.get("copies", []), "status_now": None}
+    try:
+        facts["status_now"] = find_backup(env.backup_dirs, env.database.name, record["backup"]).status
+    except CutoverError as error:
+        facts["status_now"] = f"unavailable: {error.message}"
+    return facts
+
+
+def _schema_facts(targets: Targets, env, run: Run) -> dict:
+    """Differences from the reference before (the run's backup) and now (the target)."""
+    reference = targets.workspace.reference
+    if reference is None:
+        return {"reference": None}
+    try:
+        reference_schema = inspect_database(reference.database, deep=False).schema
+    except CutoverError as error:
+        return {"reference": reference.name, "error": error.message}
+    facts = {"reference": reference.name, "before": None, "after": None}
+    backup = _backup_copy(env, run)
+    if backup is not None:
+        facts["before"] = _differences(reference_schema, _schema_at(backup), reference.name)
+    try:
+        facts["after"] = _differences(reference_schema, inspect_database(env.database, deep=False).schema, reference.name)
+    except CutoverError as error:
+        facts["after_error"] = error.message
+    return facts
+
+
+def _backup_copy(env, run: Run):
+    record = passed_result(run.id, "backup")
+    if not record:
+        return None
+    try:
+        backup = find_backup(env.backup_dirs, env.database.name, record["backup"])
+    except CutoverError:
+        return None
+    return backup.copies[0] if backup.copies else None
+
+
+def _schema_at(path):
+    with closing(open_readonly(path)) as connection:
+        return read_schema(connection)
+
+
+def _differences(reference_schema, schema, reference_name: str) -> list[dict]:
+    return [{"object": d.object, "table": d.table, "name": d.name, "fix": d.fix, "explanation": d.explanation}
+            for d in diff_schemas(reference_schema, schema, left_label=reference_name, right_label="target")]
+
+
+def _ledger(targets: Targets, env, run: Run) -> list[dict]:
+    """Rows per table: recorded before (data-volume step), now, and the difference."""
+    before = (passed_result(run.id, "data-volume") or {}).get("row_counts") or {}
+    try:
+        now = inspect_database(env.database, deep=False).row_counts()
+    except CutoverError:
+        now = {}
+    declared = dict(targets.workspace.verification.declared_row_changes)
+    rows = []
+    for table in sorted(set(before) | set(now)):
+        b, a = before.get(table), now.get(table)
+        delta = a - b if isinstance(a, int) and isinstance(b, int) else None
+        rows.append({"table": table, "before": b, "after": a, "delta": delta, "declared": declared.get(table)})
+    return rows
+
+
+def _latest_result(jobs: list[Job], kind: str) -> dict | None:
+    attempts = [job for job in jobs if job.kind == kind and not job.active]
+    return attempts[-1].result_document if attempts else None
+
+
+def _monitoring(views: list[StepView]) -> dict | None:
+    from app.monitor import window_summary
+
+    view = next((v for v in views if v.definition.kind == "monitor"), None)
+    if view is None or view.window is None:
+        return None
+    return window_summary(view.window)
+
+
+def success_criteria(facts: dict, views: list[StepView]) -> list[dict]:
+    """The runbook's "Production Success" list, each ticked from what was measured."""
+    state = {view.definition.kind: view.state for view in views}
+    checks = {c["name"]: c for c in (facts["verification"] or {}).get("checks", [])}
+    smoke = facts["smoke"] or {}
+    monitoring = facts["monitoring"]
+    ledger_check = checks.get("row_count_ledger")
+    index_check = checks.get("required_indexes")
+    after = facts["schema"].get("after")
+    return [
+        _criterion("Migration completed", _done(state.get("migrate")), "the migrate step committed"),
+        _criterion("Hotfix applied", _done(state.get("hotfix")),
+                   "the hotfix step committed" if state.get("hotfix") != "skipped" else "no hotfix configured"),
+        _criterion("All tests passed", bool(facts["verification"] and facts["verification"].get("passed"))
+                   and smoke.get("passed", state.get("smoke") == "skipped"),
+                   "every verification check and the smoke test passed"),
+        _criterion("No data loss", ledger_check["passed"] if ledger_check else None,
+                   ledger_check["summary"] if ledger_check else "no row-count ledger yet (verify step)"),
+        _criterion("Performance improved", index_check["passed"] if index_check else None,
+                   (index_check["summary"] + " (query timings are not measured)") if index_check
+                   else "no index check yet"),
+        _criterion("24 hours stable", monitoring["clean"] if monitoring and monitoring["state"] != "active" else None,
+                   _monitoring_evidence(monitoring)),
+        _criterion("No user issues", _no_log_errors(monitoring, views), "application log scanned on every monitoring tick"),
+        _criterion("Production verified", (after == [] and _done(state.get("verify"))) if after is not None else None,
+                   "schema matches the reference and verification passed" if after == [] else
+                   f"{len(after)} difference(s) from the reference remain" if after else "not measured"),
+    ]
+
+
+def _criterion(name: str, met: bool | None, evidence: str) -> dict:
+    return {"name": name, "met": met, "evidence": evidence}
+
+
+def _done(state: str | None) -> bool | None:
+    return None if state is None else state in ("passed", "signed_off")
+
+
+def _monitoring_evidence(monitoring: dict | None) -> str:
+    if monitoring is None:
+        return "the monitoring window has not started"
+    counts = monitoring["counts"]
+    return (f"window {monitoring['id']} ({monitoring['state']}): {counts['passed']} tick(s) passed, "
+            f"{counts['failed']} failed, {counts['missed']} missed")
+
+
+def _no_log_errors(monitoring: dict | None, views: list[StepView]) -> bool | None:
+    from app.models import HealthSample
+
+    if monitoring is None or monitoring["state"] == "active":
+        return None
+    samples = db.session.scalars(select(HealthSample).where(HealthSample.window_id == monitoring["id"]))
+    log_results = [r for s in samples for r in json.loads(s.results or "[]") if r["name"] == "application_log"]
+    return all(r["passed"] for r in log_results) if log_results else None

@@ -1,0 +1,371 @@
+"""What each checklist step does. Like app.tasks, a step takes a JobContext, calls the core,
+reports every line through `context.emit`, returns a JSON-ready result and raises a
+CutoverError to fail. Steps read their definition from the run (copied from cutover.toml
+when the run was created), never from a request.
+
+The mutating steps (migrate, hotfix) re-check their gates when they execute, not only when
+the button was pressed: this run's backup must still verify, the target must be exactly the
+file that was backed up and rehearsed, and the application must be stopped.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from app.core.backup import create_backup, find_backup, verify_backup
+from app.core.checks import integrity_check, smoke_test
+from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch
+from app.core.inspect import inspect_database
+from app.core.liveness import health_url_check, port_check
+from app.core.migrate import apply_plan, check_rehearsal
+from app.core.processes import application_running
+from app.core.snapshots import file_signature
+from app.core.workspace import Environment
+from app.extensions import db
+from app.health import verify_environment
+from app.migrations import load_plans
+from app.models import Run
+from app.runner import JobContext, TaskFailed
+from app.runs import checklist_of, passed_result, step_plan_paths
+from app.tasks import command_task, rehearse_task
+
+START_WAIT_SECONDS = 30.0
+EVIDENCE_LINES = 20
+SECRET_NAME_PARTS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "KEY")
+
+
+class StepRefused(CutoverError):
+    """A step's gate was closed when it came to execute; nothing was changed."""
+
+    code = "step_refused"
+
+
+def definition(context: JobContext):
+    run = db.session.get(Run, context.job.run_id)
+    checklist = checklist_of(run)
+    return checklist, checklist.step(context.job.step)
+
+
+def stamp(path: Path) -> list:
+    """The file's identity, size and mtime (and its WAL's): any write changes it."""
+    return [list(part) if part else None for part in file_signature(path)]
+
+
+# --------------------------------------------------------------------------- before
+
+
+def verify_target_step(context: JobContext) -> dict:
+    env = context.environment
+    path = env.database
+    resolved = path.resolve()
+    context.emit("info", f"{env.name} is configured as {path}")
+    context.emit("info", f"which resolves to {resolved}")
+    if not resolved.is_file():
+        raise StepRefused(f"{resolved} is not a file: check environments.{env.name}.database in cutover.toml.")
+    _refuse_other_environments_file(context, env, resolved)
+    before = stamp(path)
+    snapshot = inspect_database(path, deep=False, busy_timeout=context.targets.cache.busy_timeout)
+    if stamp(path) != before:
+        raise StepRefused(f"{path} changed while it was being inspected: something is writing to it. Stop it and retry.")
+    facts = snapshot.facts
+    context.emit("info", f"size {facts.size_bytes:,} bytes, journal {facts.journal_mode}, "
+                         f"user_version {facts.user_version}, {len(snapshot.schema.tables)} tables")
+    context.emit("ok", f"✓ {env.name} is {resolved}; schema fingerprint {snapshot.schema.fingerprint()}")
+    return {"path": str(path), "resolved": str(resolved), "stamp": before, "size_bytes": facts.size_bytes,
+            "journal_mode": facts.journal_mode, "fingerprint": snapshot.schema.fingerprint(),
+            "tables": len(snapshot.schema.tables)}
+
+
+def _refuse_other_environments_file(context: JobContext, env: Environment, resolved: Path) -> None:
+    mine = os.stat(resolved)
+    for other in context.targets.workspace.environments:
+        if other.name == env.name:
+            continue
+        try:
+            theirs = os.stat(other.database)
+        except OSError:
+            continue
+        if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
+            raise StepRefused(f"{env.name}'s path {env.database} is the same file as {other.name}'s "
+                              f"({other.database}). Fix environments.{env.name}.database before migrating.")
+        context.emit("ok", f"✓ not {other.name}'s database ({other.database})")
+
+
+def app_stopped_step(context: JobContext) -> dict:
+    env = context.environment
+    patterns = list(env.app.process_patterns)
+    if not patterns:
+        context.emit("warning", "No process_patterns configured: only open handles on the database are checked.")
+    running = application_running(env.database, patterns)
+    for process in running:
+        context.emit("error", f"✗ pid {process.pid}: {process.cmdline[:120]}")
+    if running:
+        raise StepRefused(f"The application is running ({len(running)} process(es) above). Stop it, then retry.")
+    context.emit("ok", f"✓ No process matches {', '.join(patterns) or '(no patterns)'} and none holds {env.database.name} open")
+    if env.app.port:
+        listening = port_check(env.app.port)
+        if listening.passed:
+            raise StepRefused(f"Something still listens on port {env.app.port} (the application?). Stop it, then retry.")
+        context.emit("ok", f"✓ Nothing listens on port {env.app.port}")
+    return {"processes": [], "patterns": patterns}
+
+
+def data_volume_step(context: JobContext) -> dict:
+    env = context.environment
+    snapshot = inspect_database(env.database, deep=False, busy_timeout=context.targets.cache.busy_timeout)
+    counts = snapshot.row_counts()
+    for table, count in counts.items():
+        context.emit("info", f"{table:<40} {count:>12,}" if count is not None else f"{table:<40} (not counted)")
+    context.emit("ok", f"✓ {sum(c or 0 for c in counts.values()):,} rows in {len(counts)} tables recorded")
+    return {"row_counts": counts, "fingerprint": snapshot.schema.fingerprint()}
+
+
+def backup_step(context: JobContext) -> dict:
+    env = context.environment
+    if len(env.backup_dirs) < 2:
+        context.emit("warning", "Only one backup folder is configured: the runbook asks for copies in two places.")
+    backup = create_backup(env.database, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
+                           progress=context.progress, log=lambda line: context.emit("info", line))
+    for copy in backup.copies:
+        context.emit("info", f"  copy {copy}")
+    manifest = backup.manifest
+    context.emit("ok", f"✓ Backup {backup.id} verified: {len(backup.copies)} copies, {manifest.size_bytes:,} bytes, "
+                       f"sha256 {manifest.sha256}")
+    return {**backup.to_dict(), "backup": backup.id, "stamp": stamp(env.database)}
+
+
+def run_backup(context: JobContext):
+    record = passed_result(context.job.run_id, "backup")
+    if not record:
+        raise StepRefused("This run has no passed backup step.")
+    env = context.environment
+    return find_backup(env.backup_dirs, env.database.name, record["backup"]), record
+
+
+def integrity_step(context: JobContext) -> dict:
+    backup, _ = run_backup(context)
+    copy = backup.copies[0]
+    context.emit("info", f"PRAGMA integrity_check on backup {backup.id}: {copy} (reads every page)")
+    result = integrity_check(copy, busy_timeout=context.targets.cache.busy_timeout)
+    for problem in result.evidence:
+        context.emit("error", problem)
+    if not result.passed:
+        raise CutoverError(f"The backup copy is damaged: {result.summary}. Do not migrate; take a new backup.")
+    context.emit("ok", f"✓ {result.summary} ({copy.name}; every copy has sha256 {backup.manifest.sha256[:16]}…)")
+    return {"backup": backup.id, "copy": str(copy), **result.to_dict()}
+
+
+def rehearse_step(context: JobContext) -> dict:
+    checklist, step = definition(context)
+    context.params["plans"] = [str(p) for p in step_plan_paths(context.targets, context.environment, checklist, step)]
+    return rehearse_task(context)
+
+
+# --------------------------------------------------------------------------- mutating
+
+
+def migrate_step(context: JobContext) -> dict:
+    env = context.environment
+    checklist, step = definition(context)
+    plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step))
+    backup, backup_record = _verified_run_backup(context)
+    _refuse_if_changed(env, backup_record["stamp"], f"backup {backup.id} was taken")
+    _refuse_if_application_runs(context, env)
+    _check_run_rehearsal(context, checklist, env)
+    return _apply(context, env, plan_set, backup.id)
+
+
+def hotfix_step(context: JobContext) -> dict:
+    env = context.environment
+    checklist, step = definition(context)
+    plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step))
+    backup, _ = run_backup(context)
+    if not backup.verified:
+        raise StepRefused(f"Backup {backup.id} is {backup.status} now; the way back must be verified first.")
+    migrated = passed_result(context.job.run_id, "migrate")
+    if not migrated:
+        raise StepRefused("The migrate step of this run has not passed: the hotfix comes right after it.")
+    _refuse_if_changed(env, migrated["stamp"], "the migration committed")
+    _refuse_if_application_runs(context, env)
+    return _apply(context, env, plan_set, backup.id)
+
+
+def _verified_run_backup(context: JobContext):
+    backup, record = run_backup(context)
+    context.emit("info", f"Verifying backup {backup.id} again (every copy's hash and quick_check)")
+    result = verify_backup(backup)
+    for check in result.copies:
+        context.emit("ok" if check.ok else "error", f"{'✓' if check.ok else '✗'} {check.path}: {check.reason}")
+    if not result.verified:
+        raise StepRefused(f"Backup {backup.id} no longer verifies: without a sound way back nothing is migrated.")
+    return backup, record
+
+
+def _refuse_if_changed(env: Environment, recorded: list, since: str) -> None:
+    if stamp(env.database) != recorded:
+        raise StepRefused(f"{env.database} changed after {since}: this run's backup and rehearsal no longer "
+                          "describe it. Abandon this run and start a new one.")
+
+
+def _refuse_if_application_runs(context: JobContext, env: Environment) -> None:
+    running = application_running(env.database, list(env.app.process_patterns))
+    if running:
+        names = "; ".join(f"pid {p.pid}: {p.cmdline[:80]}" for p in running)
+        raise StepRefused(f"The application is running ({names}). Stop it, then retry.")
+    context.emit("ok", "✓ The application is stopped")
+
+
+def _check_run_rehearsal(context: JobContext, checklist, env: Environment) -> None:
+    rehearsal = passed_result(context.job.run_id, "rehearse")
+    if not rehearsal:
+        raise StepRefused("This run has no passing rehearsal.")
+    rehearse = next(s for s in checklist.steps if s.kind == "rehearse")
+    every = load_plans(step_plan_paths(context.targets, env, checklist, rehearse))
+    fingerprint = inspect_database(env.database, deep=False,
+                                   busy_timeout=context.targets.cache.busy_timeout).schema.fingerprint()
+    try:
+        check_rehearsal(rehearsal, every, fingerprint)
+    except RehearsalMismatch as mismatch:
+        raise StepRefused(mismatch.message) from None
+    context.emit("ok", f"✓ This run's rehearsal passed for plan {every.hash[:12]} on schema {fingerprint[:12]}")
+
+
+def _apply(context: JobContext, env: Environment, plan_set, backup_id: str) -> dict:
+    try:
+        applied = apply_plan(env.database, plan_set, emit=context.emit, busy_timeout=context.targets.cache.busy_timeout)
+    except MigrationFailed as failure:
+        document = {"backup": backup_id, "apply": failure.result.to_dict() if failure.result else None}
+        raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup_id} is verified.", document) from None
+    context.emit("ok", f"✓ {context.job.step} committed on {env.name}: plan {plan_set.hash[:12]}")
+    return {"backup": backup_id, "plan_hash": plan_set.hash, "apply": applied.to_dict(), "stamp": stamp(env.database)}
+
+
+# --------------------------------------------------------------------------- after
+
+
+def verify_step(context: JobContext) -> dict:
+    env = context.environment
+    results, baseline = verify_environment(context.targets, env, include_smoke=False)
+    for note in baseline.notes:
+        context.emit("info", note)
+    for result in results:
+        context.emit("ok" if result.passed else "error", f"{'✓' if result.passed else '✗'} {result.name}: {result.summary}")
+        for line in result.evidence[:EVIDENCE_LINES]:
+            context.emit("info" if result.passed else "error", f"    {line}")
+    failed = [r.name for r in results if not r.passed]
+    document = {"passed": not failed, "checks": [r.to_dict() for r in results], "baseline": baseline.notes}
+    if failed:
+        raise TaskFailed(f"Verification failed: {', '.join(failed)}.", document)
+    return document
+
+
+def start_app_step(context: JobContext) -> dict:
+    env = context.environment
+    argv = list(env.app.start_command)
+    context.emit("info", "$ " + " ".join(argv))
+    log_path = Path(context.targets.workspace.config_path.parent) / f"{env.name}-start.log"
+    with open(log_path, "ab") as log:
+        try:
+            # A new session: the application outlives this step's process group.
+            process = subprocess.Popen(argv, cwd=context.targets.workspace.config_path.parent, stdin=subprocess.DEVNULL,
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            raise CutoverError(f"Cannot start {argv[0]!r}: {exc.strerror}.") from None
+    context.emit("info", f"Started pid {process.pid}; its output goes to {log_path}")
+    answered = _wait_until_up(context, env, process)
+    return {"pid": process.pid, "log": str(log_path), "answered": answered}
+
+
+def _wait_until_up(context: JobContext, env: Environment, process: subprocess.Popen) -> str:
+    started = time.monotonic()
+    while time.monotonic() < started + START_WAIT_SECONDS:
+        if process.poll() is not None:
+            raise CutoverError(f"The application exited at once with code {process.returncode}: see its log.")
+        answer = _liveness(env, time.monotonic() - started)
+        if answer:
+            context.emit("ok", f"✓ The application is up: {answer}")
+            return answer
+        time.sleep(0.5)
+    raise CutoverError(f"The application did not answer within {START_WAIT_SECONDS:.0f} s.")
+
+
+def _liveness(env: Environment, running_for: float) -> str | None:
+    if env.app.health_url:
+        check = health_url_check(env.app.health_url, timeout=2.0)
+        return check.summary if check.passed else None
+    if env.app.port:
+        check = port_check(env.app.port)
+        return check.summary if check.passed else None
+    if env.app.process_patterns:
+        return "process running" if application_running(env.database, list(env.app.process_patterns)) else None
+    # Nothing to ask: a process still running after a few seconds is the best evidence there is.
+    return "still running after 2 s (no health_url, port or process pattern to ask)" if running_for >= 2.0 else None
+
+
+def smoke_step(context: JobContext) -> dict:
+    env = context.environment
+    statements = list(context.targets.workspace.verification.smoke)
+    results = []
+    if statements:
+        context.emit("info", f"Writing {len(statements)} statement(s) in a transaction that is always rolled back")
+        results.append(smoke_test(env.database, statements, busy_timeout=context.targets.cache.busy_timeout,
+                                  time_limit=context.targets.workspace.verification.check_time_limit))
+    if env.app.health_url:
+        results.append(health_url_check(env.app.health_url))
+    for result in results:
+        context.emit("ok" if result.passed else "error", f"{'✓' if result.passed else '✗'} {result.name}: {result.summary}")
+        for line in result.evidence[:EVIDENCE_LINES]:
+            context.emit("info", f"    {line}")
+    document = {"passed": all(r.passed for r in results), "checks": [r.to_dict() for r in results]}
+    if not document["passed"]:
+        raise TaskFailed("The smoke test failed: see the log.", document)
+    return document
+
+
+def monitor_step(context: JobContext) -> dict:
+    from app.monitor import start_window
+
+    env = context.environment
+    window = start_window(context.targets, env, context.job.operator, reason=f"run {context.job.run_id}")
+    context.emit("ok", f"✓ Watching {env.name} until {window.ends_at:%Y-%m-%d %H:%M} UTC, a tick every "
+                       f"{window.interval_seconds} s (window {window.id}); the step passes when it ends clean")
+    return {"window": window.id}
+
+
+# --------------------------------------------------------------------------- by hand and configured
+
+
+def manual_step(context: JobContext) -> dict:
+    _, step = definition(context)
+    note = context.params["note"]
+    context.emit("ok", f"✓ Confirmed by {context.job.operator}: {note}")
+    return {"confirmed_by": context.job.operator, "note": note, "instructions": step.instructions}
+
+
+def command_step(context: JobContext) -> dict:
+    _, step = definition(context)
+    environment = dict(step.env)
+    context.add_secrets(value for name, value in environment.items()
+                        if any(part in name.upper() for part in SECRET_NAME_PARTS))
+    context.params.update(argv=list(step.argv), env=environment, cwd=step.cwd, stdin=step.stdin, timeout=step.timeout)
+    return command_task(context)
+
+
+STEP_TASKS = {
+    "verify-target": verify_target_step,
+    "app-stopped": app_stopped_step,
+    "data-volume": data_volume_step,
+    "backup": backup_step,
+    "integrity": integrity_step,
+    "rehearse": rehearse_step,
+    "migrate": migrate_step,
+    "hotfix": hotfix_step,
+    "verify": verify_step,
+    "start-app": start_app_step,
+    "smoke": smoke_step,
+    "monitor": monitor_step,
+    "manual": manual_step,
+    "command": command_step,
+}

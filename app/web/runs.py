@@ -1,0 +1,112 @@
+"""The checklist pages: every run, one run's steps with their live logs, its report.
+
+Actions are plain forms that redirect back (they work without JavaScript); a refusal (a
+gate, a step already running, a missing note) comes back as a message on the page. Logs
+arrive live over /api/v1/runs/ID/events (static/js/run.js); the step states refresh
+through the `state` partial.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from app.core.errors import Conflict, UsageError
+from app.extensions import db
+from app.models import LogLine
+from app.reports import markdown_report, report_facts
+from app.runs import (abandon_run, cancel_step, create_run, get_run, list_runs, run_is_complete, settle,
+                      sign_off, start_step)
+from app.targets import current_targets
+from app.web import acting_operator
+
+bp = Blueprint("runs", __name__, url_prefix="/runs")
+
+
+@bp.get("")
+def index():
+    targets = current_targets()
+    environments = [env for env in targets.workspace.environments if not env.reference]
+    return render_template("runs/index.html", runs=list_runs(), environments=environments)
+
+
+@bp.post("")
+def create():
+    targets = current_targets()
+    try:
+        run = create_run(targets, targets.environment(request.form.get("environment", "")), acting_operator())
+    except (Conflict, UsageError) as refusal:
+        flash(refusal.message, "error")
+        return redirect(url_for("runs.index"), code=303)
+    return redirect(url_for("runs.detail", run_id=run.id), code=303)
+
+
+@bp.get("/<int:run_id>")
+def detail(run_id: int):
+    targets = current_targets()
+    run = get_run(run_id)
+    views = settle(targets, run)
+    lines = list(db.session.scalars(select(LogLine).where(LogLine.run_id == run.id).order_by(LogLine.id)))
+    by_step: dict[str, list[LogLine]] = {}
+    for line in lines:
+        by_step.setdefault(line.step, []).append(line)
+    return render_template("runs/detail.html", run=run, views=views, lines=by_step,
+                           last_seq=lines[-1].id if lines else 0, complete=run_is_complete(views))
+
+
+@bp.get("/<int:run_id>/state")
+def state(run_id: int):
+    """Every step's head, swapped in place (out of band) without touching the logs."""
+    targets = current_targets()
+    run = get_run(run_id)
+    views = settle(targets, run)
+    return render_template("runs/_state.html", run=run, views=views, complete=run_is_complete(views))
+
+
+def _acting(run_id: int, action) -> Response:
+    try:
+        message = action(get_run(run_id))
+    except (Conflict, UsageError) as refusal:
+        flash(refusal.message, "error")
+    else:
+        if message:
+            flash(message)
+    return redirect(url_for("runs.detail", run_id=run_id, _anchor=request.form.get("anchor") or None), code=303)
+
+
+@bp.post("/<int:run_id>/steps/<step_id>/start")
+def start(run_id: int, step_id: str):
+    def act(run):
+        job = start_step(current_targets(), run, step_id, acting_operator(), note=request.form.get("note", ""))
+        return None if job.active else f"{step_id}: {job.state}."
+    return _acting(run_id, act)
+
+
+@bp.post("/<int:run_id>/steps/<step_id>/cancel")
+def cancel(run_id: int, step_id: str):
+    return _acting(run_id, lambda run: f"{step_id}: {cancel_step(current_targets(), run, step_id, acting_operator()).state}.")
+
+
+@bp.post("/<int:run_id>/steps/<step_id>/signoff")
+def signoff(run_id: int, step_id: str):
+    def act(run):
+        signature = sign_off(current_targets(), run, step_id, acting_operator(), request.form.get("note", ""))
+        return f"{'Approved' if signature.kind == 'approval' else 'Signed off'}: {signature.subject}."
+    return _acting(run_id, act)
+
+
+@bp.post("/<int:run_id>/abandon")
+def abandon(run_id: int):
+    return _acting(run_id, lambda run: f"Run {abandon_run(run, acting_operator(), request.form.get('reason', '')).id} abandoned.")
+
+
+@bp.get("/<int:run_id>/report")
+def report(run_id: int):
+    run = get_run(run_id)
+    return render_template("runs/report.html", run=run, facts=report_facts(current_targets(), run))
+
+
+@bp.get("/<int:run_id>/report.md")
+def report_markdown(run_id: int):
+    run = get_run(run_id)
+    return Response(markdown_report(current_targets(), run), mimetype="text/markdown",
+                    headers={"Content-Disposition": f'attachment; filename="cutover-run-{run.id}-{run.environment}.md"'})
