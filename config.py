@@ -28,7 +28,7 @@ class Config:
     CUTOVER_HOST = os.environ.get("CUTOVER_HOST", "127.0.0.1")
     CUTOVER_PORT = int(os.environ.get("CUTOVER_PORT", "5000"))
     # Threads of the WSGI server: each live log viewer holds one, so keep plenty.
-    CUTOVER_THREADS = int(os.environ.get("CUTOVER_THREADS", "64"))
+    CUTOVER_THREADS = int(os.environ.get("CUTOVER_THREADS", "256"))
     # Host headers accepted (DNS-rebinding defence); add your hostname when exposing the dashboard.
     TRUSTED_HOSTS = _env_list("CUTOVER_TRUSTED_HOSTS", "127.0.0.1,localhost,[::1]")
     # Seconds an inspection waits for a writer's lock before reporting the database as locked.
