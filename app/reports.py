@@ -222,7 +222,7 @@ def success_criteria(facts: dict, views: list[StepView]) -> list[dict]:
                    else "no index check yet"),
         _criterion("24 hours stable", monitoring["clean"] if monitoring and monitoring["state"] != "active" else None,
                    _monitoring_evidence(monitoring)),
-        _criterion("No user issues", _no_log_errors(monitoring, views), "application log scanned on every monitoring tick"),
+        _criterion("No user issues", *_user_issues(monitoring)),
         _criterion("Production verified", (after == [] and _done(state.get("verify"))) if after is not None else None,
                    "schema matches the reference and verification passed" if after == [] else
                    f"{len(after)} difference(s) from the reference remain" if after else "not measured"),
@@ -245,11 +245,16 @@ def _monitoring_evidence(monitoring: dict | None) -> str:
             f"{counts['failed']} failed, {counts['missed']} missed")
 
 
-def _no_log_errors(monitoring: dict | None, views: list[StepView]) -> bool | None:
+def _user_issues(monitoring: dict | None) -> tuple[bool | None, str]:
+    """Users' trouble shows as errors in the application's log, scanned on every tick."""
     from app.models import HealthSample
 
     if monitoring is None or monitoring["state"] == "active":
-        return None
+        return None, "judged when the monitoring window ends"
     samples = db.session.scalars(select(HealthSample).where(HealthSample.window_id == monitoring["id"]))
     log_results = [r for s in samples for r in json.loads(s.results or "[]") if r["name"] == "application_log"]
-    return all(r["passed"] for r in log_results) if log_results else None
+    if not log_results:
+        return None, "no application log_file is configured, so nothing could show user issues"
+    failed = [r for r in log_results if not r["passed"]]
+    return not failed, (f"{len(failed)} tick(s) found errors in the application log" if failed
+                        else f"no error lines in the application log over {len(log_results)} tick(s)")

@@ -287,7 +287,9 @@ def _derive_monitoring(view: StepView) -> None:
 def _apply_gate(view: StepView, earlier: dict[str, StepView], run: Run) -> None:
     waiting = [earlier[needed] for needed in view.definition.requires if not earlier[needed].satisfied]
     if waiting:
-        gate = "Waits for: " + "; ".join(f"{w.definition.title} ({w.status_words})" for w in waiting)
+        # Name the steps holding things up, not every step blocked behind them.
+        frontier = [w for w in waiting if w.state != "blocked"] or waiting[:1]
+        gate = "Waits for: " + "; ".join(f"{w.definition.title} ({w.status_words})" for w in frontier)
         if view.state == "blocked":
             view.reason = gate
         elif view.state in RETRYABLE:

@@ -182,3 +182,22 @@ def test_history_lists_every_job_newest_first(client, api_headers, logged_in):
     assert html.index('data-job="2"') < html.index('data-job="1"')
     assert "rehearse" in html and "backup" in html and "api-token" in html
     assert logged_in.get("/jobs?page=99").status_code == 200
+
+
+def test_an_open_runs_backup_is_protected_from_pruning(app):
+    from app.backups import protected_backup_ids
+    from app.runs import abandon_run, create_run, sign_off, start_step
+    from app.targets import current_targets
+
+    with app.app_context():
+        targets = current_targets()
+        env = targets.environment("production")
+        run = create_run(targets, env, "admin")
+        for step in ("verify-target", "app-stopped", "data-volume", "backup"):
+            assert start_step(targets, run, step, "admin", run_here=True).state == "passed"
+            if step == "verify-target":
+                sign_off(targets, run, step, "admin", "right file")
+        backup_id = db.session.scalars(db.select(Job).where(Job.run_id == run.id, Job.kind == "backup")).one().result_document["backup"]
+        assert backup_id in protected_backup_ids(env)
+        abandon_run(run, "admin", "test over")
+        assert backup_id not in protected_backup_ids(env)
