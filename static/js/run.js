@@ -8,9 +8,14 @@
   var last = Number(root.dataset.lastSeq || 0);
   var status = document.getElementById("live-status");
   var pending = null;
+  var dueAt = 0;
 
+  // Coalesce refreshes: a burst of lines asks once; a sooner request (a step ended) wins.
   function refreshSoon(delay) {
-    if (pending) { return; }
+    var due = Date.now() + delay;
+    if (pending && dueAt <= due) { return; }
+    clearTimeout(pending);
+    dueAt = due;
     pending = setTimeout(function () {
       pending = null;
       document.body.dispatchEvent(new Event("cutover:refresh"));

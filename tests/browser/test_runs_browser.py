@@ -1,5 +1,6 @@
 """The checklist page in a real browser: the whole demo checklist from start to report, with a
 second operator's browser watching the same log live without ever reloading."""
+import json
 import re
 
 from tests.browser.conftest import log_in, screenshot, start_server, stop_server
@@ -112,4 +113,43 @@ def test_the_whole_demo_checklist_with_a_second_viewer(browser, tmp_path, demo_c
     finally:
         operator.close()
         watcher.close()
+        stop_server(server)
+
+
+HOSTILE = ['<img src=x onerror=alert(1)>', '<div hx-get="/api/v1/runs" hx-trigger="load">htmx</div>', "<script>alert(2)</script>"]
+
+
+def test_a_step_printing_html_shows_it_as_text_live_and_after_a_reload(browser, tmp_path, demo_config):
+    script = "; ".join(f"print({line!r}, flush=True)" for line in HOSTILE)
+    text = demo_config.read_text().split("[checklist.steps.hotfix]")[0]
+    demo_config.write_text(text + '[checklist]\norder = ["shout"]\n\n[checklist.steps.shout]\nkind = "command"\n'
+                           f'argv = ["python3", "-c", {json.dumps(script)}]\n')
+    server = start_server(tmp_path, demo_config)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        dialogs, requests = [], []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        log_in(page, server)
+        page.click("text=Checklist")
+        page.click("button:has-text('Start a run')")
+        page.wait_for_url(re.compile(r"/runs/\d+$"))
+        watcher = context.new_page()
+        watcher.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        watcher.on("request", lambda request: requests.append(request.url))
+        watcher.goto(page.url)
+        page.locator("#head-shout form button.btn-primary").click()
+        watcher.wait_for_function("() => document.querySelectorAll('#log-shout li').length >= 5", timeout=30000)
+        assert step_state(watcher, "shout", ["passed"], timeout=5000) == "passed"  # without a reload
+        page.goto(page.url)
+        for view in (watcher, page):  # lines that arrived live, and lines rendered by the server
+            shown = view.locator("#log-shout li span").all_inner_texts()
+            assert all(line in shown for line in HOSTILE)
+            assert view.locator("#log-shout img, #log-shout script, #log-shout div").count() == 0
+        watcher.wait_for_timeout(500)
+        assert dialogs == []
+        assert not [url for url in requests if url.endswith("/x") or "/api/v1/runs?" in url or url.endswith("/api/v1/runs")]
+        screenshot(watcher, "run-hostile-output")
+    finally:
+        context.close()
         stop_server(server)
