@@ -19,6 +19,7 @@ default each requires every step before it.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +32,20 @@ BUILT_IN_KINDS = ("verify-target", "app-stopped", "data-volume", "backup", "inte
 KINDS = BUILT_IN_KINDS + ("command", "manual")
 # Kinds that change the target database: each needs this run's verified backup first.
 MUTATING_KINDS = ("migrate", "hotfix")
+# What a step of these kinds refuses to run without (app/steps.py), and why. Placed after
+# the step it needs, or without it, the step can never pass and the run never finishes:
+# better said at start-up than in the middle of a cutover.
+PREREQUISITES = {
+    "integrity": (("backup", "it checks this run's backup"),),
+    "migrate": (("backup", "it changes the database only after this run's verified backup"),
+                ("rehearse", "it applies only a plan this run rehearsed")),
+    "hotfix": (("backup", "it changes the database only after this run's verified backup"),
+               ("migrate", "the hotfix is applied right after the migration")),
+}
+# step_plan_paths gives every hotfix step every hotfix plan and every migrate step all the
+# others: a second step of these kinds would apply the same plans twice.
+SINGLE_KINDS = MUTATING_KINDS
+ENV_NAME = re.compile(r"^[^=\x00]+$")  # what the OS takes as an environment variable's name
 STEP_KEYS = {"kind", "title", "description", "signoff", "approval", "requires", "plans", "argv", "env",
              "cwd", "stdin", "timeout", "instructions"}
 CHECKLIST_KEYS = {"order", "steps"}
@@ -145,6 +160,8 @@ def parse_checklist(path: Path, raw: dict, plans: tuple[Path, ...], resolve) -> 
             raise ConfigError(f"{path}: 'checklist.steps.{step_id}' is not in 'checklist.order'; add it there or remove it.")
     checklist = Checklist(_linear(steps))
     _check_requirements(path, checklist)
+    _check_single_kinds(path, checklist)
+    _check_prerequisites(path, checklist)
     return checklist
 
 
@@ -211,14 +228,26 @@ def _command(path, label, step: StepDefinition, body: dict, resolve) -> StepDefi
     if not argv:
         raise ConfigError(f"{path}: '{label}.argv' must be a non-empty list of strings (no shell is used).")
     env = body.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise ConfigError(f"{path}: '{label}.env' must be a table of NAME = \"value\" strings.")
+    if (not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values())
+            or not all(ENV_NAME.match(name) for name in env)):
+        raise ConfigError(f"{path}: '{label}.env' must be a table of NAME = \"value\" strings "
+                          "(a name cannot be empty or hold '=').")
     timeout = body.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+    # nan would stop the command at once and inf crash its timer, leaving no time limit at all.
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not math.isfinite(timeout) or timeout <= 0):
         raise ConfigError(f"{path}: '{label}.timeout' must be a positive number of seconds.")
-    cwd = _string(path, body, "cwd", label)
+    cwd, stdin = _string(path, body, "cwd", label), _string(path, body, "stdin", label) or ""
+    _refuse_nul(path, label, {"argv": argv, "env": list(env.values()), "cwd": [cwd or ""], "stdin": [stdin]})
     return replace(step, argv=tuple(argv), env=tuple(env.items()), cwd=str(resolve(cwd)) if cwd else None,
-                   stdin=_string(path, body, "stdin", label) or "", timeout=float(timeout) if timeout else None)
+                   stdin=stdin, timeout=float(timeout) if timeout else None)
+
+
+def _refuse_nul(path, label, strings: dict[str, list[str]]) -> None:
+    """TOML can spell a NUL byte (\\u0000); the OS cannot pass one to a command."""
+    for key, values in strings.items():
+        if any("\x00" in value for value in values):
+            raise ConfigError(f"{path}: '{label}.{key}' cannot hold a NUL character (\\u0000).")
 
 
 def _hotfix_plans(path, label, body: dict, plans: tuple[Path, ...], resolve) -> tuple[str, ...]:
@@ -238,9 +267,29 @@ def _check_requirements(path: Path, checklist: Checklist) -> None:
     for step in checklist.steps:
         for needed in step.requires:
             if needed not in seen:
-                where = "comes after it" if checklist.step(needed) else "does not exist"
+                where = ("is the step itself" if needed == step.id else
+                         "comes after it" if checklist.step(needed) else "does not exist")
                 raise ConfigError(f"{path}: 'checklist.steps.{step.id}.requires' names '{needed}', which {where}.")
         seen.add(step.id)
+
+
+def _check_single_kinds(path: Path, checklist: Checklist) -> None:
+    first: dict[str, str] = {}
+    for step in checklist.steps:
+        if step.kind in SINGLE_KINDS and step.kind in first:
+            raise ConfigError(f"{path}: 'checklist.steps.{step.id}.kind': a checklist has at most one {step.kind} "
+                              f"step ('{first[step.kind]}' is one); it would apply the same plans again.")
+        first.setdefault(step.kind, step.id)
+
+
+def _check_prerequisites(path: Path, checklist: Checklist) -> None:
+    kinds_before: set[str] = set()
+    for step in checklist.steps:
+        for kind, why in PREREQUISITES.get(step.kind, ()):
+            if kind not in kinds_before:
+                raise ConfigError(f"{path}: 'checklist.order': step '{step.id}' needs a {kind} step before it "
+                                  f"({why}); without one it could never pass.")
+        kinds_before.add(step.kind)
 
 
 def _string(path, body: dict, key: str, label: str) -> str | None:

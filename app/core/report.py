@@ -5,6 +5,8 @@ spans or escaped so that it reads as text in any Markdown viewer, never as marku
 """
 from __future__ import annotations
 
+import re
+
 MARKS = {True: "[x]", False: "[ ]", None: "[ ]"}
 STATE_WORDS = {"signed_off": "signed off"}
 
@@ -38,10 +40,18 @@ def escape(text) -> str:
     return text
 
 
-def code(text) -> str:
+def code(text, *, in_table: bool = False) -> str:
+    """A code span that nothing in the text can close: its fence is one backtick longer than
+    the longest run of backticks inside (a run of the fence's length would end the span early
+    and let the rest be read as markup)."""
     text = str(text).replace("\r", " ").replace("\n", " ")
-    fence = "``" if "`" in text else "`"
-    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+    if in_table:
+        # GFM splits a row on every unescaped pipe, code spans included; it drops this
+        # backslash again before reading the span.
+        text = text.replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if "`" in text else ""  # a span cannot begin or end with a backtick of its own
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _state(state: str) -> str:
@@ -90,7 +100,7 @@ def _signatures(steps: list[dict]) -> str:
             note = f", note: {escape(s['note'])}" if s["note"] else ""
             lines.append(f"- {escape(step['title'])}: {verb} by {escape(s['operator'])} at {s['time']}{note}; "
                          f"log sha256 {code(s['log_sha256'] or '-')}, {escape(s['subject'])} "
-                         f"sha256 {code(s['subject_sha256'])}{validity}")
+                         f"sha256 {code(s['subject_sha256'] or '-')}{validity}")
     return "\n".join(lines) if len(lines) > 2 else "## Sign-offs and approvals\n\nNone."
 
 
@@ -112,7 +122,8 @@ def _schema(schema: dict) -> str:
     for label, key in (("Before (the run's backup)", "before"), ("After (the target now)", "after")):
         differences = schema.get(key)
         if differences is None:
-            lines.append(f"- {label}: not available")
+            why = schema.get(f"{key}_error")  # the target could not be read: say why
+            lines.append(f"- {label}: not available" + (f": {escape(why)}" if why else ""))
         elif not differences:
             lines.append(f"- {label}: matches {escape(schema['reference'])}")
         else:
@@ -129,10 +140,10 @@ def _qualified(difference: dict) -> str:
 
 def _ledger(rows: list[dict]) -> str:
     if not rows:
-        return ""
+        return "## Row-count ledger\n\nNo tables were counted."
     lines = ["## Row-count ledger", "", "| Table | Before | After | Change | Declared |", "|---|---:|---:|---:|---:|"]
     for row in rows:
-        lines.append(f"| {code(row['table'])} | {_number(row['before'])} | {_number(row['after'])} | "
+        lines.append(f"| {code(row['table'], in_table=True)} | {_number(row['before'])} | {_number(row['after'])} | "
                      f"{_signed(row['delta'])} | {_signed(row['declared'])} |")
     return "\n".join(lines)
 
