@@ -44,8 +44,8 @@ def command_task(context: JobContext) -> dict:
     try:
         process = subprocess.Popen(argv, cwd=context.params.get("cwd"), env=env, text=True,
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    except OSError as exc:
-        raise CommandFailed(f"Cannot start {argv[0]!r}: {exc.strerror}.") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte or a bad variable name
+        raise CommandFailed(f"Cannot start {argv[0]!r}: {getattr(exc, 'strerror', None) or exc}.") from None
     timed_out = threading.Event()
 
     def stop() -> None:
