@@ -34,6 +34,12 @@ CANCEL_GRACE_SECONDS = 5.0
 PROGRESS_INTERVAL = 0.25
 
 
+# Jobs this process is cancelling, and by whom. A worker killed before it could record the
+# cancel (still starting up, or deaf to SIGTERM) is seen first by its reaper thread, which
+# must then say "cancelled", not "interrupted": the operator asked for it.
+_cancelling: dict[int, str] = {}
+
+
 class TaskFailed(CutoverError):
     """A task's failure that still has a result worth keeping (a rehearsal's report, say)."""
 
@@ -114,7 +120,9 @@ def _reap(app: Flask, job_id: int, process: subprocess.Popen) -> None:
     process.wait()
     with app.app_context():
         job = db.session.get(Job, job_id)
-        if job is not None and job.active:
+        if job is not None and job.active and job_id in _cancelling:
+            _finish(job, "cancelled", f"Cancelled by {_cancelling[job_id]}.")
+        elif job is not None and job.active:
             _finish(job, "interrupted", f"The worker process ended (exit code {process.returncode}) without reporting.")
         db.session.remove()
 
@@ -135,11 +143,17 @@ def process_alive(pid: int | None, start: str | None) -> bool:
 def cancel(job: Job, operator: str) -> Job:
     if not job.active:
         raise Conflict(f"Job {job.id} is {job.state}; only a running job can be cancelled.")
-    if process_alive(job.pid, job.pid_start):
-        _end_process_group(job.pid, job.pid_start)
-    db.session.refresh(job)
-    if job.active:
-        _finish(job, "cancelled", f"Cancelled by {operator}.")
+    # The worker records the outcome under the job's operator; who cancelled it is said here.
+    audit.record(operator, "cancel", target=job.environment, detail=job_label(job))
+    _cancelling[job.id] = operator
+    try:
+        if process_alive(job.pid, job.pid_start):
+            _end_process_group(job.pid, job.pid_start)
+        db.session.refresh(job)
+        if job.active:
+            _finish(job, "cancelled", f"Cancelled by {operator}.")
+    finally:
+        _cancelling.pop(job.id, None)
     return job
 
 

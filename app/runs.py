@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
@@ -215,6 +215,8 @@ def step_views(targets: Targets, run: Run) -> list[StepView]:
         view.signatures = [_check_signature(targets, env, checklist, step, s, view.job)
                            for s in signatures if s.step == step.id]
         _derive_state(view, skips.get(step.id, ""))
+        if run.status == OPEN_RUN:
+            _mark_stale_rehearsal(view, targets, env, checklist)
         _apply_gate(view, views, run)
         views[step.id] = view
     return list(views.values())
@@ -284,6 +286,20 @@ def _derive_monitoring(view: StepView) -> None:
         view.state = "passed"
 
 
+def _mark_stale_rehearsal(view: StepView, targets: Targets, env: Environment, checklist: Checklist) -> None:
+    """A rehearsal of a plan that changed since proves nothing about the plan now: it must run
+    again. Left "passed", it could only be signed again, pinning a plan nobody rehearsed, and
+    migrate would then refuse it with no way to rehearse within the run."""
+    if view.definition.kind != "rehearse" or view.state not in ("passed", "signed_off"):
+        return
+    rehearsed = str(view.job.result_document.get("plan_hash"))
+    _, current = subject_of(targets, env, checklist, view.definition, None)
+    if rehearsed != current:
+        view.state = "blocked"  # the gate makes it "ready" when the steps before it are done
+        view.reason = (f"The plan changed since this rehearsal (rehearsed {rehearsed[:12]}, now "
+                       f"{current[:12] or 'unreadable'}): rehearse it again.")
+
+
 def _apply_gate(view: StepView, earlier: dict[str, StepView], run: Run) -> None:
     waiting = [earlier[needed] for needed in view.definition.requires if not earlier[needed].satisfied]
     if waiting:
@@ -291,7 +307,7 @@ def _apply_gate(view: StepView, earlier: dict[str, StepView], run: Run) -> None:
         frontier = [w for w in waiting if w.state != "blocked"] or waiting[:1]
         gate = "Waits for: " + "; ".join(f"{w.definition.title} ({w.status_words})" for w in frontier)
         if view.state == "blocked":
-            view.reason = gate
+            view.reason = f"{view.reason} {gate}".strip()  # a stale rehearsal keeps its why
         elif view.state in RETRYABLE:
             view.reason = f"{view.reason} {gate}".strip()
         return
@@ -308,9 +324,13 @@ def settle(targets: Targets, run: Run, views: list[StepView] | None = None) -> l
     """Close a run whose every step is done (the monitor step passes hours after the last click)."""
     views = views if views is not None else step_views(targets, run)
     if run.status == OPEN_RUN and run_is_complete(views):
-        run.status, run.finished_at = "finished", utcnow()
+        # Every viewer's page settles the run; only the one request that closes it records it.
+        closed = db.session.execute(update(Run).where(Run.id == run.id, Run.status == OPEN_RUN)
+                                    .values(status="finished", finished_at=utcnow())).rowcount
         db.session.commit()
-        audit.record("cutover", "run-finished", target=run.environment, detail=f"run {run.id}")
+        db.session.refresh(run)
+        if closed:
+            audit.record("cutover", "run-finished", target=run.environment, detail=f"run {run.id}")
         views = step_views(targets, run)
     return views
 

@@ -188,6 +188,7 @@ def hotfix_step(context: JobContext) -> dict:
     if not migrated:
         raise StepRefused("The migrate step of this run has not passed: the hotfix comes right after it.")
     _refuse_if_changed(env, migrated["stamp"], "the migration committed")
+    _check_rehearsed_plans(context, checklist, env)
     _refuse_if_application_runs(context, env)
     return _apply(context, env, plan_set, backup.id)
 
@@ -217,12 +218,17 @@ def _refuse_if_application_runs(context: JobContext, env: Environment) -> None:
     context.emit("ok", "✓ The application is stopped")
 
 
-def _check_run_rehearsal(context: JobContext, checklist, env: Environment) -> None:
+def _run_rehearsal(context: JobContext, checklist, env: Environment):
+    """This run's newest passing rehearsal, and the plan set a rehearsal runs now (every plan)."""
     rehearsal = passed_result(context.job.run_id, "rehearse")
-    if not rehearsal:
+    rehearse = next((s for s in checklist.steps if s.kind == "rehearse"), None)
+    if not rehearsal or rehearse is None:
         raise StepRefused("This run has no passing rehearsal.")
-    rehearse = next(s for s in checklist.steps if s.kind == "rehearse")
-    every = load_plans(step_plan_paths(context.targets, env, checklist, rehearse))
+    return rehearsal, load_plans(step_plan_paths(context.targets, env, checklist, rehearse))
+
+
+def _check_run_rehearsal(context: JobContext, checklist, env: Environment) -> None:
+    rehearsal, every = _run_rehearsal(context, checklist, env)
     fingerprint = inspect_database(env.database, deep=False,
                                    busy_timeout=context.targets.cache.busy_timeout).schema.fingerprint()
     try:
@@ -230,6 +236,18 @@ def _check_run_rehearsal(context: JobContext, checklist, env: Environment) -> No
     except RehearsalMismatch as mismatch:
         raise StepRefused(mismatch.message) from None
     context.emit("ok", f"✓ This run's rehearsal passed for plan {every.hash[:12]} on schema {fingerprint[:12]}")
+
+
+def _check_rehearsed_plans(context: JobContext, checklist, env: Environment) -> None:
+    """The hotfix must apply what was rehearsed. The migration changed the schema, so the
+    rehearsal's fingerprint no longer matches by design; its plan hash still must, or an
+    edit made after the rehearsal would reach production unrehearsed."""
+    rehearsal, every = _run_rehearsal(context, checklist, env)
+    rehearsed = str(rehearsal.get("plan_hash"))
+    if rehearsed != every.hash:
+        raise StepRefused(f"The plans changed since this run's rehearsal (rehearsed {rehearsed[:12]}, now "
+                          f"{every.hash[:12]}): rehearse them again before the hotfix.")
+    context.emit("ok", f"✓ This run's rehearsal passed for plan {every.hash[:12]}, the hotfix included")
 
 
 def _apply(context: JobContext, env: Environment, plan_set, backup_id: str) -> dict:
