@@ -16,12 +16,12 @@ from pathlib import Path
 
 from app.core.backup import create_backup, find_backup, verify_backup
 from app.core.checks import integrity_check, smoke_test
-from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch
+from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.inspect import inspect_database
 from app.core.liveness import health_url_check, port_check
 from app.core.migrate import apply_plan, check_rehearsal
 from app.core.processes import application_running
-from app.core.snapshots import file_signature
+from app.core.snapshots import file_signature, same_file_state
 from app.core.workspace import Environment
 from app.extensions import db
 from app.health import verify_environment
@@ -174,7 +174,9 @@ def migrate_step(context: JobContext) -> dict:
     _refuse_if_changed(env, backup_record["stamp"], f"backup {backup.id} was taken")
     _refuse_if_application_runs(context, env)
     _check_run_rehearsal(context, checklist, env)
-    return _apply(context, env, plan_set, backup.id)
+    # Checked again once the write lock is held: no write can slip in between.
+    unchanged = lambda: _refuse_if_changed(env, backup_record["stamp"], f"backup {backup.id} was taken")
+    return _apply(context, env, plan_set, backup.id, unchanged)
 
 
 def hotfix_step(context: JobContext) -> dict:
@@ -190,7 +192,8 @@ def hotfix_step(context: JobContext) -> dict:
     _refuse_if_changed(env, migrated["stamp"], "the migration committed")
     _check_rehearsed_plans(context, checklist, env)
     _refuse_if_application_runs(context, env)
-    return _apply(context, env, plan_set, backup.id)
+    unchanged = lambda: _refuse_if_changed(env, migrated["stamp"], "the migration committed")
+    return _apply(context, env, plan_set, backup.id, unchanged)
 
 
 def _verified_run_backup(context: JobContext):
@@ -205,9 +208,9 @@ def _verified_run_backup(context: JobContext):
 
 
 def _refuse_if_changed(env: Environment, recorded: list, since: str) -> None:
-    if stamp(env.database) != recorded:
-        raise StepRefused(f"{env.database} changed after {since}: this run's backup and rehearsal no longer "
-                          "describe it. Abandon this run and start a new one.")
+    if not same_file_state(env.database, recorded):
+        raise TargetChanged(f"{env.database} changed after {since}: this run's backup and rehearsal no longer "
+                            "describe it. Abandon this run and start a new one.")
 
 
 def _refuse_if_application_runs(context: JobContext, env: Environment) -> None:
@@ -250,9 +253,10 @@ def _check_rehearsed_plans(context: JobContext, checklist, env: Environment) -> 
     context.emit("ok", f"✓ This run's rehearsal passed for plan {every.hash[:12]}, the hotfix included")
 
 
-def _apply(context: JobContext, env: Environment, plan_set, backup_id: str) -> dict:
+def _apply(context: JobContext, env: Environment, plan_set, backup_id: str, unchanged) -> dict:
     try:
-        applied = apply_plan(env.database, plan_set, emit=context.emit, busy_timeout=context.targets.cache.busy_timeout)
+        applied = apply_plan(env.database, plan_set, emit=context.emit, busy_timeout=context.targets.cache.busy_timeout,
+                             precondition=unchanged)
     except MigrationFailed as failure:
         document = {"backup": backup_id, "apply": failure.result.to_dict() if failure.result else None}
         raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup_id} is verified.", document) from None

@@ -104,6 +104,13 @@ class RehearsalMismatch(CutoverError):
     http_status = 409
 
 
+class TargetChanged(CutoverError):
+    """A mutation was refused: the target is no longer the file that was backed up and rehearsed."""
+
+    code = "target_changed"
+    http_status = 409
+
+
 class Conflict(CutoverError):
     """Another operation holds the target: exactly one runs at a time."""
 

@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from app.core.database import read_consistently, sqlite_error_reason, sqlite_uri
 from app.core.diff import diff_schemas
-from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch
+from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
 from app.core.inspect import read_schema
 from app.core.plans import PlanSet, PlanStatement
@@ -171,12 +172,18 @@ def apply_plan(
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     rehearsal: dict | None = None,
     label: str | None = None,
+    precondition: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Apply `plan_set` to the database at `path` in one transaction; all of it or none.
 
+    `precondition` runs once the write lock is held, before anything changes: raising
+    TargetChanged there refuses the migration with no gap in which another writer could
+    slip in (the caller's check of "unchanged since the backup", say).
+
     Raises MigrationFailed (carrying the ApplyResult) after rolling back; RehearsalMismatch
     when `rehearsal` (a RehearsalResult.to_dict()) is not a passing rehearsal of this plan
-    on this schema; TargetUnavailable when the file cannot be opened.
+    on this schema; TargetChanged from `precondition`; TargetUnavailable when the file
+    cannot be opened.
     """
     path = Path(path)
     run = _Run(path, plan_set, emit, label)
@@ -187,8 +194,8 @@ def apply_plan(
     with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
         try:
             with immediate_transaction(connection):
-                _migrate(connection, run, rehearsal)
-        except RehearsalMismatch as exc:
+                _migrate(connection, run, rehearsal, precondition)
+        except (RehearsalMismatch, TargetChanged) as exc:
             run.say("error", f"Refused: {exc.message}")
             raise
         except Exception as exc:
@@ -201,8 +208,10 @@ def apply_plan(
     return result
 
 
-def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None) -> None:
+def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, precondition) -> None:
     run.say("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT")
+    if precondition is not None:
+        precondition()
     started = time.perf_counter()
     run.facts["fingerprint_before"] = schema_fingerprint(connection)
     if rehearsal is not None:

@@ -31,6 +31,16 @@ def file_signature(path: Path) -> tuple:
     return tuple(parts)
 
 
+def same_file_state(path: Path, recorded: list) -> bool:
+    """Is `path` still as `recorded` (a file_signature as JSON lists)? An empty WAL that did
+    not exist then was created by opening the database in WAL mode, not by a write."""
+    now = [list(part) if part else None for part in file_signature(Path(path))]
+    if now == recorded:
+        return True
+    (main_now, wal_now), (main_then, wal_then) = now, recorded
+    return main_now == main_then and wal_then is None and wal_now is not None and wal_now[1] == 0
+
+
 @dataclass(frozen=True)
 class Inspection:
     """A snapshot of one database, or the reason there is none."""

@@ -474,3 +474,42 @@ def test_a_rehearsal_folder_with_uri_characters_still_rehearses_its_snapshot(dem
     # an unescaped URI would stop at "?" and create a stray database named "odd"
     assert sorted(p.name for p in (demo / "backups").iterdir()) == before
     assert list(workdir.iterdir()) == []
+
+
+def test_the_precondition_runs_under_the_write_lock_and_can_refuse(make_db):
+    from app.core.errors import TargetChanged
+
+    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+    before = folder_state(path.parent)
+    blocked = []
+
+    def another_writer_then_refuse():
+        with closing(sqlite3.connect(path, timeout=0)) as other:
+            try:
+                other.execute("INSERT INTO t VALUES (2)")
+                other.commit()
+            except sqlite3.OperationalError as exc:
+                blocked.append(str(exc))
+        raise TargetChanged("changed since the backup")
+
+    with pytest.raises(TargetChanged):
+        apply_plan(path, plan("ALTER TABLE t ADD COLUMN note TEXT;"), precondition=another_writer_then_refuse)
+    assert blocked == ["database is locked"]  # nobody can write while the precondition looks
+    assert folder_state(path.parent) == before
+
+
+def test_same_file_state_sees_any_write_but_not_an_empty_wal_made_by_opening(make_db):
+    from app.core.snapshots import file_signature, same_file_state
+
+    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY);")
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+    recorded = [list(part) if part else None for part in file_signature(path)]
+    assert recorded[1] is None  # the last connection closed: the WAL was checkpointed away
+    reader = sqlite3.connect(path)
+    reader.execute("SELECT 1 FROM t").fetchall()
+    assert same_file_state(path, recorded)  # an empty WAL, made by opening
+    reader.execute("INSERT INTO t VALUES (1)")
+    reader.commit()
+    assert not same_file_state(path, recorded)
+    reader.close()
