@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import traceback
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -192,12 +193,21 @@ def _still_running(pid: int, leader: bool) -> bool:
     return bool(living_group_members(pid)) if leader else process_start_time(pid) is not None
 
 
+NEVER_LAUNCHED_SECONDS = 60.0
+
+
 def reconcile_jobs() -> list[int]:
-    """After a restart: a job whose process is gone did not pass; say so."""
+    """After a restart: a job whose process is gone did not pass; say so. A job recorded but
+    never given a process (the dashboard died in between) would otherwise hold its
+    environment's lock for ever."""
     interrupted = []
+    stale = utcnow() - timedelta(seconds=NEVER_LAUNCHED_SECONDS)
     for job in db.session.scalars(select(Job).where(Job.state.in_(ACTIVE_JOB_STATES))):
         if job.pid is not None and not process_alive(job.pid, job.pid_start):
             _finish(job, "interrupted", "The dashboard restarted or the worker was killed while this job ran.")
+            interrupted.append(job.id)
+        elif job.pid is None and job.created_at < stale:
+            _finish(job, "interrupted", "The job was recorded but its process never started (the dashboard stopped).")
             interrupted.append(job.id)
     return interrupted
 

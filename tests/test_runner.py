@@ -155,3 +155,27 @@ def test_log_injection_is_one_line(app):
         job = create_job("integrity", "production", "admin")
         JobContext(job).emit("info", "name=x\r\n2026-01-01 ok FAKE LINE")
         assert [line.text for line in log_lines(job.id)] == ["name=x\\r\\n2026-01-01 ok FAKE LINE"]
+
+
+def test_a_job_that_never_got_a_process_is_released_at_restart(app):
+    from datetime import timedelta
+
+    with app.app_context():
+        fresh = create_job("integrity", "production", "admin")
+        assert reconcile_jobs() == []  # its launch may still be on its way
+        fresh.created_at -= timedelta(minutes=5)
+        db.session.commit()
+        assert reconcile_jobs() == [fresh.id]
+        assert db.session.get(Job, fresh.id).state == "interrupted"
+        create_job("integrity", "production", "admin")  # the environment is free again
+
+
+def test_a_worker_that_cannot_load_the_configuration_fails_its_job_with_the_reason(app, demo_config):
+    with app.app_context():
+        job = create_job("command", "production", "admin", command(["true"]))
+        demo_config.write_text("[environments.production\n")  # broken after the dashboard started
+        job_id = launch(job).id
+        job = wait_for(app, job_id)
+        assert job.state == "failed"
+        assert "could not start" in job.error and "TOML syntax error" in job.error
+        assert "TOML syntax error" in log_lines(job_id)[-1].text
