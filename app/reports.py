@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from contextlib import closing
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -220,8 +221,7 @@ def success_criteria(facts: dict, views: list[StepView]) -> list[dict]:
         _criterion("Performance improved", index_check["passed"] if index_check else None,
                    (index_check["summary"] + " (query timings are not measured)") if index_check
                    else "no index check yet"),
-        _criterion("24 hours stable", monitoring["clean"] if monitoring and monitoring["state"] != "active" else None,
-                   _monitoring_evidence(monitoring)),
+        _criterion("24 hours stable", _stable_for_a_day(monitoring), _monitoring_evidence(monitoring)),
         _criterion("No user issues", *_user_issues(monitoring)),
         _criterion("Production verified", (after == [] and _done(state.get("verify"))) if after is not None else None,
                    "schema matches the reference and verification passed" if after == [] else
@@ -237,12 +237,28 @@ def _done(state: str | None) -> bool | None:
     return None if state is None else state in ("passed", "signed_off")
 
 
+STABLE_HOURS = 24.0
+
+
+def _window_hours(monitoring: dict) -> float:
+    started, ends = (datetime.fromisoformat(monitoring[key].rstrip("Z")) for key in ("started_at", "ends_at"))
+    return (ends - started).total_seconds() / 3600
+
+
+def _stable_for_a_day(monitoring: dict | None) -> bool | None:
+    """A clean window proves "24 hours stable" only if it lasted 24 hours."""
+    if monitoring is None or monitoring["state"] == "active":
+        return None
+    return monitoring["clean"] and _window_hours(monitoring) >= STABLE_HOURS
+
+
 def _monitoring_evidence(monitoring: dict | None) -> str:
     if monitoring is None:
         return "the monitoring window has not started"
-    counts = monitoring["counts"]
-    return (f"window {monitoring['id']} ({monitoring['state']}): {counts['passed']} tick(s) passed, "
-            f"{counts['failed']} failed, {counts['missed']} missed")
+    counts, hours = monitoring["counts"], _window_hours(monitoring)
+    short = f"; the window lasted {hours:g} h, shorter than {STABLE_HOURS:g}" if hours < STABLE_HOURS else ""
+    return (f"window {monitoring['id']} ({monitoring['state']}, {hours:g} h): {counts['passed']} tick(s) passed, "
+            f"{counts['failed']} failed, {counts['missed']} missed{short}")
 
 
 def _user_issues(monitoring: dict | None) -> tuple[bool | None, str]:

@@ -559,8 +559,9 @@ def test_the_demo_checklist_end_to_end(build_app):
 
     Not measurable in the demo, so not asserted as met: "No user issues" (the demo
     configures no application log_file, so no tick scans one: the criterion stays None).
-    Measured but weaker than its name: "24 hours stable" is a 1.8-second window here, and
-    "Performance improved" checks the required indexes, not query timings.
+    Not met on purpose: "24 hours stable" needs a window of 24 hours, and this one lasts 1.8
+    seconds (the evidence says so). "Performance improved" checks the required indexes, not
+    query timings.
     """
     app = build_app(fast_monitor=True)
     with app.app_context():
@@ -598,8 +599,10 @@ def test_the_demo_checklist_end_to_end(build_app):
         not_measurable = {"No user issues"}
         assert {name: met for name, met in criteria.items() if name not in not_measurable} == {
             "Migration completed": True, "Hotfix applied": True, "All tests passed": True, "No data loss": True,
-            "Performance improved": True, "24 hours stable": True, "Production verified": True}
+            "Performance improved": True, "24 hours stable": False, "Production verified": True}
         assert criteria["No user issues"] is None
+        stable = next(c for c in facts["criteria"] if c["name"] == "24 hours stable")
+        assert "ended" not in stable["evidence"] and "shorter than 24" in stable["evidence"]
         assert facts["schema"]["after"] == [] and facts["schema"]["before"]
         assert [f["resolution"].startswith("passed on retry") for f in facts["failures"]] == [True]
         assert f"Run {run.id}" in markdown_report(targets, run)

@@ -101,7 +101,9 @@ def test_the_whole_demo_checklist_with_a_second_viewer(browser, tmp_path, demo_c
         assert page.locator("#log-migrate li.log-expected").count() > 0
 
         page.click("#run-head >> text=Report")
-        assert page.locator(".criterion-unmet").count() == 0
+        # A 2-second window ended clean, but only a full day proves "24 hours stable".
+        assert page.locator(".criterion-unmet").all_inner_texts() == [page.locator(".criterion-unmet").inner_text()]
+        assert "24 hours stable" in page.inner_text(".criterion-unmet")
         assert "Migration completed" in page.inner_text(".report-criteria")
         screenshot(page, "run-report")
         page.screenshot(path=str(screenshot(page, "run-report").with_name("run-report-top.png")))
@@ -109,7 +111,7 @@ def test_the_whole_demo_checklist_with_a_second_viewer(browser, tmp_path, demo_c
             page.click("text=Download Markdown")
         markdown = download.value.path().read_text(encoding="utf-8")
         assert markdown.startswith("# Cutover completion report: run")
-        assert "- [x] **Migration completed**" in markdown and "- [x] **24 hours stable**" in markdown
+        assert "- [x] **Migration completed**" in markdown and "- [ ] **24 hours stable**" in markdown
     finally:
         operator.close()
         watcher.close()
