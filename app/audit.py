@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,7 +46,30 @@ def _chain_lock():
 def record(actor: str, action: str, target: str = "", result: str = "ok", detail: str = "") -> AuditEntry:
     """Append one entry and commit it: an audit row must survive a later rollback."""
     with _chain_lock():
-        return _append(actor, action, target, result, detail)
+        entry = _append(actor, action, target, result, detail)
+        _write_head(entry)
+        return entry
+
+
+def _head_path() -> Path:
+    return Path(current_app.config["INSTANCE_DIR"]) / "audit.head"
+
+
+def _write_head(entry: AuditEntry) -> None:
+    """The newest entry's id and hash, outside the table: a chain alone cannot show that its
+    last entries were deleted, the head can."""
+    path = _head_path()
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(f"{entry.id} {entry.entry_hash}\n")
+    os.replace(partial, path)
+
+
+def _read_head() -> tuple[int, str] | None:
+    try:
+        entry_id, entry_hash = _head_path().read_text().split()
+        return int(entry_id), entry_hash
+    except (OSError, ValueError):
+        return None
 
 
 def _append(actor: str, action: str, target: str, result: str, detail: str) -> AuditEntry:
@@ -62,10 +86,14 @@ def _append(actor: str, action: str, target: str, result: str, detail: str) -> A
 
 
 def verify_chain() -> int | None:
-    """Return the id of the first entry that breaks the chain, or None when it is intact."""
-    previous_hash = GENESIS
+    """Return the id of the first entry that breaks the chain (for entries deleted from the
+    end, the id the head still names), or None when it is intact."""
+    head = _read_head()
+    previous_hash, head_found = GENESIS, head is None
     for entry in db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)):
         if entry.previous_hash != previous_hash or _entry_hash(previous_hash, entry) != entry.entry_hash:
             return entry.id
         previous_hash = entry.entry_hash
-    return None
+        head_found = head_found or head == (entry.id, entry.entry_hash)
+    # The head may lag one entry behind (a crash between commit and head write), never ahead.
+    return None if head_found else head[0]

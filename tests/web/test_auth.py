@@ -140,3 +140,29 @@ def test_concurrent_appends_from_several_processes_keep_one_chain(app, tmp_path)
     with app.app_context():
         assert db.session.query(AuditEntry).filter_by(action="test").count() == 60
         assert audit.verify_chain() is None
+
+
+def test_audit_chain_detects_deleted_entries_in_the_middle_and_at_the_end(app, client):
+    log_in(client, "admin", "wrong-password")
+    log_in(client, "nobody", "wrong-password")
+    log_in(client)
+    with app.app_context():
+        entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert len(entries) >= 3 and audit.verify_chain() is None
+        last_id = entries[-1].id
+        db.session.delete(entries[-1])  # the end: the chain itself still looks whole
+        db.session.commit()
+        assert audit.verify_chain() == last_id
+        db.session.delete(entries[1])
+        db.session.commit()
+        assert audit.verify_chain() == entries[2].id
+
+
+def test_a_head_one_entry_behind_is_a_crash_not_a_deletion(app, client):
+    log_in(client, "admin", "wrong-password")
+    log_in(client)
+    with app.app_context():
+        entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        head = audit._head_path()
+        head.write_text(f"{entries[-2].id} {entries[-2].entry_hash}\n")
+        assert audit.verify_chain() is None
