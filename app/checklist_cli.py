@@ -11,8 +11,10 @@ from typing import Callable
 import click
 from sqlalchemy import select
 
+from app.core.errors import NotFound, UsageError
 from app.extensions import db
 from app.models import OPEN_RUN, Run
+from app.runner import log_lines
 from app.runs import RETRYABLE, create_run, settle, sign_off, start_step, step_views
 from app.targets import Targets
 
@@ -21,24 +23,32 @@ MONITOR_POLL_SECONDS = 5.0
 
 def drive_run(targets: Targets, environment: str, operator: str, *, yes: bool,
               echo: Callable[[str, str], None]) -> int:
-    env = targets.environment(environment)
+    try:
+        env = targets.environment(environment)
+    except NotFound as error:  # a name the configuration does not have is a usage error: exit 2
+        raise UsageError(error.message) from None
     run = db.session.scalar(select(Run).where(Run.environment == env.name, Run.status == OPEN_RUN))
     if run is None:
         run = create_run(targets, env, operator)
         click.echo(f"Run {run.id} created on {env.name}.")
     else:
         click.echo(f"Resuming run {run.id} on {env.name} (steps that passed are not run again).")
+    attempted: set[str] = set()  # steps started by this invocation: one that fails is not retried
     while True:
         views = settle(targets, run)
-        if run.status != OPEN_RUN:
-            click.echo(f"Run {run.id} {run.status}: every step passed.")
+        if run.status == "finished":
+            click.echo(f"Run {run.id} finished: every step passed.")
             return 0
-        outcome = _advance(targets, run, views, operator, yes, echo)
+        if run.status != OPEN_RUN:
+            note = f": {run.status_note}" if run.status_note else ""
+            click.echo(f"Run {run.id} was {run.status} by an operator{note}. Not every step passed.", err=True)
+            return 1
+        outcome = _advance(targets, run, views, operator, yes, echo, attempted)
         if outcome is not None:
             return outcome
 
 
-def _advance(targets, run: Run, views, operator: str, yes: bool, echo) -> int | None:
+def _advance(targets, run: Run, views, operator: str, yes: bool, echo, attempted: set[str]) -> int | None:
     """Do the next thing the run needs; return an exit code to stop, None to go on."""
     total = len(views)
     for number, view in enumerate(views, 1):
@@ -48,13 +58,20 @@ def _advance(targets, run: Run, views, operator: str, yes: bool, echo) -> int | 
         if view.needs_signoff:
             return _sign(targets, run, view, operator, yes, title)
         if view.state == "monitoring":
-            return _wait_for_window(targets, view, title)
+            attempted.add(view.id)  # a window watched here that ends unclean stops the command
+            return _wait_for_window(targets, run, view, title)
         if view.state == "running":
             click.echo(f"{title} is running in another process (job {view.job.id}); try again when it ends.", err=True)
+            return 1
+        if view.state in RETRYABLE and view.id in attempted:
+            # It ran in this invocation and did not pass (a monitoring window that did not end
+            # clean fails after its job passed): stop instead of retrying it forever.
+            click.echo(f"{title} {view.state}: {view.reason}", err=True)
             return 1
         if not view.startable:
             click.echo(f"{title}: {view.state.replace('_', ' ')}. {view.reason}", err=True)
             return 1
+        attempted.add(view.id)
         return _start(targets, run, view, operator, yes, title, echo)
     return None
 
@@ -71,8 +88,18 @@ def _start(targets, run, view, operator, yes, title, echo) -> int | None:
     if view.state in RETRYABLE:
         click.echo(f"{title}: retrying after {view.state}.")
     click.echo(f"== {title}")
+    printed: list[str] = []
+
+    def printing(level: str, text: str) -> None:
+        printed.append(text)
+        echo(level, text)
+
     job = start_step(targets, run, view.id, operator, note="confirmed headless (run-checklist --yes)",
-                     run_here=True, echo=echo)
+                     run_here=True, echo=printing)
+    if not printed:
+        # A manual confirmation runs without the printer (app.runs): print its lines from the log.
+        for line in log_lines(job.id):
+            echo(line.level, line.text)
     if job.state != "passed":
         click.echo(f"{title} {job.state}: {job.error}", err=True)
         return 1
@@ -88,17 +115,19 @@ def _sign(targets, run, view, operator, yes, title) -> int | None:
     return None
 
 
-def _wait_for_window(targets, view, title) -> int | None:
-    """Headless, nobody else may be ticking: run due ticks here (claims keep them single)."""
+def _wait_for_window(targets, run, view, title) -> int | None:
+    """Headless, nobody else may be ticking: run due ticks here (claims keep them single).
+    Stops waiting when the run is closed meanwhile (an operator abandoned it)."""
     from app.monitor import tick_window
 
     window = view.window
     click.echo(f"{title}: watching until {window.ends_at:%Y-%m-%d %H:%M} UTC (Ctrl+C stops waiting; "
                "the dashboard's scheduler keeps watching).")
-    while window.state == "active":
+    while window.state == "active" and run.status == OPEN_RUN:
         sample = tick_window(targets, window)
         if sample is not None:
             click.echo(f"  tick {sample.tick}: {sample.state}", err=sample.state == "failed")
         time.sleep(min(MONITOR_POLL_SECONDS, window.interval_seconds))
         db.session.refresh(window)
+        db.session.refresh(run)
     return None
