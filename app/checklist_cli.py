@@ -14,7 +14,6 @@ from sqlalchemy import select
 from app.core.errors import NotFound, UsageError
 from app.extensions import db
 from app.models import OPEN_RUN, Run
-from app.runner import log_lines
 from app.runs import RETRYABLE, create_run, settle, sign_off, start_step, step_views
 from app.targets import Targets
 
@@ -88,18 +87,8 @@ def _start(targets, run, view, operator, yes, title, echo) -> int | None:
     if view.state in RETRYABLE:
         click.echo(f"{title}: retrying after {view.state}.")
     click.echo(f"== {title}")
-    printed: list[str] = []
-
-    def printing(level: str, text: str) -> None:
-        printed.append(text)
-        echo(level, text)
-
     job = start_step(targets, run, view.id, operator, note="confirmed headless (run-checklist --yes)",
-                     run_here=True, echo=printing)
-    if not printed:
-        # A manual confirmation runs without the printer (app.runs): print its lines from the log.
-        for line in log_lines(job.id):
-            echo(line.level, line.text)
+                     run_here=True, echo=echo)
     if job.state != "passed":
         click.echo(f"{title} {job.state}: {job.error}", err=True)
         return 1

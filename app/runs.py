@@ -349,10 +349,11 @@ def start_step(targets: Targets, run: Run, step_id: str, operator: str, *, note:
                run_here: bool = False, echo=None) -> Job:
     """Start one step: refused (409) unless its gate is open and nothing else runs on the target."""
     view = view_of(step_views(targets, run), step_id)
+    note = _clean_note(note, required=False)  # a bad note is refused before anything starts
     _refuse_unless_startable(run, view, operator)
     env = targets.environment(run.environment)
     if view.manual:
-        return _confirm_manual(run, view, operator, _clean_note(note, required=True))
+        return _confirm_manual(run, view, operator, _clean_note(note, required=True), echo)
     # No definition in the params: a command's environment may hold secrets, and params are shown.
     job = create_job(view.definition.kind, env.name, operator, {}, run_id=run.id, step=step_id)
     if run_here:
@@ -378,10 +379,10 @@ def _refuse_unless_startable(run: Run, view: StepView, operator: str) -> None:
                            "(one operator cannot supply both).", step=view.id)
 
 
-def _confirm_manual(run: Run, view: StepView, operator: str, note: str) -> Job:
+def _confirm_manual(run: Run, view: StepView, operator: str, note: str, echo=None) -> Job:
     """A manual step is confirmed at once, in this request; it still gets a job and a log line."""
     job = create_job("manual", run.environment, operator, {"note": note}, run_id=run.id, step=view.id)
-    return run_job(job.id)
+    return run_job(job.id, echo=echo)
 
 
 def _clean_note(note, *, required: bool) -> str:
