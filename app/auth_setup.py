@@ -5,6 +5,7 @@ import secrets
 import sys
 
 from flask import Flask
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy import func, select
 
 from app.core.errors import UsageError
@@ -45,7 +46,12 @@ def ensure_first_operator(app: Flask) -> None:
     if db.session.scalar(select(func.count()).select_from(Operator)):
         return
     password = app.config.get("CUTOVER_ADMIN_PASSWORD")
-    create_operator("admin", password or (generated := secrets.token_urlsafe(12)))
+    try:
+        create_operator("admin", password or (generated := secrets.token_urlsafe(12)))
+    except (IntegrityError, UsageError):
+        # Another process (the server and a CLI command starting together) created it first.
+        db.session.rollback()
+        return
     if not password:
         print(f"Created operator 'admin' with password: {generated}  (shown once; set CUTOVER_ADMIN_PASSWORD to choose it)",
               file=sys.stderr, flush=True)
