@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from app import audit
 from app.extensions import db
@@ -44,6 +46,20 @@ def throttle() -> LoginThrottle:
     return current_app.extensions.setdefault("cutover.login_throttle", LoginThrottle())
 
 
+@lru_cache(maxsize=1)
+def _unknown_operator_hash() -> str:
+    return generate_password_hash("no operator has this password")  # the method operators' hashes use
+
+
+def password_matches(operator: Operator | None, password: str) -> bool:
+    """As slow for an unknown name as for a wrong password: the time taken must not say
+    which names exist, any more than the message does."""
+    if operator is None:
+        check_password_hash(_unknown_operator_hash(), password)
+        return False
+    return operator.check_password(password)
+
+
 def safe_next(target: str | None) -> str:
     """Only a path on this site: `https://evil.example` and `//evil.example` go to the dashboard."""
     if not target or "\\" in target:
@@ -68,7 +84,7 @@ def login():
         audit.record(username or "?", "login", result="throttled")
         return render_template("auth/login.html", error=error, next=request.form.get("next", "")), 429
     operator = db.session.scalar(select(Operator).where(Operator.username == username))
-    if operator is None or not operator.check_password(request.form.get("password", "")):
+    if not password_matches(operator, request.form.get("password", "")):
         throttle().fail(key)
         audit.record(username or "?", "login", result="failed")
         return render_template("auth/login.html", error=LOGIN_FAILED, next=request.form.get("next", "")), 401
