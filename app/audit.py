@@ -18,9 +18,15 @@ from app.models import AuditEntry, utcnow
 GENESIS = "0" * 64
 
 
+# Tab stays: it neither ends a line nor moves the cursor back, and command output uses it.
+LINE_BREAKERS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if code != 0x09}
+LINE_BREAKERS.update({ord("\r"): "\\r", ord("\n"): "\\n", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
 def single_line(text: str) -> str:
-    """User-supplied text must never start a new log line (log forging)."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    """User-supplied text must never start a new log line (log forging), nor move a
+    terminal's cursor: every control character and Unicode line separator is escaped."""
+    return text.translate(LINE_BREAKERS)
 
 
 def _entry_hash(previous_hash: str, entry: AuditEntry) -> str:

@@ -51,7 +51,19 @@ def report_facts(targets: Targets, run: Run) -> dict:
     }
     facts["criteria"] = success_criteria(facts, views)
     # The report leaves the dashboard (a download, an e-mail): no secret goes with it.
-    return json.loads(redact(json.dumps(facts, ensure_ascii=False), configured_secrets(current_app.config)))
+    return _redacted(facts, configured_secrets(current_app.config))
+
+
+def _redacted(value, secrets: list[str]):
+    """Every string in the facts, redacted as it is (not as JSON, where a secret with a quote
+    or a backslash would be spelled differently and slip through)."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {key: _redacted(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, secrets) for item in value]
+    return value
 
 
 def _step_facts(view: StepView) -> dict:

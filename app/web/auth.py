@@ -20,6 +20,10 @@ THROTTLE_WINDOW = 15 * 60
 LOGIN_FAILED = "Unknown operator or wrong password."
 
 
+THROTTLE_KEYS = 10_000  # (name, address) pairs remembered before expired ones are dropped
+NAME_LIMIT = 64  # an operator name is at most this long; a longer attempt is cut in the audit log
+
+
 class LoginThrottle:
     """Failed attempts per (name, address) in a sliding window, kept in memory (one server process)."""
 
@@ -35,7 +39,11 @@ class LoginThrottle:
 
     def fail(self, key: tuple[str, str]) -> None:
         with self._lock:
-            self._failures.setdefault(key, []).append(time.monotonic())
+            now = time.monotonic()
+            if len(self._failures) > THROTTLE_KEYS:
+                # Someone is trying many names: forget the keys whose attempts have all expired.
+                self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > now - THROTTLE_WINDOW}
+            self._failures.setdefault(key, []).append(now)
 
     def clear(self, key: tuple[str, str]) -> None:
         with self._lock:
@@ -81,12 +89,12 @@ def login():
     error = None
     if throttle().blocked(key, current_app.config["CUTOVER_LOGIN_ATTEMPTS"]):
         error = "Too many failed attempts. Wait 15 minutes and try again."
-        audit.record(username or "?", "login", result="throttled")
+        audit.record(username[:NAME_LIMIT] or "?", "login", result="throttled")
         return render_template("auth/login.html", error=error, next=request.form.get("next", "")), 429
     operator = db.session.scalar(select(Operator).where(Operator.username == username))
     if not password_matches(operator, request.form.get("password", "")):
         throttle().fail(key)
-        audit.record(username or "?", "login", result="failed")
+        audit.record(username[:NAME_LIMIT] or "?", "login", result="failed")
         return render_template("auth/login.html", error=LOGIN_FAILED, next=request.form.get("next", "")), 401
     throttle().clear(key)
     session.clear()  # nothing from before the login survives into the operator's session

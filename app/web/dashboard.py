@@ -45,4 +45,6 @@ def refresh():
     for env in targets.workspace.environments:
         targets.inspect(env, refresh=True)
     flash("Every environment was inspected again.")
-    return redirect(url_for("dashboard.index", **request.args))
+    # Only the pair compared travels back: any other argument would reach url_for.
+    pair = {key: request.args[key] for key in ("left", "right") if isinstance(request.args.get(key), str)}
+    return redirect(url_for("dashboard.index", **pair))

@@ -96,6 +96,7 @@ def monitor(name: str):
 
 @bp.post("/monitor/stop")
 def monitor_stop(name: str):
+    name = current_targets().environment(name).name  # an unknown name is a 404, like everywhere
     window = active_window(name)
     if window is not None:
         stop_window(window, acting_operator())

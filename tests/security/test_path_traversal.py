@@ -93,7 +93,6 @@ def test_url_arguments_refuse_traversal(target, payload):
     assert everything(site) == before
 
 
-@pytest.mark.xfail(strict=True, reason="health.monitor_stop does not check the environment name (app/web/health.py)")
 def test_stopping_a_watch_checks_the_environment_name(target):
     client = target.operator()
     response = client.post("/environments/production%00/health/monitor/stop", data={"csrf_token": target.token(client)})

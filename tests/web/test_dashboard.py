@@ -173,3 +173,11 @@ def test_a_locked_environment_is_reported_and_untouched(tmp_path, demo_dir):
             from app.extensions import db
 
             db.engine.dispose()
+
+
+def test_inspect_again_carries_back_only_the_compared_pair(logged_in):
+    token = csrf_token_from(logged_in.get("/").get_data(as_text=True))
+    response = logged_in.post("/refresh?left=development&right=production&endpoint=x&_external=1",
+                              data={"csrf_token": token})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/?left=development&right=production"
