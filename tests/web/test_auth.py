@@ -59,21 +59,6 @@ def test_session_cookie_changes_at_login_and_dies_at_logout(app, client):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_cookie_flags(client):
-    client.get("/login")
-    response = log_in(client)
-    header = response.headers["Set-Cookie"]
-    assert "HttpOnly" in header and "SameSite=Lax" in header
-
-
-def test_next_only_goes_to_this_site(client):
-    for evil in ["https://evil.example", "//evil.example", "/\\evil.example", "javascript:alert(1)"]:
-        page = client.get("/login")
-        token = csrf_token_from(page.get_data(as_text=True))
-        response = client.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD,
-                                               "csrf_token": token, "next": evil})
-        assert response.headers["Location"] == "/", evil
-        client.post("/logout", data={"csrf_token": csrf_token_from(client.get("/").get_data(as_text=True))})
 
 
 def test_next_to_a_local_page_is_followed(client):
@@ -97,15 +82,6 @@ def test_login_and_failures_are_audited(app, client):
         ]
         assert audit.verify_chain() is None
 
-
-def test_audit_chain_detects_an_edit(app, client):
-    log_in(client, "admin", "wrong-password")
-    log_in(client)
-    with app.app_context():
-        first = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).first()
-        first.actor = "someone-else"
-        db.session.commit()
-        assert audit.verify_chain() == first.id
 
 
 def test_first_start_creates_admin_with_a_printed_random_password(tmp_path, demo_config, capfd):
