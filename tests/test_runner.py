@@ -141,7 +141,6 @@ def test_integrity_job_on_the_demo(app):
         assert log_lines(job.id)[-1].text == "✓ integrity_check: ok"
 
 
-
 def test_log_injection_is_one_line(app):
     with app.app_context():
         job = create_job("integrity", "production", "admin")

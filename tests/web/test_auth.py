@@ -59,8 +59,6 @@ def test_session_cookie_changes_at_login_and_dies_at_logout(app, client):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-
-
 def test_next_to_a_local_page_is_followed(client):
     page = client.get("/login?next=/api/v1/environments")
     token = csrf_token_from(page.get_data(as_text=True))
@@ -81,7 +79,6 @@ def test_login_and_failures_are_audited(app, client):
             ("admin", "login", "ok"),
         ]
         assert audit.verify_chain() is None
-
 
 
 def test_first_start_creates_admin_with_a_printed_random_password(tmp_path, demo_config, capfd):

@@ -101,7 +101,6 @@ def test_restore_with_a_bad_id_is_refused_before_any_job(app, client, api_header
         assert db.session.query(Job).count() == 0
 
 
-
 def test_restore_needs_a_json_body(client, api_headers):
     response = client.post("/api/v1/environments/production/restore", data="backup=x", headers=api_headers)
     assert response.status_code == 400 and "Send {" in response.get_json()["message"]
