@@ -14,6 +14,8 @@ class Config:
     INSTANCE_DIR = Path(os.environ.get("CUTOVER_INSTANCE_DIR", BASE_DIR / "instance"))
     # The dashboard's own database: operators, runs, log lines, sign-offs, audit.
     SQLALCHEMY_DATABASE_URI = os.environ.get("CUTOVER_STATE_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'cutover.db'}")
+    # Seconds the dashboard and its job workers wait for their own database while another process holds its lock.
+    STATE_BUSY_TIMEOUT = 10.0
     # Path of cutover.toml; None means ./cutover.toml if present, else the demo workspace.
     CUTOVER_CONFIG = os.environ.get("CUTOVER_CONFIG")
     # Folder of the demo workspace created when nothing is configured.
