@@ -14,14 +14,16 @@ import subprocess
 import time
 from pathlib import Path
 
-from app.core.backup import create_backup, find_backup, verify_backup
+from app.core.backup import LOCKED_COPY, create_backup, find_backup, verify_backup
 from app.core.checks import integrity_check, smoke_test
 from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.inspect import inspect_database
 from app.core.liveness import health_url_check, port_check
 from app.core.migrate import apply_plan, check_rehearsal
 from app.core.processes import application_running
+from app.core.fsutil import sha256_of_file
 from app.core.snapshots import file_signature, same_file_state
+from app.core.transaction import settle_hot_journal
 from app.core.workspace import Environment
 from app.extensions import db
 from app.health import verify_environment
@@ -171,11 +173,12 @@ def migrate_step(context: JobContext) -> dict:
     checklist, step = definition(context)
     plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step))
     backup, backup_record = _verified_run_backup(context)
-    _refuse_if_changed(env, backup_record["stamp"], f"backup {backup.id} was taken")
+    since = f"backup {backup.id} was taken"
+    accepted = _refuse_if_changed(context, env, backup_record["stamp"], since, backup=backup)
     _refuse_if_application_runs(context, env)
     _check_run_rehearsal(context, checklist, env)
     # Checked again once the write lock is held: no write can slip in between.
-    unchanged = lambda: _refuse_if_changed(env, backup_record["stamp"], f"backup {backup.id} was taken")
+    unchanged = lambda: _refuse_if_changed(context, env, accepted, since)
     return _apply(context, env, plan_set, backup.id, unchanged)
 
 
@@ -189,10 +192,10 @@ def hotfix_step(context: JobContext) -> dict:
     migrated = passed_result(context.job.run_id, "migrate")
     if not migrated:
         raise StepRefused("The migrate step of this run has not passed: the hotfix comes right after it.")
-    _refuse_if_changed(env, migrated["stamp"], "the migration committed")
+    _refuse_if_changed(context, env, migrated["stamp"], "the migration committed")
     _check_rehearsed_plans(context, checklist, env)
     _refuse_if_application_runs(context, env)
-    unchanged = lambda: _refuse_if_changed(env, migrated["stamp"], "the migration committed")
+    unchanged = lambda: _refuse_if_changed(context, env, migrated["stamp"], "the migration committed")
     return _apply(context, env, plan_set, backup.id, unchanged)
 
 
@@ -207,10 +210,32 @@ def _verified_run_backup(context: JobContext):
     return backup, record
 
 
-def _refuse_if_changed(env: Environment, recorded: list, since: str) -> None:
-    if not same_file_state(env.database, recorded):
-        raise TargetChanged(f"{env.database} changed after {since}: this run's backup and rehearsal no longer "
-                            "describe it. Abandon this run and start a new one.")
+def _refuse_if_changed(context: JobContext, env: Environment, recorded: list, since: str,
+                       backup=None) -> list:
+    """Refuse unless the target is the file as recorded; return the stamp now accepted.
+
+    An earlier attempt that was killed, cancelled or ran out of disk rolled back: its pages
+    were written back with their old bytes, so the file is the same but its mtime is new.
+    For a byte-copy backup the hashes then prove nothing changed, and the retry may go on."""
+    if same_file_state(env.database, recorded):
+        return recorded
+    if backup is not None and _rolled_back_to(context, env, recorded, backup):
+        context.emit("ok", f"✓ {env.database.name} was rewritten by a rolled-back attempt; its SHA-256 still "
+                           f"equals backup {backup.id}'s")
+        return stamp(env.database)
+    raise TargetChanged(f"{env.database} changed after {since}: this run's backup and rehearsal no longer "
+                        "describe it. Abandon this run and start a new one.")
+
+
+def _rolled_back_to(context: JobContext, env: Environment, recorded: list, backup) -> bool:
+    if backup.manifest is None or backup.manifest.method != LOCKED_COPY:
+        return False  # a WAL database's backup is a rewritten copy: its bytes prove nothing
+    settle_hot_journal(env.database, busy_timeout=context.targets.cache.busy_timeout)
+    (main_now, wal_now), main_then = stamp(env.database), recorded[0]
+    if main_now is None or main_then is None or main_now[:2] != main_then[:2] or (wal_now and wal_now[1]):
+        return False  # another file, another size, or pages waiting in a WAL
+    context.emit("info", f"{env.database.name} was touched since the backup: comparing its SHA-256 with the backup's")
+    return sha256_of_file(env.database)[1] == backup.manifest.sha256
 
 
 def _refuse_if_application_runs(context: JobContext, env: Environment) -> None:
