@@ -4,6 +4,7 @@ to fail. Tasks run in the worker child (or the CLI); they never see request data
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import threading
 
@@ -66,16 +67,44 @@ def command_task(context: JobContext) -> dict:
     return {"exit_code": 0}
 
 
+OUTPUT_BATCH = 1000  # lines stored in one commit at most
+
+
 def _feed_and_follow(context: JobContext, process: subprocess.Popen, stdin_text: str) -> None:
     try:
         process.stdin.write(stdin_text)
         process.stdin.close()
     except BrokenPipeError:
         pass  # the command does not read its input; that is its business
-    for line in process.stdout:
-        context.emit("info", line.rstrip("\n"))
+    for batch in _output_batches(process.stdout):
+        context.emit_lines("info", batch)
     process.stdout.close()
     process.wait()
+
+
+def _output_batches(stream):
+    """Lines as they come: one at a time when the command trickles (each is seen at once),
+    together when it floods (one commit for all that is waiting)."""
+    waiting: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            waiting.put(line.rstrip("\n"))
+        waiting.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    while True:
+        batch = [waiting.get()]
+        while batch[-1] is not None and len(batch) < OUTPUT_BATCH:
+            try:
+                batch.append(waiting.get_nowait())
+            except queue.Empty:
+                break
+        lines = [line for line in batch if line is not None]
+        if lines:
+            yield lines
+        if batch[-1] is None:
+            return
 
 
 def backup_task(context: JobContext) -> dict:

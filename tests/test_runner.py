@@ -170,3 +170,12 @@ def test_a_worker_that_cannot_load_the_configuration_fails_its_job_with_the_reas
         assert job.state == "failed"
         assert "could not start" in job.error and "TOML syntax error" in job.error
         assert "TOML syntax error" in log_lines(job_id)[-1].text
+
+
+def test_a_command_printing_flat_out_keeps_every_line_in_order(app):
+    script = "import sys\nfor i in range(5000):\n    sys.stdout.write(f'line {i}\\n')"
+    with app.app_context():
+        job = run_job(create_job("command", "production", "admin", command([sys.executable, "-c", script])).id)
+        texts = [line.text for line in log_lines(job.id)]
+        assert job.state == "passed"
+        assert [t for t in texts if t.startswith("line ")] == [f"line {i}" for i in range(5000)]
