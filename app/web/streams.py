@@ -21,9 +21,12 @@ KEEPALIVE_SECONDS = 15.0
 
 
 def resume_point() -> int:
-    """Where the client stopped: the Last-Event-ID header, else ?after=, else the start."""
+    """Where the client stopped: the Last-Event-ID header, else ?after=, else the start.
+
+    Only ASCII digits that fit SQLite's integer count: str.isdigit() also accepts "²" (which
+    int() refuses) and int() refuses more than 4,300 digits, both a 500 before this check."""
     for value in (request.headers.get("Last-Event-ID"), request.args.get("after")):
-        if value is not None and value.isdigit():
+        if value is not None and value.isascii() and value.isdigit() and len(value) <= 18:
             return int(value)
     return 0
 
