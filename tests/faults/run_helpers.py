@@ -18,8 +18,9 @@ from contextlib import closing
 from pathlib import Path
 
 from app.extensions import db
-from app.runs import create_run, start_step, step_views
+from app.runs import create_run, start_step
 from tests.conftest import make_app
+from tests.test_runs import targets_of, views_of  # noqa: F401  (the fault tests use them from here)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,13 +107,6 @@ class Apps:
                 db.engine.dispose()
 
 
-def targets_of(app):
-    return app.extensions["cutover.targets"]
-
-
-def views_of(app, run) -> dict:
-    db.session.expire_all()
-    return {view.id: view for view in step_views(targets_of(app), run)}
 
 
 def new_run(app):
