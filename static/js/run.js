@@ -1,6 +1,7 @@
 // The run page's live log: one EventSource for the whole run. Each line goes to its step's
-// log as text (textContent), so a step that prints HTML shows it, never runs it. Step
-// states refresh through htmx (the #run-state-poll element) when lines say something changed.
+// log as text (textContent), so a step that prints HTML shows it, never runs it. Step heads
+// (state, buttons, sign-offs) are fetched again every 3 s, and soon after lines that say
+// something changed; a head is replaced only when it did change.
 (function () {
   "use strict";
   var root = document.getElementById("run");
@@ -16,11 +17,33 @@
     if (pending && dueAt <= due) { return; }
     clearTimeout(pending);
     dueAt = due;
-    pending = setTimeout(function () {
-      pending = null;
-      document.body.dispatchEvent(new Event("cutover:refresh"));
-    }, delay);
+    pending = setTimeout(function () { pending = null; refreshState(); }, delay);
   }
+
+  // Step heads are replaced only when what the server renders changed (CSRF tokens aside):
+  // a head replaced while someone reaches for its button would swallow the click.
+  var rendered = {};
+  function withoutTokens(html) { return html.replace(/name="csrf_token" value="[^"]*"/g, ""); }
+  function refreshState() {
+    fetch(root.dataset.state, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : ""; })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        fresh.querySelectorAll("#run-head, [id^=head-]").forEach(function (element) {
+          element.removeAttribute("hx-swap-oob");
+          var key = withoutTokens(element.outerHTML);
+          var current = document.getElementById(element.id);
+          if (!current || rendered[element.id] === key) { return; }
+          rendered[element.id] = key;
+          current.replaceWith(document.importNode(element, true));
+        });
+      })
+      .catch(function () { /* the next refresh will try again */ });
+  }
+  document.querySelectorAll("#run-head, [id^=head-]").forEach(function (element) {
+    rendered[element.id] = withoutTokens(element.outerHTML);
+  });
+  setInterval(refreshState, 3000);
 
   function say(text, live) {
     status = document.getElementById("live-status") || status;

@@ -140,6 +140,10 @@ def test_a_step_printing_html_shows_it_as_text_live_and_after_a_reload(browser, 
         watcher.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         watcher.on("request", lambda request: requests.append(request.url))
         watcher.goto(page.url)
+        # Nothing changes while nobody acts: the head (and the button in it) stays the same element.
+        page.evaluate("document.getElementById('head-shout').marked = true")
+        page.wait_for_timeout(3500)  # longer than the 3 s refresh
+        assert page.evaluate("document.getElementById('head-shout').marked === true")
         page.locator("#head-shout form button.btn-primary").click()
         watcher.wait_for_function("() => document.querySelectorAll('#log-shout li').length >= 5", timeout=30000)
         assert step_state(watcher, "shout", ["passed"], timeout=5000) == "passed"  # without a reload
