@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.core.errors import NotFound, UsageError
 from app.extensions import db
 from app.models import OPEN_RUN, Run
-from app.runs import RETRYABLE, create_run, settle, sign_off, start_step, step_views
+from app.runs import RETRYABLE, create_run, settle, sign_off, start_step
 from app.targets import Targets
 
 MONITOR_POLL_SECONDS = 5.0

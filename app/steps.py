@@ -14,15 +14,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from app.core.backup import LOCKED_COPY, create_backup, find_backup, verify_backup
-from app.core.checks import integrity_check, smoke_test
+from app.core.backup import LOCKED_COPY, find_backup, verify_backup
+from app.core.checks import smoke_test
 from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.inspect import inspect_database
 from app.core.liveness import health_url_check, port_check
 from app.core.migrate import apply_plan, check_rehearsal
 from app.core.processes import application_running
 from app.core.fsutil import sha256_of_file
-from app.core.snapshots import file_signature, same_file_state
+from app.core.snapshots import file_stamp, same_file_state
 from app.core.transaction import settle_hot_journal
 from app.core.workspace import Environment
 from app.extensions import db
@@ -31,7 +31,7 @@ from app.migrations import load_plans
 from app.models import Run
 from app.runner import JobContext, TaskFailed
 from app.runs import checklist_of, passed_result, step_plan_paths
-from app.tasks import command_task, rehearse_task
+from app.tasks import check_integrity, command_task, refuse_if_application_runs, rehearse_task, take_backup
 
 START_WAIT_SECONDS = 30.0
 EVIDENCE_LINES = 20
@@ -50,11 +50,6 @@ def definition(context: JobContext):
     return checklist, checklist.step(context.job.step)
 
 
-def stamp(path: Path) -> list:
-    """The file's identity, size and mtime (and its WAL's): any write changes it."""
-    return [list(part) if part else None for part in file_signature(path)]
-
-
 # --------------------------------------------------------------------------- before
 
 
@@ -67,9 +62,9 @@ def verify_target_step(context: JobContext) -> dict:
     if not resolved.is_file():
         raise StepRefused(f"{resolved} is not a file: check environments.{env.name}.database in cutover.toml.")
     _refuse_other_environments_file(context, env, resolved)
-    before = stamp(path)
+    before = file_stamp(path)
     snapshot = inspect_database(path, deep=False, busy_timeout=context.targets.cache.busy_timeout)
-    if stamp(path) != before:
+    if file_stamp(path) != before:
         raise StepRefused(f"{path} changed while it was being inspected: something is writing to it. Stop it and retry.")
     facts = snapshot.facts
     context.emit("info", f"size {facts.size_bytes:,} bytes, journal {facts.journal_mode}, "
@@ -128,14 +123,8 @@ def backup_step(context: JobContext) -> dict:
     env = context.environment
     if len(env.backup_dirs) < 2:
         context.emit("warning", "Only one backup folder is configured: the runbook asks for copies in two places.")
-    backup = create_backup(env.database, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
-                           progress=context.progress, log=lambda line: context.emit("info", line))
-    for copy in backup.copies:
-        context.emit("info", f"  copy {copy}")
-    manifest = backup.manifest
-    context.emit("ok", f"✓ Backup {backup.id} verified: {len(backup.copies)} copies, {manifest.size_bytes:,} bytes, "
-                       f"sha256 {manifest.sha256}")
-    return {**backup.to_dict(), "backup": backup.id, "stamp": stamp(env.database)}
+    backup = take_backup(context)
+    return {**backup.to_dict(), "backup": backup.id, "stamp": file_stamp(env.database)}
 
 
 def run_backup(context: JobContext):
@@ -149,14 +138,11 @@ def run_backup(context: JobContext):
 def integrity_step(context: JobContext) -> dict:
     backup, _ = run_backup(context)
     copy = backup.copies[0]
-    context.emit("info", f"PRAGMA integrity_check on backup {backup.id}: {copy} (reads every page)")
-    result = integrity_check(copy, busy_timeout=context.targets.cache.busy_timeout)
-    for problem in result.evidence:
-        context.emit("error", problem)
-    if not result.passed:
-        raise CutoverError(f"The backup copy is damaged: {result.summary}. Do not migrate; take a new backup.")
-    context.emit("ok", f"✓ {result.summary} ({copy.name}; every copy has sha256 {backup.manifest.sha256[:16]}…)")
-    return {"backup": backup.id, "copy": str(copy), **result.to_dict()}
+    context.emit("info", f"PRAGMA integrity_check on backup {backup.id}: {copy} (reads every page; every copy "
+                         f"has sha256 {backup.manifest.sha256[:16]}…)")
+    result = check_integrity(context, copy, failure="The backup copy is damaged: {summary}. Do not migrate; "
+                                                    "take a new backup.")
+    return {"backup": backup.id, "copy": str(copy), **result}
 
 
 def rehearse_step(context: JobContext) -> dict:
@@ -222,7 +208,7 @@ def _refuse_if_changed(context: JobContext, env: Environment, recorded: list, si
     if backup is not None and _rolled_back_to(context, env, recorded, backup):
         context.emit("ok", f"✓ {env.database.name} was rewritten by a rolled-back attempt; its SHA-256 still "
                            f"equals backup {backup.id}'s")
-        return stamp(env.database)
+        return file_stamp(env.database)
     raise TargetChanged(f"{env.database} changed after {since}: this run's backup and rehearsal no longer "
                         "describe it. Abandon this run and start a new one.")
 
@@ -231,7 +217,7 @@ def _rolled_back_to(context: JobContext, env: Environment, recorded: list, backu
     if backup.manifest is None or backup.manifest.method != LOCKED_COPY:
         return False  # a WAL database's backup is a rewritten copy: its bytes prove nothing
     settle_hot_journal(env.database, busy_timeout=context.targets.cache.busy_timeout)
-    (main_now, wal_now), main_then = stamp(env.database), recorded[0]
+    (main_now, wal_now), main_then = file_stamp(env.database), recorded[0]
     if main_now is None or main_then is None or main_now[:2] != main_then[:2] or (wal_now and wal_now[1]):
         return False  # another file, another size, or pages waiting in a WAL
     context.emit("info", f"{env.database.name} was touched since the backup: comparing its SHA-256 with the backup's")
@@ -239,10 +225,7 @@ def _rolled_back_to(context: JobContext, env: Environment, recorded: list, backu
 
 
 def _refuse_if_application_runs(context: JobContext, env: Environment) -> None:
-    running = application_running(env.database, list(env.app.process_patterns))
-    if running:
-        names = "; ".join(f"pid {p.pid}: {p.cmdline[:80]}" for p in running)
-        raise StepRefused(f"The application is running ({names}). Stop it, then retry.")
+    refuse_if_application_runs(env)
     context.emit("ok", "✓ The application is stopped")
 
 
@@ -286,7 +269,7 @@ def _apply(context: JobContext, env: Environment, plan_set, backup_id: str, unch
         document = {"backup": backup_id, "apply": failure.result.to_dict() if failure.result else None}
         raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup_id} is verified.", document) from None
     context.emit("ok", f"✓ {context.job.step} committed on {env.name}: plan {plan_set.hash[:12]}")
-    return {"backup": backup_id, "plan_hash": plan_set.hash, "apply": applied.to_dict(), "stamp": stamp(env.database)}
+    return {"backup": backup_id, "plan_hash": plan_set.hash, "apply": applied.to_dict(), "stamp": file_stamp(env.database)}
 
 
 # --------------------------------------------------------------------------- after
@@ -297,15 +280,20 @@ def verify_step(context: JobContext) -> dict:
     results, baseline = verify_environment(context.targets, env, include_smoke=False)
     for note in baseline.notes:
         context.emit("info", note)
-    for result in results:
-        context.emit("ok" if result.passed else "error", f"{'✓' if result.passed else '✗'} {result.name}: {result.summary}")
-        for line in result.evidence[:EVIDENCE_LINES]:
-            context.emit("info" if result.passed else "error", f"    {line}")
+    _emit_checks(context, results)
     failed = [r.name for r in results if not r.passed]
     document = {"passed": not failed, "checks": [r.to_dict() for r in results], "baseline": baseline.notes}
     if failed:
         raise TaskFailed(f"Verification failed: {', '.join(failed)}.", document)
     return document
+
+
+def _emit_checks(context: JobContext, results) -> None:
+    """A line per check, then its evidence (a failing check's as errors)."""
+    for result in results:
+        context.emit("ok" if result.passed else "error", f"{'✓' if result.passed else '✗'} {result.name}: {result.summary}")
+        for line in result.evidence[:EVIDENCE_LINES]:
+            context.emit("info" if result.passed else "error", f"    {line}")
 
 
 def start_app_step(context: JobContext) -> dict:
@@ -361,10 +349,7 @@ def smoke_step(context: JobContext) -> dict:
                                   time_limit=context.targets.workspace.verification.check_time_limit))
     if env.app.health_url:
         results.append(health_url_check(env.app.health_url))
-    for result in results:
-        context.emit("ok" if result.passed else "error", f"{'✓' if result.passed else '✗'} {result.name}: {result.summary}")
-        for line in result.evidence[:EVIDENCE_LINES]:
-            context.emit("info", f"    {line}")
+    _emit_checks(context, results)
     document = {"passed": all(r.passed for r in results), "checks": [r.to_dict() for r in results]}
     if not document["passed"]:
         raise TaskFailed("The smoke test failed: see the log.", document)

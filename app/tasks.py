@@ -28,11 +28,16 @@ class CommandFailed(CutoverError):
 def integrity_task(context: JobContext) -> dict:
     path = context.environment.database
     context.emit("info", f"Running PRAGMA integrity_check on {path} (reads every page).")
+    return check_integrity(context, path, failure=f"{{summary}} in {path}.")
+
+
+def check_integrity(context: JobContext, path: Path, *, failure: str):
+    """integrity_check of `path`, every problem a line; `failure` ({summary}) fails the job."""
     result = integrity_check(path, busy_timeout=context.targets.cache.busy_timeout)
     for problem in result.evidence:
         context.emit("error", problem)
     if not result.passed:
-        raise CutoverError(f"{result.summary} in {path}.")
+        raise CutoverError(failure.format(summary=result.summary))
     context.emit("ok", f"✓ {result.summary}")
     return result.to_dict()
 
@@ -108,8 +113,13 @@ def _output_batches(stream):
 
 
 def backup_task(context: JobContext) -> dict:
-    env = context.environment
     moment = datetime.fromisoformat(context.params["moment"]) if "moment" in context.params else None
+    return take_backup(context, moment).to_dict()
+
+
+def take_backup(context: JobContext, moment: datetime | None = None):
+    """A verified backup of the job's environment into every folder, its copies logged."""
+    env = context.environment
     backup = create_backup(
         env.database, env.backup_dirs, now=moment, busy_timeout=context.targets.cache.busy_timeout,
         progress=context.progress, log=lambda line: context.emit("info", line),
@@ -118,8 +128,8 @@ def backup_task(context: JobContext) -> dict:
     for copy in backup.copies:
         context.emit("info", f"  copy {copy}")
     context.emit("ok", f"✓ Backup {backup.id} verified: {len(backup.copies)} copies, "
-                       f"{manifest.size_bytes:,} bytes, sha256 {manifest.sha256[:16]}…")
-    return backup.to_dict()
+                       f"{manifest.size_bytes:,} bytes, sha256 {manifest.sha256}")
+    return backup
 
 
 def verify_task(context: JobContext) -> dict:
@@ -184,7 +194,7 @@ def migrate_task(context: JobContext) -> dict:
     """Safe by default: refuse drift, back up and verify, require a matching rehearsal, then apply."""
     env, plan_set = context.environment, _plans(context)
     _refuse_known_failures(context, env, plan_set)
-    _refuse_if_application_runs(env)
+    refuse_if_application_runs(env)
     backup = create_backup(env.database, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
                            progress=context.progress, log=lambda line: context.emit("info", line))
     context.emit("ok", f"✓ Backup {backup.id} verified ({len(backup.copies)} copies): the way back is ready")
@@ -209,7 +219,7 @@ def _refuse_known_failures(context: JobContext, env, plan_set) -> None:
     context.emit("ok", f"✓ Preflight: {view.reconciliation.summary()}")
 
 
-def _refuse_if_application_runs(env) -> None:
+def refuse_if_application_runs(env) -> None:
     running = application_running(env.database, list(env.app.process_patterns))
     if running:
         names = "; ".join(f"pid {p.pid}: {p.cmdline[:80]}" for p in running)

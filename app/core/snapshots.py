@@ -31,10 +31,15 @@ def file_signature(path: Path) -> tuple:
     return tuple(parts)
 
 
+def file_stamp(path: Path) -> list:
+    """file_signature as JSON lists, to be recorded and compared later: any write changes it."""
+    return [list(part) if part else None for part in file_signature(Path(path))]
+
+
 def same_file_state(path: Path, recorded: list) -> bool:
-    """Is `path` still as `recorded` (a file_signature as JSON lists)? An empty WAL that did
-    not exist then was created by opening the database in WAL mode, not by a write."""
-    now = [list(part) if part else None for part in file_signature(Path(path))]
+    """Is `path` still as `recorded` (a file_stamp)? An empty WAL that did not exist then was
+    created by opening the database in WAL mode, not by a write."""
+    now = file_stamp(path)
     if now == recorded:
         return True
     (main_now, wal_now), (main_then, wal_then) = now, recorded

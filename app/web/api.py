@@ -1,7 +1,7 @@
 """JSON API under /api/v1 (session cookie or bearer token; see app.security)."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from app.backups import start_backup, start_restore, verify_now
 from app.core.checks import report
@@ -220,9 +220,6 @@ def run_events_route(run_id: int):
 
 @bp.get("/runs/<int:run_id>/report")
 def run_report_route(run_id: int):
-    from app.reports import markdown_report
+    from app.web.runs import markdown_download
 
-    run = get_run(run_id)
-    text = markdown_report(current_targets(), run)
-    return Response(text, mimetype="text/markdown",
-                    headers={"Content-Disposition": f'attachment; filename="cutover-run-{run.id}-{run.environment}.md"'})
+    return markdown_download(get_run(run_id))

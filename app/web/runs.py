@@ -107,6 +107,10 @@ def report(run_id: int):
 
 @bp.get("/<int:run_id>/report.md")
 def report_markdown(run_id: int):
-    run = get_run(run_id)
+    return markdown_download(get_run(run_id))
+
+
+def markdown_download(run) -> Response:
+    """The completion report as a Markdown file to save (the page's link and the API)."""
     return Response(markdown_report(current_targets(), run), mimetype="text/markdown",
                     headers={"Content-Disposition": f'attachment; filename="cutover-run-{run.id}-{run.environment}.md"'})

@@ -6,6 +6,8 @@ import time
 
 import pytest
 
+from app.extensions import db
+from app.models import Job
 from tests.conftest import log_in, make_app
 
 DEFAULT_STEPS = ["verify-target", "app-stopped", "data-volume", "backup", "integrity", "rehearse", "migrate",
@@ -436,3 +438,14 @@ def test_a_logged_in_operator_uses_the_api_with_the_session_and_a_csrf_token(cli
     refused = client.post("/api/v1/runs", json={"environment": "production"})
     assert refused.status_code == 400 and refused.get_json()["error"] == "csrf_failed"
     assert client.get("/api/v1/runs").get_json() == {"runs": []}
+
+
+def test_a_start_with_a_bad_note_is_refused_before_any_job(app, client, api_headers):
+    run = client.post("/api/v1/runs", headers=api_headers, json={"environment": "production"}).get_json()
+    url = f"/api/v1/runs/{run['id']}/steps/verify-target/start"
+    for note in (5, ["x"], "x" * 2001):
+        assert_error(client.post(url, headers=api_headers, json={"note": note}), 400, "usage_error")
+    with app.app_context():
+        assert db.session.query(Job).count() == 0
+    assert step_of(client.get(f"/api/v1/runs/{run['id']}", headers=api_headers).get_json(),
+                   "verify-target")["state"] == "ready"
