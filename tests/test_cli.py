@@ -157,3 +157,19 @@ def test_plan_json_and_a_missing_plan_file(tmp_path, demo_config):
     assert body["reconciliation"]["counts"]["will_fail"] == 1
     missing = cli(tmp_path, demo_config, "plan", "production", "--plan", str(tmp_path / "nope.sql"))
     assert missing.returncode == 2 and "nope.sql" in missing.stderr
+
+
+def test_prep_never_overwrites_a_file_and_says_so(tmp_path, demo_config):
+    existing = tmp_path / "mine.sql"
+    existing.write_text("-- the operator's own notes\n")
+    before = os.stat(existing)
+    refused = cli(tmp_path, demo_config, "prep", "production", "--reference", "development", "--output", str(existing))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert f"Error: {existing} already exists; Cutover never overwrites a file" in refused.stderr
+    assert existing.read_text() == "-- the operator's own notes\n"
+    assert os.stat(existing).st_mtime_ns == before.st_mtime_ns
+    nowhere = tmp_path / "no-such-folder" / "prep.sql"
+    missing = cli(tmp_path, demo_config, "prep", "production", "--reference", "development", "--output", str(nowhere))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert f"Cannot write the plan to {nowhere}: No such file or directory" in missing.stderr
+    assert not nowhere.parent.exists()

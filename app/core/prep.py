@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.diff import Difference, add_column_obstacles, diff_schemas
+from app.core.errors import UsageError
 from app.core.fsutil import write_file_atomically
 from app.core.plans import Plan, PlanSet, parse_plan_text
 from app.core.reconcile import rows_from_schema, schema_copy
@@ -71,7 +72,14 @@ class PrepPlan:
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the plan file atomically (never a half-written plan); refuses to overwrite."""
         path = Path(path)
-        write_file_atomically(path, self.text.encode("utf-8"), overwrite=overwrite, mode=0o644)
+        try:
+            write_file_atomically(path, self.text.encode("utf-8"), overwrite=overwrite, mode=0o644)
+        except FileExistsError:
+            raise UsageError(f"{path} already exists; Cutover never overwrites a file: "
+                             "remove it or choose another path for the plan") from None
+        except OSError as exc:
+            raise UsageError(f"Cannot write the plan to {path}: {exc.strerror or exc}; "
+                             "choose a path in a folder that exists and is writable") from None
         return path
 
     def to_dict(self) -> dict:
