@@ -30,15 +30,36 @@ def load_operator(user_id: str):
 def create_operator(username: str, password: str) -> Operator:
     if not username or len(username) > 64 or not all(c.isalnum() or c in "._-" for c in username):
         raise UsageError(f"Operator name '{username}' is not valid: use {USERNAME_RULE}.")
-    if len(password) < 8:
-        raise UsageError("The password is too short: use at least 8 characters.")
-    if db.session.scalar(select(Operator).where(Operator.username == username)):
-        raise UsageError(f"An operator named '{username}' already exists.")
+    check_password_length(password)
+    if find_operator(username):
+        raise UsageError(f"An operator named '{username}' already exists; "
+                         f"`cutover reset-password {username}` gives it a new password.")
     operator = Operator(username=username)
     operator.set_password(password)
     db.session.add(operator)
     db.session.commit()
     return operator
+
+
+def reset_password(username: str, password: str) -> Operator:
+    """A forgotten password (the first start's admin one is shown once) is replaced, never recovered."""
+    check_password_length(password)
+    operator = find_operator(username)
+    if operator is None:
+        raise UsageError(f"No operator is named '{username}'; `cutover add-operator {username}` creates one.")
+    operator.set_password(password)
+    operator.session_generation += 1  # whoever held the old password is logged out everywhere
+    db.session.commit()
+    return operator
+
+
+def find_operator(username: str) -> Operator | None:
+    return db.session.scalar(select(Operator).where(Operator.username == username))
+
+
+def check_password_length(password: str) -> None:
+    if len(password) < 8:
+        raise UsageError("The password is too short: use at least 8 characters.")
 
 
 def ensure_first_operator(app: Flask) -> None:

@@ -112,6 +112,21 @@ def add_operator_command(name: str, password: str):
     click.echo(f"Operator '{operator.username}' created.")
 
 
+@cutover.command("reset-password")
+@click.argument("name")
+@click.option("--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+              help="Prompted for when not given; use the prompt so it stays out of shell history.")
+@reports_errors
+def reset_password_command(name: str, password: str):
+    """Give an operator a new password (a lost one cannot be recovered) and end their sessions."""
+    from app import audit
+    from app.auth_setup import reset_password
+
+    operator = reset_password(name, password)
+    audit.record(cli_operator(), "reset-password", target=operator.username)
+    click.echo(f"Operator '{operator.username}' has a new password; their open sessions are logged out.")
+
+
 def cli_operator() -> str:
     return f"cli:{getpass.getuser()}"
 

@@ -83,12 +83,41 @@ def test_add_operator(app, runner):
     assert result.exit_code == 0, result.output
     assert "Operator 'will' created." in result.output
     again = runner.invoke(args=["cutover", "add-operator", "will", "--password", "another-password"])
-    assert again.exit_code == 2 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists; `cutover reset-password will`" in again.output
     short = runner.invoke(args=["cutover", "add-operator", "eve", "--password", "short"])
     assert short.exit_code == 2 and "too short" in short.output
     bad = runner.invoke(args=["cutover", "add-operator", "x; touch /tmp/pwned", "--password", "long-enough-pw"])
     assert bad.exit_code == 2 and "not valid" in bad.output
 
+
+
+def test_reset_password_replaces_a_lost_one_and_logs_the_operator_out(app, runner, logged_in):
+    from tests.conftest import ADMIN_PASSWORD, log_in
+
+    assert logged_in.get("/").status_code == 200
+    result = runner.invoke(args=["cutover", "reset-password", "admin"], input="a-new-password\na-new-password\n")
+    assert result.exit_code == 0, result.output
+    assert "Operator 'admin' has a new password; their open sessions are logged out." in result.output
+    assert logged_in.get("/").status_code == 302  # the session from before the reset is dead
+    assert log_in(app.test_client(), "admin", ADMIN_PASSWORD).status_code != 302
+    assert log_in(app.test_client(), "admin", "a-new-password").status_code == 302
+    with app.app_context():
+        from app.models import AuditEntry
+        from app.extensions import db
+
+        entries = db.session.query(AuditEntry).filter_by(action="reset-password").all()
+        assert [(entry.actor.startswith("cli:"), entry.target) for entry in entries] == [(True, "admin")]
+        assert "a-new-password" not in entries[0].detail
+
+
+def test_reset_password_refuses_an_unknown_operator_and_a_short_password(app, runner):
+    unknown = runner.invoke(args=["cutover", "reset-password", "nobody", "--password", "long-enough-pw"])
+    assert unknown.exit_code == 2 and "No operator is named 'nobody'" in unknown.output
+    short = runner.invoke(args=["cutover", "reset-password", "admin", "--password", "short"])
+    assert short.exit_code == 2 and "too short" in short.output
+    from tests.conftest import ADMIN_PASSWORD, log_in
+
+    assert log_in(app.test_client(), "admin", ADMIN_PASSWORD).status_code == 302
 
 def test_backup_backups_and_restore(tmp_path, demo_dir):
     config = demo_dir / "cutover.toml"
