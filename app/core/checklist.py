@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.core.errors import ConfigError
+from app.core.fsutil import same_file
 
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 BUILT_IN_KINDS = ("verify-target", "app-stopped", "data-volume", "backup", "integrity", "rehearse",
@@ -256,10 +257,13 @@ def _hotfix_plans(path, label, body: dict, plans: tuple[Path, ...], resolve) -> 
     if not chosen:
         return ()
     configured = list(plans)
-    if len(chosen) >= len(configured) or configured[-len(chosen):] != chosen:
+    tail = configured[-len(chosen):]
+    # Compared as files, not as spellings; the [migration] spelling is kept, so that the
+    # migrate step (every plan but the hotfix's) leaves out exactly these.
+    if len(chosen) >= len(configured) or not all(map(same_file, tail, chosen)):
         raise ConfigError(f"{path}: '{label}.plans' must be the last of [migration] plans, in the same order "
                           "(the rehearsal applies them after the others), and cannot be all of them.")
-    return tuple(str(p) for p in chosen)
+    return tuple(str(p) for p in tail)
 
 
 def _check_requirements(path: Path, checklist: Checklist) -> None:

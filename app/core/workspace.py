@@ -15,6 +15,7 @@ from pathlib import Path
 from app.core.assertions import validate_checks_config
 from app.core.checklist import Checklist, default_checklist, parse_checklist
 from app.core.errors import ConfigError
+from app.core.fsutil import FileIdentity, file_identity
 
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_LEVEL_KEYS = {"environments", "migration", "checks", "verification", "checklist"}
@@ -104,6 +105,7 @@ def load_workspace(path: Path | str) -> Workspace:
     migration = _table(path, data, "migration")
     _reject_unknown(path, migration, MIGRATION_KEYS, prefix="migration.")
     plans = tuple(_resolve(path, p) for p in _string_list(path, migration, "plans", "migration.plans"))
+    _reject_repeated_plans(path, plans)
     checks = _parse_checks(path, _table(path, data, "checks"))
     validate_checks_config(path, checks)
     verification = _parse_verification(path, _table(path, data, "verification"))
@@ -167,6 +169,8 @@ def _parse_environments(path: Path, raw) -> tuple[Environment, ...]:
             f"({', '.join(references)}). Mark exactly one, normally development."
         )
     _reject_shared_databases(path, environments)
+    for env in environments:
+        _reject_repeated_backup_dirs(path, env)
     return environments
 
 
@@ -199,15 +203,41 @@ def _backup_dirs(path: Path, body: dict, name: str) -> list[str]:
 
 
 def _reject_shared_databases(path: Path, environments: tuple[Environment, ...]) -> None:
-    seen: dict[Path, str] = {}
-    for env in environments:
-        key = env.database.resolve()
-        if key in seen:
-            raise ConfigError(
-                f"{path}: 'environments.{env.name}.database' names the same file as environment "
-                f"'{seen[key]}' ({env.database}). Each environment needs its own database."
-            )
-        seen[key] = env.name
+    """Two environments on one file would let a migration of one change the other (and the
+    schema diff compare a file with itself). One file is one device and inode, whatever the
+    paths: a hard link, a symbolic link, `..` or another mount of the folder."""
+    for earlier, later in _aliases([(env.database, env) for env in environments]):
+        raise ConfigError(
+            f"{path}: 'environments.{later.name}.database' names the same file as environment "
+            f"'{earlier.name}' ({later.database} and {earlier.database} are one file: the same path, a hard "
+            "link, a symbolic link or another path to it). Each environment needs its own database."
+        )
+
+
+def _reject_repeated_backup_dirs(path: Path, env: Environment) -> None:
+    for earlier, later in _aliases([(folder, folder) for folder in env.backup_dirs]):
+        raise ConfigError(
+            f"{path}: 'environments.{env.name}.backup_dirs' names one folder twice ({earlier} and {later}): "
+            "a backup would count two copies where there is one. List each backup folder once."
+        )
+
+
+def _reject_repeated_plans(path: Path, plans: tuple[Path, ...]) -> None:
+    for earlier, later in _aliases([(plan, plan) for plan in plans]):
+        raise ConfigError(
+            f"{path}: 'migration.plans' names one file twice ({earlier} and {later}): its statements would "
+            "run twice. List each plan once."
+        )
+
+
+def _aliases(items: list[tuple[Path, object]]):
+    """(earlier, later) for each item whose path is the same file as an earlier one's."""
+    seen: dict[FileIdentity, object] = {}
+    for item_path, item in items:
+        identity = file_identity(item_path)
+        if identity in seen:
+            yield seen[identity], item
+        seen.setdefault(identity, item)
 
 
 def _parse_app(path: Path, raw: dict, env_label: str) -> AppHooks:

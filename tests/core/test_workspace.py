@@ -134,3 +134,100 @@ def test_verification_defaults_are_the_runbooks(tmp_path):
 def test_bad_verification_settings(tmp_path, body, expected):
     with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.").replace("?", r"\?").replace("[", r"\[")):
         load_workspace(write(tmp_path, VALID + "\n[verification]\n" + body + "\n"))
+
+
+# --- one file, several paths: compared by device and inode, never by spelling -----------------
+
+TWO = "[environments.development]\ndatabase = '{dev}'\nreference = true\n[environments.production]\ndatabase = '{prod}'\n"
+
+
+def sqlite_file(path: Path) -> Path:
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    return path
+
+
+def alias_hard_link(tmp_path):
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "prod/goals.db").hardlink_to(sqlite_file(tmp_path / "dev/goals_dev.db"))
+    return "dev/goals_dev.db", "prod/goals.db"
+
+
+def alias_symlink(tmp_path):
+    sqlite_file(tmp_path / "dev/goals_dev.db")
+    (tmp_path / "goals.db").symlink_to(tmp_path / "dev/goals_dev.db")
+    return "dev/goals_dev.db", "goals.db"
+
+
+def alias_symlinked_folder(tmp_path):
+    sqlite_file(tmp_path / "dev/goals_dev.db")
+    (tmp_path / "mnt").symlink_to(tmp_path / "dev")
+    return "dev/goals_dev.db", str(tmp_path / "mnt/goals_dev.db")
+
+
+def alias_dotdot_through_a_symlink(tmp_path):
+    # link/.. is the link target's parent, not tmp_path: only the file system knows.
+    sqlite_file(tmp_path / "srv/goals.db")
+    (tmp_path / "srv/app").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "srv/app")
+    return "srv/goals.db", "link/../goals.db"
+
+
+def alias_not_created_yet(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    return "real/new.db", "alias/./new.db"
+
+
+@pytest.mark.parametrize("make_alias", [alias_hard_link, alias_symlink, alias_symlinked_folder,
+                                        alias_dotdot_through_a_symlink, alias_not_created_yet])
+def test_two_environments_on_one_file_are_refused_at_load(tmp_path, make_alias):
+    dev, prod = make_alias(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*.db") if p.is_file()}
+    path = write(tmp_path, TWO.format(dev=dev, prod=prod))
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    message = caught.value.message
+    assert message.startswith(f"{path}: 'environments.production.database' names the same file as environment "
+                              "'development'")
+    assert "\n" not in message and caught.value.exit_code == 2
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.db") if p.is_file()} == before
+
+
+def test_two_distinct_files_are_fine_even_with_one_name_and_one_content(tmp_path):
+    sqlite_file(tmp_path / "dev/goals.db")
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "prod/goals.db").write_bytes((tmp_path / "dev/goals.db").read_bytes())
+    (tmp_path / "link").symlink_to(tmp_path / "prod")
+    workspace = load_workspace(write(tmp_path, TWO.format(dev="dev/goals.db", prod="link/../dev/../prod/goals.db")))
+    assert [env.database.name for env in workspace.environments] == ["goals.db", "goals.db"]
+
+
+def test_two_files_not_created_yet_in_one_folder_are_fine(tmp_path):
+    load_workspace(write(tmp_path, TWO.format(dev="new/dev.db", prod="new/prod.db")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cutover.toml"]
+
+
+def test_one_backup_folder_listed_twice_under_two_names_is_refused(tmp_path):
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "safe").symlink_to(tmp_path / "backups")
+    path = write(tmp_path, "[environments.production]\ndatabase = 'goals.db'\nbackup_dirs = ['backups', 'safe']\n")
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message == (
+        f"{path}: 'environments.production.backup_dirs' names one folder twice ({tmp_path / 'backups'} and "
+        f"{tmp_path / 'safe'}): a backup would count two copies where there is one. List each backup folder once.")
+
+
+def test_one_plan_listed_twice_under_two_names_is_refused(tmp_path):
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans/001.sql").write_text("DELETE FROM t WHERE x = 1;\n")
+    (tmp_path / "plans/again.sql").hardlink_to(tmp_path / "plans/001.sql")
+    path = write(tmp_path, "[environments.production]\ndatabase = 'goals.db'\n"
+                           "[migration]\nplans = ['plans/001.sql', 'plans/again.sql']\n")
+    with pytest.raises(ConfigError, match="'migration.plans' names one file twice .*its statements would run twice"):
+        load_workspace(path)
