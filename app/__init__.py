@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.errors import ConfigError
 from app.extensions import csrf, db, login_manager
-from config import Config
+from config import Config, check_numeric_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,6 +32,7 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     )
     app.config.from_object(config_class)
     app.config.update(overrides or {})
+    check_numeric_settings(app.config)
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _stored_secret_key(Path(app.config["INSTANCE_DIR"]))
 

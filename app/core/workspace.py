@@ -16,6 +16,7 @@ from app.core.assertions import validate_checks_config
 from app.core.checklist import Checklist, default_checklist, parse_checklist
 from app.core.errors import ConfigError
 from app.core.fsutil import FileIdentity, file_identity
+from app.core.numbers import LARGEST_WHOLE, Accepted, config_number
 
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_LEVEL_KEYS = {"environments", "migration", "checks", "verification", "checklist"}
@@ -25,6 +26,15 @@ DIFFERENCE_OBJECTS = ("table", "column", "index", "trigger", "view")
 ENVIRONMENT_KEYS = {"database", "reference", "backup_dirs", "description", "app"}
 MIGRATION_KEYS = {"plans"}
 APP_KEYS = {"health_url", "process_patterns", "start_command", "log_file", "log_error_patterns", "port"}
+# Every number in the file, with what it accepts (app/core/numbers.py says why each is checked).
+VERIFICATION_NUMBERS = {
+    "monitor_hours": Accepted(0, 24 * 366, lowest_excluded=True, unit="hours"),  # a window of at most a year
+    "monitor_interval_minutes": Accepted(0, 24 * 60, lowest_excluded=True, unit="minutes"),  # a check a day at least
+    # The longest a check may hold its read transaction (which, in rollback-journal mode, blocks the app's writers).
+    "check_time_limit_seconds": Accepted(0, 24 * 3600, lowest_excluded=True, unit="seconds"),
+}
+ROW_CHANGE = Accepted(-LARGEST_WHOLE, LARGEST_WHOLE, whole=True)
+PORT = Accepted(1, 65535, whole=True, what="a TCP port number")
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,8 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: the configuration file is not UTF-8 text.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}.") from None
+    except ValueError as exc:  # Python refuses to read an integer of more than 4300 digits
+        raise ConfigError(f"{path}: cannot be read: {exc}.") from None
 
 
 def _reject_unknown(path: Path, table: dict, allowed: set[str], prefix: str) -> None:
@@ -244,8 +256,8 @@ def _parse_app(path: Path, raw: dict, env_label: str) -> AppHooks:
     label = f"{env_label}.app"
     _reject_unknown(path, raw, APP_KEYS, prefix=f"{label}.")
     port = raw.get("port")
-    if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
-        raise ConfigError(f"{path}: '{label}.port' must be a TCP port number (1-65535).")
+    if port is not None:
+        config_number(path, f"{label}.port", port, PORT)
     health_url = raw.get("health_url")
     if health_url is not None and not (isinstance(health_url, str) and health_url.startswith(("http://", "https://"))):
         raise ConfigError(f"{path}: '{label}.health_url' must be an http:// or https:// URL.")
@@ -274,11 +286,13 @@ def _parse_checks(path: Path, raw: dict) -> tuple[tuple[str, str], ...]:
 
 def _parse_verification(path: Path, raw: dict) -> Verification:
     _reject_unknown(path, raw, VERIFICATION_KEYS, prefix="verification.")
-    numbers = {key: _positive_number(path, raw, key) for key in
-               ("monitor_hours", "monitor_interval_minutes", "check_time_limit_seconds") if key in raw}
+    numbers = {key: config_number(path, f"verification.{key}", raw[key], accepted)
+               for key, accepted in VERIFICATION_NUMBERS.items() if key in raw}
     changes = raw.get("declared_row_changes", {})
-    if not isinstance(changes, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in changes.values()):
+    if not isinstance(changes, dict):
         raise ConfigError(f"{path}: 'verification.declared_row_changes' must be a table of table = whole number.")
+    for table, change in changes.items():
+        config_number(path, f"verification.declared_row_changes.{table}", change, ROW_CHANGE)
     return Verification(
         smoke=tuple(_string_list(path, raw, "smoke", "verification.smoke")),
         accepted_differences=tuple(_accepted_difference(path, text) for text in
@@ -286,13 +300,6 @@ def _parse_verification(path: Path, raw: dict) -> Verification:
         declared_row_changes=tuple(changes.items()),
         **numbers,
     )
-
-
-def _positive_number(path: Path, raw: dict, key: str) -> float:
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{path}: 'verification.{key}' must be a positive number.")
-    return float(value)
 
 
 def _accepted_difference(path: Path, text: str) -> tuple[str, str | None, str]:

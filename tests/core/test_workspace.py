@@ -128,7 +128,8 @@ def test_verification_defaults_are_the_runbooks(tmp_path):
     ("monitor_hours = 0", "'verification.monitor_hours' must be a positive number"),
     ("monitor_interval_minutes = 'often'", "'verification.monitor_interval_minutes' must be a positive number"),
     ("accepted_differences = ['goals.target_date']", "must read 'OBJECT NAME'"),
-    ("declared_row_changes = { audit_log = 'many' }", "'verification.declared_row_changes' must be a table"),
+    ("declared_row_changes = 'many'", "'verification.declared_row_changes' must be a table"),
+    ("declared_row_changes = { audit_log = 'many' }", "'verification.declared_row_changes.audit_log' must be a whole number"),
     ("smok = []", "unknown key 'verification.smok'. Did you mean 'verification.smoke'?"),
 ])
 def test_bad_verification_settings(tmp_path, body, expected):
@@ -231,3 +232,72 @@ def test_one_plan_listed_twice_under_two_names_is_refused(tmp_path):
                            "[migration]\nplans = ['plans/001.sql', 'plans/again.sql']\n")
     with pytest.raises(ConfigError, match="'migration.plans' names one file twice .*its statements would run twice"):
         load_workspace(path)
+
+
+# --- every number in the file: type, finiteness and range, one line naming the file and the key ---
+
+ONE = "[environments.production]\ndatabase = 'goals.db'\n"
+# key -> (how to write it in cutover.toml, values it takes, what the message says it accepts)
+NUMBER_KEYS = {
+    "verification.monitor_hours": (
+        "[verification]\nmonitor_hours = {}\n", ["0.0005", "24", "8784"],
+        "a positive number of hours, at most 8784"),
+    "verification.monitor_interval_minutes": (
+        "[verification]\nmonitor_interval_minutes = {}\n", ["0.005", "15", "1440"],
+        "a positive number of minutes, at most 1440"),
+    "verification.check_time_limit_seconds": (
+        "[verification]\ncheck_time_limit_seconds = {}\n", ["0.5", "60", "86400"],
+        "a positive number of seconds, at most 86400"),
+    "verification.declared_row_changes.audit_log": (
+        "[verification]\ndeclared_row_changes = {{ audit_log = {} }}\n", ["-3", "0", "9223372036854775807"],
+        "a whole number from -9223372036854775807 to 9223372036854775807"),
+    "environments.production.app.port": (
+        "[environments.production.app]\nport = {}\n", ["1", "8001", "65535"],
+        "a TCP port number from 1 to 65535"),
+    "checklist.steps.notify.timeout": (
+        "[checklist.steps.notify]\nkind = 'command'\nargv = ['true']\ntimeout = {}\n", ["0.1", "30", "604800"],
+        "a positive number of seconds, at most 604800"),
+}
+BAD_NUMBERS = {
+    "nan": "nan", "inf": "inf", "-inf": "-inf", "+inf": "inf", "1e300": "1e+300", "-1": "-1", "-0.5": "-0.5",
+    "true": "true", "false": "false", "'30'": '"30"', "[30]": "[30]", "{ a = 1 }": "{'a': 1}",
+    "99999999999999999999999": "99999999999999999999999", "1979-05-27": "datetime.date(1979, 5, 27)",
+}
+ZERO_INVALID = {key for key in NUMBER_KEYS if not key.startswith("verification.declared_row_changes")}
+WHOLE = {"verification.declared_row_changes.audit_log", "environments.production.app.port"}
+
+
+def bad_values(key: str) -> list[tuple[str, str]]:
+    values = [(text, shown) for text, shown in BAD_NUMBERS.items()
+              if not (key.startswith("verification.declared_row_changes") and text in ("-1",))]
+    if key in ZERO_INVALID:
+        values += [("0", "0"), ("0.0", "0.0")]
+    if key in WHOLE:
+        values += [("80.0", "80.0"), ("1.5", "1.5")]
+    if key == "environments.production.app.port":
+        values += [("65536", "65536")]
+    return values
+
+
+@pytest.mark.parametrize("key, text, shown", [(key, text, shown) for key in NUMBER_KEYS
+                                              for text, shown in bad_values(key)])
+def test_every_number_refuses_what_is_not_a_sane_finite_number(tmp_path, key, text, shown):
+    template, _, accepted = NUMBER_KEYS[key]
+    path = write(tmp_path, ONE + template.format(text))
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message == f"{path}: '{key}' must be {accepted}; it is {shown}."
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("key, text", [(key, text) for key, (_, good, _) in NUMBER_KEYS.items() for text in good])
+def test_every_number_takes_its_whole_range(tmp_path, key, text):
+    template = NUMBER_KEYS[key][0]
+    load_workspace(write(tmp_path, ONE + template.format(text)))
+
+
+def test_an_integer_too_long_for_python_is_one_line_not_a_traceback(tmp_path):
+    path = write(tmp_path, ONE + "[verification]\nmonitor_hours = " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message.startswith(f"{path}: cannot be read: ") and "\n" not in caught.value.message
