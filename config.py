@@ -47,8 +47,9 @@ def check_numeric_settings(settings: dict) -> None:
 
 
 class Config:
-    # Where the dashboard keeps its own state (never a target database): instance/ by default.
-    INSTANCE_DIR = Path(os.environ.get("CUTOVER_INSTANCE_DIR", BASE_DIR / "instance"))
+    # Where the dashboard keeps its own state (never a target database): instance/ by default. A relative
+    # path is taken from the directory Cutover is started in, once, so everything kept there stays together.
+    INSTANCE_DIR = Path(os.environ.get("CUTOVER_INSTANCE_DIR", BASE_DIR / "instance")).absolute()
     # The dashboard's own database: operators, runs, log lines, sign-offs, audit.
     SQLALCHEMY_DATABASE_URI = os.environ.get("CUTOVER_STATE_DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'cutover.db'}")
     # Seconds the dashboard and its job workers wait for their own database while another process holds its lock.

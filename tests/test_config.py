@@ -1,6 +1,8 @@
 """config.py: every numeric environment variable is checked once, at start-up, with one line
-and exit code 2 for a value Cutover cannot use."""
+and exit code 2 for a value Cutover cannot use; a relative CUTOVER_INSTANCE_DIR is one folder."""
 import os
+import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +81,27 @@ def test_the_server_and_the_cli_stop_with_one_line_and_exit_2(tmp_path, demo_con
     assert result.stdout == ""
     assert result.stderr.startswith(f"cutover: the environment variable {name} must be ")
     assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def test_a_relative_instance_dir_is_one_folder_under_the_starting_directory(tmp_path, demo_config):
+    """The secret key and the state database used to land in two folders: one under the current
+    directory, one under Flask's own instance folder in the project."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    relative = f"instance-{secrets.token_hex(4)}"
+    stray = PROJECT / "instance" / relative
+    try:
+        result = start(["-m", "flask", "--app", "run", "cutover", "envs"], elsewhere,
+                       CUTOVER_INSTANCE_DIR=relative, CUTOVER_CONFIG=str(demo_config))
+        assert result.returncode == 0, result.stderr
+        instance = elsewhere / relative
+        assert (instance / "secret_key").is_file() and (instance / "cutover.db").is_file()
+        assert not stray.exists()
+        assert sorted(p.name for p in elsewhere.iterdir()) == [relative]
+        # A relative state database URL is a file of that same folder.
+        result = start(["-m", "flask", "--app", "run", "cutover", "envs"], elsewhere, CUTOVER_INSTANCE_DIR=relative,
+                       CUTOVER_CONFIG=str(demo_config), CUTOVER_STATE_DATABASE_URL="sqlite:///state.db")
+        assert result.returncode == 0, result.stderr
+        assert (instance / "state.db").is_file() and not stray.exists()
+    finally:
+        shutil.rmtree(stray, ignore_errors=True)
