@@ -167,13 +167,6 @@ def same_file(first, second) -> bool:
     return file_identity(first) == file_identity(second)
 
 
-def is_inside(path, folder) -> bool:
-    """True when `path` (existing or not) lies in `folder` or below, however either is spelt."""
-    wanted = file_identity(folder)
-    real = Path(os.path.realpath(path))
-    return any(file_identity(parent) == wanted for parent in real.parents)
-
-
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -7,6 +7,7 @@ it before a migration, not during one. Every error names the file and the key.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -182,6 +183,7 @@ def _parse_environments(path: Path, raw) -> tuple[Environment, ...]:
         )
     _reject_shared_databases(path, environments)
     for env in environments:
+        _reject_symlinked_database(path, env)
         _reject_repeated_backup_dirs(path, env)
     return environments
 
@@ -223,6 +225,18 @@ def _reject_shared_databases(path: Path, environments: tuple[Environment, ...]) 
             f"{path}: 'environments.{later.name}.database' names the same file as environment "
             f"'{earlier.name}' ({later.database} and {earlier.database} are one file: the same path, a hard "
             "link, a symbolic link or another path to it). Each environment needs its own database."
+        )
+
+
+def _reject_symlinked_database(path: Path, env: Environment) -> None:
+    """A restore writes the new database under the configured name: through a symbolic link it
+    would replace the link, not the file, so restore refuses one. Found now, not after a migration."""
+    if os.path.islink(env.database):
+        raise ConfigError(
+            f"{path}: 'environments.{env.name}.database' ({env.database}) is a symbolic link to "
+            f"{os.path.realpath(env.database)}: a restore would replace the link, not the database, so a "
+            "migration of it would have no way back. Configure the database's real path (a symbolic link "
+            "to its folder is fine)."
         )
 
 

@@ -208,6 +208,18 @@ def test_two_distinct_files_are_fine_even_with_one_name_and_one_content(tmp_path
     assert [env.database.name for env in workspace.environments] == ["goals.db", "goals.db"]
 
 
+def test_a_database_given_through_a_symbolic_link_is_refused_as_it_could_not_be_restored(tmp_path):
+    real = sqlite_file(tmp_path / "data/goals.db")
+    (tmp_path / "goals.db").symlink_to(real)
+    path = write(tmp_path, "[environments.production]\ndatabase = 'goals.db'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message.startswith(
+        f"{path}: 'environments.production.database' ({tmp_path / 'goals.db'}) is a symbolic link to {real}: "
+        "a restore would replace the link, not the database")
+    assert (tmp_path / "goals.db").is_symlink()
+
+
 def test_two_files_not_created_yet_in_one_folder_are_fine(tmp_path):
     load_workspace(write(tmp_path, TWO.format(dev="new/dev.db", prod="new/prod.db")))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cutover.toml"]
