@@ -37,6 +37,20 @@ def test_every_numeric_setting_is_checked():
     assert set(ACCEPTS) == set(NUMERIC_SETTINGS)
 
 
+def test_no_setting_converts_an_environment_variable_itself():
+    """int(os.environ[...]) would end start-up in a traceback and float() would take nan:
+    every numeric variable is read with _env_number and checked by check_numeric_settings."""
+    import ast
+
+    tree = ast.parse((PROJECT / "config.py").read_text())
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+    converted = [ast.unparse(node) for node in calls if node.func.id in ("int", "float", "Decimal")
+                 and "environ" in ast.unparse(node)]
+    assert converted == []
+    read = {node.args[0].value for node in calls if node.func.id == "_env_number"}
+    assert read == set(NUMERIC_SETTINGS)
+
+
 def bad_values(name: str) -> list[str]:
     return BAD + (["0", "0.0"] if name in ZERO_INVALID else []) + (["5.0", "2.5"] if name in WHOLE else [])
 
