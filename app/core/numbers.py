@@ -33,8 +33,7 @@ class Accepted:
         noun = self.what or ("a whole number" if self.whole else "a number")
         of_unit = f" of {self.unit}" if self.unit else ""
         if self.lowest_excluded and self.lowest == 0:
-            positive = noun.replace("a number", "a positive number", 1).replace("a whole", "a positive whole", 1)
-            return f"{positive}{of_unit}, at most {_plain(self.highest)}"
+            return f"{noun.replace('a ', 'a positive ', 1)}{of_unit}, at most {_plain(self.highest)}"
         low = f"above {_plain(self.lowest)}" if self.lowest_excluded else f"from {_plain(self.lowest)}"
         return f"{noun}{of_unit} {low} to {_plain(self.highest)}"
 
@@ -82,7 +81,7 @@ def shown(value) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -220,7 +220,9 @@ def _reject_shared_databases(path: Path, environments: tuple[Environment, ...]) 
     """Two environments on one file would let a migration of one change the other (and the
     schema diff compare a file with itself). One file is one device and inode, whatever the
     paths: a hard link, a symbolic link, `..` or another mount of the folder."""
-    for earlier, later in _aliases([(env.database, env) for env in environments]):
+    pair = _first_same_file([(env.database, env) for env in environments])
+    if pair:
+        earlier, later = pair
         raise ConfigError(
             f"{path}: 'environments.{later.name}.database' names the same file as environment "
             f"'{earlier.name}' ({later.database} and {earlier.database} are one file: the same path, a hard "
@@ -241,7 +243,9 @@ def _reject_symlinked_database(path: Path, env: Environment) -> None:
 
 
 def _reject_repeated_backup_dirs(path: Path, env: Environment) -> None:
-    for earlier, later in _aliases([(folder, folder) for folder in env.backup_dirs]):
+    pair = _first_same_file([(folder, folder) for folder in env.backup_dirs])
+    if pair:
+        earlier, later = pair
         raise ConfigError(
             f"{path}: 'environments.{env.name}.backup_dirs' names one folder twice ({earlier} and {later}): "
             "a backup would count two copies where there is one. List each backup folder once."
@@ -249,21 +253,24 @@ def _reject_repeated_backup_dirs(path: Path, env: Environment) -> None:
 
 
 def _reject_repeated_plans(path: Path, plans: tuple[Path, ...]) -> None:
-    for earlier, later in _aliases([(plan, plan) for plan in plans]):
+    pair = _first_same_file([(plan, plan) for plan in plans])
+    if pair:
+        earlier, later = pair
         raise ConfigError(
             f"{path}: 'migration.plans' names one file twice ({earlier} and {later}): its statements would "
             "run twice. List each plan once."
         )
 
 
-def _aliases(items: list[tuple[Path, object]]):
-    """(earlier, later) for each item whose path is the same file as an earlier one's."""
+def _first_same_file(items: list[tuple[Path, object]]) -> tuple[object, object] | None:
+    """(earlier, later): the first item whose path is the same file as an earlier item's."""
     seen: dict[FileIdentity, object] = {}
     for item_path, item in items:
         identity = file_identity(item_path)
         if identity in seen:
-            yield seen[identity], item
-        seen.setdefault(identity, item)
+            return seen[identity], item
+        seen[identity] = item
+    return None
 
 
 def _parse_app(path: Path, raw: dict, env_label: str) -> AppHooks:
