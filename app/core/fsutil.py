@@ -150,7 +150,10 @@ def file_identity(path) -> FileIdentity:
         return info.st_dev, info.st_ino
     except (OSError, ValueError):
         pass
-    real = Path(os.path.realpath(path))
+    try:
+        real = Path(os.path.realpath(path))
+    except ValueError:  # a NUL byte: nothing on disk has that name
+        return ("unreachable", str(path))
     missing: list[str] = []
     for folder in (real, *real.parents):
         try:

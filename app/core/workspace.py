@@ -115,12 +115,12 @@ def load_workspace(path: Path | str) -> Workspace:
     environments = _parse_environments(path, data.get("environments"))
     migration = _table(path, data, "migration")
     _reject_unknown(path, migration, MIGRATION_KEYS, prefix="migration.")
-    plans = tuple(_resolve(path, p) for p in _string_list(path, migration, "plans", "migration.plans"))
+    plans = tuple(_resolve(path, p, "migration.plans") for p in _string_list(path, migration, "plans", "migration.plans"))
     _reject_repeated_plans(path, plans)
     checks = _parse_checks(path, _table(path, data, "checks"))
     validate_checks_config(path, checks)
     verification = _parse_verification(path, _table(path, data, "verification"))
-    checklist = parse_checklist(path, _table(path, data, "checklist"), plans, lambda p: _resolve(path, p))
+    checklist = parse_checklist(path, _table(path, data, "checklist"), plans, lambda p: _resolve(path, p, "checklist"))
     return Workspace(config_path=path, environments=environments, plans=plans, checks=checks,
                      verification=verification, checklist=checklist)
 
@@ -166,7 +166,9 @@ def _string_list(path: Path, data: dict, key: str, label: str) -> list[str]:
     return value
 
 
-def _resolve(config_path: Path, value: str) -> Path:
+def _resolve(config_path: Path, value: str, label: str) -> Path:
+    if "\x00" in value:  # TOML can spell one (\u0000); no file name can hold it
+        raise ConfigError(f"{config_path}: '{label}' cannot hold a NUL character (\\u0000): no file has that name.")
     candidate = Path(value).expanduser()
     return candidate if candidate.is_absolute() else config_path.parent / candidate
 
@@ -203,9 +205,9 @@ def _parse_environment(path: Path, name: str, body) -> Environment:
         raise ConfigError(f"{path}: '{label}.reference' must be true or false.")
     return Environment(
         name=name,
-        database=_resolve(path, database),
+        database=_resolve(path, database, f"{label}.database"),
         reference=reference,
-        backup_dirs=tuple(_resolve(path, d) for d in _backup_dirs(path, body, name)),
+        backup_dirs=tuple(_resolve(path, d, f"{label}.backup_dirs") for d in _backup_dirs(path, body, name)),
         description=str(body.get("description", "")),
         app=_parse_app(path, _table(path, body, "app", f"{label}.app"), label),
     )
@@ -290,7 +292,7 @@ def _parse_app(path: Path, raw: dict, env_label: str) -> AppHooks:
         health_url=health_url,
         process_patterns=tuple(_string_list(path, raw, "process_patterns", f"{label}.process_patterns")),
         start_command=tuple(_string_list(path, raw, "start_command", f"{label}.start_command")),
-        log_file=_resolve(path, log_file) if log_file else None,
+        log_file=_resolve(path, log_file, f"{label}.log_file") if log_file else None,
         log_error_patterns=tuple(patterns) or AppHooks.log_error_patterns,
         port=port,
     )

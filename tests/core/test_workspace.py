@@ -313,3 +313,16 @@ def test_an_integer_too_long_for_python_is_one_line_not_a_traceback(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_workspace(path)
     assert caught.value.message.startswith(f"{path}: cannot be read: ") and "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[environments.a]\ndatabase = "a\\u0000.db"\n', "environments.a.database"),
+    ('[environments.a]\ndatabase = "a.db"\nbackup_dirs = ["b\\u0000"]\n', "environments.a.backup_dirs"),
+    ('[environments.a]\ndatabase = "a.db"\n[environments.a.app]\nlog_file = "l\\u0000.log"\n', "environments.a.app.log_file"),
+    ('[environments.a]\ndatabase = "a.db"\n[migration]\nplans = ["p\\u0000.sql"]\n', "migration.plans"),
+])
+def test_a_path_with_a_nul_character_is_one_line_not_a_traceback(tmp_path, text, key):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message == f"{path}: '{key}' cannot hold a NUL character (\\u0000): no file has that name."
