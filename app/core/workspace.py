@@ -140,8 +140,9 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: the configuration file is not UTF-8 text.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}.") from None
-    except ValueError as exc:  # Python refuses to read an integer of more than 4300 digits
-        raise ConfigError(f"{path}: cannot be read: {exc}.") from None
+    except ValueError:  # Python refuses to read an integer of more than 4300 digits
+        raise ConfigError(f"{path}: cannot be read: a number in it has more than 4300 digits. "
+                          "No setting takes one that long.") from None
 
 
 def _reject_unknown(path: Path, table: dict, allowed: set[str], prefix: str) -> None:
