@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.core.errors import ConfigError
 from app.extensions import csrf, db, login_manager
-from config import Config
+from config import Config, check_numeric_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,8 +32,10 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     )
     app.config.from_object(config_class)
     app.config.update(overrides or {})
-    Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
-    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _stored_secret_key(Path(app.config["INSTANCE_DIR"]))
+    check_numeric_settings(app.config)
+    instance_dir = _absolute_instance_dir(app)
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _stored_secret_key(instance_dir)
 
     db.init_app(app)
     with app.app_context():
@@ -59,6 +61,16 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
 
             reconcile_jobs()
     return app
+
+
+def _absolute_instance_dir(app: Flask) -> Path:
+    """The instance folder, made absolute once against the current directory: the secret key,
+    the audit files, job workers (started elsewhere) and a relative state database URL (which
+    Flask-SQLAlchemy resolves in app.instance_path) then all use one folder."""
+    instance_dir = Path(app.config["INSTANCE_DIR"]).absolute()
+    app.config["INSTANCE_DIR"] = instance_dir
+    app.instance_path = str(instance_dir)
+    return instance_dir
 
 
 def _state_database_file() -> Path | None:

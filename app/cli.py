@@ -324,13 +324,21 @@ def verify_command(environment: str, as_json: bool):
 
 @cutover.command("monitor-start")
 @click.argument("environment")
-@click.option("--hours", type=float, help="Length of the window (default from cutover.toml, 24).")
-@click.option("--interval-minutes", type=float, help="Minutes between checks (default from cutover.toml, 15).")
+@click.option("--hours", help="Length of the window (default from cutover.toml, 24).")
+@click.option("--interval-minutes", help="Minutes between checks (default from cutover.toml, 15).")
 @reports_errors
-def monitor_start_command(environment: str, hours: float | None, interval_minutes: float | None):
+def monitor_start_command(environment: str, hours: str | None, interval_minutes: str | None):
     """Start the post-migration watch of ENVIRONMENT (the running dashboard executes its ticks)."""
+    from app.core.numbers import option_number
+    from app.core.workspace import VERIFICATION_NUMBERS
     from app.monitor import start_window
 
+    # Checked as cutover.toml's monitor_hours and monitor_interval_minutes are (click takes nan and inf).
+    if hours is not None:
+        hours = option_number("--hours", hours, VERIFICATION_NUMBERS["monitor_hours"])
+    if interval_minutes is not None:
+        interval_minutes = option_number("--interval-minutes", interval_minutes,
+                                         VERIFICATION_NUMBERS["monitor_interval_minutes"])
     targets = current_targets()
     window = start_window(targets, targets.environment(environment), cli_operator(), reason="started from the CLI",
                           hours=hours, interval_minutes=interval_minutes)

@@ -202,3 +202,21 @@ def test_prep_never_overwrites_a_file_and_says_so(tmp_path, demo_config):
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert f"Cannot write the plan to {nowhere}: No such file or directory" in missing.stderr
     assert not nowhere.parent.exists()
+
+
+def test_monitor_start_refuses_a_window_that_is_not_a_sane_number(tmp_path, demo_dir):
+    config = demo_dir / "cutover.toml"
+    text = config.read_text()
+    for bad in ("nan", "inf", "1e300"):
+        config.write_text(text.replace("monitor_hours = 24", f"monitor_hours = {bad}"))
+        result = cli(tmp_path, config, "monitor-start", "production")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip() == (f"cutover: {config}: 'verification.monitor_hours' must be a positive number "
+                                         f"of hours, at most 8784; it is {'1e+300' if bad == '1e300' else bad}.")
+    config.write_text(text)
+    for option, bad in (("--hours", "inf"), ("--hours", "1e300"), ("--interval-minutes", "nan"),
+                        ("--interval-minutes", "0")):
+        result = cli(tmp_path, config, "monitor-start", "production", option, bad)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"Error: {option} must be a positive")
+    assert "Watching production until" in cli(tmp_path, config, "monitor-start", "production", "--hours", "0.5").stdout

@@ -65,6 +65,7 @@ from app.core.fsutil import (
     publish,
     remove_if_present,
     remove_stale_partials,
+    same_file,
     sha256_of_file,
     write_file_atomically,
 )
@@ -338,7 +339,7 @@ def usable_backup_folders(backup_dirs: Iterable) -> list[Path]:
             raise folder_error(folder, exc) from None
         if not stat.S_ISDIR(info.st_mode):
             raise folder_error(folder, OSError(errno.ENOTDIR, "Not a directory"))
-        if folder.resolve() not in [known.resolve() for known in folders]:
+        if not any(same_file(folder, known) for known in folders):  # a bind mount or symlink of one listed
             folders.append(folder)
     if not folders:
         raise UsageError("No backup folder is configured: a backup needs at least one.")
@@ -947,7 +948,7 @@ def _existing_folders(backup_dirs: Iterable) -> list[Path]:
     folders = []
     for configured in backup_dirs:
         folder = Path(os.path.abspath(configured))
-        if folder.is_dir() and folder.resolve() not in [known.resolve() for known in folders]:
+        if folder.is_dir() and not any(same_file(folder, known) for known in folders):
             folders.append(folder)
     return folders
 
@@ -1080,10 +1081,11 @@ def prune(
 
 def delete_backup(backup: Backup, backup_dirs: Iterable) -> list[Path]:
     """Remove a backup's copies, then its manifests; only regular files inside the folders."""
-    folders = [folder.resolve() for folder in _existing_folders(backup_dirs)]
+    folders = _existing_folders(backup_dirs)
     removed = []
     for path in [*backup.copies, *backup.manifest_paths]:
-        if path.parent.resolve() in folders and _is_regular_file(path) and remove_if_present(path):
+        in_a_folder = any(same_file(path.parent, folder) for folder in folders)
+        if in_a_folder and _is_regular_file(path) and remove_if_present(path):
             removed.append(path)
     for folder in {path.parent for path in removed}:
         fsync_directory(folder)

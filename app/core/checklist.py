@@ -19,12 +19,13 @@ default each requires every step before it.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.core.errors import ConfigError
+from app.core.fsutil import same_file
+from app.core.numbers import Accepted, config_number
 
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 BUILT_IN_KINDS = ("verify-target", "app-stopped", "data-volume", "backup", "integrity", "rehearse",
@@ -49,6 +50,7 @@ ENV_NAME = re.compile(r"^[^=\x00]+$")  # what the OS takes as an environment var
 STEP_KEYS = {"kind", "title", "description", "signoff", "approval", "requires", "plans", "argv", "env",
              "cwd", "stdin", "timeout", "instructions"}
 CHECKLIST_KEYS = {"order", "steps"}
+COMMAND_TIMEOUT = Accepted(0, 7 * 24 * 3600, lowest_excluded=True, unit="seconds")  # a week at most
 
 
 @dataclass(frozen=True)
@@ -233,14 +235,13 @@ def _command(path, label, step: StepDefinition, body: dict, resolve) -> StepDefi
         raise ConfigError(f"{path}: '{label}.env' must be a table of NAME = \"value\" strings "
                           "(a name cannot be empty or hold '=').")
     timeout = body.get("timeout")
-    # nan would stop the command at once and inf crash its timer, leaving no time limit at all.
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                or not math.isfinite(timeout) or timeout <= 0):
-        raise ConfigError(f"{path}: '{label}.timeout' must be a positive number of seconds.")
+    if timeout is not None:
+        # nan would stop the command at once and inf or 1e300 crash its timer: no time limit at all.
+        timeout = config_number(path, f"{label}.timeout", timeout, COMMAND_TIMEOUT)
     cwd, stdin = _string(path, body, "cwd", label), _string(path, body, "stdin", label) or ""
     _refuse_nul(path, label, {"argv": argv, "env": list(env.values()), "cwd": [cwd or ""], "stdin": [stdin]})
     return replace(step, argv=tuple(argv), env=tuple(env.items()), cwd=str(resolve(cwd)) if cwd else None,
-                   stdin=stdin, timeout=float(timeout) if timeout else None)
+                   stdin=stdin, timeout=timeout)
 
 
 def _refuse_nul(path, label, strings: dict[str, list[str]]) -> None:
@@ -256,10 +257,13 @@ def _hotfix_plans(path, label, body: dict, plans: tuple[Path, ...], resolve) -> 
     if not chosen:
         return ()
     configured = list(plans)
-    if len(chosen) >= len(configured) or configured[-len(chosen):] != chosen:
+    tail = configured[-len(chosen):]
+    # Compared as files, not as spellings; the [migration] spelling is kept, so that the
+    # migrate step (every plan but the hotfix's) leaves out exactly these.
+    if len(chosen) >= len(configured) or not all(map(same_file, tail, chosen)):
         raise ConfigError(f"{path}: '{label}.plans' must be the last of [migration] plans, in the same order "
                           "(the rehearsal applies them after the others), and cannot be all of them.")
-    return tuple(str(p) for p in chosen)
+    return tuple(str(p) for p in tail)
 
 
 def _check_requirements(path: Path, checklist: Checklist) -> None:

@@ -131,6 +131,45 @@ def remove_if_present(path: Path) -> bool:
     return True
 
 
+FileIdentity = tuple
+
+
+def file_identity(path) -> FileIdentity:
+    """What makes two paths one file: the device and inode the path reaches.
+
+    Paths are compared by this, never by their resolved text: a hard link, a bind mount or a
+    case-insensitive file system give one file several resolved paths. A file that does not
+    exist yet has no inode; it is then the identity of its nearest existing folder (symlinks
+    followed as far as they exist) and the names below it, which is what creating it would
+    use (exact for every alias of that folder; two spellings of the missing names that the
+    file system would take as one, as case on a case-insensitive disk, are not caught until
+    the file exists).
+    """
+    try:
+        info = os.stat(path)
+        return info.st_dev, info.st_ino
+    except (OSError, ValueError):
+        pass
+    try:
+        real = Path(os.path.realpath(path))
+    except ValueError:  # a NUL byte: nothing on disk has that name
+        return ("unreachable", str(path))
+    missing: list[str] = []
+    for folder in (real, *real.parents):
+        try:
+            info = os.stat(folder)
+        except (OSError, ValueError):
+            missing.insert(0, folder.name)
+            continue
+        return info.st_dev, info.st_ino, *missing
+    return ("unreachable", str(real))
+
+
+def same_file(first, second) -> bool:
+    """True when both paths name one file (or would create one file), however spelt."""
+    return file_identity(first) == file_identity(second)
+
+
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

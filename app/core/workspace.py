@@ -7,6 +7,7 @@ it before a migration, not during one. Every error names the file and the key.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from pathlib import Path
 from app.core.assertions import validate_checks_config
 from app.core.checklist import Checklist, default_checklist, parse_checklist
 from app.core.errors import ConfigError
+from app.core.fsutil import FileIdentity, file_identity
+from app.core.numbers import LARGEST_WHOLE, Accepted, config_number
 
 ENVIRONMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 TOP_LEVEL_KEYS = {"environments", "migration", "checks", "verification", "checklist"}
@@ -24,6 +27,15 @@ DIFFERENCE_OBJECTS = ("table", "column", "index", "trigger", "view")
 ENVIRONMENT_KEYS = {"database", "reference", "backup_dirs", "description", "app"}
 MIGRATION_KEYS = {"plans"}
 APP_KEYS = {"health_url", "process_patterns", "start_command", "log_file", "log_error_patterns", "port"}
+# Every number in the file, with what it accepts (app/core/numbers.py says why each is checked).
+VERIFICATION_NUMBERS = {
+    "monitor_hours": Accepted(0, 24 * 366, lowest_excluded=True, unit="hours"),  # a window of at most a year
+    "monitor_interval_minutes": Accepted(0, 24 * 60, lowest_excluded=True, unit="minutes"),  # a check a day at least
+    # The longest a check may hold its read transaction (which, in rollback-journal mode, blocks the app's writers).
+    "check_time_limit_seconds": Accepted(0, 24 * 3600, lowest_excluded=True, unit="seconds"),
+}
+ROW_CHANGE = Accepted(-LARGEST_WHOLE, LARGEST_WHOLE, whole=True)
+PORT = Accepted(1, 65535, whole=True, what="a TCP port number")
 
 
 @dataclass(frozen=True)
@@ -103,11 +115,12 @@ def load_workspace(path: Path | str) -> Workspace:
     environments = _parse_environments(path, data.get("environments"))
     migration = _table(path, data, "migration")
     _reject_unknown(path, migration, MIGRATION_KEYS, prefix="migration.")
-    plans = tuple(_resolve(path, p) for p in _string_list(path, migration, "plans", "migration.plans"))
+    plans = tuple(_resolve(path, p, "migration.plans") for p in _string_list(path, migration, "plans", "migration.plans"))
+    _reject_repeated_plans(path, plans)
     checks = _parse_checks(path, _table(path, data, "checks"))
     validate_checks_config(path, checks)
     verification = _parse_verification(path, _table(path, data, "verification"))
-    checklist = parse_checklist(path, _table(path, data, "checklist"), plans, lambda p: _resolve(path, p))
+    checklist = parse_checklist(path, _table(path, data, "checklist"), plans, lambda p: _resolve(path, p, "checklist"))
     return Workspace(config_path=path, environments=environments, plans=plans, checks=checks,
                      verification=verification, checklist=checklist)
 
@@ -127,6 +140,9 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: the configuration file is not UTF-8 text.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}.") from None
+    except ValueError:  # Python refuses to read an integer of more than 4300 digits
+        raise ConfigError(f"{path}: cannot be read: a number in it has more than 4300 digits. "
+                          "No setting takes one that long.") from None
 
 
 def _reject_unknown(path: Path, table: dict, allowed: set[str], prefix: str) -> None:
@@ -151,7 +167,9 @@ def _string_list(path: Path, data: dict, key: str, label: str) -> list[str]:
     return value
 
 
-def _resolve(config_path: Path, value: str) -> Path:
+def _resolve(config_path: Path, value: str, label: str) -> Path:
+    if "\x00" in value:  # TOML can spell one (\u0000); no file name can hold it
+        raise ConfigError(f"{config_path}: '{label}' cannot hold a NUL character (\\u0000): no file has that name.")
     candidate = Path(value).expanduser()
     return candidate if candidate.is_absolute() else config_path.parent / candidate
 
@@ -167,6 +185,9 @@ def _parse_environments(path: Path, raw) -> tuple[Environment, ...]:
             f"({', '.join(references)}). Mark exactly one, normally development."
         )
     _reject_shared_databases(path, environments)
+    for env in environments:
+        _reject_symlinked_database(path, env)
+        _reject_repeated_backup_dirs(path, env)
     return environments
 
 
@@ -185,9 +206,9 @@ def _parse_environment(path: Path, name: str, body) -> Environment:
         raise ConfigError(f"{path}: '{label}.reference' must be true or false.")
     return Environment(
         name=name,
-        database=_resolve(path, database),
+        database=_resolve(path, database, f"{label}.database"),
         reference=reference,
-        backup_dirs=tuple(_resolve(path, d) for d in _backup_dirs(path, body, name)),
+        backup_dirs=tuple(_resolve(path, d, f"{label}.backup_dirs") for d in _backup_dirs(path, body, name)),
         description=str(body.get("description", "")),
         app=_parse_app(path, _table(path, body, "app", f"{label}.app"), label),
     )
@@ -199,23 +220,68 @@ def _backup_dirs(path: Path, body: dict, name: str) -> list[str]:
 
 
 def _reject_shared_databases(path: Path, environments: tuple[Environment, ...]) -> None:
-    seen: dict[Path, str] = {}
-    for env in environments:
-        key = env.database.resolve()
-        if key in seen:
-            raise ConfigError(
-                f"{path}: 'environments.{env.name}.database' names the same file as environment "
-                f"'{seen[key]}' ({env.database}). Each environment needs its own database."
-            )
-        seen[key] = env.name
+    """Two environments on one file would let a migration of one change the other (and the
+    schema diff compare a file with itself). One file is one device and inode, whatever the
+    paths: a hard link, a symbolic link, `..` or another mount of the folder."""
+    pair = _first_same_file([(env.database, env) for env in environments])
+    if pair:
+        earlier, later = pair
+        raise ConfigError(
+            f"{path}: 'environments.{later.name}.database' names the same file as environment "
+            f"'{earlier.name}' ({later.database} and {earlier.database} are one file: the same path, a hard "
+            "link, a symbolic link or another path to it). Each environment needs its own database."
+        )
+
+
+def _reject_symlinked_database(path: Path, env: Environment) -> None:
+    """A restore writes the new database under the configured name: through a symbolic link it
+    would replace the link, not the file, so restore refuses one. Found now, not after a migration."""
+    if os.path.islink(env.database):
+        raise ConfigError(
+            f"{path}: 'environments.{env.name}.database' ({env.database}) is a symbolic link to "
+            f"{os.path.realpath(env.database)}: a restore would replace the link, not the database, so a "
+            "migration of it would have no way back. Configure the database's real path (a symbolic link "
+            "to its folder is fine)."
+        )
+
+
+def _reject_repeated_backup_dirs(path: Path, env: Environment) -> None:
+    pair = _first_same_file([(folder, folder) for folder in env.backup_dirs])
+    if pair:
+        earlier, later = pair
+        raise ConfigError(
+            f"{path}: 'environments.{env.name}.backup_dirs' names one folder twice ({earlier} and {later}): "
+            "a backup would count two copies where there is one. List each backup folder once."
+        )
+
+
+def _reject_repeated_plans(path: Path, plans: tuple[Path, ...]) -> None:
+    pair = _first_same_file([(plan, plan) for plan in plans])
+    if pair:
+        earlier, later = pair
+        raise ConfigError(
+            f"{path}: 'migration.plans' names one file twice ({earlier} and {later}): its statements would "
+            "run twice. List each plan once."
+        )
+
+
+def _first_same_file(items: list[tuple[Path, object]]) -> tuple[object, object] | None:
+    """(earlier, later): the first item whose path is the same file as an earlier item's."""
+    seen: dict[FileIdentity, object] = {}
+    for item_path, item in items:
+        identity = file_identity(item_path)
+        if identity in seen:
+            return seen[identity], item
+        seen[identity] = item
+    return None
 
 
 def _parse_app(path: Path, raw: dict, env_label: str) -> AppHooks:
     label = f"{env_label}.app"
     _reject_unknown(path, raw, APP_KEYS, prefix=f"{label}.")
     port = raw.get("port")
-    if port is not None and (not isinstance(port, int) or not 0 < port < 65536):
-        raise ConfigError(f"{path}: '{label}.port' must be a TCP port number (1-65535).")
+    if port is not None:
+        config_number(path, f"{label}.port", port, PORT)
     health_url = raw.get("health_url")
     if health_url is not None and not (isinstance(health_url, str) and health_url.startswith(("http://", "https://"))):
         raise ConfigError(f"{path}: '{label}.health_url' must be an http:// or https:// URL.")
@@ -227,7 +293,7 @@ def _parse_app(path: Path, raw: dict, env_label: str) -> AppHooks:
         health_url=health_url,
         process_patterns=tuple(_string_list(path, raw, "process_patterns", f"{label}.process_patterns")),
         start_command=tuple(_string_list(path, raw, "start_command", f"{label}.start_command")),
-        log_file=_resolve(path, log_file) if log_file else None,
+        log_file=_resolve(path, log_file, f"{label}.log_file") if log_file else None,
         log_error_patterns=tuple(patterns) or AppHooks.log_error_patterns,
         port=port,
     )
@@ -244,11 +310,13 @@ def _parse_checks(path: Path, raw: dict) -> tuple[tuple[str, str], ...]:
 
 def _parse_verification(path: Path, raw: dict) -> Verification:
     _reject_unknown(path, raw, VERIFICATION_KEYS, prefix="verification.")
-    numbers = {key: _positive_number(path, raw, key) for key in
-               ("monitor_hours", "monitor_interval_minutes", "check_time_limit_seconds") if key in raw}
+    numbers = {key: config_number(path, f"verification.{key}", raw[key], accepted)
+               for key, accepted in VERIFICATION_NUMBERS.items() if key in raw}
     changes = raw.get("declared_row_changes", {})
-    if not isinstance(changes, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in changes.values()):
+    if not isinstance(changes, dict):
         raise ConfigError(f"{path}: 'verification.declared_row_changes' must be a table of table = whole number.")
+    for table, change in changes.items():
+        config_number(path, f"verification.declared_row_changes.{table}", change, ROW_CHANGE)
     return Verification(
         smoke=tuple(_string_list(path, raw, "smoke", "verification.smoke")),
         accepted_differences=tuple(_accepted_difference(path, text) for text in
@@ -256,13 +324,6 @@ def _parse_verification(path: Path, raw: dict) -> Verification:
         declared_row_changes=tuple(changes.items()),
         **numbers,
     )
-
-
-def _positive_number(path: Path, raw: dict, key: str) -> float:
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"{path}: 'verification.{key}' must be a positive number.")
-    return float(value)
 
 
 def _accepted_difference(path: Path, text: str) -> tuple[str, str | None, str]:

@@ -180,6 +180,25 @@ def test_hotfix_may_take_the_last_two_plans_in_order(tmp_path):
     assert step.plans == (str(tmp_path / "plans/extra.sql"), str(tmp_path / "plans/hotfix.sql"))
 
 
+def test_hotfix_plan_spelt_another_way_is_the_configured_plan_and_is_left_out_of_the_migrate_step(tmp_path):
+    (tmp_path / "plans").mkdir()
+    for name in ("migrate.sql", "extra.sql", "hotfix.sql"):
+        (tmp_path / "plans" / name).write_text("SELECT 1;\n")
+    (tmp_path / "fixes").symlink_to(tmp_path / "plans")
+    step = load(tmp_path, '[checklist.steps.hotfix]\nplans = ["fixes/../plans/./hotfix.sql"]\n').step("hotfix")
+    # The [migration] spelling: the migrate step runs every plan but these, compared as text.
+    assert step.plans == (str(tmp_path / "plans/hotfix.sql"),)
+
+
+def test_hotfix_plan_that_is_the_same_file_by_a_hard_link_is_the_configured_plan(tmp_path):
+    (tmp_path / "plans").mkdir()
+    for name in ("migrate.sql", "extra.sql", "hotfix.sql"):
+        (tmp_path / "plans" / name).write_text("SELECT 1;\n")
+    (tmp_path / "urgent.sql").hardlink_to(tmp_path / "plans/hotfix.sql")
+    step = load(tmp_path, '[checklist.steps.hotfix]\nplans = ["urgent.sql"]\n').step("hotfix")
+    assert step.plans == (str(tmp_path / "plans/hotfix.sql"),)
+
+
 # --------------------------------------------------------------------------- the demo workspace
 
 

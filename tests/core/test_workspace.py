@@ -128,9 +128,201 @@ def test_verification_defaults_are_the_runbooks(tmp_path):
     ("monitor_hours = 0", "'verification.monitor_hours' must be a positive number"),
     ("monitor_interval_minutes = 'often'", "'verification.monitor_interval_minutes' must be a positive number"),
     ("accepted_differences = ['goals.target_date']", "must read 'OBJECT NAME'"),
-    ("declared_row_changes = { audit_log = 'many' }", "'verification.declared_row_changes' must be a table"),
+    ("declared_row_changes = 'many'", "'verification.declared_row_changes' must be a table"),
+    ("declared_row_changes = { audit_log = 'many' }", "'verification.declared_row_changes.audit_log' must be a whole number"),
     ("smok = []", "unknown key 'verification.smok'. Did you mean 'verification.smoke'?"),
 ])
 def test_bad_verification_settings(tmp_path, body, expected):
     with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.").replace("?", r"\?").replace("[", r"\[")):
         load_workspace(write(tmp_path, VALID + "\n[verification]\n" + body + "\n"))
+
+
+# --- one file, several paths: compared by device and inode, never by spelling -----------------
+
+TWO = "[environments.development]\ndatabase = '{dev}'\nreference = true\n[environments.production]\ndatabase = '{prod}'\n"
+
+
+def sqlite_file(path: Path) -> Path:
+    import sqlite3
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    return path
+
+
+def alias_hard_link(tmp_path):
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "prod/goals.db").hardlink_to(sqlite_file(tmp_path / "dev/goals_dev.db"))
+    return "dev/goals_dev.db", "prod/goals.db"
+
+
+def alias_symlink(tmp_path):
+    sqlite_file(tmp_path / "dev/goals_dev.db")
+    (tmp_path / "goals.db").symlink_to(tmp_path / "dev/goals_dev.db")
+    return "dev/goals_dev.db", "goals.db"
+
+
+def alias_symlinked_folder(tmp_path):
+    sqlite_file(tmp_path / "dev/goals_dev.db")
+    (tmp_path / "mnt").symlink_to(tmp_path / "dev")
+    return "dev/goals_dev.db", str(tmp_path / "mnt/goals_dev.db")
+
+
+def alias_dotdot_through_a_symlink(tmp_path):
+    # link/.. is the link target's parent, not tmp_path: only the file system knows.
+    sqlite_file(tmp_path / "srv/goals.db")
+    (tmp_path / "srv/app").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "srv/app")
+    return "srv/goals.db", "link/../goals.db"
+
+
+def alias_not_created_yet(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    return "real/new.db", "alias/./new.db"
+
+
+@pytest.mark.parametrize("make_alias", [alias_hard_link, alias_symlink, alias_symlinked_folder,
+                                        alias_dotdot_through_a_symlink, alias_not_created_yet])
+def test_two_environments_on_one_file_are_refused_at_load(tmp_path, make_alias):
+    dev, prod = make_alias(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*.db") if p.is_file()}
+    path = write(tmp_path, TWO.format(dev=dev, prod=prod))
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    message = caught.value.message
+    assert message.startswith(f"{path}: 'environments.production.database' names the same file as environment "
+                              "'development'")
+    assert "\n" not in message and caught.value.exit_code == 2
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*.db") if p.is_file()} == before
+
+
+def test_two_distinct_files_are_fine_even_with_one_name_and_one_content(tmp_path):
+    sqlite_file(tmp_path / "dev/goals.db")
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "prod/goals.db").write_bytes((tmp_path / "dev/goals.db").read_bytes())
+    (tmp_path / "link").symlink_to(tmp_path / "prod")
+    workspace = load_workspace(write(tmp_path, TWO.format(dev="dev/goals.db", prod="link/../dev/../prod/goals.db")))
+    assert [env.database.name for env in workspace.environments] == ["goals.db", "goals.db"]
+
+
+def test_a_database_given_through_a_symbolic_link_is_refused_as_it_could_not_be_restored(tmp_path):
+    real = sqlite_file(tmp_path / "data/goals.db")
+    (tmp_path / "goals.db").symlink_to(real)
+    path = write(tmp_path, "[environments.production]\ndatabase = 'goals.db'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message.startswith(
+        f"{path}: 'environments.production.database' ({tmp_path / 'goals.db'}) is a symbolic link to {real}: "
+        "a restore would replace the link, not the database")
+    assert (tmp_path / "goals.db").is_symlink()
+
+
+def test_two_files_not_created_yet_in_one_folder_are_fine(tmp_path):
+    load_workspace(write(tmp_path, TWO.format(dev="new/dev.db", prod="new/prod.db")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cutover.toml"]
+
+
+def test_one_backup_folder_listed_twice_under_two_names_is_refused(tmp_path):
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "safe").symlink_to(tmp_path / "backups")
+    path = write(tmp_path, "[environments.production]\ndatabase = 'goals.db'\nbackup_dirs = ['backups', 'safe']\n")
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message == (
+        f"{path}: 'environments.production.backup_dirs' names one folder twice ({tmp_path / 'backups'} and "
+        f"{tmp_path / 'safe'}): a backup would count two copies where there is one. List each backup folder once.")
+
+
+def test_one_plan_listed_twice_under_two_names_is_refused(tmp_path):
+    (tmp_path / "plans").mkdir()
+    (tmp_path / "plans/001.sql").write_text("DELETE FROM t WHERE x = 1;\n")
+    (tmp_path / "plans/again.sql").hardlink_to(tmp_path / "plans/001.sql")
+    path = write(tmp_path, "[environments.production]\ndatabase = 'goals.db'\n"
+                           "[migration]\nplans = ['plans/001.sql', 'plans/again.sql']\n")
+    with pytest.raises(ConfigError, match="'migration.plans' names one file twice .*its statements would run twice"):
+        load_workspace(path)
+
+
+# --- every number in the file: type, finiteness and range, one line naming the file and the key ---
+
+ONE = "[environments.production]\ndatabase = 'goals.db'\n"
+# key -> (how to write it in cutover.toml, values it takes, what the message says it accepts)
+NUMBER_KEYS = {
+    "verification.monitor_hours": (
+        "[verification]\nmonitor_hours = {}\n", ["0.0005", "24", "8784"],
+        "a positive number of hours, at most 8784"),
+    "verification.monitor_interval_minutes": (
+        "[verification]\nmonitor_interval_minutes = {}\n", ["0.005", "15", "1440"],
+        "a positive number of minutes, at most 1440"),
+    "verification.check_time_limit_seconds": (
+        "[verification]\ncheck_time_limit_seconds = {}\n", ["0.5", "60", "86400"],
+        "a positive number of seconds, at most 86400"),
+    "verification.declared_row_changes.audit_log": (
+        "[verification]\ndeclared_row_changes = {{ audit_log = {} }}\n", ["-3", "0", "9223372036854775807"],
+        "a whole number from -9223372036854775807 to 9223372036854775807"),
+    "environments.production.app.port": (
+        "[environments.production.app]\nport = {}\n", ["1", "8001", "65535"],
+        "a TCP port number from 1 to 65535"),
+    "checklist.steps.notify.timeout": (
+        "[checklist.steps.notify]\nkind = 'command'\nargv = ['true']\ntimeout = {}\n", ["0.1", "30", "604800"],
+        "a positive number of seconds, at most 604800"),
+}
+BAD_NUMBERS = {
+    "nan": "nan", "inf": "inf", "-inf": "-inf", "+inf": "inf", "1e300": "1e+300", "-1": "-1", "-0.5": "-0.5",
+    "true": "true", "false": "false", "'30'": '"30"', "[30]": "[30]", "{ a = 1 }": "{'a': 1}",
+    "99999999999999999999999": "99999999999999999999999", "1979-05-27": "1979-05-27",
+}
+ZERO_INVALID = {key for key in NUMBER_KEYS if not key.startswith("verification.declared_row_changes")}
+WHOLE = {"verification.declared_row_changes.audit_log", "environments.production.app.port"}
+
+
+def bad_values(key: str) -> list[tuple[str, str]]:
+    values = [(text, shown) for text, shown in BAD_NUMBERS.items()
+              if not (key.startswith("verification.declared_row_changes") and text in ("-1",))]
+    if key in ZERO_INVALID:
+        values += [("0", "0"), ("0.0", "0.0")]
+    if key in WHOLE:
+        values += [("80.0", "80.0"), ("1.5", "1.5")]
+    if key == "environments.production.app.port":
+        values += [("65536", "65536")]
+    return values
+
+
+@pytest.mark.parametrize("key, text, shown", [(key, text, shown) for key in NUMBER_KEYS
+                                              for text, shown in bad_values(key)])
+def test_every_number_refuses_what_is_not_a_sane_finite_number(tmp_path, key, text, shown):
+    template, _, accepted = NUMBER_KEYS[key]
+    path = write(tmp_path, ONE + template.format(text))
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message == f"{path}: '{key}' must be {accepted}; it is {shown}."
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize("key, text", [(key, text) for key, (_, good, _) in NUMBER_KEYS.items() for text in good])
+def test_every_number_takes_its_whole_range(tmp_path, key, text):
+    template = NUMBER_KEYS[key][0]
+    load_workspace(write(tmp_path, ONE + template.format(text)))
+
+
+def test_an_integer_too_long_for_python_is_one_line_not_a_traceback(tmp_path):
+    path = write(tmp_path, ONE + "[verification]\nmonitor_hours = " + "9" * 5000 + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message.startswith(f"{path}: cannot be read: ") and "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[environments.a]\ndatabase = "a\\u0000.db"\n', "environments.a.database"),
+    ('[environments.a]\ndatabase = "a.db"\nbackup_dirs = ["b\\u0000"]\n', "environments.a.backup_dirs"),
+    ('[environments.a]\ndatabase = "a.db"\n[environments.a.app]\nlog_file = "l\\u0000.log"\n', "environments.a.app.log_file"),
+    ('[environments.a]\ndatabase = "a.db"\n[migration]\nplans = ["p\\u0000.sql"]\n', "migration.plans"),
+])
+def test_a_path_with_a_nul_character_is_one_line_not_a_traceback(tmp_path, text, key):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(path)
+    assert caught.value.message == f"{path}: '{key}' cannot hold a NUL character (\\u0000): no file has that name."

@@ -4,7 +4,11 @@ and run ids to rows and logs) refuses `..`, encoded slashes, absolute paths and 
 with 400/404, reads nothing outside (a canary outside the workspace never shows up) and
 writes nothing anywhere (folder snapshots before and after). The routes come from the URL
 map, so a new route with such an argument is attacked too."""
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -12,6 +16,7 @@ import pytest
 from tests.security.conftest import build_site
 from tests.security.helpers import file_state, protected_routes, snapshot, wait_for_jobs
 
+PROJECT = Path(__file__).resolve().parents[2]
 CANARY = "CANARY-outside-the-workspace-7d1f"
 FILE_ARGUMENTS = ("name", "backup_id", "step_id", "job_id", "run_id")
 # As they go on the wire: the client sends them as given, the server decodes once.
@@ -168,3 +173,35 @@ def test_a_symlink_planted_in_a_backup_folder_is_never_followed(tmp_path, demo_t
         db.engine.dispose()
     assert file_state(site.production) == target_before
     assert snapshot(outside) == before_outside
+
+
+# --- one file under two names: the reference and the target are never the same file ---------
+
+def _alias_by_hard_link(demo_dir):
+    (demo_dir / "goals.db").unlink()
+    (demo_dir / "goals.db").hardlink_to(demo_dir / "goals_dev.db")
+
+
+def _alias_by_symlinked_folder(demo_dir):
+    (demo_dir / "live").symlink_to(demo_dir)
+    config = demo_dir / "cutover.toml"
+    text = config.read_text()
+    assert text.count('database = "goals.db"') == 1
+    config.write_text(text.replace('database = "goals.db"', 'database = "live/goals_dev.db"'))
+
+
+@pytest.mark.parametrize("make_alias", [_alias_by_hard_link, _alias_by_symlinked_folder])
+def test_a_target_that_is_the_reference_file_is_refused_before_any_command(tmp_path, demo_dir, make_alias):
+    make_alias(demo_dir)
+    before = snapshot(demo_dir)
+    env = {**os.environ, "CUTOVER_CONFIG": str(demo_dir / "cutover.toml"),
+           "CUTOVER_INSTANCE_DIR": str(tmp_path / "instance"), "CUTOVER_ADMIN_PASSWORD": "alias-admin-password"}
+    for command in (["diff", "development", "production"], ["migrate", "production", "--yes"]):
+        result = subprocess.run([sys.executable, "-m", "flask", "--app", "run", "cutover", *command], cwd=PROJECT,
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert result.stdout == "" and "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "'environments.production.database' names the same file as environment " \
+                                   "'development'" in lines[0], result.stderr
+    assert snapshot(demo_dir) == before
