@@ -19,6 +19,7 @@ from app.core.processes import application_running
 from app.core.restore import restore_backup
 from app.core.snapshots import file_stamp
 from app.core.migrate import apply_plan, rehearse
+from app.guards import refuse_outside_open_run
 from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
 from app.runner import JobContext, TaskFailed
 
@@ -156,6 +157,7 @@ def safety_folder(env) -> Path:
 
 def restore_task(context: JobContext) -> dict:
     env = context.environment
+    refuse_outside_open_run(env.name, "restore", context.job.operator)  # a run opened after this job was recorded
     backup = find_backup(env.backup_dirs, env.database.name, context.params["backup"])
     context.emit("info", f"Restoring {env.database} from backup {backup.id}.")
     result = restore_backup(
@@ -205,7 +207,9 @@ def migrate_task(context: JobContext) -> dict:
     try:
         applied = apply_plan(env.database, plan_set, emit=context.emit,
                              busy_timeout=context.targets.cache.busy_timeout, rehearsal=rehearsal,
-                             baseline=Baseline.of_backup(backup, stamp))
+                             baseline=Baseline.of_backup(backup, stamp),
+                             # A run opened while this job backed up and rehearsed owns the target now.
+                             precondition=lambda: refuse_outside_open_run(env.name, "migrate", context.job.operator))
     except MigrationFailed as failure:
         document = {"backup": backup.id, "apply": failure.result.to_dict() if failure.result else None}
         raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup.id} is verified.", document) from None

@@ -31,7 +31,7 @@ from pathlib import Path
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
 from app.core.database import read_consistently, sqlite_error_reason, sqlite_uri
 from app.core.diff import diff_schemas
-from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
+from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
 from app.core.inspect import read_schema
 from app.core.plans import PlanSet, PlanStatement
@@ -186,8 +186,8 @@ def apply_plan(
 
     Raises MigrationFailed (carrying the ApplyResult) after rolling back; RehearsalMismatch
     when `rehearsal` (a RehearsalResult.to_dict()) is not a passing rehearsal of this plan
-    on this schema; TargetChanged when the target changed since `baseline` (or from
-    `precondition`); TargetUnavailable when the file cannot be opened.
+    on this schema; TargetChanged when the target changed since `baseline`; the Conflict or
+    TargetChanged `precondition` raised; TargetUnavailable when the file cannot be opened.
     """
     path = Path(path)
     run = _Run(path, plan_set, emit, label)
@@ -202,11 +202,11 @@ def apply_plan(
             try:
                 with immediate_transaction(connection):
                     _migrate(connection, run, rehearsal, precondition, baseline)
-            except (RehearsalMismatch, TargetChanged):
+            except _REFUSALS:
                 raise
             except Exception as exc:
                 raise _migration_failed(run, connection, exc, busy_timeout) from exc
-    except (RehearsalMismatch, TargetChanged) as exc:
+    except _REFUSALS as exc:
         run.say("error", f"Refused: {exc.message}")
         raise
     result = run.result(committed=True)
@@ -215,6 +215,11 @@ def apply_plan(
                   f"skipped, in {result.duration_ms:.0f} ms; schema "
                   f"{result.fingerprint_before[:12]} → {result.fingerprint_after[:12]}")
     return result
+
+
+# Raised before anything changed (immediate_transaction rolled back an empty transaction):
+# the caller's refusal, passed on as it is rather than as a failed migration.
+_REFUSALS = (RehearsalMismatch, TargetChanged, Conflict)
 
 
 def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, precondition,
