@@ -35,6 +35,8 @@ from app.tasks import check_integrity, command_task, refuse_if_application_runs,
 START_WAIT_SECONDS = 30.0
 EVIDENCE_LINES = 20
 SECRET_NAME_PARTS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "KEY")
+# What to do when the target changed after this run's backup: the run cannot go on.
+ABANDON = "This run's backup and rehearsal no longer describe it: abandon this run and start a new one."
 
 
 class StepRefused(CutoverError):
@@ -181,9 +183,6 @@ def hotfix_step(context: JobContext) -> dict:
     _check_rehearsed_plans(context, checklist, env)
     _refuse_if_application_runs(context, env)
     return _apply(context, env, plan_set, baseline)
-
-
-ABANDON = "This run's backup and rehearsal no longer describe it: abandon this run and start a new one."
 
 
 def _run_baseline(context: JobContext, baseline: Baseline) -> Baseline:
