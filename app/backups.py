@@ -12,6 +12,7 @@ from app import audit
 from app.core.backup import find_backup, free_backup_id, prune, usable_backup_folders, verify_backup
 from app.core.workspace import Environment
 from app.extensions import db
+from app.guards import refuse_outside_open_run
 from app.models import ACTIVE_JOB_STATES, OPEN_RUN, Job, Run
 from app.runner import create_job, launch
 
@@ -26,6 +27,7 @@ def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> 
 
 def start_restore(env: Environment, backup_id: str, operator: str) -> Job:
     find_backup(env.backup_dirs, env.database.name, backup_id)  # a bad or unknown id fails here, before any job
+    refuse_outside_open_run(env.name, "restore", operator)
     return launch(create_job("restore", env.name, operator, {"backup": backup_id}))
 
 

@@ -198,12 +198,14 @@ def backups_command(environment: str, as_json: bool):
 def restore_command(environment: str, backup_id: str, yes: bool):
     """Replace ENVIRONMENT's database with backup BACKUP_ID (verified now, app must be stopped)."""
     from app.core.backup import find_backup
+    from app.guards import refuse_outside_open_run
     from app.runner import create_job
 
     env = current_targets().environment(environment)
     if not yes:
         raise UsageError(f"Restoring replaces {env.database}; add --yes to confirm.")
     find_backup(env.backup_dirs, env.database.name, backup_id)
+    refuse_outside_open_run(env.name, "restore", cli_operator())
     job, _ = run_in_this_process(create_job("restore", env.name, cli_operator(), {"backup": backup_id}), False)
     sys.exit(0 if job.state == "passed" else 1)
 

@@ -18,6 +18,7 @@ from app.core.prep import PrepPlan, generate_prep
 from app.core.reconcile import Preflight, Reconciliation, preflight, reconcile
 from app.core.workspace import Environment
 from app.extensions import db
+from app.guards import refuse_outside_open_run, refuse_unapproved_migration
 from app.models import Job
 from app.runner import create_job, launch
 from app.targets import Targets
@@ -114,5 +115,8 @@ def start_job(kind: str, env: Environment, operator: str, explicit: list[str] | 
               targets: Targets, run_here: bool = False) -> Job:
     paths = plan_paths(targets, env, explicit)
     load_plans(paths)  # a bad plan is refused here, before a job exists
+    if kind == "migrate":
+        refuse_outside_open_run(env.name, "migrate", operator)
+        refuse_unapproved_migration(targets.workspace, env, operator)
     job = create_job(kind, env.name, operator, {"plans": [str(p) for p in paths]})
     return job if run_here else launch(job)

@@ -14,16 +14,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from app.core.backup import LOCKED_COPY, find_backup, verify_backup
+from app.core.backup import find_backup, verify_backup
+from app.core.baseline import Baseline, accept_current_state
 from app.core.checks import smoke_test
-from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
+from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch
 from app.core.inspect import inspect_database
 from app.core.liveness import health_url_check, port_check
 from app.core.migrate import apply_plan, check_rehearsal
 from app.core.processes import application_running
-from app.core.fsutil import sha256_of_file
-from app.core.snapshots import file_stamp, same_file_state
-from app.core.transaction import settle_hot_journal
+from app.core.snapshots import file_stamp
 from app.core.workspace import Environment
 from app.extensions import db
 from app.health import verify_environment
@@ -36,6 +35,8 @@ from app.tasks import check_integrity, command_task, refuse_if_application_runs,
 START_WAIT_SECONDS = 30.0
 EVIDENCE_LINES = 20
 SECRET_NAME_PARTS = ("SECRET", "TOKEN", "PASSWORD", "PASSWD", "CREDENTIAL", "KEY")
+# What to do when the target changed after this run's backup: the run cannot go on.
+ABANDON = "This run's backup and rehearsal no longer describe it: abandon this run and start a new one."
 
 
 class StepRefused(CutoverError):
@@ -123,8 +124,9 @@ def backup_step(context: JobContext) -> dict:
     env = context.environment
     if len(env.backup_dirs) < 2:
         context.emit("warning", "Only one backup folder is configured: the runbook asks for copies in two places.")
+    stamp = file_stamp(env.database)  # before the backup: a write landing during it counts as a change
     backup = take_backup(context)
-    return {**backup.to_dict(), "backup": backup.id, "stamp": file_stamp(env.database)}
+    return {**backup.to_dict(), "backup": backup.id, "stamp": stamp}
 
 
 def run_backup(context: JobContext):
@@ -159,13 +161,10 @@ def migrate_step(context: JobContext) -> dict:
     checklist, step = definition(context)
     plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step))
     backup, backup_record = _verified_run_backup(context)
-    since = f"backup {backup.id} was taken"
-    accepted = _refuse_if_changed(context, env, backup_record["stamp"], since, backup=backup)
+    baseline = _run_baseline(context, Baseline.of_backup(backup, backup_record["stamp"], remedy=ABANDON))
     _refuse_if_application_runs(context, env)
     _check_run_rehearsal(context, checklist, env)
-    # Checked again once the write lock is held: no write can slip in between.
-    unchanged = lambda: _refuse_if_changed(context, env, accepted, since)
-    return _apply(context, env, plan_set, backup.id, unchanged)
+    return _apply(context, env, plan_set, baseline)
 
 
 def hotfix_step(context: JobContext) -> dict:
@@ -178,11 +177,18 @@ def hotfix_step(context: JobContext) -> dict:
     migrated = passed_result(context.job.run_id, "migrate")
     if not migrated:
         raise StepRefused("The migrate step of this run has not passed: the hotfix comes right after it.")
-    _refuse_if_changed(context, env, migrated["stamp"], "the migration committed")
+    # The way back is still this run's backup; the file must be as the migration left it.
+    baseline = _run_baseline(context, Baseline(migrated["stamp"], backup.id, since="the migration committed",
+                                               remedy=ABANDON))
     _check_rehearsed_plans(context, checklist, env)
     _refuse_if_application_runs(context, env)
-    unchanged = lambda: _refuse_if_changed(context, env, migrated["stamp"], "the migration committed")
-    return _apply(context, env, plan_set, backup.id, unchanged)
+    return _apply(context, env, plan_set, baseline)
+
+
+def _run_baseline(context: JobContext, baseline: Baseline) -> Baseline:
+    """Refused at once when the target changed (the apply checks again under the write lock)."""
+    return accept_current_state(context.environment.database, baseline, emit=context.emit,
+                                busy_timeout=context.targets.cache.busy_timeout)
 
 
 def _verified_run_backup(context: JobContext):
@@ -194,34 +200,6 @@ def _verified_run_backup(context: JobContext):
     if not result.verified:
         raise StepRefused(f"Backup {backup.id} no longer verifies: without a sound way back nothing is migrated.")
     return backup, record
-
-
-def _refuse_if_changed(context: JobContext, env: Environment, recorded: list, since: str,
-                       backup=None) -> list:
-    """Refuse unless the target is the file as recorded; return the stamp now accepted.
-
-    An earlier attempt that was killed, cancelled or ran out of disk rolled back: its pages
-    were written back with their old bytes, so the file is the same but its mtime is new.
-    For a byte-copy backup the hashes then prove nothing changed, and the retry may go on."""
-    if same_file_state(env.database, recorded):
-        return recorded
-    if backup is not None and _rolled_back_to(context, env, recorded, backup):
-        context.emit("ok", f"✓ {env.database.name} was rewritten by a rolled-back attempt; its SHA-256 still "
-                           f"equals backup {backup.id}'s")
-        return file_stamp(env.database)
-    raise TargetChanged(f"{env.database} changed after {since}: this run's backup and rehearsal no longer "
-                        "describe it. Abandon this run and start a new one.")
-
-
-def _rolled_back_to(context: JobContext, env: Environment, recorded: list, backup) -> bool:
-    if backup.manifest is None or backup.manifest.method != LOCKED_COPY:
-        return False  # a WAL database's backup is a rewritten copy: its bytes prove nothing
-    settle_hot_journal(env.database, busy_timeout=context.targets.cache.busy_timeout)
-    (main_now, wal_now), main_then = file_stamp(env.database), recorded[0]
-    if main_now is None or main_then is None or main_now[:2] != main_then[:2] or (wal_now and wal_now[1]):
-        return False  # another file, another size, or pages waiting in a WAL
-    context.emit("info", f"{env.database.name} was touched since the backup: comparing its SHA-256 with the backup's")
-    return sha256_of_file(env.database)[1] == backup.manifest.sha256
 
 
 def _refuse_if_application_runs(context: JobContext, env: Environment) -> None:
@@ -261,10 +239,11 @@ def _check_rehearsed_plans(context: JobContext, checklist, env: Environment) -> 
     context.emit("ok", f"✓ This run's rehearsal passed for plan {every.hash[:12]}, the hotfix included")
 
 
-def _apply(context: JobContext, env: Environment, plan_set, backup_id: str, unchanged) -> dict:
+def _apply(context: JobContext, env: Environment, plan_set, baseline: Baseline) -> dict:
+    backup_id = baseline.backup_id
     try:
         applied = apply_plan(env.database, plan_set, emit=context.emit, busy_timeout=context.targets.cache.busy_timeout,
-                             precondition=unchanged)
+                             baseline=baseline)
     except MigrationFailed as failure:
         document = {"backup": backup_id, "apply": failure.result.to_dict() if failure.result else None}
         raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup_id} is verified.", document) from None

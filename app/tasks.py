@@ -12,11 +12,14 @@ from datetime import datetime
 from pathlib import Path
 
 from app.core.backup import create_backup, find_backup, verify_backup
+from app.core.baseline import Baseline
 from app.core.checks import integrity_check
 from app.core.errors import CutoverError, MigrationFailed
 from app.core.processes import application_running
 from app.core.restore import restore_backup
+from app.core.snapshots import file_stamp
 from app.core.migrate import apply_plan, rehearse
+from app.guards import refuse_outside_open_run
 from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
 from app.runner import JobContext, TaskFailed
 
@@ -154,6 +157,7 @@ def safety_folder(env) -> Path:
 
 def restore_task(context: JobContext) -> dict:
     env = context.environment
+    refuse_outside_open_run(env.name, "restore", context.job.operator)  # a run opened after this job was recorded
     backup = find_backup(env.backup_dirs, env.database.name, context.params["backup"])
     context.emit("info", f"Restoring {env.database} from backup {backup.id}.")
     result = restore_backup(
@@ -195,13 +199,17 @@ def migrate_task(context: JobContext) -> dict:
     env, plan_set = context.environment, _plans(context)
     _refuse_known_failures(context, env, plan_set)
     refuse_if_application_runs(env)
+    stamp = file_stamp(env.database)  # before the backup: a write landing during it counts as a change
     backup = create_backup(env.database, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
                            progress=context.progress, log=lambda line: context.emit("info", line))
     context.emit("ok", f"✓ Backup {backup.id} verified ({len(backup.copies)} copies): the way back is ready")
     rehearsal = _rehearsal_for(context, env, plan_set, backup.manifest.schema_fingerprint)
     try:
         applied = apply_plan(env.database, plan_set, emit=context.emit,
-                             busy_timeout=context.targets.cache.busy_timeout, rehearsal=rehearsal)
+                             busy_timeout=context.targets.cache.busy_timeout, rehearsal=rehearsal,
+                             baseline=Baseline.of_backup(backup, stamp),
+                             # A run opened while this job backed up and rehearsed owns the target now.
+                             precondition=lambda: refuse_outside_open_run(env.name, "migrate", context.job.operator))
     except MigrationFailed as failure:
         document = {"backup": backup.id, "apply": failure.result.to_dict() if failure.result else None}
         raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup.id} is verified.", document) from None

@@ -150,8 +150,10 @@ def test_migrate_refuses_a_target_written_after_the_backup(build_app, demo_dir):
 
         job = run_step(app, run, "migrate")
         assert job.state == "failed"
-        assert job.error == (f"{production(demo_dir)} changed after backup {backup_id} was taken: this run's backup "
-                             "and rehearsal no longer describe it. Abandon this run and start a new one.")
+        assert job.error == (f"{production(demo_dir)} changed after backup {backup_id} was taken: something wrote "
+                             f"to it since, and backup {backup_id} does not hold that write, so rolling back to it "
+                             "would lose it. Nothing was migrated; the write is kept. This run's backup and "
+                             "rehearsal no longer describe it: abandon this run and start a new one.")
         assert production(demo_dir).read_bytes() == before
         assert not Path(f"{production(demo_dir)}-journal").exists()
         assert run_step(app, run, "migrate").error == job.error  # a retry cannot get round it

@@ -28,9 +28,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
 from app.core.database import read_consistently, sqlite_error_reason, sqlite_uri
 from app.core.diff import diff_schemas
-from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
+from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
 from app.core.inspect import read_schema
 from app.core.plans import PlanSet, PlanStatement
@@ -173,17 +174,20 @@ def apply_plan(
     rehearsal: dict | None = None,
     label: str | None = None,
     precondition: Callable[[], None] | None = None,
+    baseline: Baseline | None = None,
 ) -> ApplyResult:
     """Apply `plan_set` to the database at `path` in one transaction; all of it or none.
 
-    `precondition` runs once the write lock is held, before anything changes: raising
-    TargetChanged there refuses the migration with no gap in which another writer could
-    slip in (the caller's check of "unchanged since the backup", say).
+    `baseline` names the backup that is the way back from this migration and the target's
+    stamp when it was taken: once the write lock is held, a target written since refuses
+    the migration (TargetChanged naming the backup), with no gap in which another writer
+    could slip in. Every apply to a real target passes one; only a rehearsal's private
+    snapshot has none. `precondition` runs under the lock too, before anything changes.
 
     Raises MigrationFailed (carrying the ApplyResult) after rolling back; RehearsalMismatch
     when `rehearsal` (a RehearsalResult.to_dict()) is not a passing rehearsal of this plan
-    on this schema; TargetChanged from `precondition`; TargetUnavailable when the file
-    cannot be opened.
+    on this schema; TargetChanged when the target changed since `baseline`; the Conflict or
+    TargetChanged `precondition` raised; TargetUnavailable when the file cannot be opened.
     """
     path = Path(path)
     run = _Run(path, plan_set, emit, label)
@@ -191,15 +195,20 @@ def apply_plan(
     run.say("info", f"Migrating {run.name}: plan {plan_set.hash[:12]}, "
                     f"{_count(statements, 'statement')} in {_count(phases, 'phase')}, "
                     "one transaction")
-    with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
-        try:
-            with immediate_transaction(connection):
-                _migrate(connection, run, rehearsal, precondition)
-        except (RehearsalMismatch, TargetChanged) as exc:
-            run.say("error", f"Refused: {exc.message}")
-            raise
-        except Exception as exc:
-            raise _migration_failed(run, connection, exc, busy_timeout) from exc
+    try:
+        if baseline is not None:
+            baseline = accept_current_state(path, baseline, emit=emit, busy_timeout=busy_timeout)
+        with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
+            try:
+                with immediate_transaction(connection):
+                    _migrate(connection, run, rehearsal, precondition, baseline)
+            except _REFUSALS:
+                raise
+            except Exception as exc:
+                raise _migration_failed(run, connection, exc, busy_timeout) from exc
+    except _REFUSALS as exc:
+        run.say("error", f"Refused: {exc.message}")
+        raise
     result = run.result(committed=True)
     counts = result.counts()
     run.say("ok", f"Committed: {counts['applied']} statements applied, {counts['skipped']} "
@@ -208,8 +217,18 @@ def apply_plan(
     return result
 
 
-def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, precondition) -> None:
+# Raised before anything changed (immediate_transaction rolled back an empty transaction):
+# the caller's refusal, passed on as it is rather than as a failed migration.
+_REFUSALS = (RehearsalMismatch, TargetChanged, Conflict)
+
+
+def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, precondition,
+             baseline: Baseline | None) -> None:
     run.say("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT")
+    if baseline is not None:
+        refuse_if_changed(run.path, baseline)
+        run.say("ok", f"✓ {run.name} is unchanged since {baseline.moment}: backup "
+                      f"{baseline.backup_id} is the way back")
     if precondition is not None:
         precondition()
     started = time.perf_counter()

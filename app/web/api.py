@@ -9,6 +9,7 @@ from app.health import verify_and_record
 from app.web.health import health_document
 from app.core.backup import list_backups
 from app.core.errors import UsageError
+from app.guards import require_typed_name
 from app.migrations import make_prep, plan_view, save_prep, start_job
 from app.runner import cancel, log_lines
 from app.runs import (abandon_run, cancel_step, create_run, get_run, list_runs, run_document, run_summary,
@@ -78,9 +79,17 @@ def verify_backup_route(name: str, backup_id: str):
 def restore_route(name: str):
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("backup"), str):
-        raise UsageError('Send {"backup": "<backup id>"} as JSON; ids are listed by GET .../backups.')
-    job = start_restore(current_targets().environment(name), body["backup"], acting_operator())
+        raise UsageError('Send {"backup": "<backup id>", "confirm": "<environment name>"} as JSON; ids are '
+                         'listed by GET .../backups.')
+    env = current_targets().environment(name)
+    require_typed_name(env, body.get("confirm"), "Restore", confirm_as_json(env))
+    job = start_restore(env, body["backup"], acting_operator())
     return jsonify(job=job.to_dict()), 202
+
+
+def confirm_as_json(env) -> str:
+    """How the API is told what the pages ask for: the environment's name, typed."""
+    return f' (send {{"confirm": "{env.name}"}} in the JSON body)'
 
 
 # --- jobs ------------------------------------------------------------------------------
@@ -127,7 +136,9 @@ def rehearse_route(name: str):
 @bp.post("/environments/<name>/migrate")
 def migrate_route(name: str):
     targets = current_targets()
-    job = start_job("migrate", targets.environment(name), acting_operator(), None, targets=targets)
+    env = targets.environment(name)
+    require_typed_name(env, json_body().get("confirm"), "Migration", confirm_as_json(env))
+    job = start_job("migrate", env, acting_operator(), None, targets=targets)
     return jsonify(job=job.to_dict()), 202
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from app.core.errors import CutoverError
+from app.core.errors import CutoverError, UsageError
 from app.extensions import db
+from app.guards import open_run, require_typed_name
 from app.migrations import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
 from app.models import Job
 from app.runner import log_lines
@@ -27,7 +28,7 @@ def index(name: str):
     return render_template(
         "migration/index.html", env=env, view=view, plan_error=plan_error, job=job,
         lines=log_lines(job.id) if job else [], rehearsal=latest_rehearsal(env),
-        prep_file=prep_path(targets, env), reference=targets.workspace.reference,
+        prep_file=prep_path(targets, env), reference=targets.workspace.reference, open_run=open_run(env.name),
     )
 
 
@@ -62,8 +63,10 @@ def rehearse(name: str):
 def migrate(name: str):
     targets = current_targets()
     env = targets.environment(name)
-    if request.form.get("confirm", "") != env.name:
-        flash(f"Migration not started: type the environment name ({env.name}) to confirm.")
+    try:
+        require_typed_name(env, request.form.get("confirm", ""), "Migration")
+    except UsageError as refusal:
+        flash(refusal.message)
         return redirect(url_for("migration.index", name=name))
     job = start_job("migrate", env, acting_operator(), None, targets=targets)
     return redirect(url_for("migration.index", name=name, job=job.id))

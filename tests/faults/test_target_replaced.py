@@ -73,7 +73,8 @@ def setup(tmp_path):
 def assert_refused(app, run, job, target: Path, replacement_sha: str, replacement_inode: int) -> None:
     assert job.state == "failed", job.error
     assert job.error.startswith(f"{target} changed after backup "), job.error
-    assert job.error.endswith("this run's backup and rehearsal no longer describe it. Abandon this run and "
+    assert "Nothing was migrated" in job.error, job.error
+    assert job.error.endswith("This run's backup and rehearsal no longer describe it: abandon this run and "
                               "start a new one."), job.error
     assert sha256(target) == replacement_sha
     assert os.stat(target).st_ino == replacement_inode

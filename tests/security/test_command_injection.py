@@ -108,7 +108,7 @@ def test_request_values_are_inert(armed, api_headers):
             for action in ("start", "signoff", "cancel"):
                 response = client.post(f"/api/v1/runs/{run_id}/steps/{step}/{action}", headers=api_headers, json={})
                 assert response.status_code == 404, (step, action)
-        response = client.post("/api/v1/environments/production/restore", headers=api_headers, json={"backup": bad})
+        response = client.post("/api/v1/environments/production/restore", headers=api_headers, json={"backup": bad, "confirm": "production"})
         assert response.status_code == 400
         for backup_id in (quote(bad, safe=""), quote(bad.replace("/", ""), safe="")):
             response = client.post(f"/api/v1/environments/production/backups/{backup_id}/verify", headers=api_headers)

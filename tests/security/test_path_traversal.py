@@ -161,7 +161,10 @@ def test_a_symlink_planted_in_a_backup_folder_is_never_followed(tmp_path, demo_t
     page = client.post(f"/environments/production/backups/{genuine.id}/verify", data={"csrf_token": site.token(client)},
                        follow_redirects=True).get_data(as_text=True)
     assert f"Backup {genuine.id} did NOT verify" in page
-    restore = client.post("/api/v1/environments/production/restore", headers=api_headers, json={"backup": genuine.id})
+    assert client.post(f"/api/v1/runs/{site.run_id}/abandon", headers=api_headers,
+                       json={"reason": "restoring by hand"}).status_code == 200  # an open run refuses any restore
+    restore = client.post("/api/v1/environments/production/restore", headers=api_headers,
+                          json={"backup": genuine.id, "confirm": "production"})
     assert restore.status_code == 202  # the id is well formed and listed: the job itself must refuse
     wait_for_jobs(site.app)
     from app.extensions import db

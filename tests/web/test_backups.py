@@ -82,7 +82,7 @@ def test_restore_through_the_api_brings_production_back(client, api_headers, dem
     conn.execute("DELETE FROM metric_values")
     conn.commit()
     conn.close()
-    response = client.post("/api/v1/environments/production/restore", json={"backup": backup_id}, headers=api_headers)
+    response = client.post("/api/v1/environments/production/restore", json={"backup": backup_id, "confirm": "production"}, headers=api_headers)
     assert response.status_code == 202
     done = wait_for_job(client, api_headers, response.get_json()["job"]["id"])
     assert done["job"]["state"] == "passed", done
@@ -94,7 +94,7 @@ def test_restore_through_the_api_brings_production_back(client, api_headers, dem
 @pytest.mark.parametrize("bad_id", ["../../etc/passwd", "/etc/passwd", "20260101_000000/../x", "x\x00y", "..\\..\\x"])
 def test_restore_with_a_bad_id_is_refused_before_any_job(app, client, api_headers, bad_id, demo_dir):
     before = (demo_dir / "goals.db").read_bytes()
-    response = client.post("/api/v1/environments/production/restore", json={"backup": bad_id}, headers=api_headers)
+    response = client.post("/api/v1/environments/production/restore", json={"backup": bad_id, "confirm": "production"}, headers=api_headers)
     assert response.status_code in (400, 404)
     assert (demo_dir / "goals.db").read_bytes() == before
     with app.app_context():
@@ -122,7 +122,7 @@ def test_restore_is_refused_while_the_application_runs(tmp_path, demo_dir):
     before = (demo_dir / "goals.db").read_bytes()
     fake_app = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "fractal-goals-backend-marker"])
     try:
-        response = client.post("/api/v1/environments/production/restore", json={"backup": backup_id}, headers=headers)
+        response = client.post("/api/v1/environments/production/restore", json={"backup": backup_id, "confirm": "production"}, headers=headers)
         done = wait_for_job(client, headers, response.get_json()["job"]["id"])
     finally:
         fake_app.kill()

@@ -12,7 +12,7 @@ from tests.web.test_backups import wait_for_job
 
 def migrate_demo(client, headers):
     client.post("/api/v1/environments/production/prep?reference=development&save=1", headers=headers)
-    job = client.post("/api/v1/environments/production/migrate", headers=headers).get_json()["job"]
+    job = client.post("/api/v1/environments/production/migrate", headers=headers, json={"confirm": "production"}).get_json()["job"]
     done = wait_for_job(client, headers, job["id"])
     assert done["job"]["state"] == "passed", done["job"]["error"]
 

@@ -24,7 +24,7 @@ def test_plan_reports_the_partial_migration_and_the_drift(client, api_headers):
 
 def test_migrate_is_refused_by_preflight_and_production_is_unchanged(client, api_headers, demo_dir):
     before = sha(demo_dir / "goals.db")
-    response = client.post("/api/v1/environments/production/migrate", headers=api_headers)
+    response = client.post("/api/v1/environments/production/migrate", headers=api_headers, json={"confirm": "production"})
     assert response.status_code == 202
     done = wait_for_job(client, api_headers, response.get_json()["job"]["id"])
     assert done["job"]["state"] == "failed"
@@ -44,7 +44,7 @@ def test_prep_then_rehearse_then_migrate(client, api_headers, demo_dir):
     assert done["job"]["state"] == "passed", done["job"]["error"]
     assert done["job"]["result"]["passed"] is True
 
-    migration = client.post("/api/v1/environments/production/migrate", headers=api_headers).get_json()
+    migration = client.post("/api/v1/environments/production/migrate", headers=api_headers, json={"confirm": "production"}).get_json()
     done = wait_for_job(client, api_headers, migration["job"]["id"])
     assert done["job"]["state"] == "passed", done["job"]["error"]
     texts = [line["text"] for line in done["lines"]]
@@ -57,7 +57,7 @@ def test_prep_then_rehearse_then_migrate(client, api_headers, demo_dir):
     listing = client.get("/api/v1/environments/production/backups", headers=api_headers).get_json()
     assert [b["status"] for b in listing["backups"]] == ["verified"]  # the migration's own backup
 
-    again = client.post("/api/v1/environments/production/migrate", headers=api_headers).get_json()
+    again = client.post("/api/v1/environments/production/migrate", headers=api_headers, json={"confirm": "production"}).get_json()
     done = wait_for_job(client, api_headers, again["job"]["id"])
     assert done["job"]["state"] == "passed"
     assert done["job"]["result"]["apply"]["counts"]["applied"] == 7  # only the idempotent data statements
@@ -71,7 +71,7 @@ def test_a_target_changed_after_its_rehearsal_is_rehearsed_again(client, api_hea
     conn.execute("CREATE TABLE hand_made (id INTEGER PRIMARY KEY)")  # someone changed production by hand
     conn.commit()
     conn.close()
-    migration = client.post("/api/v1/environments/production/migrate", headers=api_headers).get_json()
+    migration = client.post("/api/v1/environments/production/migrate", headers=api_headers, json={"confirm": "production"}).get_json()
     done = wait_for_job(client, api_headers, migration["job"]["id"])
     texts = [line["text"] for line in done["lines"]]
     assert "No passing rehearsal of this plan on this schema yet: rehearsing now." in texts
@@ -82,7 +82,7 @@ def test_a_plan_with_a_forbidden_statement_is_refused_before_any_job(app, client
     plan = demo_dir / "plans/hotfix_activity_instances.sql"
     plan.write_text(plan.read_text() + "\nPRAGMA writable_schema = ON;\n")
     before = sha(demo_dir / "goals.db")
-    response = client.post("/api/v1/environments/production/migrate", headers=api_headers)
+    response = client.post("/api/v1/environments/production/migrate", headers=api_headers, json={"confirm": "production"})
     assert response.status_code == 400
     assert "writable_schema" in response.get_json()["message"]
     assert sha(demo_dir / "goals.db") == before
