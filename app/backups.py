@@ -25,18 +25,18 @@ def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> 
 
 
 def start_restore(env: Environment, backup_id: str, operator: str) -> Job:
-    find_backup(env.backup_dirs, env.database.name, backup_id)  # a bad or unknown id fails here, before any job
+    find_backup(env.backup_dirs, env.database, backup_id)  # a bad or unknown id fails here, before any job
     return launch(create_job("restore", env.name, operator, {"backup": backup_id}))
 
 
 def verify_now(env: Environment, backup_id: str, operator: str):
-    result = verify_backup(find_backup(env.backup_dirs, env.database.name, backup_id))
+    result = verify_backup(find_backup(env.backup_dirs, env.database, backup_id))
     audit.record(operator, "verify", target=f"{env.name}/{backup_id}", result="ok" if result.verified else "failed")
     return result
 
 
 def prune_backups(env: Environment, operator: str) -> list:
-    removed = prune(env.backup_dirs, env.database.name, keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
+    removed = prune(env.backup_dirs, env.database, keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
                     protected_ids=protected_backup_ids(env))
     audit.record(operator, "prune", target=env.name, detail=", ".join(b.id for b in removed))
     return removed

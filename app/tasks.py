@@ -134,7 +134,7 @@ def take_backup(context: JobContext, moment: datetime | None = None):
 
 def verify_task(context: JobContext) -> dict:
     env = context.environment
-    backup = find_backup(env.backup_dirs, env.database.name, context.params["backup"])
+    backup = find_backup(env.backup_dirs, env.database, context.params["backup"])
     result = verify_backup(backup)
     for check in result.copies:
         context.emit("ok" if check.ok else "error", f"{'✓' if check.ok else '✗'} {check.path}: {check.reason}")
@@ -154,7 +154,7 @@ def safety_folder(env) -> Path:
 
 def restore_task(context: JobContext) -> dict:
     env = context.environment
-    backup = find_backup(env.backup_dirs, env.database.name, context.params["backup"])
+    backup = find_backup(env.backup_dirs, env.database, context.params["backup"])
     context.emit("info", f"Restoring {env.database} from backup {backup.id}.")
     result = restore_backup(
         env.database, backup, safety_dir=safety_folder(env),
