@@ -196,6 +196,8 @@ class MonitorWindow(db.Model):
     started_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), default="active")  # active | finished | stopped
+    # Why it was stopped, when not by an operator's click: e.g. a restore replaced the database it watched.
+    end_reason: Mapped[str] = mapped_column(Text, default="")
     baseline: Mapped[str] = mapped_column(Text, default="{}")  # facts at the start, JSON
     log_offset: Mapped[int] = mapped_column(default=0)
 
@@ -222,3 +224,42 @@ class HealthSample(db.Model):
     state: Mapped[str] = mapped_column(String(16))  # running | passed | failed | missed
     results: Mapped[str] = mapped_column(Text, default="[]")
     measurements: Mapped[str] = mapped_column(Text, default="{}")
+
+
+# Columns added to existing tables since a state database could first be created: create_all
+# creates missing tables but never alters one, so an older database gets them here, each with
+# the value its old rows mean.
+ADDED_COLUMNS = (
+    ("monitor_window", "end_reason", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def upgrade_state_database() -> list[str]:
+    """Add what ADDED_COLUMNS lists and an older state database lacks; returns "table.column"s added.
+
+    Several processes may start at once (the server and a job's worker): one that finds the
+    column added meanwhile by another goes on."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import OperationalError
+
+    from app.core.sql import quote_identifier
+
+    added = []
+    for table, column, definition in ADDED_COLUMNS:
+        if _has_column(inspect(db.engine), table, column):
+            continue
+        try:
+            with db.engine.begin() as connection:
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {quote_identifier(table)} ADD COLUMN {quote_identifier(column)} {definition}")
+        except OperationalError:
+            if not _has_column(inspect(db.engine), table, column):
+                raise
+            continue
+        added.append(f"{table}.{column}")
+    return added
+
+
+def _has_column(inspector, table: str, column: str) -> bool:
+    inspector.clear_cache()
+    return column in {info["name"] for info in inspector.get_columns(table)}

@@ -18,6 +18,7 @@ from app.core.processes import application_running
 from app.core.restore import restore_backup
 from app.core.migrate import apply_plan, rehearse
 from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
+from app.monitor import end_watch_after_restore
 from app.runner import JobContext, TaskFailed
 
 
@@ -163,8 +164,11 @@ def restore_task(context: JobContext) -> dict:
     )
     for note in result.notes:
         context.emit("warning", note)
+    ended = end_watch_after_restore(env, context.job.operator, backup.id)
+    if ended is not None:
+        context.emit("warning", f"Monitoring window {ended.id} stopped: {ended.end_reason}")
     context.emit("ok", f"✓ {env.name} restored from {backup.id}; safety copy kept: {', '.join(result.safety_copies) or 'none'}")
-    return result.to_dict()
+    return {**result.to_dict(), "monitoring_stopped": ended.id if ended else None}
 
 
 def _plans(context: JobContext):
