@@ -6,10 +6,12 @@ from datetime import datetime, timezone
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import String, Text, event
+from sqlalchemy import String, Text, event, inspect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, with_loader_criteria
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.core.sql import quote_identifier
 from app.extensions import db
 
 
@@ -293,19 +295,16 @@ def upgrade_state_database() -> list[str]:
 
 
 def _add_column(table: str, column: str, definition: str, fill) -> bool:
-    from sqlalchemy.exc import OperationalError
-
-    from app.core.sql import quote_identifier
-
     if _has_column(table, column):
         return False
+    value = fill() if fill is not None else None
     try:
         with db.engine.begin() as connection:
             connection.exec_driver_sql(
                 f"ALTER TABLE {quote_identifier(table)} ADD COLUMN {quote_identifier(column)} {definition}")
-            if fill is not None and fill() is not None:
-                connection.exec_driver_sql(
-                    f"UPDATE {quote_identifier(table)} SET {quote_identifier(column)} = ?", (fill(),))
+            if value is not None:
+                connection.execute(db.text(
+                    f"UPDATE {quote_identifier(table)} SET {quote_identifier(column)} = :value"), {"value": value})
     except OperationalError:
         if not _has_column(table, column):
             raise
@@ -314,32 +313,30 @@ def _add_column(table: str, column: str, definition: str, fill) -> bool:
 
 
 def _replace_indexes() -> list[str]:
-    from sqlalchemy import inspect
-    from sqlalchemy.exc import OperationalError
-
-    from app.core.sql import quote_identifier
-
+    """Every index the models declare exists (the new one first, so a uniqueness rule never
+    lapses), then the indexes they replaced are dropped."""
     changed = []
-    for model in (Job, Run):
-        present = {index["name"] for index in inspect(db.engine).get_indexes(model.__tablename__)}
-        for old in REPLACED_INDEXES:
-            if old in present:
-                with db.engine.begin() as connection:
-                    connection.exec_driver_sql(f"DROP INDEX IF EXISTS {quote_identifier(old)}")
-                changed.append(old)
-        for index in model.__table__.indexes:
-            if index.name not in present:
+    for table in db.metadata.sorted_tables:
+        for index in table.indexes:
+            if index.name not in _index_names(table.name):
                 try:
                     index.create(db.engine, checkfirst=True)
                 except OperationalError:
-                    if index.name not in {i["name"] for i in inspect(db.engine).get_indexes(model.__tablename__)}:
+                    if index.name not in _index_names(table.name):
                         raise
                     continue
                 changed.append(index.name)
+        for old in REPLACED_INDEXES:
+            if old in _index_names(table.name):
+                with db.engine.begin() as connection:
+                    connection.exec_driver_sql(f"DROP INDEX IF EXISTS {quote_identifier(old)}")
+                changed.append(old)
     return changed
 
 
-def _has_column(table: str, column: str) -> bool:
-    from sqlalchemy import inspect
+def _index_names(table: str) -> set[str]:
+    return {index["name"] for index in inspect(db.engine).get_indexes(table)}
 
+
+def _has_column(table: str, column: str) -> bool:
     return column in {info["name"] for info in inspect(db.engine).get_columns(table)}

@@ -61,7 +61,8 @@ def test_an_older_state_database_is_upgraded_in_place_and_keeps_its_rows(tmp_pat
         assert window.workspace == workspace_key(demo_config)  # old rows are the upgrading workspace's
         assert db.session.get(Job, 1).result_document == {"backup": "20260101_000000"}
         assert upgrade_state_database() == []  # already done: nothing changes twice
-    assert {"one_active_job_per_workspace_environment", "one_open_run_per_workspace_environment"} <= indexes(state)
+    assert {"one_active_job_per_workspace_environment", "one_open_run_per_workspace_environment",
+            "ix_job_workspace", "ix_run_workspace", "ix_monitor_window_workspace"} <= indexes(state)
     assert not {"one_active_job_per_environment", "one_open_run_per_environment"} & indexes(state)
     client = app.test_client()
     log_in(client)
