@@ -12,7 +12,7 @@ from app import audit
 from app.core.backup import find_backup, free_backup_id, prune, usable_backup_folders, verify_backup
 from app.core.workspace import Environment
 from app.extensions import db
-from app.models import ACTIVE_JOB_STATES, OPEN_RUN, Job, Run
+from app.models import ACTIVE_JOB_STATES, ALL_WORKSPACES, OPEN_RUN, Job, Run
 from app.runner import create_job, launch
 
 
@@ -44,12 +44,17 @@ def prune_backups(env: Environment, operator: str) -> list:
 
 def protected_backup_ids(env: Environment) -> set[str]:
     """Backups that unfinished work relies on: a restore in progress reads its backup, and
-    an open checklist run's backup is its way back."""
+    an open checklist run's backup is its way back.
+
+    Looked up in every workspace: the work may be recorded under another identity of this
+    workspace (its folder was moved since), and keeping another workspace's namesake backup
+    by mistake costs only disk space."""
     active = db.session.scalars(
         select(Job).where(Job.environment == env.name, Job.state.in_(ACTIVE_JOB_STATES), Job.kind == "restore")
-    )
+        .execution_options(**{ALL_WORKSPACES: True}))
     protected = {json.loads(job.params).get("backup") for job in active}
     run_backups = db.session.scalars(
         select(Job).join(Run, Job.run_id == Run.id).where(
-            Run.environment == env.name, Run.status == OPEN_RUN, Job.kind == "backup", Job.state == "passed"))
+            Run.environment == env.name, Run.status == OPEN_RUN, Job.kind == "backup", Job.state == "passed")
+        .execution_options(**{ALL_WORKSPACES: True}))
     return protected | {job.result_document.get("backup") for job in run_backups}

@@ -49,10 +49,17 @@ class WorkspaceScoped:
         return mapped_column(String(1024), default=lambda: current_workspace() or "", index=True)
 
 
+# Execution option of a query that must see every workspace's rows (a protection that errs on
+# the side of keeping things): statement.execution_options(ALL_WORKSPACES=True).
+ALL_WORKSPACES = "all_workspaces"
+
+
 @event.listens_for(db.session, "do_orm_execute")
 def _only_this_workspace(state) -> None:
     workspace = current_workspace()
-    if workspace is not None and state.is_select and not state.is_column_load and not state.is_relationship_load:
+    if workspace is None or state.execution_options.get(ALL_WORKSPACES):
+        return
+    if state.is_select and not state.is_column_load and not state.is_relationship_load:
         state.statement = state.statement.options(with_loader_criteria(
             WorkspaceScoped, lambda cls: cls.workspace == workspace, include_aliases=True))
 

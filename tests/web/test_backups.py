@@ -247,3 +247,33 @@ def test_namesake_environments_sharing_a_folder_see_and_prune_only_their_own(tmp
     assert [backup["id"] for backup in listed] == made["b"][:1]
     with app.app_context():
         db.engine.dispose()
+
+
+def test_work_recorded_under_another_workspace_identity_still_protects_its_backup(tmp_path, demo_dir):
+    """The same workspace after its folder moved has another identity: the open run it left
+    must still keep its backup from being pruned (keeping too much only costs disk space)."""
+    import json
+    import shutil
+
+    from app.backups import protected_backup_ids
+    from app.models import Run
+    from app.targets import current_targets
+    from tests.conftest import make_app
+
+    before = make_app(tmp_path, demo_dir / "cutover.toml")
+    with before.app_context():
+        run = Run(environment="production", created_by="admin", checklist="[]")
+        db.session.add(run)
+        db.session.commit()
+        db.session.add(Job(kind="backup", environment="production", operator="admin", state="passed",
+                           run_id=run.id, step="backup", result=json.dumps({"backup": "20260101_000000"})))
+        db.session.commit()
+    shutil.copytree(demo_dir, tmp_path / "moved")
+    moved = make_app(tmp_path, tmp_path / "moved" / "cutover.toml")
+    with moved.app_context():
+        assert db.session.query(Run).count() == 0  # the moved workspace's own history is empty
+        assert "20260101_000000" in protected_backup_ids(current_targets().environment("production"))
+        assert protected_backup_ids(current_targets().environment("development")) == set()
+    for app in (before, moved):
+        with app.app_context():
+            db.engine.dispose()
