@@ -1048,7 +1048,7 @@ def _assemble(database: Path, backup_id: str, item: _Found) -> Backup | None:
                 f"{', '.join(map(str, unknown.copies))}: no manifest says which database this was "
                 "taken from; it is not counted as part of this backup and is left alone")
         return _backup_of(database.name, backup_id, own, [readable[p] for p in own.manifests if p in readable])
-    if unknown.copies or unknown.manifests:
+    if unknown.copies or unknown.manifests or unknown.problems:  # a planted symlink is shown too
         unknown.problems.append(
             "no readable manifest says which database this was taken from (another database "
             f"named {database.name} may share the folder): it is listed, never pruned")

@@ -416,3 +416,17 @@ def test_a_namesakes_copy_under_the_same_id_is_not_part_of_the_backup(namesakes,
     assert [(backup.id, backup.copies) for backup in deleted] == [(b_backup.id, b_backup.copies)]
     assert [backup.id for backup in list_backups([shared, only_a], b)] == [b_newer.id]
     assert _states(only_a, a_backup) == a_before
+
+
+def test_a_symlink_named_like_a_backup_is_listed_as_a_problem_and_never_followed(source, folders, tmp_path):
+    outside = tmp_path / "outside.db"
+    outside.write_bytes(source.read_bytes())
+    (folders[0] / "goals.db.backup_20250101_000000").symlink_to(outside)
+    before = file_state(outside)
+
+    [listed] = list_backups(folders, source)
+
+    assert (listed.id, listed.status, listed.attributed, listed.copies) == ("20250101_000000", "incomplete", False, ())
+    assert f"{folders[0] / 'goals.db.backup_20250101_000000'} is a symbolic link" in listed.problems[0]
+    assert prune(folders, source, keep_days=30, now=NOON) == []
+    assert file_state(outside) == before and os.path.islink(folders[0] / "goals.db.backup_20250101_000000")
