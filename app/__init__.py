@@ -45,6 +45,7 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     csrf.init_app(app)
 
     from app import auth_setup, cli, security, targets
+    from app.models import upgrade_state_database
     from app.web import register_blueprints
     from app.web.errors import register_error_handlers
 
@@ -55,6 +56,7 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     cli.init_app(app)
     with app.app_context(), _state_database_errors(app):
         db.create_all()
+        upgrade_state_database()
         auth_setup.ensure_first_operator(app)
         if not app.config.get("CUTOVER_IS_WORKER"):
             from app.runner import reconcile_jobs

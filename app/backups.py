@@ -13,7 +13,7 @@ from app.core.backup import find_backup, free_backup_id, prune, usable_backup_fo
 from app.core.workspace import Environment
 from app.extensions import db
 from app.guards import refuse_outside_open_run
-from app.models import ACTIVE_JOB_STATES, OPEN_RUN, Job, Run
+from app.models import ACTIVE_JOB_STATES, ALL_WORKSPACES, OPEN_RUN, Job, Run
 from app.runner import create_job, launch
 
 
@@ -26,19 +26,19 @@ def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> 
 
 
 def start_restore(env: Environment, backup_id: str, operator: str) -> Job:
-    find_backup(env.backup_dirs, env.database.name, backup_id)  # a bad or unknown id fails here, before any job
+    find_backup(env.backup_dirs, env.database, backup_id)  # a bad or unknown id fails here, before any job
     refuse_outside_open_run(env.name, "restore", operator)
     return launch(create_job("restore", env.name, operator, {"backup": backup_id}))
 
 
 def verify_now(env: Environment, backup_id: str, operator: str):
-    result = verify_backup(find_backup(env.backup_dirs, env.database.name, backup_id))
+    result = verify_backup(find_backup(env.backup_dirs, env.database, backup_id))
     audit.record(operator, "verify", target=f"{env.name}/{backup_id}", result="ok" if result.verified else "failed")
     return result
 
 
 def prune_backups(env: Environment, operator: str) -> list:
-    removed = prune(env.backup_dirs, env.database.name, keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
+    removed = prune(env.backup_dirs, env.database, keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
                     protected_ids=protected_backup_ids(env))
     audit.record(operator, "prune", target=env.name, detail=", ".join(b.id for b in removed))
     return removed
@@ -46,12 +46,17 @@ def prune_backups(env: Environment, operator: str) -> list:
 
 def protected_backup_ids(env: Environment) -> set[str]:
     """Backups that unfinished work relies on: a restore in progress reads its backup, and
-    an open checklist run's backup is its way back."""
+    an open checklist run's backup is its way back.
+
+    Looked up in every workspace: the work may be recorded under another identity of this
+    workspace (its folder was moved since), and keeping another workspace's namesake backup
+    by mistake costs only disk space."""
     active = db.session.scalars(
         select(Job).where(Job.environment == env.name, Job.state.in_(ACTIVE_JOB_STATES), Job.kind == "restore")
-    )
+        .execution_options(**{ALL_WORKSPACES: True}))
     protected = {json.loads(job.params).get("backup") for job in active}
     run_backups = db.session.scalars(
         select(Job).join(Run, Job.run_id == Run.id).where(
-            Run.environment == env.name, Run.status == OPEN_RUN, Job.kind == "backup", Job.state == "passed"))
+            Run.environment == env.name, Run.status == OPEN_RUN, Job.kind == "backup", Job.state == "passed")
+        .execution_options(**{ALL_WORKSPACES: True}))
     return protected | {job.result_document.get("backup") for job in run_backups}

@@ -48,7 +48,7 @@ def pre_migration_baseline(env: Environment, busy_timeout: float) -> Baseline:
         return Baseline(notes=["no migration recorded: foreign-key violations fail, no row-count ledger"])
     backup_id = json.loads(job.result or "{}").get("backup")
     try:
-        backup = find_backup(env.backup_dirs, env.database.name, backup_id)
+        backup = find_backup(env.backup_dirs, env.database, backup_id)
     except CutoverError as error:
         return Baseline(notes=[f"pre-migration backup {backup_id} unavailable: {error.message}"])
     return Baseline(backup, _violations_of(backup, busy_timeout), [f"baseline: backup {backup.id} (job {job.id})"])

@@ -1,18 +1,67 @@
 """The dashboard's own state. A target database is never a model or a bind: core reaches it by path."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
+from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import String, Text, event, inspect
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column, with_loader_criteria
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.core.sql import quote_identifier
 from app.extensions import db
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def workspace_key(config_path) -> str:
+    """A workspace's identity: the real path of its cutover.toml. Environment names repeat
+    across workspaces (every one has a "production"), so the dashboard's state about an
+    environment (jobs, runs, monitoring windows) is kept per workspace."""
+    return os.path.realpath(config_path)
+
+
+def current_workspace() -> str | None:
+    """The workspace this app serves, or None outside an app (or before its workspace is loaded)."""
+    if not has_app_context():
+        return None
+    extensions = current_app.extensions
+    if "cutover.workspace" not in extensions:
+        targets = extensions.get("cutover.targets")
+        if targets is None:
+            return None
+        extensions["cutover.workspace"] = workspace_key(targets.workspace.config_path)
+    return extensions["cutover.workspace"]
+
+
+class WorkspaceScoped:
+    """Rows about an environment of one workspace: stamped with it when written, and every
+    ORM query in an app sees only its own workspace's rows (see _only_this_workspace), so two
+    workspaces sharing a state database never read each other's history as their own."""
+
+    @declared_attr
+    def workspace(cls) -> Mapped[str]:
+        return mapped_column(String(1024), default=lambda: current_workspace() or "", index=True)
+
+
+# Execution option of a query that must see every workspace's rows (a protection that errs on
+# the side of keeping things): statement.execution_options(ALL_WORKSPACES=True).
+ALL_WORKSPACES = "all_workspaces"
+
+
+@event.listens_for(db.session, "do_orm_execute")
+def _only_this_workspace(state) -> None:
+    workspace = current_workspace()
+    if workspace is None or state.execution_options.get(ALL_WORKSPACES):
+        return
+    if state.is_select and not state.is_column_load and not state.is_relationship_load:
+        state.statement = state.statement.options(with_loader_criteria(
+            WorkspaceScoped, lambda cls: cls.workspace == workspace, include_aliases=True))
 
 
 class Operator(UserMixin, db.Model):
@@ -50,7 +99,7 @@ class AuditEntry(db.Model):
 ACTIVE_JOB_STATES = ("queued", "running")
 
 
-class Job(db.Model):
+class Job(WorkspaceScoped, db.Model):
     """One operation on one environment (backup, verify, restore, rehearse, migrate, ...).
 
     It runs in a child process so a closed browser or a restarted dashboard does not stop
@@ -59,7 +108,7 @@ class Job(db.Model):
     """
 
     __table_args__ = (
-        db.Index("one_active_job_per_environment", "environment", unique=True,
+        db.Index("one_active_job_per_workspace_environment", "workspace", "environment", unique=True,
                  sqlite_where=db.text("state IN ('queued', 'running')")),
     )
 
@@ -136,7 +185,7 @@ class LogLine(db.Model):
 OPEN_RUN = "open"
 
 
-class Run(db.Model):
+class Run(WorkspaceScoped, db.Model):
     """One pass of the checklist against one environment.
 
     The step definitions are copied in at creation, so editing cutover.toml never changes a
@@ -145,7 +194,7 @@ class Run(db.Model):
     """
 
     __table_args__ = (
-        db.Index("one_open_run_per_environment", "environment", unique=True,
+        db.Index("one_open_run_per_workspace_environment", "workspace", "environment", unique=True,
                  sqlite_where=db.text("status = 'open'")),
     )
 
@@ -181,7 +230,7 @@ def iso_time(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="milliseconds") + "Z" if moment else None
 
 
-class MonitorWindow(db.Model):
+class MonitorWindow(WorkspaceScoped, db.Model):
     """A watch over one environment after a migration (24 hours by default).
 
     Ticks are numbered from the start (tick k is due at started_at + k * interval), so a
@@ -196,6 +245,8 @@ class MonitorWindow(db.Model):
     started_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text, default="")
     state: Mapped[str] = mapped_column(String(16), default="active")  # active | finished | stopped
+    # Why it was stopped, when not by an operator's click: e.g. a restore replaced the database it watched.
+    end_reason: Mapped[str] = mapped_column(Text, default="")
     baseline: Mapped[str] = mapped_column(Text, default="{}")  # facts at the start, JSON
     log_offset: Mapped[int] = mapped_column(default=0)
 
@@ -222,3 +273,77 @@ class HealthSample(db.Model):
     state: Mapped[str] = mapped_column(String(16))  # running | passed | failed | missed
     results: Mapped[str] = mapped_column(Text, default="[]")
     measurements: Mapped[str] = mapped_column(Text, default="{}")
+
+
+# Columns added to existing tables since a state database could first be created: create_all
+# creates missing tables but never alters one, so an older database gets them here, each with
+# the value its old rows mean. Old rows about environments are the workspace's that upgrades
+# them: the only one that can have written them, unless the database was already shared.
+ADDED_COLUMNS = (
+    ("monitor_window", "end_reason", "TEXT NOT NULL DEFAULT ''", None),
+    ("job", "workspace", "VARCHAR(1024) NOT NULL DEFAULT ''", current_workspace),
+    ("run", "workspace", "VARCHAR(1024) NOT NULL DEFAULT ''", current_workspace),
+    ("monitor_window", "workspace", "VARCHAR(1024) NOT NULL DEFAULT ''", current_workspace),
+)
+# Indexes replaced by the per-workspace ones above.
+REPLACED_INDEXES = ("one_active_job_per_environment", "one_open_run_per_environment")
+
+
+def upgrade_state_database() -> list[str]:
+    """Bring an older state database up to the models: add the columns it lacks (filling old
+    rows), then swap the per-environment unique indexes for per-workspace ones. Returns what
+    changed ("table.column", "index name"); running it again changes nothing.
+
+    Several processes may start at once (the server and a job's worker): a step another one
+    finished meanwhile is not an error."""
+    changed = [f"{table}.{column}" for table, column, definition, fill in ADDED_COLUMNS
+               if _add_column(table, column, definition, fill)]
+    return changed + _replace_indexes()
+
+
+def _add_column(table: str, column: str, definition: str, fill) -> bool:
+    if _has_column(table, column):
+        return False
+    value = fill() if fill is not None else None
+    try:
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql(
+                f"ALTER TABLE {quote_identifier(table)} ADD COLUMN {quote_identifier(column)} {definition}")
+            if value is not None:
+                connection.execute(db.text(
+                    f"UPDATE {quote_identifier(table)} SET {quote_identifier(column)} = :value"), {"value": value})
+    except OperationalError:
+        if not _has_column(table, column):
+            raise
+        return False
+    return True
+
+
+def _replace_indexes() -> list[str]:
+    """Every index the models declare exists (the new one first, so a uniqueness rule never
+    lapses), then the indexes they replaced are dropped."""
+    changed = []
+    for table in db.metadata.sorted_tables:
+        for index in table.indexes:
+            if index.name not in _index_names(table.name):
+                try:
+                    index.create(db.engine, checkfirst=True)
+                except OperationalError:
+                    if index.name not in _index_names(table.name):
+                        raise
+                    continue
+                changed.append(index.name)
+        for old in REPLACED_INDEXES:
+            if old in _index_names(table.name):
+                with db.engine.begin() as connection:
+                    connection.exec_driver_sql(f"DROP INDEX IF EXISTS {quote_identifier(old)}")
+                changed.append(old)
+    return changed
+
+
+def _index_names(table: str) -> set[str]:
+    return {index["name"] for index in inspect(db.engine).get_indexes(table)}
+
+
+def _has_column(table: str, column: str) -> bool:
+    return column in {info["name"] for info in inspect(db.engine).get_columns(table)}

@@ -66,13 +66,26 @@ def _baseline(env: Environment, busy_timeout: float) -> dict:
     return {"new_rows": capture_baseline(env.database, busy_timeout=busy_timeout), "fk_violations": violations}
 
 
-def stop_window(window: MonitorWindow, operator: str) -> MonitorWindow:
+def stop_window(window: MonitorWindow, operator: str, reason: str = "") -> MonitorWindow:
     if window.state != "active":
         raise Conflict(f"Window {window.id} is {window.state}; only an active window can be stopped.")
-    window.state = "stopped"
+    window.state, window.end_reason = "stopped", reason
     db.session.commit()
-    audit.record(operator, "monitor-stop", target=window.environment, detail=f"window {window.id}")
+    audit.record(operator, "monitor-stop", target=window.environment,
+                 detail=f"window {window.id}" + (f": {reason}" if reason else ""))
     return window
+
+
+def end_watch_after_restore(env: Environment, operator: str, backup_id: str) -> MonitorWindow | None:
+    """A restore replaced the database the active window watches: its baseline and its ticks
+    describe the file that is gone, so every tick from now on would alarm about the rollback
+    itself. The window is stopped, saying why; start a new one to watch the restored database."""
+    window = active_window(env.name)
+    if window is None:
+        return None
+    reason = (f"{env.name} was restored from backup {backup_id}: the window watched the database "
+              "that was replaced. Start a new window to watch the restored one.")
+    return stop_window(window, operator, reason)
 
 
 def due_ticks(window: MonitorWindow, now: datetime) -> list[int]:
@@ -148,6 +161,7 @@ def window_summary(window: MonitorWindow) -> dict:
         "id": window.id, "environment": window.environment, "state": window.state,
         "started_at": window.started_at.isoformat() + "Z", "ends_at": window.ends_at.isoformat() + "Z",
         "interval_seconds": window.interval_seconds, "started_by": window.started_by, "reason": window.reason,
+        "end_reason": window.end_reason or None,
         "ticks": window.last_tick + 1, "counts": counts,
         "clean": window.state == "finished" and counts["failed"] == 0 and counts["passed"] > 0,
     }

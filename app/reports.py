@@ -135,7 +135,7 @@ def _backup_facts(env, run: Run) -> dict | None:
              "created_at": manifest.get("created_at"), "method": manifest.get("method"),
              "copies": record.get("copies", []), "status_now": None}
     try:
-        facts["status_now"] = find_backup(env.backup_dirs, env.database.name, record["backup"]).status
+        facts["status_now"] = find_backup(env.backup_dirs, env.database, record["backup"]).status
     except CutoverError as error:
         facts["status_now"] = f"unavailable: {error.message}"
     return facts
@@ -166,7 +166,7 @@ def _backup_copy(env, run: Run):
     if not record:
         return None
     try:
-        backup = find_backup(env.backup_dirs, env.database.name, record["backup"])
+        backup = find_backup(env.backup_dirs, env.database, record["backup"])
     except CutoverError:
         return None
     return backup.copies[0] if backup.copies else None

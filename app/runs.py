@@ -280,7 +280,8 @@ def _derive_monitoring(view: StepView) -> None:
         view.state = "monitoring"
         view.reason = f"Watching until {view.window.ends_at:%Y-%m-%d %H:%M} UTC: {summary['counts']['passed']} tick(s) passed, {summary['counts']['failed']} failed."
     elif not summary["clean"]:
-        why = "it was stopped" if view.window.state == "stopped" else f"{summary['counts']['failed']} tick(s) failed"
+        why = (f"it was stopped{': ' + view.window.end_reason if view.window.end_reason else ''}"
+               if view.window.state == "stopped" else f"{summary['counts']['failed']} tick(s) failed")
         view.state, view.reason = "failed", f"The monitoring window did not end clean: {why}."
     else:
         view.state = "passed"

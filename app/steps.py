@@ -134,7 +134,7 @@ def run_backup(context: JobContext):
     if not record:
         raise StepRefused("This run has no passed backup step.")
     env = context.environment
-    return find_backup(env.backup_dirs, env.database.name, record["backup"]), record
+    return find_backup(env.backup_dirs, env.database, record["backup"]), record
 
 
 def integrity_step(context: JobContext) -> dict:

@@ -21,6 +21,7 @@ from app.core.snapshots import file_stamp
 from app.core.migrate import apply_plan, rehearse
 from app.guards import refuse_outside_open_run
 from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
+from app.monitor import end_watch_after_restore
 from app.runner import JobContext, TaskFailed
 
 
@@ -137,7 +138,7 @@ def take_backup(context: JobContext, moment: datetime | None = None):
 
 def verify_task(context: JobContext) -> dict:
     env = context.environment
-    backup = find_backup(env.backup_dirs, env.database.name, context.params["backup"])
+    backup = find_backup(env.backup_dirs, env.database, context.params["backup"])
     result = verify_backup(backup)
     for check in result.copies:
         context.emit("ok" if check.ok else "error", f"{'✓' if check.ok else '✗'} {check.path}: {check.reason}")
@@ -158,7 +159,7 @@ def safety_folder(env) -> Path:
 def restore_task(context: JobContext) -> dict:
     env = context.environment
     refuse_outside_open_run(env.name, "restore", context.job.operator)  # a run opened after this job was recorded
-    backup = find_backup(env.backup_dirs, env.database.name, context.params["backup"])
+    backup = find_backup(env.backup_dirs, env.database, context.params["backup"])
     context.emit("info", f"Restoring {env.database} from backup {backup.id}.")
     result = restore_backup(
         env.database, backup, safety_dir=safety_folder(env),
@@ -167,8 +168,11 @@ def restore_task(context: JobContext) -> dict:
     )
     for note in result.notes:
         context.emit("warning", note)
+    ended = end_watch_after_restore(env, context.job.operator, backup.id)
+    if ended is not None:
+        context.emit("warning", f"Monitoring window {ended.id} stopped: {ended.end_reason}")
     context.emit("ok", f"✓ {env.name} restored from {backup.id}; safety copy kept: {', '.join(result.safety_copies) or 'none'}")
-    return result.to_dict()
+    return {**result.to_dict(), "monitoring_stopped": ended.id if ended else None}
 
 
 def _plans(context: JobContext):

@@ -129,3 +129,52 @@ def test_the_scheduler_thread_survives_a_restart(app):
         assert ticks == list(range(len(ticks))), "a tick is neither run nor recorded as missed"
         assert any(state == "missed" for _, state in states)
         assert states[0] == (0, "passed") and states[-1][1] == "passed"
+
+
+def test_a_restore_stops_the_window_that_watched_the_replaced_database(app, logged_in, api_headers, demo_dir):
+    """Rolling back: the window's baseline describes the file that is gone, so it must not
+    keep alarming about the restored one; the restore's log and the audit log say so."""
+    from tests.web.test_backups import take_backup, wait_for_job
+
+    backup_id, _ = take_backup(logged_in, api_headers)
+    copy_with_null_root_id(demo_dir / "goals.db", "activity_instances")  # what the failed release wrote
+    with app.app_context():
+        targets = targets_of(app)
+        window = start_window(targets, targets.environment("production"), "admin", hours=1, interval_minutes=5)
+        window_id = window.id
+        copy_with_null_root_id(demo_dir / "goals.db", "activity_instances")
+        assert tick_window(targets, window).state == "failed"
+    assert "Health check failing on <strong>production</strong>" in logged_in.get("/").get_data(as_text=True)
+
+    started = logged_in.post("/api/v1/environments/production/restore", json={"backup": backup_id}, headers=api_headers)
+    done = wait_for_job(logged_in, api_headers, started.get_json()["job"]["id"])
+
+    assert done["job"]["state"] == "passed", done
+    assert done["job"]["result"]["monitoring_stopped"] == window_id
+    reason = (f"production was restored from backup {backup_id}: the window watched the database that was "
+              "replaced. Start a new window to watch the restored one.")
+    assert f"Monitoring window {window_id} stopped: {reason}" in [line["text"] for line in done["lines"]]
+    assert "Health check failing" not in logged_in.get("/").get_data(as_text=True)
+    assert f"Stopped: {reason}" in logged_in.get("/environments/production/health").get_data(as_text=True)
+    with app.app_context():
+        window = db.session.get(MonitorWindow, window_id)
+        assert (window.state, window.end_reason) == ("stopped", reason)
+        assert window_summary(window)["end_reason"] == reason
+        assert tick_all(targets_of(app), now=window.started_at + timedelta(minutes=10, seconds=1)) == []
+        stop = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "monitor-stop")).one()
+        assert (stop.actor, stop.target, stop.detail) == ("api-token", "production", f"window {window_id}: {reason}")
+
+
+def test_a_restore_leaves_other_environments_windows_alone(app, api_headers):
+    from tests.web.test_backups import take_backup, wait_for_job
+
+    client = app.test_client()
+    backup_id, _ = take_backup(client, api_headers)
+    with app.app_context():
+        targets = targets_of(app)
+        window_id = start_window(targets, targets.environment("development"), "admin", hours=1).id
+    started = client.post("/api/v1/environments/production/restore", json={"backup": backup_id}, headers=api_headers)
+    done = wait_for_job(client, api_headers, started.get_json()["job"]["id"])
+    assert done["job"]["state"] == "passed" and done["job"]["result"]["monitoring_stopped"] is None
+    with app.app_context():
+        assert db.session.get(MonitorWindow, window_id).state == "active"

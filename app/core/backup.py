@@ -109,6 +109,10 @@ class Manifest:
     page_count: int
     copies: tuple[str, ...]
     verification: dict | None = None  # the latest verify_backup outcome, when recorded
+    # The source's real path (symlinks resolved) when the backup was taken: two databases
+    # may share a file name and a backup folder, so the name alone cannot say whose a backup
+    # is. Manifests written before it was recorded lack it (None).
+    source_realpath: str | None = None
     format: str = MANIFEST_FORMAT
 
     def to_dict(self) -> dict:
@@ -129,6 +133,7 @@ class Manifest:
             "page_count": self.page_count,
             "copies": list(self.copies),
             "verification": self.verification,
+            "source_realpath": self.source_realpath,
         }
 
     def to_json(self) -> bytes:
@@ -148,8 +153,11 @@ class Manifest:
         verification = data.get("verification")
         if verification is not None and not isinstance(verification, dict):
             raise ValueError("field 'verification' must be an object")
+        source_realpath = data.get("source_realpath")
+        if source_realpath is not None and not isinstance(source_realpath, str):
+            raise ValueError("field 'source_realpath' must be a path")
         values["copies"] = tuple(values["copies"])
-        return cls(**values, verification=verification)
+        return cls(**values, verification=verification, source_realpath=source_realpath)
 
 
 _MANIFEST_TYPES = {
@@ -176,6 +184,7 @@ class Backup:
     manifest: Manifest | None
     status: str
     problems: tuple[str, ...] = ()
+    attributed: bool = True
 
     @property
     def created(self) -> datetime:
@@ -200,6 +209,7 @@ class Backup:
             "copies": [str(path) for path in self.copies],
             "manifests": [str(path) for path in self.manifest_paths],
             "problems": list(self.problems),
+            "attributed": self.attributed,
             "manifest": self.manifest.to_dict() if self.manifest else None,
         }
 
@@ -719,6 +729,7 @@ def _snapshot_manifest(source, backup_id, moment, snapshot: _Snapshot, copies) -
         page_size=facts.facts.page_size,
         page_count=facts.facts.page_count,
         copies=tuple(str(copy.final) for copy in copies.copies),
+        source_realpath=os.path.realpath(source),
     )
 
 
@@ -920,28 +931,53 @@ class _Found:
     problems: list[str] = field(default_factory=list)
 
 
-def list_backups(backup_dirs: Iterable, database_name: str) -> list[Backup]:
-    """Every backup of `database_name` in the folders, newest first (cheap: no hashing).
+def list_backups(backup_dirs: Iterable, database) -> list[Backup]:
+    """Every backup of the database file `database` in the folders, newest first (cheap:
+    no hashing).
 
-    Hidden partial files are ignored; symlinks and non-files are refused (listed as
-    problems, never opened); a copy without any manifest is "unverifiable".
+    A backup belongs to `database` when its manifest says it was taken from that file
+    (belongs_to), not because its name matches: another database of the same file name
+    may share a folder. Hidden partial files are ignored; symlinks and non-files are
+    refused (listed as problems, never opened); copies no readable manifest claims are
+    listed as not attributed ("unverifiable" when no manifest is beside them).
     """
-    check_database_name(database_name)
-    found = _collect(_existing_folders(backup_dirs), database_name)
-    backups = [_assemble(database_name, backup_id, item) for backup_id, item in found.items()]
-    return sorted(backups, key=lambda backup: _id_order(backup.id), reverse=True)
+    database = _database_path(database)
+    found = _collect(_existing_folders(backup_dirs), database.name)
+    backups = [_assemble(database, backup_id, item) for backup_id, item in found.items()]
+    return sorted((b for b in backups if b is not None), key=lambda b: _id_order(b.id), reverse=True)
 
 
-def find_backup(backup_dirs: Iterable, database_name: str, backup_id) -> Backup:
-    """The backup with that id; the id is checked before any file is touched."""
+def find_backup(backup_dirs: Iterable, database, backup_id) -> Backup:
+    """`database`'s backup with that id; the id is checked before any file is touched."""
     check_backup_id(backup_id)
-    check_database_name(database_name)
+    database = _database_path(database)
     folders = _existing_folders(backup_dirs)
-    found = _collect(folders, database_name, only_id=backup_id)
-    if backup_id not in found:
+    found = _collect(folders, database.name, only_id=backup_id)
+    backup = _assemble(database, backup_id, found[backup_id]) if backup_id in found else None
+    if backup is None:
         where = ", ".join(str(folder) for folder in folders) or "no existing backup folder"
-        raise NotFound(f"No backup {backup_id} of {database_name} in {where}.", backup_id=backup_id)
-    return _assemble(database_name, backup_id, found[backup_id])
+        raise NotFound(f"No backup {backup_id} of {database} in {where}.", backup_id=backup_id)
+    return backup
+
+
+def _database_path(database) -> Path:
+    """The database file's absolute path, as create_backup records it; its name is checked
+    because backups are named after it."""
+    if not isinstance(database, (str, os.PathLike)):
+        raise UsageError(f"{database!r} is not a database file's path.", database=repr(database))
+    check_database_name(Path(database).name)
+    return Path(os.path.abspath(database))
+
+
+def belongs_to(manifest: Manifest, database) -> bool:
+    """Was this backup taken from the database file `database`?
+
+    Compared by path and by real path, never by file name. A manifest written before the
+    real path was recorded is judged by its source path (resolved now).
+    """
+    here = {os.path.abspath(database), os.path.realpath(database)}
+    recorded = {manifest.source, manifest.source_realpath or os.path.realpath(manifest.source)}
+    return bool(here & recorded)
 
 
 def _existing_folders(backup_dirs: Iterable) -> list[Path]:
@@ -983,15 +1019,58 @@ def _entries(folder: Path) -> list[os.DirEntry]:
                           directory=str(folder), reason="unreadable") from None
 
 
-def _assemble(database_name: str, backup_id: str, item: _Found) -> Backup:
-    problems = list(item.problems)
-    manifests = []
+def _assemble(database: Path, backup_id: str, item: _Found) -> Backup | None:
+    """`database`'s part of the files found under this id, or None when it has none.
+
+    A copy and a manifest belong to whoever the manifest beside the copy names; a copy
+    whose own manifest is missing or unreadable, to whoever a readable manifest lists it
+    among its copies. What nobody can be shown to own is listed, not attributed.
+    """
+    readable, unreadable = _read_manifests(item, database.name, backup_id)
+
+    def owner(copy: Path) -> bool | None:
+        beside = manifest_path(copy)
+        if beside in readable:
+            return belongs_to(readable[beside], database)
+        claims = {belongs_to(m, database) for m in readable.values() if str(copy) in m.copies}
+        return claims.pop() if len(claims) == 1 else None
+
+    def owned_by(verdict: bool | None) -> _Found:
+        return _Found(
+            copies=[copy for copy in item.copies if owner(copy) is verdict],
+            manifests=[path for path in item.manifests if owner(path.with_suffix("")) is verdict],
+            problems=list(item.problems) + [unreadable[path] for path in item.manifests
+                                            if path in unreadable and owner(path.with_suffix("")) is verdict])
+
+    own, unknown = owned_by(True), owned_by(None)
+    if own.manifests:
+        if unknown.copies:
+            own.problems.append(
+                f"{', '.join(map(str, unknown.copies))}: no manifest says which database this was "
+                "taken from; it is not counted as part of this backup and is left alone")
+        return _backup_of(database.name, backup_id, own, [readable[p] for p in own.manifests if p in readable])
+    if unknown.copies or unknown.manifests or unknown.problems:  # a planted symlink is shown too
+        unknown.problems.append(
+            "no readable manifest says which database this was taken from (another database "
+            f"named {database.name} may share the folder): it is listed, never pruned")
+        return replace(_backup_of(database.name, backup_id, unknown, []), attributed=False)
+    return None
+
+
+def _read_manifests(item: _Found, database_name: str, backup_id: str):
+    """({path: manifest} of the readable ones, {path: problem} of the others)."""
+    readable, unreadable = {}, {}
     for path in item.manifests:
         manifest, problem = _read_manifest(path, database_name, backup_id)
         if problem:
-            problems.append(problem)
+            unreadable[path] = problem
         else:
-            manifests.append(manifest)
+            readable[path] = manifest
+    return readable, unreadable
+
+
+def _backup_of(database_name: str, backup_id: str, item: _Found, manifests: list[Manifest]) -> Backup:
+    problems = list(item.problems)
     manifest = manifests[0] if manifests else None
     if any(other.sha256 != manifest.sha256 for other in manifests[1:]):
         problems.append("the manifests of this backup disagree about its SHA-256")
@@ -1052,26 +1131,29 @@ def plan_pruning(
     protected_ids: Iterable[str] = (),
     now: datetime | None = None,
 ) -> list[Backup]:
-    """Backups older than keep_days, except the newest verified one and protected ones."""
+    """Backups older than keep_days, except the newest verified one, protected ones and
+    those not attributed to the database (they may be another database's)."""
     ordered = sorted(backups, key=lambda backup: _id_order(backup.id), reverse=True)
     newest_verified = next((backup.id for backup in ordered if backup.verified), None)
     keep = set(protected_ids) | {newest_verified}
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=keep_days)
-    return [backup for backup in ordered if backup.id not in keep and backup.created < cutoff]
+    return [backup for backup in ordered
+            if backup.attributed and backup.id not in keep and backup.created < cutoff]
 
 
 def prune(
     backup_dirs: Iterable,
-    database_name: str,
+    database,
     *,
     keep_days: int = 30,
     protected_ids: Iterable[str] = (),
     now: datetime | None = None,
 ) -> list[Backup]:
-    """Delete what plan_pruning selects (copies, then manifests); returns what was deleted."""
+    """Delete what plan_pruning selects among `database`'s own backups (copies, then
+    manifests); returns what was deleted."""
     backup_dirs = list(backup_dirs)
     doomed = plan_pruning(
-        list_backups(backup_dirs, database_name),
+        list_backups(backup_dirs, database),
         keep_days=keep_days, protected_ids=protected_ids, now=now,
     )
     for backup in doomed:

@@ -37,6 +37,7 @@ from app.core.backup import (
     CopyCheck,
     Manifest,
     Log,
+    belongs_to,
     check_free_space,
     content_problems,
     folder_error,
@@ -151,7 +152,7 @@ def _check_request(target: Path, backup: Backup, allow_other_source: bool) -> Ma
     if not target.parent.is_dir():
         raise _refused(f"The folder {target.parent} does not exist.")
     source = Path(backup.manifest.source)
-    if source != target and not allow_other_source:
+    if not belongs_to(backup.manifest, target) and not allow_other_source:
         raise _refused(
             f"Backup {backup.id} was taken from {source}, not {target}. Restoring another "
             "database's backup here must be asked for explicitly.",

@@ -57,22 +57,22 @@ def test_rollback_mode_backup_is_written_to_every_folder_and_verifies(source, fo
         assert stat.S_IMODE(os.stat(folder / name).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(folder / (name + ".json")).st_mode) == 0o600
     assert file_state(source) == before  # bytes and mtime
-    assert [b.status for b in list_backups(folders, "goals.db")] == ["verified"]
+    assert [b.status for b in list_backups(folders, source)] == ["verified"]
     result = verify_backup(backup)  # checking again later gives the same answer
     assert result.verified is True
     assert [(check.path, check.ok, check.reason) for check in result.copies] == [
         (str(copy), True, "ok") for copy in backup.copies
     ]
-    assert [b.status for b in list_backups(folders, "goals.db")] == ["verified"]
+    assert [b.status for b in list_backups(folders, source)] == ["verified"]
 
 
 def test_an_unverified_backup_is_listed_as_such_until_verified(source, folders):
     backup = create_backup(source, folders, now=NOON, verify=False)
 
     assert backup.status == "unverified"
-    assert [b.status for b in list_backups(folders, "goals.db")] == ["unverified"]
+    assert [b.status for b in list_backups(folders, source)] == ["unverified"]
     assert verify_backup(backup).verified is True
-    assert [b.status for b in list_backups(folders, "goals.db")] == ["verified"]
+    assert [b.status for b in list_backups(folders, source)] == ["verified"]
 
 
 def test_the_verification_is_recorded_in_every_manifest(source, folders):
@@ -108,6 +108,7 @@ def test_manifest_records_the_snapshot(source, folders):
         "page_count": copy.stat().st_size // 4096,
         "copies": [str(path) for path in backup.copies],
         "verification": None,
+        "source_realpath": str(source.resolve()),
     }
     assert counts == manifest["row_counts"]
     assert sha256(copy) == sha256(source)  # a locked copy is byte for byte
@@ -197,7 +198,7 @@ def test_list_is_newest_first_and_ignores_partials(source, folders):
     (folders[0] / "goals.db.backup_20250301_130000").write_bytes(b"no manifest")
     (folders[0] / "other.db.backup_20250301_140000").write_bytes(b"another database")
 
-    backups = list_backups(folders, "goals.db")
+    backups = list_backups(folders, source)
 
     assert [(b.id, b.status) for b in backups] == [
         ("20250301_130000", "unverifiable"),
@@ -212,7 +213,7 @@ def test_a_missing_copy_makes_the_backup_incomplete(source, folders):
     backup = create_backup(source, folders, now=NOON)
     backup.copies[1].unlink()
 
-    listed = find_backup(folders, "goals.db", backup.id)
+    listed = find_backup(folders, source, backup.id)
 
     assert listed.status == "incomplete"
     assert listed.copies == backup.copies[:1]
@@ -228,12 +229,12 @@ def test_find_backup_returns_the_one_asked_for(source, folders):
     first = create_backup(source, folders, now=NOON)
     create_backup(source, folders, now=NOON + timedelta(hours=1))
 
-    found = find_backup(folders, "goals.db", first.id)
+    found = find_backup(folders, source, first.id)
 
     assert (found.id, found.copies, found.manifest.sha256) == (
         first.id, first.copies, first.manifest.sha256)
-    with pytest.raises(NotFound, match="No backup 20250301_120001 of goals.db"):
-        find_backup(folders, "goals.db", "20250301_120001")
+    with pytest.raises(NotFound, match=f"No backup 20250301_120001 of {source} in"):
+        find_backup(folders, source, "20250301_120001")
 
 
 class Trap(os.PathLike):
@@ -253,9 +254,9 @@ def test_bad_backup_ids_are_refused_before_any_file_is_touched(bad_id):
         find_backup([Trap()], "goals.db", bad_id)
 
 
-@pytest.mark.parametrize("bad_name", ["../goals.db", "/etc/passwd", "a\\b", "x\x00", "..", ""])
+@pytest.mark.parametrize("bad_name", ["/srv/a\\b", "x\x00", "/srv/..", "", "/", None, 7])
 def test_bad_database_names_are_refused(bad_name):
-    with pytest.raises(UsageError, match="is not a database file name"):
+    with pytest.raises(UsageError, match="is not a database file"):
         list_backups([Trap()], bad_name)
     with pytest.raises(UsageError):
         find_backup([Trap()], bad_name, "20250301_120000")
@@ -297,7 +298,7 @@ def test_prune_deletes_copies_and_manifests_of_old_backups_only(source, folders)
     old_verified = create_backup(source, folders, now=NOON - timedelta(days=40))
     recent = create_backup(source, folders, now=NOON - timedelta(days=1), verify=False)
 
-    deleted = prune(folders, "goals.db", keep_days=30, now=NOON)
+    deleted = prune(folders, source, keep_days=30, now=NOON)
 
     assert [backup.id for backup in deleted] == [oldest.id]
     for folder in folders:
@@ -305,3 +306,127 @@ def test_prune_deletes_copies_and_manifests_of_old_backups_only(source, folders)
             f"goals.db.backup_{old_verified.id}", f"goals.db.backup_{old_verified.id}.json",
             f"goals.db.backup_{recent.id}", f"goals.db.backup_{recent.id}.json",
         ]
+
+
+# --- whose backup is it -----------------------------------------------------------------
+
+
+@pytest.fixture
+def namesakes(tmp_path) -> tuple[Path, Path, Path]:
+    """Two databases called app.db in different folders, backed up into one shared folder."""
+    shared = tmp_path / "shared"
+    for folder in (shared, tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+    return make_database(tmp_path / "a" / "app.db"), make_database(tmp_path / "b" / "app.db", rows=50), shared
+
+
+def _states(folder: Path, backup: Backup) -> dict:
+    return {path.name: file_state(path) for path in (*backup.copies, *backup.manifest_paths)}
+
+
+def test_a_database_lists_and_finds_only_its_own_backups_when_a_namesake_shares_the_folder(namesakes):
+    a, b, shared = namesakes
+    a_backup = create_backup(a, [shared], now=NOON)
+    b_backup = create_backup(b, [shared], now=NOON + timedelta(hours=1))
+
+    assert [backup.id for backup in list_backups([shared], b)] == [b_backup.id]
+    assert [backup.id for backup in list_backups([shared], a)] == [a_backup.id]
+    assert find_backup([shared], a, a_backup.id).manifest.sha256 == sha256(a)
+    with pytest.raises(NotFound, match=f"No backup {a_backup.id} of {b} in"):
+        find_backup([shared], b, a_backup.id)
+
+
+def test_pruning_a_database_never_touches_a_namesakes_backups(namesakes):
+    a, b, shared = namesakes
+    a_old = create_backup(a, [shared], now=NOON - timedelta(days=60))
+    a_newest = create_backup(a, [shared], now=NOON - timedelta(days=1))
+    b_oldest = create_backup(b, [shared], now=NOON - timedelta(days=50))
+    b_old = create_backup(b, [shared], now=NOON - timedelta(days=40))
+    a_before = {**_states(shared, a_old), **_states(shared, a_newest)}
+
+    deleted = prune([shared], b, keep_days=30, now=NOON)
+
+    # b's newest verified backup is b_old (a's newer backup is not b's way back).
+    assert [backup.id for backup in deleted] == [b_oldest.id]
+    assert [backup.id for backup in list_backups([shared], b)] == [b_old.id]
+    assert {**_states(shared, a_old), **_states(shared, a_newest)} == a_before
+    assert [backup.id for backup in list_backups([shared], a)] == [a_newest.id, a_old.id]
+
+
+def test_a_manifest_written_before_the_real_path_was_recorded_is_attributed_by_its_source(namesakes):
+    a, b, shared = namesakes
+    a_backup = create_backup(a, [shared], now=NOON - timedelta(days=60))
+    for path in a_backup.manifest_paths:
+        document = json.loads(path.read_text())
+        del document["source_realpath"]
+        path.write_text(json.dumps(document))
+    before = _states(shared, a_backup)
+
+    assert prune([shared], b, keep_days=30, now=NOON) == []
+    assert list_backups([shared], b) == []
+    assert _states(shared, a_backup) == before
+    [listed] = list_backups([shared], a)
+    assert (listed.id, listed.status, listed.attributed, listed.manifest.source_realpath) == (
+        a_backup.id, "verified", True, None)
+
+
+def test_a_database_reached_through_a_symlinked_folder_owns_its_backups(namesakes, tmp_path):
+    a, _, shared = namesakes
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    backup = create_backup(tmp_path / "link" / "app.db", [shared], now=NOON)
+
+    assert [listed.id for listed in list_backups([shared], a)] == [backup.id]
+
+
+def test_copies_no_manifest_attributes_are_listed_but_never_pruned(namesakes):
+    a, b, shared = namesakes
+    orphan = shared / "app.db.backup_20250101_000000"
+    orphan.write_bytes(a.read_bytes())
+    unreadable = shared / "app.db.backup_20250102_000000"
+    unreadable.write_bytes(b.read_bytes())
+    (shared / "app.db.backup_20250102_000000.json").write_text("{not json")
+    before = {path.name: file_state(path) for path in shared.iterdir()}
+
+    for database in (a, b):
+        listed = list_backups([shared], database)
+        assert [(backup.id, backup.status, backup.attributed) for backup in listed] == [
+            ("20250102_000000", "unverifiable", False), ("20250101_000000", "unverifiable", False)]
+        assert "never pruned" in listed[1].problems[-1]
+        assert prune([shared], database, keep_days=30, now=NOON) == []
+    assert {path.name: file_state(path) for path in shared.iterdir()} == before
+
+
+def test_a_namesakes_copy_under_the_same_id_is_not_part_of_the_backup(namesakes, tmp_path):
+    """Ids are unique per folder, so two databases' backups share an id only across folders
+    that one of them does not use; listing the union of folders must still split them."""
+    a, b, shared = namesakes
+    only_a = tmp_path / "only_a"
+    only_a.mkdir()
+    a_backup = create_backup(a, [only_a], now=NOON - timedelta(days=60))
+    b_backup = create_backup(b, [shared], now=NOON - timedelta(days=60))
+    assert a_backup.id == b_backup.id
+    a_before = _states(only_a, a_backup)
+
+    [listed] = list_backups([shared, only_a], b)
+    assert (listed.copies, listed.status) == (b_backup.copies, "verified")
+    b_newer = create_backup(b, [shared, only_a], now=NOON - timedelta(days=1))
+
+    deleted = prune([shared, only_a], b, keep_days=30, now=NOON)
+
+    assert [(backup.id, backup.copies) for backup in deleted] == [(b_backup.id, b_backup.copies)]
+    assert [backup.id for backup in list_backups([shared, only_a], b)] == [b_newer.id]
+    assert _states(only_a, a_backup) == a_before
+
+
+def test_a_symlink_named_like_a_backup_is_listed_as_a_problem_and_never_followed(source, folders, tmp_path):
+    outside = tmp_path / "outside.db"
+    outside.write_bytes(source.read_bytes())
+    (folders[0] / "goals.db.backup_20250101_000000").symlink_to(outside)
+    before = file_state(outside)
+
+    [listed] = list_backups(folders, source)
+
+    assert (listed.id, listed.status, listed.attributed, listed.copies) == ("20250101_000000", "incomplete", False, ())
+    assert f"{folders[0] / 'goals.db.backup_20250101_000000'} is a symbolic link" in listed.problems[0]
+    assert prune(folders, source, keep_days=30, now=NOON) == []
+    assert file_state(outside) == before and os.path.islink(folders[0] / "goals.db.backup_20250101_000000")

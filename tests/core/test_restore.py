@@ -154,7 +154,7 @@ def test_a_damaged_copy_is_skipped_for_one_that_verifies(setup):
     assert "SHA-256" in result.rejected_copies[0].reason
     assert f"Using copy {backup.copies[1]} (another copy failed, see above)." in lines
     assert sha256(target) == backup.manifest.sha256
-    assert find_backup(folders, "goals.db", backup.id).status == "failed"
+    assert find_backup(folders, target, backup.id).status == "failed"
 
 
 def test_a_backup_of_another_database_needs_to_be_asked_for(setup, tmp_path):

@@ -176,7 +176,7 @@ def test_a_copy_with_one_flipped_byte_is_named_with_the_reason(source, healthy, 
         (str(backup.copies[0]), True), (str(backup.copies[1]), False)]
     assert result.copies[1].reason.startswith("SHA-256 ")
     assert "differs from the manifest's" in result.copies[1].reason
-    assert find_backup([healthy, other], "goals.db", backup.id).status == "failed"
+    assert find_backup([healthy, other], source, backup.id).status == "failed"
 
 
 def test_a_damaged_source_gives_no_backup(source, healthy, tmp_path):
@@ -193,7 +193,7 @@ def test_a_damaged_source_gives_no_backup(source, healthy, tmp_path):
 
     assert error.value.details["reason"] == "source_damaged"
     assert_nothing_lost(source, before, healthy, other)
-    assert list_backups([healthy, other], "goals.db") == []
+    assert list_backups([healthy, other], source) == []
 
 
 def test_a_damaged_wal_source_gives_no_backup(tmp_path, healthy):
@@ -222,7 +222,7 @@ def test_a_symlink_planted_in_a_backup_folder_is_never_followed(source, healthy,
     shutil.copyfile(outside / (name + ".json"), healthy / (name + ".json"))
     before = file_state(outside / name)
 
-    found = find_backup([healthy], "goals.db", genuine.id)
+    found = find_backup([healthy], source, genuine.id)
 
     assert found.copies == ()
     assert f"{healthy / name} is a symbolic link or not a regular file: ignored" in found.problems
@@ -241,7 +241,7 @@ def test_a_symlinked_manifest_is_not_read(source, healthy, tmp_path):
     manifest.symlink_to(elsewhere)
     before = file_state(elsewhere)
 
-    found = find_backup([healthy], "goals.db", backup.id)
+    found = find_backup([healthy], source, backup.id)
 
     assert found.manifest is None
     assert found.status == "unverifiable"
@@ -266,7 +266,7 @@ def test_a_manifest_for_another_backup_is_not_trusted(source, healthy):
     second = create_backup(source, [healthy], now=datetime(2025, 3, 2, tzinfo=timezone.utc))
     shutil.copyfile(first.manifest_paths[0], second.manifest_paths[0])
 
-    found = find_backup([healthy], "goals.db", second.id)
+    found = find_backup([healthy], source, second.id)
 
     assert found.manifest is None
     assert any("describes another backup" in problem for problem in found.problems)

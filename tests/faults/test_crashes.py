@@ -52,7 +52,7 @@ RESTORE_CHILD = PAUSE + """
 from app.core.backup import find_backup
 from app.core.restore import restore_backup
 kill_at, target, folder, safety, backup_id = sys.argv[1:]
-backup = find_backup([folder], "goals.db", backup_id)
+backup = find_backup([folder], target, backup_id)
 restore_backup(target, backup, safety_dir=safety, app_running_check=lambda: [], log=pause_at(kill_at))
 print("finished", flush=True)
 """
@@ -90,7 +90,7 @@ def test_kill_during_a_backup_leaves_nothing_that_looks_valid(big_database, tmp_
             assert Path(f"{copy}.json").exists()
         for hidden in set(folder.iterdir()) - set(finals):
             assert partial_owner(hidden.name)[1] == child.pid
-    for backup in list_backups(folders, "goals.db"):
+    for backup in list_backups(folders, big_database):
         # Whatever was published is complete, or verification says it is not; only a
         # backup that had finished may be listed as verified.
         result = verify_backup(backup, record=False)

@@ -133,7 +133,7 @@ def test_kill_9_of_the_migrate_step_leaves_the_old_database_and_an_interrupted_s
             run = prepared_run(app)
             run_id = run.id
             transaction_ms = passed_result(run_id, "rehearse")["apply"]["duration_ms"]
-            backup = find_backup(targets_of(app).environment("production").backup_dirs, target.name,
+            backup = find_backup(targets_of(app).environment("production").backup_dirs, target,
                                  passed_result(run_id, "backup")["backup"])
         assert sha256(target) == old_sha == backup.manifest.sha256
 

@@ -195,3 +195,85 @@ def test_an_open_runs_backup_is_protected_from_pruning(app):
         assert backup_id in protected_backup_ids(env)
         abandon_run(run, "admin", "test over")
         assert backup_id not in protected_backup_ids(env)
+
+
+def namesakes_workspace(tmp_path):
+    """Environments a and b: two databases called app.db, one shared backup folder."""
+    from datetime import datetime, timedelta, timezone
+
+    from app.core.backup import create_backup
+    from tests.faults.helpers import make_database
+
+    folder = tmp_path / "workspace"
+    for part in ("a", "b", "shared"):
+        (folder / part).mkdir(parents=True)
+    a, b = make_database(folder / "a" / "app.db"), make_database(folder / "b" / "app.db", rows=50)
+    config = folder / "cutover.toml"
+    config.write_text('[environments.a]\ndatabase = "a/app.db"\nreference = true\nbackup_dirs = ["shared"]\n\n'
+                      '[environments.b]\ndatabase = "b/app.db"\nbackup_dirs = ["shared"]\n')
+    now = datetime.now(timezone.utc)
+    made = {name: [create_backup(path, [folder / "shared"], now=now - timedelta(days=days)).id for days in ages]
+            for name, path, ages in (("a", a, (1, 60)), ("b", b, (40, 50)))}
+    return config, folder / "shared", made
+
+
+def test_namesake_environments_sharing_a_folder_see_and_prune_only_their_own(tmp_path, api_headers):
+    import json
+
+    from tests.conftest import log_in, make_app
+    from tests.faults.helpers import file_state
+
+    config, shared, made = namesakes_workspace(tmp_path)
+    app = make_app(tmp_path, config)
+    client = app.test_client()
+    a_files = {path: file_state(path) for path in shared.iterdir() if any(i in path.name for i in made["a"])}
+
+    listed = client.get("/api/v1/environments/b/backups", headers=api_headers).get_json()["backups"]
+    assert [backup["id"] for backup in listed] == made["b"]
+    cli = app.test_cli_runner().invoke(args=["cutover", "backups", "b", "--json"])
+    assert [backup["id"] for backup in json.loads(cli.output)["backups"]] == made["b"]
+    restore = client.post("/api/v1/environments/b/restore", json={"backup": made["a"][0]}, headers=api_headers)
+    assert restore.status_code == 404 and f"No backup {made['a'][0]} of" in restore.get_json()["message"]
+
+    log_in(client)
+    page = client.get("/environments/b/backups").get_data(as_text=True)
+    assert all(f'data-backup="{backup_id}"' not in page for backup_id in made["a"])
+    pruned = client.post("/environments/b/backups/prune", data={"csrf_token": csrf_token_from(page)},
+                         follow_redirects=True).get_data(as_text=True)
+
+    assert f"Pruned 1 backup(s): {made['b'][1]}." in pruned
+    assert {path: file_state(path) for path in a_files} == a_files
+    listed = client.get("/api/v1/environments/b/backups", headers=api_headers).get_json()["backups"]
+    assert [backup["id"] for backup in listed] == made["b"][:1]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_work_recorded_under_another_workspace_identity_still_protects_its_backup(tmp_path, demo_dir):
+    """The same workspace after its folder moved has another identity: the open run it left
+    must still keep its backup from being pruned (keeping too much only costs disk space)."""
+    import json
+    import shutil
+
+    from app.backups import protected_backup_ids
+    from app.models import Run
+    from app.targets import current_targets
+    from tests.conftest import make_app
+
+    before = make_app(tmp_path, demo_dir / "cutover.toml")
+    with before.app_context():
+        run = Run(environment="production", created_by="admin", checklist="[]")
+        db.session.add(run)
+        db.session.commit()
+        db.session.add(Job(kind="backup", environment="production", operator="admin", state="passed",
+                           run_id=run.id, step="backup", result=json.dumps({"backup": "20260101_000000"})))
+        db.session.commit()
+    shutil.copytree(demo_dir, tmp_path / "moved")
+    moved = make_app(tmp_path, tmp_path / "moved" / "cutover.toml")
+    with moved.app_context():
+        assert db.session.query(Run).count() == 0  # the moved workspace's own history is empty
+        assert "20260101_000000" in protected_backup_ids(current_targets().environment("production"))
+        assert protected_backup_ids(current_targets().environment("development")) == set()
+    for app in (before, moved):
+        with app.app_context():
+            db.engine.dispose()
