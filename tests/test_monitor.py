@@ -146,7 +146,7 @@ def test_a_restore_stops_the_window_that_watched_the_replaced_database(app, logg
         assert tick_window(targets, window).state == "failed"
     assert "Health check failing on <strong>production</strong>" in logged_in.get("/").get_data(as_text=True)
 
-    started = logged_in.post("/api/v1/environments/production/restore", json={"backup": backup_id}, headers=api_headers)
+    started = logged_in.post("/api/v1/environments/production/restore", json={"backup": backup_id, "confirm": "production"}, headers=api_headers)
     done = wait_for_job(logged_in, api_headers, started.get_json()["job"]["id"])
 
     assert done["job"]["state"] == "passed", done
@@ -173,7 +173,7 @@ def test_a_restore_leaves_other_environments_windows_alone(app, api_headers):
     with app.app_context():
         targets = targets_of(app)
         window_id = start_window(targets, targets.environment("development"), "admin", hours=1).id
-    started = client.post("/api/v1/environments/production/restore", json={"backup": backup_id}, headers=api_headers)
+    started = client.post("/api/v1/environments/production/restore", json={"backup": backup_id, "confirm": "production"}, headers=api_headers)
     done = wait_for_job(client, api_headers, started.get_json()["job"]["id"])
     assert done["job"]["state"] == "passed" and done["job"]["result"]["monitoring_stopped"] is None
     with app.app_context():

@@ -49,7 +49,7 @@ def test_a_row_written_between_the_backup_and_the_apply_refuses_the_migration(ap
         job = start_job("migrate", targets.environment("production"), "admin", None, targets=targets, run_here=True)
         job = run_job(job.id, echo=application_writes)
 
-        [backup] = list_backups(targets.environment("production").backup_dirs, "goals.db")
+        [backup] = list_backups(targets.environment("production").backup_dirs, target)
         assert job.state == "failed", job.error
         assert job.error == (
             f"{target} changed after backup {backup.id} was taken: something wrote to it since, and backup "

@@ -232,7 +232,7 @@ def test_namesake_environments_sharing_a_folder_see_and_prune_only_their_own(tmp
     assert [backup["id"] for backup in listed] == made["b"]
     cli = app.test_cli_runner().invoke(args=["cutover", "backups", "b", "--json"])
     assert [backup["id"] for backup in json.loads(cli.output)["backups"]] == made["b"]
-    restore = client.post("/api/v1/environments/b/restore", json={"backup": made["a"][0]}, headers=api_headers)
+    restore = client.post("/api/v1/environments/b/restore", json={"backup": made["a"][0], "confirm": "b"}, headers=api_headers)
     assert restore.status_code == 404 and f"No backup {made['a'][0]} of" in restore.get_json()["message"]
 
     log_in(client)
