@@ -32,6 +32,7 @@ from app.core.schema import (
     Table,
     Trigger,
     View,
+    is_virtual_table_sql,
 )
 from app.core.sql import (
     ascii_lower,
@@ -77,13 +78,18 @@ def _read_in_one_transaction(connection, path: Path, deep: bool, busy_timeout: f
 # --- schema ---------------------------------------------------------------------------
 
 
-def read_schema(connection: sqlite3.Connection) -> Schema:
-    """The main database's tables (with row counts), triggers and views, sorted by name."""
+def read_schema(connection: sqlite3.Connection, *, count_rows: bool = True) -> Schema:
+    """The main database's tables (with row counts), triggers and views, sorted by name.
+
+    `count_rows=False` leaves every row_count None: enough for a fingerprint, and it
+    takes milliseconds where counting reads every table.
+    """
     rows = connection.execute("SELECT type, name, tbl_name, sql FROM main.sqlite_schema").fetchall()
     index_sql = {name: sql for kind, name, _, sql in rows if kind == "index"}
     table_sql = {name: sql for kind, name, _, sql in rows if kind == "table"}
     tables = [
-        _read_table(connection, name, table_sql.get(name) or "", strict, without_rowid, index_sql)
+        _read_table(connection, name, table_sql.get(name) or "", (strict, without_rowid),
+                    index_sql, count_rows)
         for name, strict, without_rowid in _user_tables(connection)
     ]
     triggers = [Trigger(name, table, sql) for kind, name, table, sql in rows if kind == "trigger"]
@@ -111,17 +117,22 @@ def _user_tables(connection) -> list[tuple[str, bool, bool]]:
     ]
 
 
-def _read_table(connection, name, sql, strict, without_rowid, index_sql) -> Table:
+def _read_table(connection, name, sql, flags, index_sql, count_rows: bool) -> Table:
+    strict, without_rowid = flags
     items = create_table_items(sql)
     definitions = [column_clauses(item) for item in items if not is_table_constraint(item)]
     clauses = {ascii_lower(definition.name): definition for definition in definitions}
+    columns, row_count, unreadable = (), None, None
     try:
         columns = _read_columns(connection, name, clauses)
-        row_count = _count_rows(connection, name)
+        row_count = _count_rows(connection, name) if count_rows else None
     except sqlite3.OperationalError as exc:
-        if "no such module" not in str(exc):
+        if not is_virtual_table_sql(sql):
             raise
-        columns, row_count = (), None  # a virtual table whose module this SQLite lacks
+        # A virtual table fails when read if its module is missing (spellfix1 without the
+        # extension) or what it reads from is gone (an FTS content table that was dropped).
+        # The file is sound; the table is reported as unreadable instead of failing it all.
+        unreadable = str(exc)
     return Table(
         name=name,
         columns=columns,
@@ -132,6 +143,7 @@ def _read_table(connection, name, sql, strict, without_rowid, index_sql) -> Tabl
         sql=sql,
         constraints=_table_constraints(items, clauses.values()),
         row_count=row_count,
+        unreadable=unreadable,
     )
 
 

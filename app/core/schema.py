@@ -20,8 +20,11 @@ from app.core.sql import (
     normalise_default,
     normalise_sql,
     normalise_tokens,
+    parenthesised_group,
     significant_tokens,
+    split_top_level,
     strip_constraint_name,
+    unquote_identifier,
 )
 
 
@@ -108,6 +111,11 @@ class ForeignKey(_Plain):
     match: str
 
 
+def is_virtual_table_sql(sql: str) -> bool:
+    """True for CREATE VIRTUAL TABLE text."""
+    return [token.text.upper() for token in significant_tokens(sql)[:2]] == ["CREATE", "VIRTUAL"]
+
+
 @dataclass(frozen=True)
 class Table(_Plain):
     name: str
@@ -121,13 +129,41 @@ class Table(_Plain):
     # column-level CHECK and UNIQUE are included, rewritten as CHECK(...) / UNIQUE(col).
     constraints: tuple[str, ...]
     row_count: int | None = None
+    # What SQLite said when this virtual table could not be read here ("no such module:
+    # spellfix1", "no such table: main.notes"); None when it reads fine.
+    unreadable: str | None = None
 
     @property
     def is_virtual(self) -> bool:
-        return [token.text.upper() for token in significant_tokens(self.sql)[:2]] == [
-            "CREATE",
-            "VIRTUAL",
-        ]
+        return is_virtual_table_sql(self.sql)
+
+    @property
+    def module(self) -> str | None:
+        """The module of a virtual table (`fts5`, `spellfix1`, ...); None for an ordinary one."""
+        tokens = significant_tokens(self.sql)
+        using = next((i for i, token in enumerate(tokens) if token.is_word("USING")), None)
+        if not self.is_virtual or using is None or using + 1 >= len(tokens):
+            return None
+        return ascii_lower(tokens[using + 1].text)
+
+    def module_options(self) -> dict[str, str]:
+        """`key=value` arguments of a virtual table (FTS's content=, content_rowid=, ...)."""
+        tokens = significant_tokens(self.sql)
+        start = next((i for i, token in enumerate(tokens) if token.kind == "lparen"), None)
+        if not self.is_virtual or start is None:
+            return {}
+        body, _ = parenthesised_group(tokens, start)
+        options = {}
+        for argument in split_top_level(body):
+            if len(argument) == 3 and argument[1].text == "=":
+                options[ascii_lower(argument[0].text)] = _bare_text(argument[2])
+        return options
+
+    def unreadable_explanation(self) -> str | None:
+        """What an unreadable virtual table means and what to do about it; None when readable."""
+        if self.unreadable is None:
+            return None
+        return explain_unreadable(self)
 
     @property
     def autoincrement(self) -> bool:
@@ -156,6 +192,49 @@ class Table(_Plain):
         return tuple(sorted(kept))
 
 
+def _bare_text(token) -> str:
+    """A module argument's value without its quotes: content='notes' and content=notes agree."""
+    if token.kind in ("quoted", "string"):
+        return unquote_identifier(token.text)
+    return token.text
+
+
+def explain_unreadable(table: Table) -> str:
+    """One paragraph: which table, what SQLite said, what it means, what to do.
+
+    The file itself is sound (these tables fail only when they are read), so the
+    explanation says what a backup and a plan can still do.
+    """
+    said = f'SQLite says "{table.unreadable}"'
+    module = table.module or "?"
+    if "no such module" in table.unreadable:
+        return (
+            f"Virtual table {table.name} uses the module {module}, which this SQLite does not "
+            f"have ({said}). Cutover cannot read its columns or count its rows; the rest of the "
+            "database is unaffected, backups copy it byte for byte, and migrations leave it "
+            f"alone. The application that loads the {module} extension can still use it. "
+            f"SQLite needs the module even to drop it: to remove it, run DROP TABLE "
+            f"{table.name} from that application or from a sqlite3 shell that loads the "
+            "extension (.load)."
+        )
+    content = table.module_options().get("content")
+    if content and "no such table" in table.unreadable:
+        return (
+            f"Full-text table {table.name} ({module}) reads its rows from the content table "
+            f"{content}, which does not exist ({said}). Searches and row counts on it fail, "
+            "although the file itself is intact and can be backed up. Fix it with a plan: "
+            f"CREATE TABLE {content} again with the columns {table.name} indexes (then "
+            f"INSERT INTO {table.name}({table.name}) VALUES('rebuild') to re-index it), or "
+            f"DROP TABLE {table.name} if the full-text index is no longer used."
+        )
+    return (
+        f"Virtual table {table.name} ({module}) cannot be read here ({said}). Cutover "
+        "cannot count its rows; backups copy it byte for byte. Check what it depends on "
+        f"(its module, the tables named in its definition), or DROP TABLE {table.name} "
+        "in a plan if it is no longer used."
+    )
+
+
 @dataclass(frozen=True)
 class Trigger(_Plain):
     name: str
@@ -180,6 +259,15 @@ class Schema:
     tables: tuple[Table, ...]
     triggers: tuple[Trigger, ...]
     views: tuple[View, ...]
+
+    def unreadable_tables(self) -> list[dict]:
+        """Tables SQLite cannot read here, each with its explanation (see explain_unreadable)."""
+        return [
+            {"table": table.name, "problem": table.unreadable,
+             "explanation": table.unreadable_explanation()}
+            for table in self.tables
+            if table.unreadable is not None
+        ]
 
     def table(self, name: str) -> Table | None:
         """SQLite names are case-insensitive (ASCII letters only), so lookups are too."""
