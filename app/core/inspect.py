@@ -205,13 +205,23 @@ def _table_constraints(items, clauses, names) -> tuple[str, ...]:
 
     `a INT UNIQUE` and `a INT, UNIQUE (a)` behave the same, so they read the same.
     """
-    constraints = [normalise_tokens(item, names) for item in items if is_table_constraint(item)]
+    constraints = [
+        # Only a CHECK holds an expression, where a double-quoted token may be a string.
+        normalise_tokens(item, names if _is_check(item) else None)
+        for item in items
+        if is_table_constraint(item)
+    ]
     for column in clauses:
         constraints.extend(column.checks)
         if column.unique:
             suffix = column.unique.removeprefix("UNIQUE")
             constraints.append(normalise_sql(f"UNIQUE({quote_identifier(column.name)}){suffix}"))
     return tuple(constraints)
+
+
+def _is_check(item) -> bool:
+    body = strip_constraint_name(item)
+    return bool(body) and body[0].is_word("CHECK")
 
 
 def _read_indexes(connection, table: str, index_sql: dict, names) -> tuple[Index, ...]:

@@ -135,11 +135,11 @@ class ForeignKey(_Plain):
     _OMITTED_WHEN_UNSET = ("deferred",)
 
 
-def _without_conflict(tokens, keep):
-    """Tokens without a trailing ON CONFLICT X: always (keep=()) or when X is ABORT, the
-    default (keep=None)."""
+def _without_conflict(tokens, *, always: bool):
+    """Tokens without their trailing ON CONFLICT X: always, or only when X is ABORT (the
+    default, so writing it out changes nothing)."""
     if len(tokens) >= 3 and tokens[-3].is_word("ON") and tokens[-2].is_word("CONFLICT"):
-        if keep == () or tokens[-1].is_word("ABORT"):
+        if always or tokens[-1].is_word("ABORT"):
             return tokens[:-3]
     return tokens
 
@@ -248,9 +248,9 @@ class Table(_Plain):
             tokens = strip_constraint_name(significant_tokens(text))
             if tokens and tokens[0].is_word("CHECK"):
                 # SQLite accepts and ignores an ON CONFLICT after a table CHECK.
-                kept.append(normalise_tokens(_without_conflict(tokens, keep=())))
+                kept.append(normalise_tokens(_without_conflict(tokens, always=True)))
             elif tokens and tokens[0].is_word("UNIQUE"):
-                kept.append(normalise_tokens(_without_conflict(tokens, keep=None)))
+                kept.append(normalise_tokens(_without_conflict(tokens, always=False)))
         return tuple(sorted(kept))
 
 
