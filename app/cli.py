@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 
 from app.core.errors import CutoverError, UsageError
 from app.targets import current_targets
-from app.web.presenters import comparison_document, environment_document
+from app.web.presenters import comparison_document, environment_document, unreadable_notices
 
 cutover = AppGroup("cutover", help="Inspect, compare and migrate the configured databases.")
 
@@ -62,8 +62,13 @@ def _environment_text(doc: dict) -> str:
         f"  integrity: {facts['quick_check']}; foreign-key orphans: {facts['foreign_key_violations']}; "
         f"fingerprint {doc['fingerprint'][:12]}",
     ]
-    lines += [f"  {name:<32} {count:>12,}" for name, count in doc["row_counts"].items()]
+    lines += [f"  {name:<32} {_shown_count(count):>12}" for name, count in doc["row_counts"].items()]
+    lines += [f"  {notice['table']} cannot be read here: {notice['explanation']}" for notice in doc["unreadable"]]
     return "\n".join(lines) + "\n"
+
+
+def _shown_count(count: int | None) -> str:
+    return "unreadable" if count is None else f"{count:,}"
 
 
 @cutover.command("diff")
@@ -86,6 +91,8 @@ def diff_command(left: str, right: str, as_json: bool):
 
 def _print_differences(comparison) -> None:
     summary = comparison.summary.to_dict()
+    for notice in unreadable_notices(comparison):
+        click.echo(f"Note: {notice['environment']}: {notice['explanation']}")
     if not comparison.differences:
         click.echo(f"No differences: {comparison.right} matches {comparison.left}.")
         return

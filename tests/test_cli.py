@@ -33,6 +33,35 @@ def test_envs_exits_1_when_an_environment_is_unreadable(tmp_path, demo_dir):
     assert not (demo_dir / "goals.db").exists()
 
 
+def test_a_virtual_table_whose_module_is_missing_is_explained_and_migrated_around(tmp_path):
+    import sqlite3
+
+    folder = tmp_path / "ws"
+    (folder / "backups").mkdir(parents=True)
+    for name, columns in (("dev", "a, b"), ("prod", "a")):
+        with sqlite3.connect(folder / f"{name}.db") as connection:
+            connection.executescript(
+                f"CREATE TABLE other ({columns}); PRAGMA writable_schema = ON;"
+                "INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql) "
+                "VALUES ('table', 'spell', 'spell', 0, 'CREATE VIRTUAL TABLE spell USING spellfix1');")
+        connection.close()
+    (folder / "plan.sql").write_text("ALTER TABLE other ADD COLUMN b;\n")
+    config = folder / "cutover.toml"
+    config.write_text('[environments.development]\ndatabase = "dev.db"\nreference = true\n'
+                      '[environments.production]\ndatabase = "prod.db"\nbackup_dirs = ["backups"]\n'
+                      '[migration]\nplans = ["plan.sql"]\n')
+    envs = cli(tmp_path, config, "envs")
+    assert envs.returncode == 0, envs.stdout + envs.stderr
+    assert "spell" in envs.stdout and "unreadable" in envs.stdout
+    assert "uses the module spellfix1, which this SQLite does not have" in envs.stdout
+    migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "target changed since its rehearsal" not in migrated.stdout + migrated.stderr
+    diff = cli(tmp_path, config, "diff", "development", "production")
+    assert diff.returncode == 0 and "No differences" in diff.stdout
+    assert "Note: production: Virtual table spell uses the module spellfix1" in diff.stdout
+
+
 def test_diff_json_matches_the_api_shape_and_exits_1(tmp_path, demo_config):
     result = cli(tmp_path, demo_config, "diff", "development", "production", "--json")
     assert result.returncode == 1

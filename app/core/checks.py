@@ -392,14 +392,22 @@ def row_count_ledger(path, manifest_row_counts: dict, *, declared: dict[str, int
 
     def work() -> CheckResult:
         with _reading(path, busy_timeout, time_limit) as connection:
-            now = {table.name: table.row_count for table in read_schema(connection).tables}
+            tables = read_schema(connection).tables
+        now = {table.name: table.row_count for table in tables}
+        unreadable = {table.name: table.unreadable for table in tables if table.unreadable}
         evidence, wrong = [], []
         for table in sorted(set(manifest_row_counts) | set(now), key=ascii_lower):
             before, after = manifest_row_counts.get(table), now.get(table)
             expected = declared.get(table, 0)
-            if after is None:
+            if table not in now:
                 wrong.append(table)
-                evidence.append(f"{table}: before {before:,}, now missing (the table disappeared)")
+                shown = "not countable" if before is None else f"{before:,}"
+                evidence.append(f"{table}: before {shown}, now missing (the table disappeared)")
+                continue
+            if table in unreadable or (before is None and table in manifest_row_counts):
+                if before is not None:  # countable at the backup, not any more
+                    wrong.append(table)
+                evidence.append(_uncounted(table, before, unreadable.get(table)))
                 continue
             delta = after - (before or 0)
             mark = "ok" if delta == expected else "UNEXPECTED"
@@ -418,6 +426,14 @@ def row_count_ledger(path, manifest_row_counts: dict, *, declared: dict[str, int
                            tuple(evidence))
 
     return _guarded(name, path, time_limit, work)
+
+
+def _uncounted(table: str, before: int | None, problem: str | None) -> str:
+    """Evidence for a table whose rows could not be counted (an unreadable virtual table)."""
+    if before is not None:
+        return f"{table}: before {before:,}, now unreadable ({problem}) UNEXPECTED"
+    now = f"still unreadable ({problem})" if problem else "readable again"
+    return f"{table}: not countable at the backup, now {now}; not compared"
 
 
 # --------------------------------------------------------------------------- indexes

@@ -201,7 +201,37 @@ def _table_fact_changes(sides: _Sides, left: Table, right: Table) -> list[str]:
         phrases.append(
             f"its virtual-table definition differs ({ours['virtual']} vs {theirs['virtual']})"
         )
+    if left.primary_key_conflict != right.primary_key_conflict:
+        phrases.append(_versus(
+            "PRIMARY KEY conflict resolution", _conflict(left.primary_key_conflict),
+            _conflict(right.primary_key_conflict), sides))
+    if _alias_changes(left, right):
+        phrases.append(_rowid_alias_phrase(sides, left, right))
     return phrases
+
+
+def _conflict(action: str | None) -> str:
+    return f"ON CONFLICT {action}" if action else "the default (ABORT)"
+
+
+def _alias_changes(left: Table, right: Table) -> bool:
+    """The same INTEGER key is the rowid on one side only (INTEGER PRIMARY KEY DESC).
+
+    A key whose declared type differs too is explained with the column's type instead.
+    """
+    if (left.rowid_alias() is None) == (right.rowid_alias() is None):
+        return False
+    return left.integer_key_without_alias() or right.integer_key_without_alias()
+
+
+def _rowid_alias_phrase(sides: _Sides, left: Table, right: Table) -> str:
+    has, lacks = _labels(sides, left.rowid_alias() is not None)
+    column = left.rowid_alias() or right.rowid_alias()
+    return (
+        f"its key {column} is the rowid in {has} but not in {lacks} (written INTEGER "
+        "PRIMARY KEY DESC there, which SQLite keeps as an ordinary column with an index of "
+        "its own: it accepts values that are not integers and is not renumbered like a rowid)"
+    )
 
 
 def _labels(sides: _Sides, left_has_it: bool) -> tuple[str, str]:
@@ -222,7 +252,18 @@ def _compare_lists(what: str, sides: _Sides, ours: dict, theirs: dict, key: str)
 def _describe_fk(key: tuple) -> str:
     columns, parent, to, *_ = key
     target = ", ".join(name or "?" for name in to)
-    return f"({', '.join(columns)}) REFERENCES {parent}({target})"
+    return f"({', '.join(columns)}) REFERENCES {parent}({target}){_fk_tail(key[3:])}"
+
+
+def _fk_tail(facts: tuple) -> str:
+    """ON UPDATE / ON DELETE (when not NO ACTION) and deferral of a foreign key's facts."""
+    on_update, on_delete, _match, *rest = facts
+    tail = "".join(
+        f" ON {verb} {action}"
+        for verb, action in (("UPDATE", on_update), ("DELETE", on_delete))
+        if action != "NO ACTION"
+    )
+    return tail + (f" {rest[0]} (checked at COMMIT)" if rest else "")
 
 
 def _table_changed(sides: _Sides, left: Table, right: Table, phrases: list[str]) -> Difference:
@@ -369,10 +410,13 @@ def _column_changes(
     b["references"] = sides.right.column_references(right).get(ascii_lower(theirs.name), ())
     phrases = []
     if a["type"] != b["type"]:
-        phrases.append(_type_phrase(ours.type, theirs.type))
+        phrases.append(_type_phrase(ours.type, theirs.type, _is_alias(left, ours), _is_alias(right, theirs)))
     if a["not_null"] != b["not_null"]:
         has, lacks = _labels(sides, a["not_null"])
         phrases.append(f"NOT NULL in {has} but not in {lacks}")
+    elif a.get("not_null_conflict") != b.get("not_null_conflict"):
+        phrases.append(_versus("NOT NULL conflict resolution", _conflict(ours.not_null_conflict),
+                               _conflict(theirs.not_null_conflict), sides))
     if a["default"] != b["default"]:
         phrases.append(_versus("default", ours.default or "none", theirs.default or "none", sides))
     if a["pk"] != b["pk"]:
@@ -406,13 +450,27 @@ def _references(keys: tuple) -> str:
         return "none"
     return ", ".join(
         f"{parent}({', '.join(t or '?' for t in to)}) ON UPDATE {on_update} ON DELETE {on_delete}"
-        for parent, to, on_update, on_delete, _match in keys
+        + (f" {rest[0]} (checked at COMMIT)" if rest else "")
+        for parent, to, on_update, on_delete, _match, *rest in keys
     )
 
 
-def _type_phrase(ours: str, theirs: str) -> str:
+def _is_alias(table: Table, column: Column) -> bool:
+    alias = table.rowid_alias()
+    return alias is not None and ascii_lower(alias) == ascii_lower(column.name)
+
+
+def _type_phrase(ours: str, theirs: str, ours_alias: bool = False, theirs_alias: bool = False) -> str:
     shown = f"{ours or '(no type)'} vs {theirs or '(no type)'}"
     left_affinity, right_affinity = type_affinity(ours), type_affinity(theirs)
+    if ours_alias != theirs_alias:
+        which = ours if ours_alias else theirs
+        return (
+            f"{shown}: only {which} PRIMARY KEY makes the column an alias of the rowid "
+            "(integers only; an INSERT of NULL gets the next number); the other is an ordinary "
+            "column with a unique index of its own, which keeps NULL and non-integer values "
+            "as given and numbers nothing"
+        )
     if left_affinity == right_affinity:
         return (
             f"{shown}: different declared type, same {left_affinity} affinity; "
@@ -532,7 +590,7 @@ def _diff_triggers(sides: _Sides) -> list[Difference]:
             differences.append(_simple(sides, "trigger", ours, None, ours.table))
         elif ours is None and _has_target(sides.left, theirs.table):
             differences.append(_simple(sides, "trigger", None, theirs, theirs.table))
-        elif ours and theirs and ours.comparable() != theirs.comparable():
+        elif ours and theirs and _differ(sides, ours, theirs):
             differences.append(_simple(sides, "trigger", ours, theirs, ours.table))
     return differences
 
@@ -546,9 +604,14 @@ def _diff_views(sides: _Sides) -> list[Difference]:
     differences = []
     for name in _names(sides.left.views, sides.right.views):
         ours, theirs = sides.left.view(name), sides.right.view(name)
-        if ours is None or theirs is None or ours.comparable() != theirs.comparable():
+        if ours is None or theirs is None or _differ(sides, ours, theirs):
             differences.append(_simple(sides, "view", ours, theirs, None))
     return differences
+
+
+def _differ(sides: _Sides, ours, theirs) -> bool:
+    """A view or trigger differs; each side's "x" tokens are read against its own names."""
+    return ours.comparable(sides.left.names()) != theirs.comparable(sides.right.names())
 
 
 def _simple(sides: _Sides, kind: str, ours, theirs, table: str | None) -> Difference:

@@ -32,17 +32,22 @@ from app.core.schema import (
     Table,
     Trigger,
     View,
+    is_virtual_table_sql,
 )
 from app.core.sql import (
     ascii_lower,
     column_clauses,
+    conflict_action,
     create_table_items,
+    foreign_key_clauses,
     index_key_items,
     index_term_expression,
     is_table_constraint,
     normalise_sql,
     normalise_tokens,
+    parenthesised_group,
     quote_identifier,
+    strip_constraint_name,
 )
 from app.core.transaction import read_transaction
 
@@ -77,13 +82,18 @@ def _read_in_one_transaction(connection, path: Path, deep: bool, busy_timeout: f
 # --- schema ---------------------------------------------------------------------------
 
 
-def read_schema(connection: sqlite3.Connection) -> Schema:
-    """The main database's tables (with row counts), triggers and views, sorted by name."""
+def read_schema(connection: sqlite3.Connection, *, count_rows: bool = True) -> Schema:
+    """The main database's tables (with row counts), triggers and views, sorted by name.
+
+    `count_rows=False` leaves every row_count None: enough for a fingerprint, and it
+    takes milliseconds where counting reads every table.
+    """
     rows = connection.execute("SELECT type, name, tbl_name, sql FROM main.sqlite_schema").fetchall()
     index_sql = {name: sql for kind, name, _, sql in rows if kind == "index"}
     table_sql = {name: sql for kind, name, _, sql in rows if kind == "table"}
     tables = [
-        _read_table(connection, name, table_sql.get(name) or "", strict, without_rowid, index_sql)
+        _read_table(connection, name, table_sql.get(name) or "", (strict, without_rowid),
+                    index_sql, count_rows)
         for name, strict, without_rowid in _user_tables(connection)
     ]
     triggers = [Trigger(name, table, sql) for kind, name, table, sql in rows if kind == "trigger"]
@@ -111,28 +121,54 @@ def _user_tables(connection) -> list[tuple[str, bool, bool]]:
     ]
 
 
-def _read_table(connection, name, sql, strict, without_rowid, index_sql) -> Table:
+def _read_table(connection, name, sql, flags, index_sql, count_rows: bool) -> Table:
+    strict, without_rowid = flags
     items = create_table_items(sql)
-    definitions = [column_clauses(item) for item in items if not is_table_constraint(item)]
+    names = _column_names(items)
+    definitions = [column_clauses(item, names) for item in items if not is_table_constraint(item)]
     clauses = {ascii_lower(definition.name): definition for definition in definitions}
+    columns, row_count, unreadable = (), None, None
     try:
         columns = _read_columns(connection, name, clauses)
-        row_count = _count_rows(connection, name)
+        row_count = _count_rows(connection, name) if count_rows else None
     except sqlite3.OperationalError as exc:
-        if "no such module" not in str(exc):
+        if not is_virtual_table_sql(sql):
             raise
-        columns, row_count = (), None  # a virtual table whose module this SQLite lacks
+        # A virtual table fails when read if its module is missing (spellfix1 without the
+        # extension) or what it reads from is gone (an FTS content table that was dropped).
+        # The file is sound; the table is reported as unreadable instead of failing it all.
+        unreadable = str(exc)
     return Table(
         name=name,
         columns=columns,
-        indexes=_read_indexes(connection, name, index_sql),
-        foreign_keys=_read_foreign_keys(connection, name),
+        indexes=_read_indexes(connection, name, index_sql, names),
+        foreign_keys=_read_foreign_keys(connection, name, foreign_key_clauses(items)),
         strict=strict,
         without_rowid=without_rowid,
         sql=sql,
-        constraints=_table_constraints(items, clauses.values()),
+        constraints=_table_constraints(items, clauses.values(), names),
         row_count=row_count,
+        unreadable=unreadable,
+        primary_key_conflict=_primary_key_conflict(items, clauses.values()),
     )
+
+
+def _column_names(items) -> frozenset[str]:
+    """The names a CHECK or an index expression of this table can refer to."""
+    names = {ascii_lower(column_clauses(item).name) for item in items if not is_table_constraint(item)}
+    return frozenset(names | {"rowid", "oid", "_rowid_"})
+
+
+def _primary_key_conflict(items, clauses) -> str | None:
+    """ON CONFLICT of the PRIMARY KEY, column-level or table-level: the same either way."""
+    for column in clauses:
+        if column.pk_conflict:
+            return column.pk_conflict
+    for item in items:
+        tokens = strip_constraint_name(item)
+        if len(tokens) > 2 and tokens[0].is_word("PRIMARY") and tokens[2].kind == "lparen":
+            return conflict_action(tokens, parenthesised_group(tokens, 2)[1])
+    return None
 
 
 def _read_columns(connection, table: str, clauses: dict) -> tuple[Column, ...]:
@@ -154,6 +190,7 @@ def _read_columns(connection, table: str, clauses: dict) -> tuple[Column, ...]:
                 hidden=_HIDDEN.get(hidden, str(hidden)),
                 collation=parsed.collation if parsed else None,
                 generated=parsed.generated if parsed else None,
+                not_null_conflict=parsed.not_null_conflict if parsed and not_null else None,
             )
         )
     return tuple(columns)
@@ -163,12 +200,17 @@ def _count_rows(connection, table: str) -> int:
     return connection.execute(f"SELECT count(*) FROM main.{quote_identifier(table)}").fetchone()[0]
 
 
-def _table_constraints(items, clauses) -> tuple[str, ...]:
+def _table_constraints(items, clauses, names) -> tuple[str, ...]:
     """Table constraints, plus column CHECK / UNIQUE written the table-level way.
 
     `a INT UNIQUE` and `a INT, UNIQUE (a)` behave the same, so they read the same.
     """
-    constraints = [normalise_tokens(item) for item in items if is_table_constraint(item)]
+    constraints = [
+        # Only a CHECK holds an expression, where a double-quoted token may be a string.
+        normalise_tokens(item, names if _is_check(item) else None)
+        for item in items
+        if is_table_constraint(item)
+    ]
     for column in clauses:
         constraints.extend(column.checks)
         if column.unique:
@@ -177,19 +219,25 @@ def _table_constraints(items, clauses) -> tuple[str, ...]:
     return tuple(constraints)
 
 
-def _read_indexes(connection, table: str, index_sql: dict) -> tuple[Index, ...]:
+def _is_check(item) -> bool:
+    body = strip_constraint_name(item)
+    return bool(body) and body[0].is_word("CHECK")
+
+
+def _read_indexes(connection, table: str, index_sql: dict, names) -> tuple[Index, ...]:
     listing = connection.execute(
         "SELECT name, \"unique\", origin FROM pragma_index_list(?, 'main')", (table,)
     ).fetchall()
     indexes = [
-        _read_index(connection, table, name, bool(unique), origin, index_sql.get(name))
+        _read_index(connection, table, (name, bool(unique), origin), index_sql.get(name), names)
         for name, unique, origin in listing
     ]
     return _sorted(indexes)
 
 
-def _read_index(connection, table, name, unique, origin, sql) -> Index:
-    terms, where = index_key_items(sql) if sql else ([], None)
+def _read_index(connection, table, listed, sql, names) -> Index:
+    name, unique, origin = listed
+    terms, where = index_key_items(sql, names) if sql else ([], None)
     rows = connection.execute(
         "SELECT seqno, cid, name, \"desc\", coll FROM pragma_index_xinfo(?, 'main') "
         "WHERE key ORDER BY seqno",
@@ -198,7 +246,7 @@ def _read_index(connection, table, name, unique, origin, sql) -> Index:
     columns = tuple(
         IndexColumn(
             name=column if cid != -1 else "rowid",
-            expression=_expression(terms, seqno) if cid == -2 else None,
+            expression=_expression(terms, seqno, names) if cid == -2 else None,
             desc=bool(desc),
             collation=(collation or "BINARY").upper(),
         )
@@ -207,13 +255,18 @@ def _read_index(connection, table, name, unique, origin, sql) -> Index:
     return Index(name, table, columns, unique, where, origin, sql)
 
 
-def _expression(terms, seqno: int) -> str | None:
+def _expression(terms, seqno: int, names) -> str | None:
     # PRAGMA index_xinfo marks an expression (cid -2) but does not give its text;
     # only the CREATE INDEX statement has it.
-    return index_term_expression(terms[seqno]) if seqno < len(terms) else None
+    return index_term_expression(terms[seqno], names) if seqno < len(terms) else None
 
 
-def _read_foreign_keys(connection, table: str) -> tuple[ForeignKey, ...]:
+def _read_foreign_keys(connection, table: str, written) -> tuple[ForeignKey, ...]:
+    """PRAGMA foreign_key_list, with the deferral only the CREATE TABLE text holds.
+
+    `written`: the table's ForeignKeyClauses; each PRAGMA key takes the first unused
+    clause with the same child columns, parent and (written) parent columns.
+    """
     rows = connection.execute(
         'SELECT id, "table", "from", "to", on_update, on_delete, match '
         "FROM pragma_foreign_key_list(?, 'main') ORDER BY id, seq",
@@ -225,8 +278,21 @@ def _read_foreign_keys(connection, table: str) -> tuple[ForeignKey, ...]:
         _, parent, _, _, on_update, on_delete, match = group[0]
         columns = tuple(row[2] for row in group)
         targets = tuple(row[3] for row in group)
-        keys.append(ForeignKey(columns, parent, targets, on_update, on_delete, match))
+        deferred = _take_deferral(written, columns, parent, targets)
+        keys.append(ForeignKey(columns, parent, targets, on_update, on_delete, match, deferred))
     return tuple(keys)
+
+
+def _take_deferral(written: list, columns, parent, targets) -> bool:
+    wanted = (
+        tuple(ascii_lower(c) for c in columns),
+        ascii_lower(parent),
+        tuple(ascii_lower(t) for t in targets if t is not None),
+    )
+    for index, clause in enumerate(written):
+        if (clause.columns, clause.table, clause.to) == wanted:
+            return written.pop(index).deferred
+    return False
 
 
 # --- facts ----------------------------------------------------------------------------

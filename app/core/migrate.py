@@ -718,8 +718,13 @@ def _row_count_check(before: Schema, after: Schema, plan_set: PlanSet) -> CheckR
         now = after.table(table.name)
         if now is None and name not in drops:
             changed.append(f"{table.name} disappeared")
-        elif now is not None and now.row_count != table.row_count and name not in writes:
-            changed.append(f"{table.name} {table.row_count:,} → {now.row_count:,}")
+        elif now is not None and table.row_count is not None and name not in writes:
+            # A table that could not be counted before (an unreadable virtual table) has
+            # nothing to compare with; one that cannot be counted now has changed.
+            if now.row_count is None:
+                changed.append(f"{table.name} {table.row_count:,} → unreadable ({now.unreadable})")
+            elif now.row_count != table.row_count:
+                changed.append(f"{table.name} {table.row_count:,} → {now.row_count:,}")
     if changed:
         return CheckResult("row_counts", False, "changed although the plan does not write to "
                                                 "them: " + "; ".join(changed))

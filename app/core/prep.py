@@ -28,7 +28,7 @@ from app.core.errors import UsageError
 from app.core.fsutil import write_file_atomically
 from app.core.plans import Plan, PlanSet, parse_plan_text
 from app.core.reconcile import rows_from_schema, schema_copy
-from app.core.schema import Column, ForeignKey, Schema, Table
+from app.core.schema import DEFERRED, Column, ForeignKey, Schema, Table
 from app.core.sql import (
     ascii_lower,
     column_clauses,
@@ -255,6 +255,8 @@ def add_column_sql(table: Table, column: Column) -> str:
         parts.append(f"GENERATED ALWAYS AS ({column.generated}) VIRTUAL")
     if column.not_null:
         parts.append("NOT NULL")
+        if column.not_null_conflict:
+            parts.append(f"ON CONFLICT {column.not_null_conflict}")
     if column.default is not None:
         parts.append(f"DEFAULT {column.default}")
     if column.collation:
@@ -281,6 +283,8 @@ def _references(fk: ForeignKey) -> str:
     for action, value in (("ON DELETE", fk.on_delete), ("ON UPDATE", fk.on_update)):
         if value.upper() != "NO ACTION":
             text += f" {action} {value.upper()}"
+    if fk.deferred:
+        text += f" {DEFERRED}"
     return text
 
 

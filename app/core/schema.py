@@ -13,20 +13,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
 from app.core.sql import (
     ascii_lower,
     normalise_default,
     normalise_sql,
     normalise_tokens,
+    parenthesised_group,
     significant_tokens,
+    split_top_level,
     strip_constraint_name,
+    unquote_identifier,
 )
 
 
+DEFERRED = "DEFERRABLE INITIALLY DEFERRED"
+
+
 def _plain(value):
-    """Tuples (and nested value objects already turned into dicts) as JSON lists."""
+    """Tuples as JSON lists, nested value objects as their to_dict()."""
+    if isinstance(value, _Plain):
+        return value.to_dict()
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -35,8 +43,16 @@ def _plain(value):
 
 
 class _Plain:
+    # Fields left out of to_dict() while they hold their default: facts only some schemas
+    # have, so that every other schema reads exactly as it always did.
+    _OMITTED_WHEN_UNSET: tuple[str, ...] = ()
+
     def to_dict(self) -> dict:
-        return _plain(asdict(self))
+        return {
+            field.name: _plain(getattr(self, field.name))
+            for field in fields(self)
+            if field.name not in self._OMITTED_WHEN_UNSET or getattr(self, field.name)
+        }
 
 
 @dataclass(frozen=True)
@@ -49,9 +65,13 @@ class Column(_Plain):
     hidden: str = ""  # "", "hidden" (virtual-table column), "virtual" or "stored" (generated)
     collation: str | None = None  # COLLATE name when declared (upper case)
     generated: str | None = None  # normalised expression of a generated column
+    # NOT NULL ON CONFLICT REPLACE / IGNORE / FAIL / ROLLBACK; None for the default ABORT.
+    not_null_conflict: str | None = None
+
+    _OMITTED_WHEN_UNSET = ("not_null_conflict",)
 
     def comparable(self) -> dict:
-        return {
+        facts = {
             "type": normalise_sql(self.type),
             "not_null": self.not_null,
             "default": normalise_default(self.default),
@@ -61,6 +81,10 @@ class Column(_Plain):
             # No COLLATE means BINARY: writing it out changes nothing.
             "collation": self.collation or "BINARY",
         }
+        # Only when there is one, so that fingerprints recorded without it still match.
+        if self.not_null_conflict:
+            facts["not_null_conflict"] = self.not_null_conflict
+        return facts
 
 
 @dataclass(frozen=True)
@@ -106,6 +130,23 @@ class ForeignKey(_Plain):
     on_update: str
     on_delete: str
     match: str
+    deferred: bool = False  # DEFERRABLE INITIALLY DEFERRED: checked at COMMIT
+
+    _OMITTED_WHEN_UNSET = ("deferred",)
+
+
+def _without_conflict(tokens, *, always: bool):
+    """Tokens without their trailing ON CONFLICT X: always, or only when X is ABORT (the
+    default, so writing it out changes nothing)."""
+    if len(tokens) >= 3 and tokens[-3].is_word("ON") and tokens[-2].is_word("CONFLICT"):
+        if always or tokens[-1].is_word("ABORT"):
+            return tokens[:-3]
+    return tokens
+
+
+def is_virtual_table_sql(sql: str) -> bool:
+    """True for CREATE VIRTUAL TABLE text."""
+    return [token.text.upper() for token in significant_tokens(sql)[:2]] == ["CREATE", "VIRTUAL"]
 
 
 @dataclass(frozen=True)
@@ -121,13 +162,45 @@ class Table(_Plain):
     # column-level CHECK and UNIQUE are included, rewritten as CHECK(...) / UNIQUE(col).
     constraints: tuple[str, ...]
     row_count: int | None = None
+    # What SQLite said when this virtual table could not be read here ("no such module:
+    # spellfix1", "no such table: main.notes"); None when it reads fine.
+    unreadable: str | None = None
+    # PRIMARY KEY ... ON CONFLICT X (column- or table-level); None for the default ABORT.
+    primary_key_conflict: str | None = None
+
+    _OMITTED_WHEN_UNSET = ("unreadable", "primary_key_conflict")
 
     @property
     def is_virtual(self) -> bool:
-        return [token.text.upper() for token in significant_tokens(self.sql)[:2]] == [
-            "CREATE",
-            "VIRTUAL",
-        ]
+        return is_virtual_table_sql(self.sql)
+
+    @property
+    def module(self) -> str | None:
+        """The module of a virtual table (`fts5`, `spellfix1`, ...); None for an ordinary one."""
+        tokens = significant_tokens(self.sql)
+        using = next((i for i, token in enumerate(tokens) if token.is_word("USING")), None)
+        if not self.is_virtual or using is None or using + 1 >= len(tokens):
+            return None
+        return ascii_lower(tokens[using + 1].text)
+
+    def module_options(self) -> dict[str, str]:
+        """`key=value` arguments of a virtual table (FTS's content=, content_rowid=, ...)."""
+        tokens = significant_tokens(self.sql)
+        start = next((i for i, token in enumerate(tokens) if token.kind == "lparen"), None)
+        if not self.is_virtual or start is None:
+            return {}
+        body, _ = parenthesised_group(tokens, start)
+        options = {}
+        for argument in split_top_level(body):
+            if len(argument) == 3 and argument[1].text == "=":
+                options[ascii_lower(argument[0].text)] = _bare_text(argument[2])
+        return options
+
+    def unreadable_explanation(self) -> str | None:
+        """What an unreadable virtual table means and what to do about it; None when readable."""
+        if self.unreadable is None:
+            return None
+        return explain_unreadable(self)
 
     @property
     def autoincrement(self) -> bool:
@@ -142,6 +215,28 @@ class Table(_Plain):
         in_key = sorted((c for c in self.columns if c.pk), key=lambda c: c.pk)
         return tuple(c.name for c in in_key)
 
+    def rowid_alias(self) -> str | None:
+        """The column that IS the rowid, or None.
+
+        Only a rowid table's single-column INTEGER PRIMARY KEY is one, and not when
+        written `INTEGER PRIMARY KEY DESC`; SQLite gives every other primary key an
+        index of its own (origin "pk"), which is how this tells them apart.
+        """
+        key = self.primary_key()
+        if self.without_rowid or self.is_virtual or len(key) != 1:
+            return None
+        if any(index.origin == "pk" for index in self.indexes):
+            return None
+        return key[0]
+
+    def integer_key_without_alias(self) -> bool:
+        """A single INTEGER PRIMARY KEY that is nevertheless not the rowid (PRIMARY KEY DESC)."""
+        key = self.primary_key()
+        if self.without_rowid or self.is_virtual or len(key) != 1:
+            return False
+        column = self.column(key[0])
+        return ascii_lower(column.type) == "integer" and self.rowid_alias() is None
+
     def checks_and_uniques(self) -> tuple[str, ...]:
         """CHECK and UNIQUE constraints, unnamed and sorted: what a rebuild must preserve.
 
@@ -151,9 +246,55 @@ class Table(_Plain):
         kept = []
         for text in self.constraints:
             tokens = strip_constraint_name(significant_tokens(text))
-            if tokens and tokens[0].is_word("CHECK", "UNIQUE"):
-                kept.append(normalise_tokens(tokens))
+            if tokens and tokens[0].is_word("CHECK"):
+                # SQLite accepts and ignores an ON CONFLICT after a table CHECK.
+                kept.append(normalise_tokens(_without_conflict(tokens, always=True)))
+            elif tokens and tokens[0].is_word("UNIQUE"):
+                kept.append(normalise_tokens(_without_conflict(tokens, always=False)))
         return tuple(sorted(kept))
+
+
+def _bare_text(token) -> str:
+    """A module argument's value without its quotes: content='notes' and content=notes agree."""
+    if token.kind in ("quoted", "string"):
+        return unquote_identifier(token.text)
+    return token.text
+
+
+def explain_unreadable(table: Table) -> str:
+    """One paragraph: which table, what SQLite said, what it means, what to do.
+
+    The file itself is sound (these tables fail only when they are read), so the
+    explanation says what a backup and a plan can still do.
+    """
+    said = f'SQLite says "{table.unreadable}"'
+    module = table.module or "?"
+    if "no such module" in table.unreadable:
+        return (
+            f"Virtual table {table.name} uses the module {module}, which this SQLite does not "
+            f"have ({said}). Cutover cannot read its columns or count its rows; the rest of the "
+            "database is unaffected, backups copy it byte for byte, and migrations leave it "
+            f"alone. The application that loads the {module} extension can still use it. "
+            f"SQLite needs the module even to drop it: to remove it, run DROP TABLE "
+            f"{table.name} from that application or from a sqlite3 shell that loads the "
+            "extension (.load)."
+        )
+    content = table.module_options().get("content")
+    if content and "no such table" in table.unreadable:
+        return (
+            f"Full-text table {table.name} ({module}) reads its rows from the content table "
+            f"{content}, which does not exist ({said}). Searches and row counts on it fail, "
+            "although the file itself is intact and can be backed up. Fix it with a plan: "
+            f"CREATE TABLE {content} again with the columns {table.name} indexes (then "
+            f"INSERT INTO {table.name}({table.name}) VALUES('rebuild') to re-index it), or "
+            f"DROP TABLE {table.name} if the full-text index is no longer used."
+        )
+    return (
+        f"Virtual table {table.name} ({module}) cannot be read here ({said}). Cutover "
+        "cannot count its rows; backups copy it byte for byte. Check what it depends on "
+        f"(its module, the tables named in its definition), or DROP TABLE {table.name} "
+        "in a plan if it is no longer used."
+    )
 
 
 @dataclass(frozen=True)
@@ -162,8 +303,10 @@ class Trigger(_Plain):
     table: str
     sql: str
 
-    def comparable(self) -> str:
-        return normalise_sql(self.sql)
+    def comparable(self, names=frozenset()) -> str:
+        """`names`: the schema's names (Schema.names()), so that a double-quoted string
+        keeps its case and a double-quoted name does not."""
+        return normalise_sql(self.sql, names | statement_aliases(self.sql))
 
 
 @dataclass(frozen=True)
@@ -171,8 +314,19 @@ class View(_Plain):
     name: str
     sql: str
 
-    def comparable(self) -> str:
-        return normalise_sql(self.sql)
+    def comparable(self, names=frozenset()) -> str:
+        """See Trigger.comparable."""
+        return normalise_sql(self.sql, names | statement_aliases(self.sql))
+
+
+def statement_aliases(sql: str) -> frozenset[str]:
+    """Names a statement gives itself (`AS x`): a double-quoted x later on names it."""
+    tokens = significant_tokens(sql)
+    return frozenset(
+        ascii_lower(unquote_identifier(after.text) if after.kind == "quoted" else after.text)
+        for before, after in zip(tokens, tokens[1:])
+        if before.is_word("AS") and after.kind in ("word", "quoted")
+    )
 
 
 @dataclass(frozen=True)
@@ -180,6 +334,21 @@ class Schema:
     tables: tuple[Table, ...]
     triggers: tuple[Trigger, ...]
     views: tuple[View, ...]
+
+    def unreadable_tables(self) -> list[dict]:
+        """Tables SQLite cannot read here, each with its explanation (see explain_unreadable)."""
+        return [
+            {"table": table.name, "problem": table.unreadable,
+             "explanation": table.unreadable_explanation()}
+            for table in self.tables
+            if table.unreadable is not None
+        ]
+
+    def names(self) -> frozenset[str]:
+        """Every table, view and column name, lower case: what a view or trigger can name."""
+        names = {ascii_lower(t.name) for t in self.tables} | {ascii_lower(v.name) for v in self.views}
+        names |= {ascii_lower(c.name) for t in self.tables for c in t.columns}
+        return frozenset(names | {"rowid", "oid", "_rowid_", "new", "old"})
 
     def table(self, name: str) -> Table | None:
         """SQLite names are case-insensitive (ASCII letters only), so lookups are too."""
@@ -201,7 +370,7 @@ class Schema:
         parent = self.table(fk.table)
         if any(name is None for name in to) and parent and len(parent.primary_key()) == len(to):
             to = parent.primary_key()
-        return (
+        key = (
             tuple(ascii_lower(name) for name in fk.columns),
             ascii_lower(fk.table),
             tuple(ascii_lower(name) if name else None for name in to),
@@ -209,6 +378,8 @@ class Schema:
             fk.on_delete.upper(),
             fk.match.upper(),
         )
+        # Only when deferred, so that fingerprints recorded without it still match.
+        return key + (DEFERRED,) if fk.deferred else key
 
     def column_references(self, table: Table) -> dict[str, tuple]:
         """Single-column foreign keys of `table`, by lower-case column name."""
@@ -232,6 +403,10 @@ class Schema:
             "composite_foreign_keys": tuple(sorted(composite, key=repr)),
             # A virtual table's definition is its module and arguments.
             "virtual": normalise_sql(table.sql) if table.is_virtual else None,
+            # These two only when set, so that fingerprints recorded without them still match.
+            **({"primary_key_conflict": table.primary_key_conflict}
+               if table.primary_key_conflict else {}),
+            **({"integer_key_without_alias": True} if table.integer_key_without_alias() else {}),
         }
 
     def canonical(self) -> dict:
@@ -239,8 +414,8 @@ class Schema:
         return _plain(
             {
                 "tables": [self._canonical_table(table) for table in _by_name(self.tables)],
-                "triggers": {ascii_lower(t.name): t.comparable() for t in self.triggers},
-                "views": {ascii_lower(v.name): v.comparable() for v in self.views},
+                "triggers": {ascii_lower(t.name): t.comparable(self.names()) for t in self.triggers},
+                "views": {ascii_lower(v.name): v.comparable(self.names()) for v in self.views},
             }
         )
 

@@ -121,6 +121,8 @@ def _canonical_name(name: str) -> str:
 def _canonical_text(token: Token) -> str:
     if token.kind == "quoted":
         return _canonical_name(unquote_identifier(token.text))
+    if token.kind == "literal":  # a double-quoted string (see _double_quoted_strings)
+        return quote_literal(unquote_identifier(token.text))
     if token.kind == "word":
         upper = token.text.upper()
         return upper if upper in KEYWORDS else ascii_lower(token.text)
@@ -145,9 +147,40 @@ def _needs_space(previous: Token, token: Token) -> bool:
     return not (token.kind == "lparen" and previous.kind in ("word", "quoted"))
 
 
-def normalise_tokens(tokens: list[Token]) -> str:
-    """Canonical text of tokens; whitespace and comments are ignored, then re-spaced."""
+def _double_quoted_strings(tokens: list[Token], names) -> list[Token]:
+    """Mark the "x" tokens SQLite reads as string literals, given the names in scope.
+
+    SQLite takes a double-quoted token that names nothing in scope as the string 'x'
+    (https://www.sqlite.org/quirks.html#dblquote): `status = "Archived"` compares with
+    the text Archived, whose case matters, while `"Status"` naming a column is the
+    column status. A token before or after a dot is always a name.
+    """
+    marked = []
+    for index, token in enumerate(tokens):
+        qualified = any(
+            0 <= at < len(tokens) and tokens[at].kind == "dot" for at in (index - 1, index + 1)
+        )
+        if (
+            token.kind == "quoted"
+            and token.text[0] == '"'
+            and not qualified
+            and ascii_lower(unquote_identifier(token.text)) not in names
+        ):
+            token = Token("literal", token.text)
+        marked.append(token)
+    return marked
+
+
+def normalise_tokens(tokens: list[Token], names=None) -> str:
+    """Canonical text of tokens; whitespace and comments are ignored, then re-spaced.
+
+    With `names` (lower-case names in scope: the table's columns for a CHECK, every
+    name of the schema for a view), a double-quoted token naming none of them is
+    written as the string literal SQLite takes it for, its case kept.
+    """
     tokens = [token for token in tokens if token.kind not in ("space", "comment")]
+    if names is not None:
+        tokens = _double_quoted_strings(tokens, names)
     parts: list[str] = []
     glue_next = False
     for index, token in enumerate(tokens):
@@ -160,7 +193,7 @@ def normalise_tokens(tokens: list[Token]) -> str:
     return "".join(parts)
 
 
-def normalise_sql(sql: str | None) -> str:
+def normalise_sql(sql: str | None, names=None) -> str:
     """One spelling for every way of writing the same statement.
 
     Keywords upper case; names lower case and unquoted when that is unambiguous
@@ -171,7 +204,7 @@ def normalise_sql(sql: str | None) -> str:
     tokens = significant_tokens(sql or "")
     while tokens and tokens[-1].kind == "semicolon":
         tokens.pop()
-    return normalise_tokens(tokens)
+    return normalise_tokens(tokens, names)
 
 
 def normalise_default(default: str | None) -> str | None:
@@ -185,7 +218,16 @@ def normalise_default(default: str | None) -> str | None:
     tokens = significant_tokens(default)
     if len(tokens) == 1 and tokens[0].kind == "quoted" and tokens[0].text[0] == '"':
         return quote_literal(unquote_identifier(tokens[0].text))
+    if len(tokens) == 1 and _is_bare_word_default(tokens[0]):
+        # DEFAULT Active stores the text 'Active': its case is data.
+        return quote_literal(tokens[0].text)
     return normalise_tokens(tokens)
+
+
+def _is_bare_word_default(token: Token) -> bool:
+    """A word SQLite stores as text when it is a DEFAULT; TRUE, FALSE, NULL and the
+    CURRENT_* keywords are values of their own."""
+    return token.is_word() and token.text.upper() not in KEYWORDS | {"TRUE", "FALSE"}
 
 
 # ---------------------------------------------------------------------------
@@ -266,14 +308,17 @@ class ColumnClauses(NamedTuple):
     generated: str | None
     checks: tuple[str, ...]
     unique: str | None  # "UNIQUE", or "UNIQUE ON CONFLICT ..." when one is given
+    not_null_conflict: str | None = None  # NOT NULL ON CONFLICT X (X other than ABORT)
+    pk_conflict: str | None = None  # PRIMARY KEY ... ON CONFLICT X (X other than ABORT)
 
 
-def column_clauses(item: list[Token]) -> ColumnClauses:
-    """Read COLLATE, GENERATED ... AS (expr), CHECK (...) and UNIQUE off a column definition."""
+def column_clauses(item: list[Token], names=None) -> ColumnClauses:
+    """Read COLLATE, GENERATED ... AS (expr), CHECK (...), UNIQUE and ON CONFLICT off a
+    column definition. `names`: see normalise_tokens (the table's column names)."""
     first = item[0]
     # SQLite even accepts 'name' (a string) as a column name.
     name = unquote_identifier(first.text) if first.kind in ("quoted", "string") else first.text
-    collation = generated = unique = None
+    collation = generated = unique = not_null_conflict = pk_conflict = None
     checks: list[str] = []
     index = 1
     while index < len(item):
@@ -285,16 +330,23 @@ def column_clauses(item: list[Token]) -> ColumnClauses:
             collation = _collation_name(item[index + 1])
         elif token.is_word("AS") and index + 1 < len(item) and item[index + 1].kind == "lparen":
             inner, index = parenthesised_group(item, index + 1)
-            generated = normalise_tokens(inner)
+            generated = normalise_tokens(inner, names)
             continue
         elif token.is_word("CHECK") and index + 1 < len(item):
             inner, index = parenthesised_group(item, index + 1)
-            checks.append(f"CHECK({normalise_tokens(inner)})")
+            checks.append(f"CHECK({normalise_tokens(inner, names)})")
             continue
         elif token.is_word("UNIQUE"):
             unique = " ".join(["UNIQUE", *_conflict_clause(item, index + 1)])
+        elif token.is_word("NULL") and item[index - 1].is_word("NOT"):
+            not_null_conflict = conflict_action(item, index + 1)
+        elif token.is_word("KEY") and item[index - 1].is_word("PRIMARY"):
+            after = index + 1 + (index + 1 < len(item) and item[index + 1].is_word("ASC", "DESC"))
+            pk_conflict = conflict_action(item, after)
         index += 1
-    return ColumnClauses(name, collation, generated, tuple(checks), unique)
+    return ColumnClauses(
+        name, collation, generated, tuple(checks), unique, not_null_conflict, pk_conflict
+    )
 
 
 def _collation_name(token: Token) -> str:
@@ -304,13 +356,77 @@ def _collation_name(token: Token) -> str:
 
 
 def _conflict_clause(item: list[Token], index: int) -> list[str]:
+    action = conflict_action(item, index)
+    return ["ON", "CONFLICT", action] if action else []
+
+
+def conflict_action(item: list[Token], index: int) -> str | None:
+    """X of an `ON CONFLICT X` starting at `index`; None when absent or ABORT, the default."""
     if index + 2 < len(item) and item[index].is_word("ON") and item[index + 1].is_word("CONFLICT"):
-        return ["ON", "CONFLICT", item[index + 2].text.upper()]
-    return []
+        action = item[index + 2].text.upper()
+        return None if action == "ABORT" else action
+    return None
 
 
-def index_key_items(sql: str) -> tuple[list[list[Token]], str | None]:
-    """The indexed terms of a CREATE INDEX statement and its normalised WHERE (or None)."""
+class ForeignKeyClause(NamedTuple):
+    """A REFERENCES clause as written: what PRAGMA foreign_key_list leaves out."""
+
+    columns: tuple[str, ...]  # child columns, lower case
+    table: str  # parent table, lower case
+    to: tuple[str, ...]  # parent columns as written, lower case; () when implied
+    deferred: bool  # DEFERRABLE INITIALLY DEFERRED: checked at COMMIT, not per statement
+
+
+def foreign_key_clauses(items: list[list[Token]]) -> list[ForeignKeyClause]:
+    """Every foreign key of a CREATE TABLE body, column-level and table-level, in order."""
+    clauses = []
+    for item in items:
+        body = strip_constraint_name(item)
+        if body and body[0].is_word("FOREIGN") and len(body) > 2 and body[2].kind == "lparen":
+            columns, after = parenthesised_group(body, 2)
+            clauses += _references_in(body[after:], _names_in(columns))
+        elif not is_table_constraint(item):
+            column = column_clauses(item).name
+            clauses += _references_in(item[1:], (ascii_lower(column),))
+    return clauses
+
+
+def _names_in(tokens: list[Token]) -> tuple[str, ...]:
+    return tuple(
+        ascii_lower(unquote_identifier(t.text) if t.kind in ("quoted", "string") else t.text)
+        for t in tokens
+        if t.kind in ("word", "quoted", "string")
+    )
+
+
+def _references_in(tokens: list[Token], columns: tuple[str, ...]) -> list[ForeignKeyClause]:
+    starts = [i for i, token in enumerate(tokens) if token.is_word("REFERENCES")]
+    clauses = []
+    for number, start in enumerate(starts):
+        end = starts[number + 1] if number + 1 < len(starts) else len(tokens)
+        part = tokens[start + 1 : end]
+        if not part:
+            continue
+        parent = _names_in(part[:1])[0] if _names_in(part[:1]) else ""
+        to = _names_in(parenthesised_group(part, 1)[0]) if len(part) > 1 and part[1].kind == "lparen" else ()
+        clauses.append(ForeignKeyClause(columns, parent, to, _is_deferred(part)))
+    return clauses
+
+
+def _is_deferred(tokens: list[Token]) -> bool:
+    """DEFERRABLE INITIALLY DEFERRED (and not NOT DEFERRABLE ...), as SQLite's grammar reads it."""
+    for index, token in enumerate(tokens):
+        if token.is_word("DEFERRABLE"):
+            negated = index > 0 and tokens[index - 1].is_word("NOT")
+            initially = [t.text.upper() for t in tokens[index + 1 : index + 3]]
+            return not negated and initially == ["INITIALLY", "DEFERRED"]
+    return False
+
+
+def index_key_items(sql: str, names=None) -> tuple[list[list[Token]], str | None]:
+    """The indexed terms of a CREATE INDEX statement and its normalised WHERE (or None).
+
+    `names`: see normalise_tokens (the indexed table's column names)."""
     tokens = significant_tokens(sql)
     on = next((i for i, token in enumerate(tokens) if token.is_word("ON")), None)
     if on is None:
@@ -320,15 +436,15 @@ def index_key_items(sql: str) -> tuple[list[list[Token]], str | None]:
         return [], None
     body, after = parenthesised_group(tokens, index)
     rest = tokens[after:]
-    where = normalise_tokens(rest[1:]) if rest and rest[0].is_word("WHERE") else None
+    where = normalise_tokens(rest[1:], names) if rest and rest[0].is_word("WHERE") else None
     return split_top_level(body), where
 
 
-def index_term_expression(term: list[Token]) -> str:
+def index_term_expression(term: list[Token], names=None) -> str:
     """The expression of one indexed term, without its trailing COLLATE and ASC/DESC."""
     end = len(term)
     if end and term[end - 1].is_word("ASC", "DESC"):
         end -= 1
     if end >= 2 and term[end - 2].is_word("COLLATE"):
         end -= 2
-    return normalise_tokens(term[:end])
+    return normalise_tokens(term[:end], names)

@@ -16,6 +16,7 @@ def environment_document(env: Environment, inspection: Inspection) -> dict:
             facts=snapshot.facts.to_dict(),
             row_counts=snapshot.row_counts(),
             fingerprint=snapshot.schema.fingerprint(),
+            unreadable=snapshot.schema.unreadable_tables(),
             inspected_at=snapshot.inspected_at,
             error=None,
         )
@@ -36,7 +37,22 @@ def comparison_document(comparison) -> dict:
         "right": comparison.right,
         "summary": comparison.summary.to_dict() if comparison.summary else None,
         "differences": [d.to_dict() for d in comparison.differences or []],
+        "unreadable": unreadable_notices(comparison),
     }
+
+
+def unreadable_notices(comparison) -> list[dict]:
+    """Tables either side cannot read (see Schema.unreadable_tables), each naming its side.
+
+    The diff compares their definitions only: what they hold cannot be seen here.
+    """
+    notices = []
+    for side, inspection in ((comparison.left, comparison.left_inspection),
+                             (comparison.right, comparison.right_inspection)):
+        if inspection.ok:
+            notices += [{"environment": side, **notice}
+                        for notice in inspection.snapshot.schema.unreadable_tables()]
+    return notices
 
 
 @dataclass(frozen=True)

@@ -642,3 +642,36 @@ def test_rich_schema_against_an_older_production(rich_db, schema_of):
         ("table", "typed", "only_left", "additive"),
     ]
     assert summarise_drift(differences).status == "behind"
+
+
+def test_int_primary_key_is_explained_as_not_the_rowid(diff):
+    [difference] = diff("CREATE TABLE t (id INTEGER PRIMARY KEY, v);", "CREATE TABLE t (id INT PRIMARY KEY, v);",
+                        left_label="dev", right_label="prod")
+    assert "INTEGER vs INT: only INTEGER PRIMARY KEY makes the column an alias of the rowid" in difference["explanation"]
+    assert "behave the same" not in difference["explanation"]
+
+
+def test_integer_primary_key_desc_is_explained_as_not_the_rowid(diff):
+    [difference] = diff("CREATE TABLE t (id INTEGER PRIMARY KEY, v);",
+                        "CREATE TABLE t (id INTEGER PRIMARY KEY DESC, v);", left_label="dev", right_label="prod")
+    assert difference["object"] == "table" and difference["fix"] == "rebuild"
+    assert "its key id is the rowid in dev but not in prod" in difference["explanation"]
+
+
+def test_a_deferred_foreign_key_is_explained(diff):
+    [difference] = diff("CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (p REFERENCES p (id));",
+                        "CREATE TABLE p (id INTEGER PRIMARY KEY); "
+                        "CREATE TABLE c (p REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);")
+    assert difference["object"] == "column" and difference["name"] == "p"
+    assert "DEFERRABLE INITIALLY DEFERRED (checked at COMMIT) in right" in difference["explanation"]
+
+
+def test_on_conflict_clauses_are_explained(diff):
+    [difference] = diff("CREATE TABLE t (a NOT NULL DEFAULT 1);",
+                        "CREATE TABLE t (a NOT NULL ON CONFLICT REPLACE DEFAULT 1);")
+    assert "NOT NULL conflict resolution the default (ABORT) in left vs ON CONFLICT REPLACE in right" in (
+        difference["explanation"])
+    [difference] = diff("CREATE TABLE t (a, b, PRIMARY KEY (a, b));",
+                        "CREATE TABLE t (a, b, PRIMARY KEY (a, b) ON CONFLICT IGNORE);")
+    assert "PRIMARY KEY conflict resolution the default (ABORT) in left vs ON CONFLICT IGNORE in right" in (
+        difference["explanation"])

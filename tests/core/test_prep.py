@@ -181,6 +181,22 @@ def test_identifiers_that_need_quoting(make_db, tmp_path):
     assert diff_schemas(reference, schema(target_path)) == []
 
 
+def test_added_columns_keep_their_deferral_and_conflict_clause(make_db):
+    target_path = make_db("CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (id INTEGER);", "target.db")
+    reference = schema(make_db(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (id INTEGER, "
+        "p_id INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED, "
+        "state TEXT NOT NULL ON CONFLICT REPLACE DEFAULT 'new');", "reference.db"))
+    prep = generate_prep(schema(target_path), reference)
+    statements = [s.sql for s in prep.plan().statements()]
+    assert statements == [
+        'ALTER TABLE "c" ADD COLUMN "p_id" INTEGER REFERENCES "p"("id") DEFERRABLE INITIALLY DEFERRED;',
+        'ALTER TABLE "c" ADD COLUMN "state" TEXT NOT NULL ON CONFLICT REPLACE DEFAULT \'new\';',
+    ]
+    apply_plan(target_path, make_plan_set([prep.plan()]))
+    assert diff_schemas(reference, schema(target_path)) == []
+
+
 def test_save_writes_the_plan_and_refuses_to_overwrite(demo, tmp_path):
     prep = generate_prep(schema(demo / "goals.db"), schema(demo / "goals_dev.db"),
                          plan_set=demo_plans(demo))

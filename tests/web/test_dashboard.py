@@ -150,6 +150,38 @@ def test_a_broken_environment_is_explained_and_untouched(tmp_path, demo_dir, kin
         db.engine.dispose()
 
 
+def test_unreadable_virtual_tables_are_explained_on_the_dashboard_and_the_api(tmp_path, demo_dir):
+    """A spellfix1 table (module missing here) and an FTS5 table whose content table is gone."""
+    target = demo_dir / "goals.db"
+    with sqlite3.connect(target) as connection:
+        connection.executescript(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+            "CREATE VIRTUAL TABLE docs USING fts5(body, content='notes', content_rowid='id');"
+            "DROP TABLE notes; PRAGMA writable_schema = ON;"
+            "INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql) "
+            "VALUES ('table', 'spell', 'spell', 0, 'CREATE VIRTUAL TABLE spell USING spellfix1');")
+    connection.close()
+    before = (target.read_bytes(), os.stat(target).st_mtime_ns)
+    app = make_app(tmp_path, demo_dir / "cutover.toml")
+    client = app.test_client()
+    log_in(client)
+    production = card(settled_dashboard(client), "production")
+    assert "ok (quick_check)" in production and "unavailable" not in production
+    assert '<td>spell</td><td class="num">unreadable</td>' in production
+    assert "uses the module spellfix1, which this SQLite does not have" in production
+    assert "content table notes, which does not exist" in production
+    envs = {e["name"]: e for e in client.get("/api/v1/environments").get_json()["environments"]}
+    assert [n["table"] for n in envs["production"]["unreadable"]] == ["docs", "spell"]
+    diff = client.get("/api/v1/diff?left=development&right=production").get_json()
+    assert {(n["environment"], n["table"]) for n in diff["unreadable"]} == {
+        ("production", "docs"), ("production", "spell")}
+    assert (target.read_bytes(), os.stat(target).st_mtime_ns) == before
+    with app.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()
+
+
 def test_a_locked_environment_is_reported_and_untouched(tmp_path, demo_dir):
     target = demo_dir / "goals.db"
     config = tmp_path / "locked.toml"

@@ -68,6 +68,16 @@ def test_health_api_and_page_with_a_window(app, client, api_headers, logged_in):
     assert "integrity_check" in html
 
 
+def test_row_chart_skips_tables_that_could_not_be_counted():
+    from app.models import HealthSample
+    from app.web.health import charts
+
+    samples = [HealthSample(measurements=json.dumps({"row_counts": {"a": 3, "spell": None}})),
+               HealthSample(measurements=json.dumps({"row_counts": {"a": 5, "spell": None}}))]
+    rows = charts(samples)[1]
+    assert rows.title == "Rows in all tables" and (rows.low, rows.high) == (3, 5)
+
+
 def test_page_verify_now_and_monitoring_buttons(app, logged_in):
     html = logged_in.get("/environments/production/health").get_data(as_text=True)
     assert "No window yet" in html
