@@ -157,3 +157,30 @@ def test_plan_json_and_a_missing_plan_file(tmp_path, demo_config):
     assert body["reconciliation"]["counts"]["will_fail"] == 1
     missing = cli(tmp_path, demo_config, "plan", "production", "--plan", str(tmp_path / "nope.sql"))
     assert missing.returncode == 2 and "nope.sql" in missing.stderr
+
+
+def test_migrate_rehearses_again_after_a_double_quoted_string_changes_case(tmp_path):
+    """`"Archived"` names no column: SQLite reads it as a string, so the edited plan deletes
+    other rows and its old rehearsal must not be reused."""
+    import sqlite3
+    from contextlib import closing
+
+    workspace = tmp_path / "workspace"
+    (workspace / "backups").mkdir(parents=True)
+    database = workspace / "app.db"
+    with closing(sqlite3.connect(database)) as connection:
+        connection.executescript("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT);"
+                                 "INSERT INTO items (status) VALUES ('Archived'), ('archived'), ('live');")
+    plan = workspace / "cleanup.sql"
+    plan.write_text('DELETE FROM items WHERE status = "Archived";\n', encoding="utf-8")
+    config = workspace / "cutover.toml"
+    config.write_text('[environments.production]\ndatabase = "app.db"\nbackup_dirs = ["backups"]\n\n'
+                      '[migration]\nplans = ["cleanup.sql"]\n', encoding="utf-8")
+    assert cli(tmp_path, config, "rehearse", "production").returncode == 0
+    plan.write_text('DELETE FROM items WHERE status = "archived";\n', encoding="utf-8")
+    migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "Using the passing rehearsal" not in migrated.stdout
+    assert "No passing rehearsal of this plan on this schema yet: rehearsing now." in migrated.stdout
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT status FROM items ORDER BY id").fetchall() == [("Archived",), ("live",)]

@@ -123,7 +123,7 @@ def test_a_missing_target_is_not_created(tmp_path):
 def demo_opening_lines(path):
     """How every apply of the demo plans to demo production begins (2 orphans predate it)."""
     return [
-        ("info", f"Migrating {path}: plan d7e136394b08, 34 statements in 5 phases, one transaction"),
+        ("info", f"Migrating {path}: plan 75458d891952, 34 statements in 5 phases, one transaction"),
         ("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT"),
         ("info", "Integrity before: quick_check ok"),
         ("warning", "Foreign keys before: 2 pre-existing violations (reported, not fatal: only "
