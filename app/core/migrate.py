@@ -7,7 +7,9 @@ BEGIN IMMEDIATE (transaction.py), and inside that one transaction:
 1. the schema fingerprint, PRAGMA quick_check and PRAGMA foreign_key_check are taken;
 2. each statement is reconciled against the LIVE schema (reconcile.decide), then skipped
    ("already exists, skipping (expected)") or executed, one log line each;
-3. quick_check and foreign_key_check are taken again: damage, or a foreign-key violation
+3. an index, trigger or view the statements destroyed without re-creating it stops the
+   run unless the plan accepts it (`-- accept-drop: KIND NAME`, losses.py);
+   quick_check and foreign_key_check are taken again: damage, or a foreign-key violation
    that was not there before, stops the run (real data is dirty: pre-existing orphans
    are reported, not fatal);
 4. COMMIT. Any error before it rolls everything back: the file is exactly as it was.
@@ -33,6 +35,7 @@ from app.core.diff import diff_schemas
 from app.core.errors import CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
 from app.core.inspect import read_schema
+from app.core.losses import LossWatch
 from app.core.plans import PlanSet, PlanStatement
 from app.core.reconcile import PlanContext, creates_something, decide, schema_fingerprint
 from app.core.schema import Schema
@@ -222,17 +225,39 @@ def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, 
     run.timed("checks_before_ms", started)
     started = time.perf_counter()
     context = PlanContext.of(run.plan_set.statements())
+    watch = LossWatch(connection)
     for phase in run.plan_set.phases():
         run.say("info", f"Phase {phase.number}: {phase.title} "
                         f"({_count(len(phase.statements), 'statement')})")
         for statement in phase.statements:
             _apply_statement(connection, statement, context, run)
+            watch.saw(statement)
     run.timed("statements_ms", started)
     started = time.perf_counter()
+    _refuse_unaccepted_losses(run, watch)
     run.facts["quick_check_after"] = _require_quick_check(connection, run, "after")
     _compare_foreign_keys(run, before, foreign_key_violations(connection))
     run.facts["fingerprint_after"] = schema_fingerprint(connection)
     run.timed("checks_after_ms", started)
+
+
+def _refuse_unaccepted_losses(run: _Run, watch: LossWatch) -> None:
+    """The last line of defence: nothing commits that silently lost an index, trigger or view."""
+    losses = watch.losses(run.plan_set.acceptances())
+    for loss in losses:
+        if loss.accepted:
+            run.say("warning", f"Accepted by the plan ({loss.acceptance.file}:{loss.acceptance.line}): "
+                               f"{loss.message()}")
+    refused = [loss for loss in losses if not loss.accepted]
+    if not refused:
+        return
+    for loss in refused:
+        run.say("error", f"✗ Lost: {loss.message()}")
+    names = ", ".join(loss.object.label() for loss in refused)
+    lines = "; ".join(f"`{loss.acceptance_line}`" for loss in refused)
+    raise _Abort(f"The plan destroys {names} and does not re-create {'it' if len(refused) == 1 else 'them'}. "
+                 f"Re-create {'it' if len(refused) == 1 else 'them'} in the plan, or accept the loss with "
+                 f"{lines} in the plan.", "lost_objects", names)
 
 
 def _count(number: int, noun: str) -> str:

@@ -12,6 +12,10 @@ Each statement is first compared with what already exists:
   error (`no such column: group_id`). Data statements run on the copy's empty tables,
   which finds missing tables and columns but says nothing about the data.
 
+The copy also shows what the plan destroys: every index, trigger and view it loses
+without re-creating it (losses.py) is named, and blocks the plan unless the plan
+accepts it with `-- accept-drop: KIND NAME`.
+
 `decide` is also what the real run uses, inside its transaction, on the live database,
 so what is skipped is decided on the real state.
 """
@@ -21,12 +25,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
 from app.core.database import classify_sqlite_error, read_consistently
 from app.core.inspect import read_schema
+from app.core.losses import Loss, LossWatch, unmatched_acceptances
 from app.core.plans import PlanSet, PlanStatement, StatementShape, statement_shape
 from app.core.schema import Column, Schema
 from app.core.sql import (
@@ -376,6 +381,7 @@ class StatementOutcome:
     note: str | None = None  # e.g. DATA_NOTE
     existing: str | None = None  # conflicts: the definition that is there
     planned: str | None = None  # conflicts: the definition the plan asks for
+    losses: tuple[Loss, ...] = ()  # what it destroys that the plan does not get back
 
     def to_dict(self) -> dict:
         return {
@@ -385,6 +391,7 @@ class StatementOutcome:
             "note": self.note,
             "existing": self.existing,
             "planned": self.planned,
+            "losses": [loss.to_dict() for loss in self.losses],
         }
 
 
@@ -455,6 +462,7 @@ class Reconciliation:
     target_fingerprint: str
     phases: tuple[PhaseReconciliation, ...]
     warnings: tuple[str, ...] = ()
+    losses: tuple[Loss, ...] = ()  # indexes, triggers and views destroyed and not re-created
     # The target's schema as read (for preflight and prep); not part of to_dict.
     schema: Schema | None = field(default=None, compare=False, repr=False)
 
@@ -465,9 +473,13 @@ class Reconciliation:
         return count_outcomes(self.outcomes())
 
     @property
+    def unaccepted_losses(self) -> list[Loss]:
+        return [loss for loss in self.losses if not loss.accepted]
+
+    @property
     def ready(self) -> bool:
-        """Nothing will fail and nothing conflicts: the plan can run on this target."""
-        return not any(phase.blocked for phase in self.phases)
+        """Nothing will fail, nothing conflicts and nothing is lost unaccepted: it can run."""
+        return not any(phase.blocked for phase in self.phases) and not self.unaccepted_losses
 
     @property
     def state(self) -> str:
@@ -489,6 +501,10 @@ class Reconciliation:
         blockers = [f"{counts[o]} {'statement' if counts[o] == 1 else 'statements'} {words}"
                     for o, words in (("will_fail", "will fail"), ("conflict", "conflict"))
                     if counts[o]]
+        lost = len(self.unaccepted_losses)
+        if lost:
+            blockers.append(f"{lost} {'index, trigger or view' if lost == 1 else 'indexes, triggers or views'} "
+                            "lost without acceptance")
         verdict = "blocked: " + ", ".join(blockers) if blockers else "ready to run"
         return f"{_STATE_WORDS[self.state]}: {'; '.join(parts)}; {verdict}"
 
@@ -502,6 +518,7 @@ class Reconciliation:
             "summary": self.summary(),
             "counts": self.counts(),
             "warnings": list(self.warnings),
+            "losses": [loss.to_dict() for loss in self.losses],
             "phases": [phase.to_dict() for phase in self.phases],
         }
 
@@ -570,13 +587,30 @@ def reconcile_rows(rows: list[SchemaRow], plan_set: PlanSet, *, target: str) -> 
     with closing(copy):
         schema = read_schema(copy)
         context = PlanContext.of(plan_set.statements())
-        phases = []
+        watch = LossWatch(copy)
+        outcomes_by_phase = []
         for phase in plan_set.phases():
-            outcomes = tuple(predict(copy, s, context) for s in phase.statements)
-            phases.append(PhaseReconciliation(phase.number, phase.title, phase.file,
-                                              phase_status(outcomes), outcomes))
+            outcomes = []
+            for statement in phase.statements:
+                outcomes.append(predict(copy, statement, context))
+                watch.saw(statement)
+            outcomes_by_phase.append((phase, outcomes))
+        losses = watch.losses(plan_set.acceptances())
+    warnings += [f"{a.file}:{a.line}: accept-drop of {a.kind} {a.name} names nothing the plan "
+                 "destroys on this target" for a in unmatched_acceptances(plan_set.acceptances(), losses)]
+    phases = []
+    for phase, outcomes in outcomes_by_phase:
+        outcomes = tuple(_with_losses(outcome, losses) for outcome in outcomes)
+        phases.append(PhaseReconciliation(phase.number, phase.title, phase.file,
+                                          phase_status(outcomes), outcomes))
     return Reconciliation(target, plan_set.hash, schema.fingerprint(), tuple(phases),
-                          tuple(warnings), schema)
+                          tuple(warnings), tuple(losses), schema)
+
+
+def _with_losses(outcome: StatementOutcome, losses: list[Loss]) -> StatementOutcome:
+    mine = tuple(loss for loss in losses
+                 if loss.statement is not None and loss.statement.index == outcome.statement.index)
+    return replace(outcome, losses=mine) if mine else outcome
 
 
 # --------------------------------------------------------------------------- preflight
@@ -586,6 +620,16 @@ def reconcile_rows(rows: list[SchemaRow], plan_set: PlanSet, *, target: str) -> 
 class PreflightProblem:
     outcome: StatementOutcome
     fix: str
+    loss: Loss | None = None  # set when the problem is an object destroyed unaccepted
+
+    @property
+    def kind(self) -> str:
+        """will_fail | conflict | loses_object"""
+        return "loses_object" if self.loss else self.outcome.outcome
+
+    @property
+    def error(self) -> str:
+        return self.loss.message() if self.loss else self.outcome.message
 
     def to_dict(self) -> dict:
         statement = self.outcome.statement
@@ -596,8 +640,8 @@ class PreflightProblem:
             "phase": statement.phase,
             "phase_number": statement.phase_number,
             "description": statement.description,
-            "outcome": self.outcome.outcome,
-            "error": self.outcome.message,
+            "outcome": self.kind,
+            "error": self.error,
             "fix": self.fix,
         }
 
@@ -632,7 +676,16 @@ def preflight(
         for outcome in reconciliation.outcomes()
         if outcome.outcome in ("will_fail", "conflict")
     ]
+    problems += [PreflightProblem(_loss_outcome(reconciliation, loss), loss.fix(), loss)
+                 for loss in reconciliation.unaccepted_losses]
     return Preflight(tuple(problems))
+
+
+def _loss_outcome(reconciliation: Reconciliation, loss: Loss) -> StatementOutcome:
+    """The outcome of the statement that destroyed it (the last statement if none is known)."""
+    outcomes = reconciliation.outcomes()
+    index = loss.statement.index if loss.statement else outcomes[-1].statement.index
+    return next(outcome for outcome in outcomes if outcome.statement.index == index)
 
 
 def _fix(outcome: StatementOutcome, target: Schema | None, reference: Schema | None, labels) -> str:

@@ -109,7 +109,8 @@ def test_preflight_names_a_missing_table_the_reference_has(make_db):
 def test_reconciliation_to_dict_shape(demo, demo_plans):
     data = reconcile(demo / "goals.db", demo_plans).to_dict()
     assert set(data) == {"target", "plan_hash", "target_fingerprint", "state", "ready",
-                         "summary", "counts", "warnings", "phases"}
+                         "summary", "counts", "warnings", "losses", "phases"}
+    assert data["losses"] == []
     assert data["counts"] == {"will_run": 27, "skip": 6, "conflict": 0, "will_fail": 1}
     phase = data["phases"][2]
     assert (phase["status"], phase["blocked"], phase["counts"]["skip"]) == ("partly_applied", True, 4)
