@@ -31,7 +31,7 @@ from app.core.sql import (
     index_key_items,
     index_term_expression,
     is_plain_identifier,
-    normalise_sql,
+    normalise_definition,
     quote_identifier,
 )
 
@@ -119,7 +119,7 @@ def schema_objects(connection: sqlite3.Connection) -> list[SchemaObject]:
         if kind == "index":
             identity = _index_identity(connection, name, table, sql)
         elif kind == "trigger":
-            identity = (ascii_lower(name), normalise_sql(sql))
+            identity = (ascii_lower(name), normalise_definition(sql))
         else:
             identity = (ascii_lower(name),)
         objects.append(SchemaObject(kind, name, table, sql, identity))

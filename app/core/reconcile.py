@@ -40,6 +40,7 @@ from app.core.sql import (
     column_clauses,
     create_table_items,
     is_table_constraint,
+    keep_possible_strings,
     normalise_tokens,
     parenthesised_group,
     quote_identifier,
@@ -205,9 +206,11 @@ def comparable_definition(sql: str, context: PlanContext = PlanContext()) -> str
     """A CREATE statement as it compares with sqlite_schema's copy of it.
 
     SQLite stores `CREATE TABLE IF NOT EXISTS main.t` as `CREATE TABLE t`, so both go;
-    columns the plan set adds with ADD COLUMN are taken out of a table's body.
+    columns the plan set adds with ADD COLUMN are taken out of a table's body. A
+    double-quoted token that may be a string keeps its spelling: `"Archived"` and
+    `"archived"` are different definitions.
     """
-    tokens = significant_tokens(sql)
+    tokens = keep_possible_strings(significant_tokens(sql))
     while tokens and tokens[-1].kind == "semicolon":
         tokens.pop()
     tokens = _drop_if_not_exists(tokens)
@@ -312,7 +315,8 @@ def column_definition(connection, table: str, column: str, *, resolver) -> Colum
         return None
     name, declared, not_null, default, pk, hidden = row
     item = _column_item(connection, table, name)
-    clauses = column_clauses(item) if item else None
+    # The column's own name is certainly a name; a double-quoted token after it may be a string.
+    clauses = column_clauses(item[:1] + keep_possible_strings(item[1:])) if item else None
     facts = Column(
         name, declared or "", bool(not_null), default, pk, _HIDDEN.get(hidden, str(hidden)),
         clauses.collation if clauses else None, clauses.generated if clauses else None,
@@ -360,8 +364,11 @@ def _single_primary_key(connection, table: str) -> str | None:
 
 
 def _planned_column(connection, shape: StatementShape) -> ColumnDefinition | None:
-    """The ADD COLUMN's definition, read back from a scratch table that has only it."""
-    definition = normalise_tokens(list(shape.column_tokens))
+    """The ADD COLUMN's definition, read back from a scratch table that has only it.
+
+    The scratch table gets the tokens as written: a normal form would turn a double-quoted
+    string into a bare word, which SQLite reads differently."""
+    definition = " ".join(token.text for token in shape.column_tokens)
     with closing(sqlite3.connect(":memory:")) as scratch:
         try:
             scratch.execute(f"CREATE TABLE {quote_identifier(shape.table)} ({definition})")

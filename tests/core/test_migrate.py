@@ -513,3 +513,16 @@ def test_same_file_state_sees_any_write_but_not_an_empty_wal_made_by_opening(mak
     reader.commit()
     assert not same_file_state(path, recorded)
     reader.close()
+
+
+def test_a_trigger_that_differs_in_a_double_quoted_string_is_not_skipped_as_already_there(make_db):
+    """`"Archived"` names no column, so it is a string: the target's trigger logs another value
+    than the plan's, and IF NOT EXISTS would silently keep the target's."""
+    db = make_db("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT); CREATE TABLE log (msg TEXT);"
+                 'CREATE TRIGGER items_log AFTER INSERT ON items BEGIN INSERT INTO log VALUES ("Archived"); END;')
+    before = folder_state(db.parent)
+    plans = plan('CREATE TRIGGER IF NOT EXISTS items_log AFTER INSERT ON items BEGIN\n'
+                 '    INSERT INTO log VALUES ("archived");\nEND;\n')
+    with pytest.raises(MigrationFailed, match=r"trigger items_log already exists with a different definition"):
+        apply_plan(db, plans)
+    assert folder_state(db.parent) == before

@@ -247,3 +247,35 @@ def test_a_virtual_table_the_copy_cannot_build_is_a_warning(make_db):
     result = reconcile(db, plan("ALTER TABLE t ADD COLUMN a;\n"))
     assert outcomes(result) == [("skip", "Column already exists, skipping (expected)")]
     assert result.warnings == ()  # fts5 is built in here: nothing to warn about
+
+
+# A double-quoted token that names no column is a string: the target's object and the plan's
+# are different, so SQLite keeping the target's (IF NOT EXISTS) must not pass as "already there".
+ARCHIVED_TARGET = ("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT, code TEXT);"
+                   "CREATE TABLE log (msg TEXT);")
+ARCHIVED_OBJECTS = [
+    'CREATE TRIGGER items_log AFTER INSERT ON items BEGIN INSERT INTO log VALUES ("Archived"); END',
+    'CREATE VIEW archived AS SELECT code FROM items WHERE status = "Archived"',
+    'CREATE UNIQUE INDEX archived_code ON items (code) WHERE status = "Archived"',
+    'CREATE TABLE extra (status TEXT CHECK (status != "Archived"))',
+]
+
+
+@pytest.mark.parametrize("existing", ARCHIVED_OBJECTS)
+def test_a_double_quoted_string_of_another_case_is_a_conflict_not_a_skip(make_db, existing):
+    db = make_db(ARCHIVED_TARGET + existing + ";")
+    planned = existing.replace('"Archived"', '"archived"').replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS")
+    planned = planned.replace("CREATE VIEW", "CREATE VIEW IF NOT EXISTS").replace(
+        "INDEX archived_code", "INDEX IF NOT EXISTS archived_code").replace("TABLE extra", "TABLE IF NOT EXISTS extra")
+    (outcome,) = reconcile(db, plan(planned + ";\n")).outcomes()
+    assert outcome.outcome == "conflict", outcome
+    assert '"Archived"' in outcome.existing and '"archived"' in outcome.planned
+    (same,) = reconcile(db, plan(existing.replace("  ", " ") + ";\n")).outcomes()
+    assert same.outcome == "skip"
+
+
+def test_an_added_column_whose_check_differs_in_a_double_quoted_string_is_a_conflict(make_db):
+    db = make_db('CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT CHECK (s != "Archived"));')
+    result = reconcile(db, plan('ALTER TABLE t ADD COLUMN s TEXT CHECK (s != "archived");\n'
+                                'ALTER TABLE t ADD COLUMN s TEXT CHECK (s != "Archived");\n'))
+    assert [o.outcome for o in result.outcomes()] == ["conflict", "skip"]
