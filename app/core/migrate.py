@@ -20,6 +20,8 @@ very same `apply_plan` there, then checks what the run did.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -218,7 +220,8 @@ def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, 
     started = time.perf_counter()
     run.facts["fingerprint_before"] = schema_fingerprint(connection)
     if rehearsal is not None:
-        check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"])
+        check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"],
+                        schema_text_sha256(connection))
     run.facts["quick_check_before"] = _require_quick_check(connection, run, "before")
     before = foreign_key_violations(connection)
     _report_pre_existing(run, before)
@@ -587,11 +590,13 @@ class RehearsalResult:
     checks: tuple[CheckResult, ...] = ()
     remaining_differences: tuple[dict, ...] = ()
     apply: ApplyResult | None = None
+    target_schema_sha256: str = ""  # of the snapshot's schema text, exactly as stored
 
     def to_dict(self) -> dict:
         return {
             "passed": self.passed, "plan_hash": self.plan_hash,
             "target": self.target, "target_fingerprint": self.target_fingerprint,
+            "target_schema_sha256": self.target_schema_sha256,
             "rehearsed_at": self.rehearsed_at, "failure": self.failure,
             "checks": [check.to_dict() for check in self.checks],
             "remaining_differences": list(self.remaining_differences),
@@ -647,12 +652,13 @@ def rehearse(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     timings["total_ms"] = (time.perf_counter() - started) * 1000
-    fingerprint, checks, differences, applied = outcome
+    fingerprint, checks, differences, applied, schema_sha256 = outcome
     failure = _first_failure(checks, applied)
     passed = failure is None
     say("ok" if passed else "error", _verdict(passed, checks, timings))
     return RehearsalResult(passed, plan_set.hash, fingerprint, failure, tuple(lines), timings,
-                           str(path), rehearsed_at, tuple(checks), tuple(differences), applied)
+                           str(path), rehearsed_at, tuple(checks), tuple(differences), applied,
+                           schema_sha256)
 
 
 def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeout, timings):
@@ -661,6 +667,8 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     started = time.perf_counter()
     snapshot_database(path, copy, busy_timeout=busy_timeout)
     before = _schema_of(copy)
+    with closing(sqlite3.connect(sqlite_uri(copy, "ro"), uri=True)) as connection:
+        schema_sha256 = schema_text_sha256(connection)
     timings["snapshot_ms"] = (time.perf_counter() - started) * 1000
     say("info", f"Snapshot taken ({copy.stat().st_size / 1e6:,.1f} MB) in "
                 f"{timings['snapshot_ms']:.0f} ms; applying the plan to it")
@@ -681,7 +689,19 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
         say("ok" if check.passed else "error" if check.blocking else "warning",
             f"Check {check.name}: {'passed' if check.passed else 'FAILED'}: {check.detail}")
     timings["verify_ms"] = (time.perf_counter() - started) * 1000
-    return before.fingerprint(), checks, differences, applied
+    return before.fingerprint(), checks, differences, applied, schema_sha256
+
+
+def schema_text_sha256(connection: sqlite3.Connection) -> str:
+    """SHA-256 of the main database's schema exactly as SQLite stores it.
+
+    The fingerprint compares a normal form made for reading diffs; deciding that a rehearsal
+    still stands needs what the plan will really meet, so this hashes the stored text: a
+    trigger whose double-quoted string changed case is another schema here."""
+    rows = connection.execute(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY type, name").fetchall()
+    payload = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _schema_of(path: Path) -> Schema:
@@ -761,8 +781,12 @@ def _verdict(passed: bool, checks: list[CheckResult], timings: dict) -> str:
     return f"Rehearsal FAILED {took} ({failed}); the target itself was not touched"
 
 
-def check_rehearsal(record: dict, plan_set: PlanSet, current_fingerprint: str) -> None:
-    """Refuse to migrate without a passing rehearsal of this very plan on this very schema."""
+def check_rehearsal(record: dict, plan_set: PlanSet, current_fingerprint: str,
+                    current_schema_sha256: str | None = None) -> None:
+    """Refuse to migrate without a passing rehearsal of this very plan on this very schema.
+
+    `current_schema_sha256` (schema_text_sha256 of the target now) is compared with the
+    rehearsal's when both are known: rehearsals recorded before it existed carry none."""
     if not record or not record.get("passed"):
         raise RehearsalMismatch(
             "The rehearsal of this plan did not pass: fix what it reported and rehearse again "
@@ -778,3 +802,10 @@ def check_rehearsal(record: dict, plan_set: PlanSet, current_fingerprint: str) -
             f"{str(record.get('target_fingerprint'))[:12]} then, {current_fingerprint[:12]} now): "
             "rehearse again against the target as it is now.",
             rehearsed=record.get("target_fingerprint"), current=current_fingerprint)
+    recorded = record.get("target_schema_sha256")
+    if recorded and current_schema_sha256 and recorded != current_schema_sha256:
+        raise RehearsalMismatch(
+            "The target changed since its rehearsal: the text of its schema differs although its "
+            "fingerprint does not (a double-quoted string, a view's spacing or a comment in a "
+            "definition changed). Rehearse again against the target as it is now.",
+            rehearsed=recorded, current=current_schema_sha256)

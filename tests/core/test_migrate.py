@@ -382,8 +382,11 @@ def test_rehearsal_passes_after_the_prep_and_never_touches_the_target(demo):
         "Rehearsal passed in N ms: the plan applies cleanly to a copy of the target",
     ]
     data = result.to_dict()
-    assert set(data) == {"passed", "plan_hash", "target", "target_fingerprint", "rehearsed_at",
-                         "failure", "checks", "remaining_differences", "timings", "lines", "apply"}
+    assert set(data) == {"passed", "plan_hash", "target", "target_fingerprint", "target_schema_sha256",
+                         "rehearsed_at", "failure", "checks", "remaining_differences", "timings",
+                         "lines", "apply"}
+    with closing(sqlite3.connect(demo / "goals.db")) as connection:
+        assert data["target_schema_sha256"] == migrate.schema_text_sha256(connection)
     assert set(data["timings"]) == {"snapshot_ms", "apply_ms", "verify_ms", "total_ms"}
 
 

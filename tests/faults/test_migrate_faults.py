@@ -288,6 +288,22 @@ def test_a_target_changed_after_its_rehearsal_is_refused(make_db):
     assert sha256(db) == before
 
 
+def test_a_target_whose_trigger_changed_a_double_quoted_string_after_its_rehearsal_is_refused(make_db):
+    """The trigger now logs another string: the rehearsal ran against a different target."""
+    db = make_db("CREATE TABLE t (a INTEGER); CREATE TABLE log (msg TEXT);"
+                 'CREATE TRIGGER t_log AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("Archived"); END;')
+    plans = plan("CREATE INDEX t_a ON t (a);")
+    record = rehearse(db, plans).to_dict()
+    assert record["passed"]
+    with closing(sqlite3.connect(db)) as connection:
+        connection.executescript(
+            'DROP TRIGGER t_log; CREATE TRIGGER t_log AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("archived"); END;')
+    before, mtime = sha256(db), db.stat().st_mtime_ns
+    with pytest.raises(RehearsalMismatch, match=r"^The target changed since its rehearsal"):
+        apply_plan(db, plans, rehearsal=record)
+    assert (sha256(db), db.stat().st_mtime_ns) == (before, mtime)
+
+
 # --------------------------------------------------------------------------- plans and names
 
 
