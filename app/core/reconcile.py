@@ -46,6 +46,7 @@ from app.core.sql import (
     quote_identifier,
     significant_tokens,
     split_top_level,
+    tokenize,
     unquote_identifier,
 )
 
@@ -191,6 +192,12 @@ def _decide_create(connection, sql: str, shape: StatementShape, context: PlanCon
                                     f"a {shape.object} with that name")
     ours = comparable_definition(stored_sql or "", context)
     planned = comparable_definition(sql, context)
+    if ours == planned and kind == "view":
+        existing, wanted = _view_columns(connection, name), _planned_view_columns(connection, sql)
+        if wanted is not None and wanted != existing:
+            return Decision("conflict", f"view {name} already exists with other column names (SQLite "
+                                        "names a column without AS after its expression as written)",
+                            existing=", ".join(existing), planned=", ".join(wanted))
     if ours == planned:
         return Decision("skip", f"{kind.capitalize()} already exists, skipping (expected)")
     return Decision(
@@ -200,6 +207,51 @@ def _decide_create(connection, sql: str, shape: StatementShape, context: PlanCon
         existing=ours,
         planned=planned,
     )
+
+
+_VIEW_PROBE = "cutover_view_probe"
+
+
+def _view_columns(connection, name: str) -> list[str]:
+    return [row[0] for row in connection.execute(
+        "SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid", (name,))]
+
+
+def _planned_view_columns(connection, sql: str) -> list[str] | None:
+    """The column names the plan's CREATE VIEW would give, read from a TEMP copy of it.
+
+    Spacing and case inside `SELECT a+b` name the column "a+b": the normal form cannot tell
+    `a+b` from `a + b`, SQLite's own names can. The TEMP view is dropped at once and
+    never touches the database file."""
+    body = _after_view_name(sql)
+    if body is None:
+        return None
+    try:
+        connection.execute(f"CREATE TEMP VIEW {_VIEW_PROBE}{body}")
+        return [row[0] for row in connection.execute(
+            f"SELECT name FROM pragma_table_info('{_VIEW_PROBE}', 'temp') ORDER BY cid")]
+    except sqlite3.Error:
+        return None  # the statement itself will say what is wrong when it runs
+    finally:
+        connection.execute(f"DROP VIEW IF EXISTS temp.{_VIEW_PROBE}")
+
+
+def _after_view_name(sql: str) -> str | None:
+    """`(cols) AS SELECT ...` of a CREATE VIEW, exactly as written, without the `;`."""
+    tokens = tokenize(sql)
+    seen, index = [], 0
+    while index < len(tokens):
+        token = tokens[index]
+        index += 1
+        if token.kind in ("space", "comment"):
+            continue
+        seen.append(token)
+        if len(seen) >= 3 and seen[-1].kind in ("word", "quoted", "string") and any(
+                t.is_word("VIEW") for t in seen[:-1]) and not token.is_word("IF", "NOT", "EXISTS", "VIEW"):
+            following = next((t for t in tokens[index:] if t.kind not in ("space", "comment")), None)
+            if following is None or following.kind != "dot":
+                return "".join(t.text for t in tokens[index:]).rstrip().rstrip(";")
+    return None
 
 
 def comparable_definition(sql: str, context: PlanContext = PlanContext()) -> str:

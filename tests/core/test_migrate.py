@@ -529,3 +529,16 @@ def test_a_trigger_that_differs_in_a_double_quoted_string_is_not_skipped_as_alre
     with pytest.raises(MigrationFailed, match=r"trigger items_log already exists with a different definition"):
         apply_plan(db, plans)
     assert folder_state(db.parent) == before
+
+
+def test_a_view_named_differently_by_its_spacing_stops_the_migration_and_the_same_one_is_skipped(make_db):
+    db = make_db("CREATE TABLE t (a INTEGER, b INTEGER); CREATE VIEW v AS SELECT a+b FROM t;")
+    before = folder_state(db.parent)
+    with pytest.raises(MigrationFailed, match=r"view v already exists with other column names"):
+        apply_plan(db, plan("CREATE VIEW IF NOT EXISTS v AS SELECT a + b FROM t;\n"))
+    assert folder_state(db.parent) == before
+    result = apply_plan(db, plan("CREATE VIEW IF NOT EXISTS v AS\n    SELECT a+b FROM t;\n"))
+    assert result.counts()["skipped"] == 1
+    with closing(sqlite3.connect(db)) as connection:
+        assert connection.execute("SELECT name FROM sqlite_temp_schema").fetchall() == []
+        assert [d[0] for d in connection.execute("SELECT * FROM v").description] == ["a+b"]

@@ -279,3 +279,21 @@ def test_an_added_column_whose_check_differs_in_a_double_quoted_string_is_a_conf
     result = reconcile(db, plan('ALTER TABLE t ADD COLUMN s TEXT CHECK (s != "archived");\n'
                                 'ALTER TABLE t ADD COLUMN s TEXT CHECK (s != "Archived");\n'))
     assert [o.outcome for o in result.outcomes()] == ["conflict", "skip"]
+
+
+@pytest.mark.parametrize(("existing", "planned"), [
+    ("SELECT a+b FROM t", "SELECT a + b FROM t"),
+    ("SELECT upper(name) FROM t", "SELECT UPPER(name) FROM t"),
+    ("SELECT a /* sum */ + b FROM t", "SELECT a + b FROM t"),
+])
+def test_a_view_whose_columns_would_be_named_differently_is_a_conflict(make_db, existing, planned):
+    """A column without AS is named after its expression as written: the normal form cannot
+    see the difference, SQLite's names can."""
+    db = make_db(f"CREATE TABLE t (a INTEGER, b INTEGER, name TEXT); CREATE VIEW v AS {existing};")
+    (outcome,) = reconcile(db, plan(f"CREATE VIEW IF NOT EXISTS v AS {planned};\n")).outcomes()
+    assert (outcome.outcome, outcome.message) == (
+        "conflict", "view v already exists with other column names (SQLite names a column without AS "
+                    "after its expression as written)")
+    (same,) = reconcile(db, plan(f"CREATE VIEW IF NOT EXISTS v AS\n  {existing};\n")).outcomes()
+    assert same.outcome == "skip"
+    assert reconcile(db, plan("CREATE VIEW IF NOT EXISTS v (x) AS SELECT a FROM t;\n")).outcomes()[0].outcome == "conflict"
