@@ -63,6 +63,7 @@ class Loss:
     object: SchemaObject
     statement: PlanStatement | None  # None when it could not be told (e.g. a trigger dropping it)
     acceptance: Acceptance | None = None
+    redefined: bool = False  # an object of that name is back, with another definition
 
     @property
     def accepted(self) -> bool:
@@ -74,6 +75,8 @@ class Loss:
 
     def message(self) -> str:
         by = f" by {_where(self.statement)}" if self.statement else ""
+        if self.redefined:
+            return f"{self.object.label()} is destroyed{by} and the plan re-creates it with another definition"
         return f"{self.object.label()} is destroyed{by} and the plan does not re-create it"
 
     def fix(self) -> str:
@@ -92,6 +95,7 @@ class Loss:
                 "index": statement.index, "file": statement.file, "line": statement.line,
                 "description": statement.description},
             "accepted": self.accepted,
+            "redefined": self.redefined,
             "acceptance": self.acceptance.to_dict() if self.acceptance else None,
             "acceptance_line": self.acceptance_line,
             "message": self.message(),
@@ -176,13 +180,14 @@ class LossWatch:
         after = schema_objects(self.connection)
         kept = {(item.kind, item.identity) for item in after}
         owners = _names(self.connection)
+        names_after = {(item.kind, ascii_lower(item.name)) for item in after}
         losses = []
         for item in self.before:
             if (item.kind, item.identity) in kept or not _owner_remains(item, owners):
                 continue
             accepted = next((a for a in acceptances if a.matches(item.kind, item.name)), None)
-            statement = self.destroyed_by.get((item.kind, ascii_lower(item.name)))
-            losses.append(Loss(item, statement, accepted))
+            key = (item.kind, ascii_lower(item.name))
+            losses.append(Loss(item, self.destroyed_by.get(key), accepted, key in names_after))
         return sorted(losses, key=_in_plan_order)
 
 

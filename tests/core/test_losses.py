@@ -194,3 +194,36 @@ def test_an_accepted_loss_commits_and_says_so(make_db):
                        "statement 4 (rebuild.sql:8: DROP TABLE items) and the plan does not re-create it") in lines
     with closing(sqlite3.connect(db)) as connection:
         assert connection.execute("SELECT name FROM sqlite_schema WHERE type = 'trigger'").fetchall() == []
+
+
+def test_a_trigger_re_created_with_another_body_is_named_as_redefined(make_db):
+    db = make_db(TARGET)
+    text = (FORGETFUL_REBUILD + RECREATED.replace("'updated'", "'changed'"))
+    result = reconcile(db, plan(text))
+    assert [(loss.object.name, loss.redefined) for loss in result.losses] == [("items_audit", True)]
+    assert result.losses[0].message() == (
+        "trigger items_audit on items is destroyed by statement 4 (rebuild.sql:5: DROP TABLE items) "
+        "and the plan re-creates it with another definition")
+
+
+def test_objects_created_on_the_new_table_before_the_rename_count_as_re_created(make_db):
+    """The rename rewrites them (SQLite re-quotes the table's name inside them): still the same."""
+    db = make_db(TARGET)
+    text = """DROP VIEW live_items;
+CREATE TABLE items_new (id INTEGER PRIMARY KEY, code TEXT UNIQUE, status TEXT, price REAL);
+INSERT INTO items_new (id, code, status) SELECT id, code, status FROM items;
+CREATE INDEX items_status_new ON items_new (status);
+DROP TRIGGER items_audit;
+CREATE TRIGGER items_audit AFTER UPDATE ON items_new BEGIN
+    INSERT INTO audit VALUES (new.id, 'updated');
+END;
+DROP TABLE items;
+ALTER TABLE items_new RENAME TO items;
+CREATE VIEW live_items AS SELECT id, code FROM items WHERE status = 'live';
+"""
+    result = reconcile(db, plan(text))
+    assert result.losses == () and result.ready
+    with closing(sqlite3.connect(db)) as connection:
+        connection.executescript(text)
+        stored = connection.execute("SELECT sql FROM sqlite_schema WHERE name = 'items_audit'").fetchone()[0]
+    assert 'ON "items"' in stored  # what the comparison had to see through
