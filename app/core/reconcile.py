@@ -239,19 +239,16 @@ def _planned_view_columns(connection, sql: str) -> list[str] | None:
 def _after_view_name(sql: str) -> str | None:
     """`(cols) AS SELECT ...` of a CREATE VIEW, exactly as written, without the `;`."""
     tokens = tokenize(sql)
-    seen, index = [], 0
-    while index < len(tokens):
-        token = tokens[index]
+    positions = [i for i, token in enumerate(tokens) if token.kind not in ("space", "comment")]
+    words = [tokens[i] for i in positions]
+    index = next((k for k, token in enumerate(words) if token.is_word("VIEW")), len(words)) + 1
+    while index < len(words) and words[index].is_word("IF", "NOT", "EXISTS"):
         index += 1
-        if token.kind in ("space", "comment"):
-            continue
-        seen.append(token)
-        if len(seen) >= 3 and seen[-1].kind in ("word", "quoted", "string") and any(
-                t.is_word("VIEW") for t in seen[:-1]) and not token.is_word("IF", "NOT", "EXISTS", "VIEW"):
-            following = next((t for t in tokens[index:] if t.kind not in ("space", "comment")), None)
-            if following is None or following.kind != "dot":
-                return "".join(t.text for t in tokens[index:]).rstrip().rstrip(";")
-    return None
+    if index + 1 < len(words) and words[index + 1].kind == "dot":
+        index += 2  # main.v
+    if index >= len(words):
+        return None
+    return "".join(token.text for token in tokens[positions[index] + 1:]).rstrip().rstrip(";")
 
 
 def comparable_definition(sql: str, context: PlanContext = PlanContext()) -> str:
