@@ -31,8 +31,11 @@ from app.core.sql import (
     index_key_items,
     index_term_expression,
     is_plain_identifier,
+    keep_possible_strings,
     normalise_definition,
+    normalise_tokens,
     quote_identifier,
+    significant_tokens,
 )
 
 
@@ -134,7 +137,7 @@ def _index_identity(connection, name: str, table: str, sql: str | None) -> tuple
     unique, partial = connection.execute(
         'SELECT "unique", partial FROM pragma_index_list(?, \'main\') WHERE name = ?',
         (table, name)).fetchone() or (0, 0)
-    terms, where = index_key_items(sql) if sql else ([], None)
+    terms = index_key_items(sql)[0] if sql else []
     columns = []
     keys = connection.execute(
         "SELECT cid, name, \"desc\", coll FROM pragma_index_xinfo(?, 'main') WHERE key = 1 "
@@ -142,11 +145,20 @@ def _index_identity(connection, name: str, table: str, sql: str | None) -> tuple
     for position, (cid, column, descending, collation) in enumerate(keys):
         if cid == -2:  # an expression: only the CREATE INDEX text says which
             term = terms[position] if position < len(terms) else []
-            column = "expr:" + index_term_expression(term)
+            column = "expr:" + index_term_expression(keep_possible_strings(term))
         else:
             column = ascii_lower(column or "rowid")
         columns.append((column, bool(descending), (collation or "BINARY").upper()))
-    return (ascii_lower(table), bool(unique), tuple(columns), where if partial else None)
+    return (ascii_lower(table), bool(unique), tuple(columns), _partial_where(sql) if partial else None)
+
+
+def _partial_where(sql: str | None) -> str | None:
+    # An index's key list cannot hold a subquery, so its first WHERE is the partial one.
+    tokens = significant_tokens(sql or "")
+    where = next((i for i, token in enumerate(tokens) if token.is_word("WHERE")), None)
+    if where is None:
+        return None
+    return normalise_tokens(keep_possible_strings(tokens[where + 1:])).rstrip(";").rstrip()
 
 
 def _names(connection: sqlite3.Connection) -> set[tuple[str, str]]:

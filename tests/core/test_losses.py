@@ -227,3 +227,13 @@ CREATE VIEW live_items AS SELECT id, code FROM items WHERE status = 'live';
         connection.executescript(text)
         stored = connection.execute("SELECT sql FROM sqlite_schema WHERE name = 'items_audit'").fetchone()[0]
     assert 'ON "items"' in stored  # what the comparison had to see through
+
+
+def test_a_partial_index_re_created_with_a_double_quoted_string_of_another_case_is_a_loss(make_db):
+    """`WHERE status = "Archived"` compares with a string: "archived" indexes other rows."""
+    db = make_db(TARGET + 'CREATE UNIQUE INDEX archived_code ON items (code) WHERE status = "Archived";')
+    text = 'DROP INDEX archived_code;\nCREATE UNIQUE INDEX archived_code ON items (code) WHERE status = "archived";\n'
+    assert [(loss.object.name, loss.redefined) for loss in reconcile(db, plan(text)).losses] == [
+        ("archived_code", True)]
+    same = text.replace('"archived"', '"Archived"').replace("ON items (code)", 'ON "Items"(code)')
+    assert reconcile(db, plan(same)).losses == ()
