@@ -247,8 +247,11 @@ def _print_plan_view(view) -> None:
         for outcome in phase.outcomes:
             message = f" ({outcome.message})" if outcome.outcome != "will_run" else ""
             click.echo(f"  {OUTCOME_MARKS[outcome.outcome]} {outcome.statement.description}{message}")
+    for loss in reconciliation.losses:
+        if loss.accepted:
+            click.echo(f"ACCEPTED loss: {loss.message()} ({loss.acceptance_line})")
     for problem in view.preflight.problems:
-        click.echo(f"BLOCKED {problem.outcome.statement.description}: {problem.outcome.message}\n  fix: {problem.fix}")
+        click.echo(f"BLOCKED {problem.outcome.statement.description}: {problem.error}\n  fix: {problem.fix}")
 
 
 OUTCOME_MARKS = {"will_run": "✓ will run      ", "skip": "⚠ already there ", "conflict": "✗ CONFLICT      ",

@@ -224,7 +224,7 @@ def migrate_task(context: JobContext) -> dict:
 def _refuse_known_failures(context: JobContext, env, plan_set) -> None:
     view = plan_view(context.targets, env, context.params["plans"])
     for problem in view.preflight.problems:
-        context.emit("error", f"✗ {problem.outcome.statement.description}: {problem.outcome.message}. Fix: {problem.fix}")
+        context.emit("error", f"✗ {problem.outcome.statement.description}: {problem.error}. Fix: {problem.fix}")
     if not view.preflight.ok:
         raise TaskFailed(f"Preflight found {len(view.preflight.problems)} statement(s) that would fail; "
                          "nothing was changed.", view.to_dict())

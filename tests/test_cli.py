@@ -249,3 +249,83 @@ def test_monitor_start_refuses_a_window_that_is_not_a_sane_number(tmp_path, demo
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(f"Error: {option} must be a positive")
     assert "Watching production until" in cli(tmp_path, config, "monitor-start", "production", "--hours", "0.5").stdout
+
+
+def test_migrate_rehearses_again_after_a_double_quoted_string_changes_case(tmp_path):
+    """`"Archived"` names no column: SQLite reads it as a string, so the edited plan deletes
+    other rows and its old rehearsal must not be reused."""
+    import sqlite3
+    from contextlib import closing
+
+    workspace = tmp_path / "workspace"
+    (workspace / "backups").mkdir(parents=True)
+    database = workspace / "app.db"
+    with closing(sqlite3.connect(database)) as connection:
+        connection.executescript("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT);"
+                                 "INSERT INTO items (status) VALUES ('Archived'), ('archived'), ('live');")
+    plan = workspace / "cleanup.sql"
+    plan.write_text('DELETE FROM items WHERE status = "Archived";\n', encoding="utf-8")
+    config = workspace / "cutover.toml"
+    config.write_text('[environments.production]\ndatabase = "app.db"\nbackup_dirs = ["backups"]\n\n'
+                      '[migration]\nplans = ["cleanup.sql"]\n', encoding="utf-8")
+    assert cli(tmp_path, config, "rehearse", "production").returncode == 0
+    plan.write_text('DELETE FROM items WHERE status = "archived";\n', encoding="utf-8")
+    migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "Using the passing rehearsal" not in migrated.stdout
+    assert "No passing rehearsal of this plan on this schema yet: rehearsing now." in migrated.stdout
+    with closing(sqlite3.connect(database)) as connection:
+        assert connection.execute("SELECT status FROM items ORDER BY id").fetchall() == [("Archived",), ("live",)]
+
+
+REBUILD_TARGET = """
+CREATE TABLE items (id INTEGER PRIMARY KEY, code TEXT, status TEXT);
+CREATE INDEX items_status ON items (status);
+CREATE TABLE audit (item_id INTEGER);
+CREATE TRIGGER items_audit AFTER UPDATE ON items BEGIN INSERT INTO audit VALUES (new.id); END;
+INSERT INTO items (code, status) VALUES ('a', 'live');
+"""
+FORGETFUL_REBUILD = """CREATE TABLE items_new (id INTEGER PRIMARY KEY, code TEXT, status TEXT, price REAL);
+INSERT INTO items_new (id, code, status) SELECT id, code, status FROM items;
+DROP TABLE items;
+ALTER TABLE items_new RENAME TO items;
+"""
+
+
+def test_a_rebuild_that_loses_a_trigger_and_an_index_is_blocked_until_accepted(tmp_path):
+    import hashlib
+    import sqlite3
+    from contextlib import closing
+
+    workspace = tmp_path / "workspace"
+    (workspace / "backups").mkdir(parents=True)
+    database = workspace / "app.db"
+    with closing(sqlite3.connect(database)) as connection:
+        connection.executescript(REBUILD_TARGET)
+    plan = workspace / "rebuild.sql"
+    plan.write_text(FORGETFUL_REBUILD, encoding="utf-8")
+    config = workspace / "cutover.toml"
+    config.write_text('[environments.production]\ndatabase = "app.db"\nbackup_dirs = ["backups"]\n\n'
+                      '[migration]\nplans = ["rebuild.sql"]\n', encoding="utf-8")
+    before = hashlib.sha256(database.read_bytes()).hexdigest(), database.stat().st_mtime_ns
+
+    previewed = cli(tmp_path, config, "plan", "production")
+    assert previewed.returncode == 1, previewed.stdout + previewed.stderr
+    assert ("BLOCKED DROP TABLE items: trigger items_audit on items is destroyed by statement 3 "
+            f"({plan}:3: DROP TABLE items) and the plan does not re-create it") in previewed.stdout
+    assert "BLOCKED DROP TABLE items: index items_status on items is destroyed" in previewed.stdout
+    assert "`-- accept-drop: index items_status`" in previewed.stdout
+    rehearsal = cli(tmp_path, config, "rehearse", "production")
+    assert rehearsal.returncode == 1 and "✗ Lost: trigger items_audit on items" in rehearsal.stdout + rehearsal.stderr
+    migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert migrated.returncode == 1 and "trigger items_audit on items is destroyed" in migrated.stdout + migrated.stderr
+    assert (hashlib.sha256(database.read_bytes()).hexdigest(), database.stat().st_mtime_ns) == before
+
+    plan.write_text("-- accept-drop: trigger items_audit\n-- accept-drop: index items_status\n"
+                    + FORGETFUL_REBUILD, encoding="utf-8")
+    accepted = cli(tmp_path, config, "plan", "production")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "ACCEPTED loss: trigger items_audit on items is destroyed" in accepted.stdout
+    migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "Accepted by the plan" in migrated.stdout + migrated.stderr

@@ -476,6 +476,33 @@ def test_an_edited_plan_voids_the_rehearsal_sign_off(build_app, demo_dir):
         assert views_of(app, run)["migrate"].state == "ready"
 
 
+def test_changing_the_case_of_a_double_quoted_string_voids_the_rehearsal_sign_off(build_app, demo_dir):
+    """`"Archived"` names no column, so SQLite reads it as a string: the edit changes which rows
+    the statement touches, and the signed rehearsal no longer covers the plan."""
+    plan = demo_dir / "plans" / "hotfix_activity_instances.sql"
+    plan.write_text(plan.read_text() + '\nDELETE FROM goals WHERE type = "Archived";\n')
+    app = build_app("""
+    [checklist]
+    order = ["backup", "rehearse", "migrate"]
+    """)
+    with app.app_context():
+        targets = targets_of(app)
+        save_prep_plan(app)
+        run = create_run(targets, targets.environment("production"), "admin")
+        passes(app, run, "backup")
+        passes(app, run, "rehearse")
+        assert views_of(app, run)["migrate"].state == "ready"
+
+        before = (demo_dir / "goals.db").read_bytes()
+        plan.write_text(plan.read_text().replace('"Archived"', '"archived"'))
+        views = views_of(app, run)
+        assert views["rehearse"].state != "signed_off" and "plan changed" in views["rehearse"].reason
+        assert views["migrate"].state == "blocked"
+        with pytest.raises(Conflict, match="Migrate cannot start"):
+            run_step(app, run, "migrate")
+        assert (demo_dir / "goals.db").read_bytes() == before
+
+
 # --------------------------------------------------------------------------- audit
 
 

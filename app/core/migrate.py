@@ -7,7 +7,9 @@ BEGIN IMMEDIATE (transaction.py), and inside that one transaction:
 1. the schema fingerprint, PRAGMA quick_check and PRAGMA foreign_key_check are taken;
 2. each statement is reconciled against the LIVE schema (reconcile.decide), then skipped
    ("already exists, skipping (expected)") or executed, one log line each;
-3. quick_check and foreign_key_check are taken again: damage, or a foreign-key violation
+3. an index, trigger or view the statements destroyed without re-creating it stops the
+   run unless the plan accepts it (`-- accept-drop: KIND NAME`, losses.py);
+   quick_check and foreign_key_check are taken again: damage, or a foreign-key violation
    that was not there before, stops the run (real data is dirty: pre-existing orphans
    are reported, not fatal);
 4. COMMIT. Any error before it rolls everything back: the file is exactly as it was.
@@ -18,6 +20,8 @@ very same `apply_plan` there, then checks what the run did.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import sqlite3
 import tempfile
@@ -34,6 +38,7 @@ from app.core.diff import diff_schemas
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
 from app.core.inspect import read_schema
+from app.core.losses import LossWatch
 from app.core.plans import PlanSet, PlanStatement
 from app.core.reconcile import PlanContext, creates_something, decide, schema_fingerprint
 from app.core.schema import Schema
@@ -234,24 +239,47 @@ def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, 
     started = time.perf_counter()
     run.facts["fingerprint_before"] = schema_fingerprint(connection)
     if rehearsal is not None:
-        check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"])
+        check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"],
+                        schema_text_sha256(connection))
     run.facts["quick_check_before"] = _require_quick_check(connection, run, "before")
     before = foreign_key_violations(connection)
     _report_pre_existing(run, before)
     run.timed("checks_before_ms", started)
     started = time.perf_counter()
     context = PlanContext.of(run.plan_set.statements())
+    watch = LossWatch(connection)
     for phase in run.plan_set.phases():
         run.say("info", f"Phase {phase.number}: {phase.title} "
                         f"({_count(len(phase.statements), 'statement')})")
         for statement in phase.statements:
             _apply_statement(connection, statement, context, run)
+            watch.saw(statement)
     run.timed("statements_ms", started)
     started = time.perf_counter()
+    _refuse_unaccepted_losses(run, watch)
     run.facts["quick_check_after"] = _require_quick_check(connection, run, "after")
     _compare_foreign_keys(run, before, foreign_key_violations(connection))
     run.facts["fingerprint_after"] = schema_fingerprint(connection)
     run.timed("checks_after_ms", started)
+
+
+def _refuse_unaccepted_losses(run: _Run, watch: LossWatch) -> None:
+    """The last line of defence: nothing commits that silently lost an index, trigger or view."""
+    losses = watch.losses(run.plan_set.acceptances())
+    for loss in losses:
+        if loss.accepted:
+            run.say("warning", f"Accepted by the plan ({loss.acceptance.file}:{loss.acceptance.line}): "
+                               f"{loss.message()}")
+    refused = [loss for loss in losses if not loss.accepted]
+    if not refused:
+        return
+    for loss in refused:
+        run.say("error", f"✗ Lost: {loss.message()}")
+    names = ", ".join(loss.object.label() for loss in refused)
+    lines = "; ".join(f"`{loss.acceptance_line}`" for loss in refused)
+    raise _Abort(f"The plan destroys {names} and does not re-create {'it' if len(refused) == 1 else 'them'}. "
+                 f"Re-create {'it' if len(refused) == 1 else 'them'} in the plan, or accept the loss with "
+                 f"{lines} in the plan.", "lost_objects", names)
 
 
 def _count(number: int, noun: str) -> str:
@@ -581,11 +609,13 @@ class RehearsalResult:
     checks: tuple[CheckResult, ...] = ()
     remaining_differences: tuple[dict, ...] = ()
     apply: ApplyResult | None = None
+    target_schema_sha256: str = ""  # of the snapshot's schema text, exactly as stored
 
     def to_dict(self) -> dict:
         return {
             "passed": self.passed, "plan_hash": self.plan_hash,
             "target": self.target, "target_fingerprint": self.target_fingerprint,
+            "target_schema_sha256": self.target_schema_sha256,
             "rehearsed_at": self.rehearsed_at, "failure": self.failure,
             "checks": [check.to_dict() for check in self.checks],
             "remaining_differences": list(self.remaining_differences),
@@ -641,12 +671,13 @@ def rehearse(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     timings["total_ms"] = (time.perf_counter() - started) * 1000
-    fingerprint, checks, differences, applied = outcome
+    fingerprint, checks, differences, applied, schema_sha256 = outcome
     failure = _first_failure(checks, applied)
     passed = failure is None
     say("ok" if passed else "error", _verdict(passed, checks, timings))
     return RehearsalResult(passed, plan_set.hash, fingerprint, failure, tuple(lines), timings,
-                           str(path), rehearsed_at, tuple(checks), tuple(differences), applied)
+                           str(path), rehearsed_at, tuple(checks), tuple(differences), applied,
+                           schema_sha256)
 
 
 def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeout, timings):
@@ -655,6 +686,8 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     started = time.perf_counter()
     snapshot_database(path, copy, busy_timeout=busy_timeout)
     before = _schema_of(copy)
+    with closing(sqlite3.connect(sqlite_uri(copy, "ro"), uri=True)) as connection:
+        schema_sha256 = schema_text_sha256(connection)
     timings["snapshot_ms"] = (time.perf_counter() - started) * 1000
     say("info", f"Snapshot taken ({copy.stat().st_size / 1e6:,.1f} MB) in "
                 f"{timings['snapshot_ms']:.0f} ms; applying the plan to it")
@@ -675,7 +708,19 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
         say("ok" if check.passed else "error" if check.blocking else "warning",
             f"Check {check.name}: {'passed' if check.passed else 'FAILED'}: {check.detail}")
     timings["verify_ms"] = (time.perf_counter() - started) * 1000
-    return before.fingerprint(), checks, differences, applied
+    return before.fingerprint(), checks, differences, applied, schema_sha256
+
+
+def schema_text_sha256(connection: sqlite3.Connection) -> str:
+    """SHA-256 of the main database's schema exactly as SQLite stores it.
+
+    The fingerprint compares a normal form made for reading diffs; deciding that a rehearsal
+    still stands needs what the plan will really meet, so this hashes the stored text: a
+    trigger whose double-quoted string changed case is another schema here."""
+    rows = connection.execute(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY type, name").fetchall()
+    payload = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _schema_of(path: Path) -> Schema:
@@ -760,8 +805,12 @@ def _verdict(passed: bool, checks: list[CheckResult], timings: dict) -> str:
     return f"Rehearsal FAILED {took} ({failed}); the target itself was not touched"
 
 
-def check_rehearsal(record: dict, plan_set: PlanSet, current_fingerprint: str) -> None:
-    """Refuse to migrate without a passing rehearsal of this very plan on this very schema."""
+def check_rehearsal(record: dict, plan_set: PlanSet, current_fingerprint: str,
+                    current_schema_sha256: str | None = None) -> None:
+    """Refuse to migrate without a passing rehearsal of this very plan on this very schema.
+
+    `current_schema_sha256` (schema_text_sha256 of the target now) is compared with the
+    rehearsal's when both are known: rehearsals recorded before it existed carry none."""
     if not record or not record.get("passed"):
         raise RehearsalMismatch(
             "The rehearsal of this plan did not pass: fix what it reported and rehearse again "
@@ -777,3 +826,10 @@ def check_rehearsal(record: dict, plan_set: PlanSet, current_fingerprint: str) -
             f"{str(record.get('target_fingerprint'))[:12]} then, {current_fingerprint[:12]} now): "
             "rehearse again against the target as it is now.",
             rehearsed=record.get("target_fingerprint"), current=current_fingerprint)
+    recorded = record.get("target_schema_sha256")
+    if recorded and current_schema_sha256 and recorded != current_schema_sha256:
+        raise RehearsalMismatch(
+            "The target changed since its rehearsal: the text of its schema differs although its "
+            "fingerprint does not (a double-quoted string, a view's spacing or a comment in a "
+            "definition changed). Rehearse again against the target as it is now.",
+            rehearsed=recorded, current=current_schema_sha256)

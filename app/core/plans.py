@@ -8,8 +8,17 @@ one. The `--` lines just before a statement are kept with it for display.
 Loading refuses statements that would break the single transaction a migration runs in
 (BEGIN, COMMIT, SAVEPOINT, ...), that cannot run inside one (VACUUM), that reach outside
 the backed-up file (ATTACH) or that change the connection or the file behind SQLite's back
-(PRAGMA). A plan set's hash covers the normalised statements, so the hash that was
-reviewed and rehearsed is exactly what runs; re-spacing or re-commenting does not change it.
+(PRAGMA). A plan set's hash covers each statement exactly as it will be executed: no
+normal form of SQL text is semantics-preserving in SQLite (a double-quoted "Archived" that
+names no column is a string; a view's unaliased column is named after its expression's
+text, spacing and case included; comments inside a CREATE are stored in the schema), so
+the hash that was reviewed and rehearsed is exactly what runs. Comments between
+statements and phase titles are not executed and do not count.
+
+A line `-- accept-drop: KIND NAME` (KIND is index, trigger or view) declares that the plan
+means to destroy that object without re-creating it (e.g. a table rebuild that leaves an
+old index behind). Without it the loss stops the plan (losses.py). Acceptances are part of
+the hash, so a sign-off or a rehearsal covers them too.
 """
 
 from __future__ import annotations
@@ -24,15 +33,17 @@ from pathlib import Path
 from app.core.errors import PlanError
 from app.core.sql import (
     Token,
-    normalise_sql,
+    ascii_lower,
     significant_tokens,
     tokenize,
     unquote_identifier,
 )
 
-HASH_VERSION = "cutover-plan-v1"
+HASH_VERSION = "cutover-plan-v2"
 DESCRIPTION_LENGTH = 100
 _PHASE_MARKER = re.compile(r"^\s*--\s*phase\s*:\s*(.+?)\s*$", re.IGNORECASE)
+_ACCEPT_MARKER = re.compile(r"^\s*--\s*accept-drop\s*:(.*)$", re.IGNORECASE)
+ACCEPTABLE_KINDS = ("index", "trigger", "view")
 
 _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
 _PRAGMA_REASONS = {
@@ -98,10 +109,27 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Acceptance:
+    """`-- accept-drop: KIND NAME`: the plan destroys this object on purpose."""
+
+    kind: str  # index | trigger | view
+    name: str
+    file: str
+    line: int
+
+    def matches(self, kind: str, name: str) -> bool:
+        return self.kind == kind and ascii_lower(self.name) == ascii_lower(name)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "file": self.file, "line": self.line}
+
+
+@dataclass(frozen=True)
 class Plan:
     path: str
     phases: tuple[Phase, ...]
     comments: tuple[str, ...] = ()  # the file's header comments
+    acceptances: tuple[Acceptance, ...] = ()
 
     def statements(self) -> list[PlanStatement]:
         return [statement for phase in self.phases for statement in phase.statements]
@@ -110,6 +138,7 @@ class Plan:
         return {
             "path": self.path,
             "comments": list(self.comments),
+            "acceptances": [acceptance.to_dict() for acceptance in self.acceptances],
             "phases": [phase.to_dict() for phase in self.phases],
         }
 
@@ -124,6 +153,9 @@ class PlanSet:
 
     def phases(self) -> list[Phase]:
         return [phase for plan in self.plans for phase in plan.phases]
+
+    def acceptances(self) -> list[Acceptance]:
+        return [acceptance for plan in self.plans for acceptance in plan.acceptances]
 
     def to_dict(self) -> dict:
         return {
@@ -153,13 +185,17 @@ def load_plan_set(paths) -> PlanSet:
 
 def make_plan_set(plans) -> PlanSet:
     plans = tuple(plans)
-    return PlanSet(plans, plan_hash([s for plan in plans for s in plan.statements()]))
+    statements = [s for plan in plans for s in plan.statements()]
+    return PlanSet(plans, plan_hash(statements, [a for plan in plans for a in plan.acceptances]))
 
 
-def plan_hash(statements) -> str:
-    """SHA-256 of the normalised statements in order: comments and spacing do not count."""
-    normalised = [normalise_sql(statement.sql) for statement in statements]
-    payload = json.dumps([HASH_VERSION, normalised], separators=(",", ":"), ensure_ascii=False)
+def plan_hash(statements, acceptances=()) -> str:
+    """SHA-256 of the statements in order, each exactly as it is executed, and of the
+    objects the plan accepts to destroy."""
+    executed = [statement.sql for statement in statements]
+    accepted = [[acceptance.kind, acceptance.name] for acceptance in acceptances]
+    payload = json.dumps([HASH_VERSION, executed, accepted], separators=(",", ":"),
+                         ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -224,12 +260,17 @@ class _PlanParser:
         self.buffer: list[str] = []
         self.buffer_line = 0
         self.comments: list[str] = []
+        self.acceptances: list[Acceptance] = []
 
     def feed(self, number: int, line: str) -> None:
         if not self.buffer:
             marker = _PHASE_MARKER.match(line)
             if marker:
                 self._start_phase(marker.group(1), number)
+                return
+            accept = _ACCEPT_MARKER.match(line)
+            if accept:
+                self.acceptances.append(parse_acceptance(accept.group(1), self.file, number))
                 return
             if line.lstrip().startswith("--"):
                 self.comments.append(line.lstrip()[2:].strip())
@@ -275,7 +316,21 @@ class _PlanParser:
                 f"an unclosed string or a trigger without END;): {first}",
                 file=self.file, line=self.buffer_line, statement=first)
         self._close_phase()
-        return Plan(self.file, tuple(self.phases), self.header)
+        return Plan(self.file, tuple(self.phases), self.header, tuple(self.acceptances))
+
+
+def parse_acceptance(text: str, file: str, line: int) -> Acceptance:
+    """`trigger trg_name` (or a quoted name) after `-- accept-drop:`; PlanError otherwise."""
+    tokens = significant_tokens(text)
+    kind = tokens[0].text.lower() if tokens and tokens[0].kind == "word" else ""
+    names = tokens[1:]
+    if kind not in ACCEPTABLE_KINDS or len(names) != 1 or names[0].kind not in ("word", "quoted"):
+        raise PlanError(
+            f"{file}:{line}: `-- accept-drop:{text}` is not understood: write "
+            "`-- accept-drop: KIND NAME` with KIND one of index, trigger, view and one name "
+            "(quoted if it needs quotes), e.g. `-- accept-drop: trigger goals_touch`.",
+            file=file, line=line)
+    return Acceptance(kind, _identifier(names[0]), file, line)
 
 
 def split_statements(text: str) -> list[tuple[str, int]]:

@@ -12,6 +12,10 @@ Each statement is first compared with what already exists:
   error (`no such column: group_id`). Data statements run on the copy's empty tables,
   which finds missing tables and columns but says nothing about the data.
 
+The copy also shows what the plan destroys: every index, trigger and view it loses
+without re-creating it (losses.py) is named, and blocks the plan unless the plan
+accepts it with `-- accept-drop: KIND NAME`.
+
 `decide` is also what the real run uses, inside its transaction, on the live database,
 so what is skipped is decided on the real state.
 """
@@ -21,12 +25,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
 from app.core.database import classify_sqlite_error, read_consistently
 from app.core.inspect import read_schema
+from app.core.losses import Loss, LossWatch, unmatched_acceptances
 from app.core.plans import PlanSet, PlanStatement, StatementShape, statement_shape
 from app.core.schema import Column, Schema
 from app.core.sql import (
@@ -35,11 +40,13 @@ from app.core.sql import (
     column_clauses,
     create_table_items,
     is_table_constraint,
+    keep_possible_strings,
     normalise_tokens,
     parenthesised_group,
     quote_identifier,
     significant_tokens,
     split_top_level,
+    tokenize,
     unquote_identifier,
 )
 
@@ -184,6 +191,12 @@ def _decide_create(connection, sql: str, shape: StatementShape, context: PlanCon
                                     f"a {shape.object} with that name")
     ours = comparable_definition(stored_sql or "", context)
     planned = comparable_definition(sql, context)
+    if ours == planned and kind == "view":
+        existing, wanted = _view_columns(connection, name), _planned_view_columns(connection, sql)
+        if wanted is not None and wanted != existing:
+            return Decision("conflict", f"view {name} already exists with other column names (SQLite "
+                                        "names a column without AS after its expression as written)",
+                            existing=", ".join(existing), planned=", ".join(wanted))
     if ours == planned:
         return Decision("skip", f"{kind.capitalize()} already exists, skipping (expected)")
     return Decision(
@@ -195,13 +208,57 @@ def _decide_create(connection, sql: str, shape: StatementShape, context: PlanCon
     )
 
 
+_VIEW_PROBE = "cutover_view_probe"
+
+
+def _view_columns(connection, name: str) -> list[str]:
+    return [row[0] for row in connection.execute(
+        "SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid", (name,))]
+
+
+def _planned_view_columns(connection, sql: str) -> list[str] | None:
+    """The column names the plan's CREATE VIEW would give, read from a TEMP copy of it.
+
+    Spacing and case inside `SELECT a+b` name the column "a+b": the normal form cannot tell
+    `a+b` from `a + b`, SQLite's own names can. The TEMP view is dropped at once and
+    never touches the database file."""
+    body = _after_view_name(sql)
+    if body is None:
+        return None
+    try:
+        connection.execute(f"CREATE TEMP VIEW {_VIEW_PROBE}{body}")
+        return [row[0] for row in connection.execute(
+            f"SELECT name FROM pragma_table_info('{_VIEW_PROBE}', 'temp') ORDER BY cid")]
+    except sqlite3.Error:
+        return None  # the statement itself will say what is wrong when it runs
+    finally:
+        connection.execute(f"DROP VIEW IF EXISTS temp.{_VIEW_PROBE}")
+
+
+def _after_view_name(sql: str) -> str | None:
+    """`(cols) AS SELECT ...` of a CREATE VIEW, exactly as written, without the `;`."""
+    tokens = tokenize(sql)
+    positions = [i for i, token in enumerate(tokens) if token.kind not in ("space", "comment")]
+    words = [tokens[i] for i in positions]
+    index = next((k for k, token in enumerate(words) if token.is_word("VIEW")), len(words)) + 1
+    while index < len(words) and words[index].is_word("IF", "NOT", "EXISTS"):
+        index += 1
+    if index + 1 < len(words) and words[index + 1].kind == "dot":
+        index += 2  # main.v
+    if index >= len(words):
+        return None
+    return "".join(token.text for token in tokens[positions[index] + 1:]).rstrip().rstrip(";")
+
+
 def comparable_definition(sql: str, context: PlanContext = PlanContext()) -> str:
     """A CREATE statement as it compares with sqlite_schema's copy of it.
 
     SQLite stores `CREATE TABLE IF NOT EXISTS main.t` as `CREATE TABLE t`, so both go;
-    columns the plan set adds with ADD COLUMN are taken out of a table's body.
+    columns the plan set adds with ADD COLUMN are taken out of a table's body. A
+    double-quoted token that may be a string keeps its spelling: `"Archived"` and
+    `"archived"` are different definitions.
     """
-    tokens = significant_tokens(sql)
+    tokens = keep_possible_strings(significant_tokens(sql))
     while tokens and tokens[-1].kind == "semicolon":
         tokens.pop()
     tokens = _drop_if_not_exists(tokens)
@@ -306,7 +363,8 @@ def column_definition(connection, table: str, column: str, *, resolver) -> Colum
         return None
     name, declared, not_null, default, pk, hidden = row
     item = _column_item(connection, table, name)
-    clauses = column_clauses(item) if item else None
+    # The column's own name is certainly a name; a double-quoted token after it may be a string.
+    clauses = column_clauses(item[:1] + keep_possible_strings(item[1:])) if item else None
     facts = Column(
         name, declared or "", bool(not_null), default, pk, _HIDDEN.get(hidden, str(hidden)),
         clauses.collation if clauses else None, clauses.generated if clauses else None,
@@ -354,8 +412,11 @@ def _single_primary_key(connection, table: str) -> str | None:
 
 
 def _planned_column(connection, shape: StatementShape) -> ColumnDefinition | None:
-    """The ADD COLUMN's definition, read back from a scratch table that has only it."""
-    definition = normalise_tokens(list(shape.column_tokens))
+    """The ADD COLUMN's definition, read back from a scratch table that has only it.
+
+    The scratch table gets the tokens as written: a normal form would turn a double-quoted
+    string into a bare word, which SQLite reads differently."""
+    definition = " ".join(token.text for token in shape.column_tokens)
     with closing(sqlite3.connect(":memory:")) as scratch:
         try:
             scratch.execute(f"CREATE TABLE {quote_identifier(shape.table)} ({definition})")
@@ -375,6 +436,7 @@ class StatementOutcome:
     note: str | None = None  # e.g. DATA_NOTE
     existing: str | None = None  # conflicts: the definition that is there
     planned: str | None = None  # conflicts: the definition the plan asks for
+    losses: tuple[Loss, ...] = ()  # what it destroys that the plan does not get back
 
     def to_dict(self) -> dict:
         return {
@@ -384,6 +446,7 @@ class StatementOutcome:
             "note": self.note,
             "existing": self.existing,
             "planned": self.planned,
+            "losses": [loss.to_dict() for loss in self.losses],
         }
 
 
@@ -454,6 +517,7 @@ class Reconciliation:
     target_fingerprint: str
     phases: tuple[PhaseReconciliation, ...]
     warnings: tuple[str, ...] = ()
+    losses: tuple[Loss, ...] = ()  # indexes, triggers and views destroyed and not re-created
     # The target's schema as read (for preflight and prep); not part of to_dict.
     schema: Schema | None = field(default=None, compare=False, repr=False)
 
@@ -464,9 +528,13 @@ class Reconciliation:
         return count_outcomes(self.outcomes())
 
     @property
+    def unaccepted_losses(self) -> list[Loss]:
+        return [loss for loss in self.losses if not loss.accepted]
+
+    @property
     def ready(self) -> bool:
-        """Nothing will fail and nothing conflicts: the plan can run on this target."""
-        return not any(phase.blocked for phase in self.phases)
+        """Nothing will fail, nothing conflicts and nothing is lost unaccepted: it can run."""
+        return not any(phase.blocked for phase in self.phases) and not self.unaccepted_losses
 
     @property
     def state(self) -> str:
@@ -488,6 +556,10 @@ class Reconciliation:
         blockers = [f"{counts[o]} {'statement' if counts[o] == 1 else 'statements'} {words}"
                     for o, words in (("will_fail", "will fail"), ("conflict", "conflict"))
                     if counts[o]]
+        lost = len(self.unaccepted_losses)
+        if lost:
+            blockers.append(f"{lost} {'index, trigger or view' if lost == 1 else 'indexes, triggers or views'} "
+                            "lost without acceptance")
         verdict = "blocked: " + ", ".join(blockers) if blockers else "ready to run"
         return f"{_STATE_WORDS[self.state]}: {'; '.join(parts)}; {verdict}"
 
@@ -501,6 +573,7 @@ class Reconciliation:
             "summary": self.summary(),
             "counts": self.counts(),
             "warnings": list(self.warnings),
+            "losses": [loss.to_dict() for loss in self.losses],
             "phases": [phase.to_dict() for phase in self.phases],
         }
 
@@ -569,13 +642,30 @@ def reconcile_rows(rows: list[SchemaRow], plan_set: PlanSet, *, target: str) -> 
     with closing(copy):
         schema = read_schema(copy)
         context = PlanContext.of(plan_set.statements())
-        phases = []
+        watch = LossWatch(copy)
+        outcomes_by_phase = []
         for phase in plan_set.phases():
-            outcomes = tuple(predict(copy, s, context) for s in phase.statements)
-            phases.append(PhaseReconciliation(phase.number, phase.title, phase.file,
-                                              phase_status(outcomes), outcomes))
+            outcomes = []
+            for statement in phase.statements:
+                outcomes.append(predict(copy, statement, context))
+                watch.saw(statement)
+            outcomes_by_phase.append((phase, outcomes))
+        losses = watch.losses(plan_set.acceptances())
+    warnings += [f"{a.file}:{a.line}: accept-drop of {a.kind} {a.name} names nothing the plan "
+                 "destroys on this target" for a in unmatched_acceptances(plan_set.acceptances(), losses)]
+    phases = []
+    for phase, outcomes in outcomes_by_phase:
+        outcomes = tuple(_with_losses(outcome, losses) for outcome in outcomes)
+        phases.append(PhaseReconciliation(phase.number, phase.title, phase.file,
+                                          phase_status(outcomes), outcomes))
     return Reconciliation(target, plan_set.hash, schema.fingerprint(), tuple(phases),
-                          tuple(warnings), schema)
+                          tuple(warnings), tuple(losses), schema)
+
+
+def _with_losses(outcome: StatementOutcome, losses: list[Loss]) -> StatementOutcome:
+    mine = tuple(loss for loss in losses
+                 if loss.statement is not None and loss.statement.index == outcome.statement.index)
+    return replace(outcome, losses=mine) if mine else outcome
 
 
 # --------------------------------------------------------------------------- preflight
@@ -585,6 +675,16 @@ def reconcile_rows(rows: list[SchemaRow], plan_set: PlanSet, *, target: str) -> 
 class PreflightProblem:
     outcome: StatementOutcome
     fix: str
+    loss: Loss | None = None  # set when the problem is an object destroyed unaccepted
+
+    @property
+    def kind(self) -> str:
+        """will_fail | conflict | loses_object"""
+        return "loses_object" if self.loss else self.outcome.outcome
+
+    @property
+    def error(self) -> str:
+        return self.loss.message() if self.loss else self.outcome.message
 
     def to_dict(self) -> dict:
         statement = self.outcome.statement
@@ -595,8 +695,8 @@ class PreflightProblem:
             "phase": statement.phase,
             "phase_number": statement.phase_number,
             "description": statement.description,
-            "outcome": self.outcome.outcome,
-            "error": self.outcome.message,
+            "outcome": self.kind,
+            "error": self.error,
             "fix": self.fix,
         }
 
@@ -631,7 +731,16 @@ def preflight(
         for outcome in reconciliation.outcomes()
         if outcome.outcome in ("will_fail", "conflict")
     ]
+    problems += [PreflightProblem(_loss_outcome(reconciliation, loss), loss.fix(), loss)
+                 for loss in reconciliation.unaccepted_losses]
     return Preflight(tuple(problems))
+
+
+def _loss_outcome(reconciliation: Reconciliation, loss: Loss) -> StatementOutcome:
+    """The outcome of the statement that destroyed it (the last statement if none is known)."""
+    outcomes = reconciliation.outcomes()
+    index = loss.statement.index if loss.statement else outcomes[-1].statement.index
+    return next(outcome for outcome in outcomes if outcome.statement.index == index)
 
 
 def _fix(outcome: StatementOutcome, target: Schema | None, reference: Schema | None, labels) -> str:

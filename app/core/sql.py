@@ -448,3 +448,101 @@ def index_term_expression(term: list[Token], names=None) -> str:
     if end >= 2 and term[end - 2].is_word("COLLATE"):
         end -= 2
     return normalise_tokens(term[:end], names)
+
+
+# ---------------------------------------------------------------------------
+# Deciding that two definitions are the same object.
+#
+# normalise_tokens lower-cases and unquotes every double-quoted token, but SQLite reads a
+# double-quoted token that names no column as a string: `WHEN new.status = "Archived"`
+# and `"archived"` are different triggers. Where a double-quoted token can only be a
+# name (an object after TABLE/INDEX/VIEW/TRIGGER/FROM/JOIN/INTO/UPDATE/REFERENCES, the
+# table after a CREATE INDEX's or CREATE TRIGGER's ON, either side of a `.`, a collation,
+# a column defined by CREATE TABLE or listed by a key constraint), it is folded like any name;
+# anywhere else it keeps its exact spelling.
+# ---------------------------------------------------------------------------
+
+_NAME_AFTER = frozenset(
+    ("TABLE", "INDEX", "VIEW", "TRIGGER", "FROM", "JOIN", "INTO", "UPDATE", "REFERENCES", "EXISTS",
+     "COLLATE")
+)
+
+
+def normalise_definition(sql: str | None) -> str:
+    """normalise_sql, except that a double-quoted token that may be a string is kept exactly."""
+    tokens = significant_tokens(sql or "")
+    while tokens and tokens[-1].kind == "semicolon":
+        tokens.pop()
+    return normalise_tokens(keep_possible_strings(tokens))
+
+
+def keep_possible_strings(tokens: list[Token]) -> list[Token]:
+    """The tokens, each double-quoted one that is not certainly a name marked as a value."""
+    names = _certain_name_positions(tokens)
+    return [
+        Token("dquoted_value", token.text)
+        if token.kind == "quoted" and token.text[:1] == '"' and index not in names else token
+        for index, token in enumerate(tokens)
+    ]
+
+
+def _certain_name_positions(tokens: list[Token]) -> set[int]:
+    names = set()
+    for index, token in enumerate(tokens):
+        before = tokens[index - 1] if index else None
+        after = tokens[index + 1] if index + 1 < len(tokens) else None
+        if (before is not None and before.kind == "dot") or (after is not None and after.kind == "dot"):
+            names.add(index)
+        elif before is not None and before.is_word(*_NAME_AFTER) and not _after_distinct(tokens, index):
+            names.add(index)
+    names.update(_table_after_on(tokens))
+    names.update(_create_table_column_names(tokens))
+    return names
+
+
+def _after_distinct(tokens: list[Token], index: int) -> bool:
+    # `a IS DISTINCT FROM "x"` compares with a value: FROM does not name a table there.
+    return index >= 2 and tokens[index - 1].is_word("FROM") and tokens[index - 2].is_word("DISTINCT")
+
+
+def _table_after_on(tokens: list[Token]) -> list[int]:
+    """The table of CREATE INDEX ... ON t / CREATE TRIGGER ... ON t (the first ON, before BEGIN)."""
+    if not tokens or not tokens[0].is_word("CREATE"):
+        return []
+    if not any(token.is_word("INDEX", "TRIGGER") for token in tokens[1:4]):
+        return []
+    for index, token in enumerate(tokens):
+        if token.is_word("BEGIN"):
+            return []
+        if token.is_word("ON"):
+            return [index + 1]
+    return []
+
+
+def _create_table_column_names(tokens: list[Token]) -> list[int]:
+    """Columns defined by a CREATE TABLE, and the columns a PRIMARY KEY, UNIQUE or FOREIGN KEY
+    constraint or a REFERENCES clause lists (SQLite refuses expressions there)."""
+    if not tokens or not tokens[0].is_word("CREATE") or not any(t.is_word("TABLE") for t in tokens[1:4]):
+        return []
+    opening = next((i for i, t in enumerate(tokens) if t.kind == "lparen"), None)
+    if opening is None or any(t.is_word("AS") for t in tokens[:opening]):
+        return []  # CREATE TABLE ... AS SELECT defines no columns by name
+    names, depth, listing = [], 0, False
+    for index in range(opening, len(tokens)):
+        token = tokens[index]
+        previous = tokens[index - 1]
+        if token.kind == "lparen":
+            depth += 1
+            listing = depth == 2 and (previous.is_word("KEY", "UNIQUE") or _is_referenced_table(tokens, index - 1))
+        elif token.kind == "rparen":
+            depth -= 1
+            listing = False
+        elif depth == 1 and previous.kind in ("lparen", "comma"):
+            names.append(index)
+        elif listing and token.kind == "quoted":
+            names.append(index)
+    return names
+
+
+def _is_referenced_table(tokens: list[Token], index: int) -> bool:
+    return index >= 1 and tokens[index - 1].is_word("REFERENCES")

@@ -123,7 +123,7 @@ def test_a_missing_target_is_not_created(tmp_path):
 def demo_opening_lines(path):
     """How every apply of the demo plans to demo production begins (2 orphans predate it)."""
     return [
-        ("info", f"Migrating {path}: plan d7e136394b08, 34 statements in 5 phases, one transaction"),
+        ("info", f"Migrating {path}: plan 75458d891952, 34 statements in 5 phases, one transaction"),
         ("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT"),
         ("info", "Integrity before: quick_check ok"),
         ("warning", "Foreign keys before: 2 pre-existing violations (reported, not fatal: only "
@@ -382,8 +382,11 @@ def test_rehearsal_passes_after_the_prep_and_never_touches_the_target(demo):
         "Rehearsal passed in N ms: the plan applies cleanly to a copy of the target",
     ]
     data = result.to_dict()
-    assert set(data) == {"passed", "plan_hash", "target", "target_fingerprint", "rehearsed_at",
-                         "failure", "checks", "remaining_differences", "timings", "lines", "apply"}
+    assert set(data) == {"passed", "plan_hash", "target", "target_fingerprint", "target_schema_sha256",
+                         "rehearsed_at", "failure", "checks", "remaining_differences", "timings",
+                         "lines", "apply"}
+    with closing(sqlite3.connect(demo / "goals.db")) as connection:
+        assert data["target_schema_sha256"] == migrate.schema_text_sha256(connection)
     assert set(data["timings"]) == {"snapshot_ms", "apply_ms", "verify_ms", "total_ms"}
 
 
@@ -513,3 +516,29 @@ def test_same_file_state_sees_any_write_but_not_an_empty_wal_made_by_opening(mak
     reader.commit()
     assert not same_file_state(path, recorded)
     reader.close()
+
+
+def test_a_trigger_that_differs_in_a_double_quoted_string_is_not_skipped_as_already_there(make_db):
+    """`"Archived"` names no column, so it is a string: the target's trigger logs another value
+    than the plan's, and IF NOT EXISTS would silently keep the target's."""
+    db = make_db("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT); CREATE TABLE log (msg TEXT);"
+                 'CREATE TRIGGER items_log AFTER INSERT ON items BEGIN INSERT INTO log VALUES ("Archived"); END;')
+    before = folder_state(db.parent)
+    plans = plan('CREATE TRIGGER IF NOT EXISTS items_log AFTER INSERT ON items BEGIN\n'
+                 '    INSERT INTO log VALUES ("archived");\nEND;\n')
+    with pytest.raises(MigrationFailed, match=r"trigger items_log already exists with a different definition"):
+        apply_plan(db, plans)
+    assert folder_state(db.parent) == before
+
+
+def test_a_view_named_differently_by_its_spacing_stops_the_migration_and_the_same_one_is_skipped(make_db):
+    db = make_db("CREATE TABLE t (a INTEGER, b INTEGER); CREATE VIEW v AS SELECT a+b FROM t;")
+    before = folder_state(db.parent)
+    with pytest.raises(MigrationFailed, match=r"view v already exists with other column names"):
+        apply_plan(db, plan("CREATE VIEW IF NOT EXISTS v AS SELECT a + b FROM t;\n"))
+    assert folder_state(db.parent) == before
+    result = apply_plan(db, plan("CREATE VIEW IF NOT EXISTS v AS\n    SELECT a+b FROM t;\n"))
+    assert result.counts()["skipped"] == 1
+    with closing(sqlite3.connect(db)) as connection:
+        assert connection.execute("SELECT name FROM sqlite_temp_schema").fetchall() == []
+        assert [d[0] for d in connection.execute("SELECT * FROM v").description] == ["a+b"]

@@ -203,12 +203,68 @@ def test_a_set_with_one_bad_file_is_refused_whole(tmp_path):
 # --------------------------------------------------------------------------- the hash
 
 
-def test_hash_ignores_spacing_comments_case_and_quoting_of_names(tmp_path):
+# What SQLite does with a statement, observed on a fresh database: the rows left, the stored
+# schema and the names of a view's columns. Two spellings that normalise alike must behave
+# alike; these pairs show that every normal form of SQL text would merge spellings that do not.
+PROBE_DDL = ("CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT, a INT, b INT, Name TEXT);"
+             "INSERT INTO t (status, a, b) VALUES ('Archived', 1, 2), ('archived', 3, 4), "
+             "('live', 5, 6);")
+EDITS_THAT_CHANGE_WHAT_RUNS = [
+    # A double-quoted token that names no column is a string in SQLite.
+    ('DELETE FROM t WHERE status = "Archived";', 'DELETE FROM t WHERE status = "archived";'),
+    # String literals are data.
+    ("DELETE FROM t WHERE status = 'Archived';", "DELETE FROM t WHERE status = 'archived';"),
+    # A view's unaliased column is named after the expression as written: spacing, case of
+    # bare words and keywords, and comments all show in the application's result rows.
+    ("CREATE VIEW v AS SELECT a+b FROM t;", "CREATE VIEW v AS SELECT a + b FROM t;"),
+    ("CREATE VIEW v AS SELECT upper(Name) FROM t;", "CREATE VIEW v AS SELECT upper(name) FROM t;"),
+    ("CREATE VIEW v AS SELECT a AND b FROM t;", "CREATE VIEW v AS SELECT a and b FROM t;"),
+    ("CREATE VIEW v AS SELECT a/*x*/+b FROM t;", "CREATE VIEW v AS SELECT a+b FROM t;"),
+    # A bare word defines a name: its case is what PRAGMA table_info and SELECT * report.
+    ("ALTER TABLE t ADD COLUMN Archived INT;", "ALTER TABLE t ADD COLUMN archived INT;"),
+    # A comment inside a CREATE is stored in the schema.
+    ("CREATE TABLE u (x -- why\n);", "CREATE TABLE u (x\n);"),
+]
+
+
+def observe(tmp_path, sql: str, name: str):
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(tmp_path / name)) as connection:
+        connection.executescript(PROBE_DDL + sql)
+        rows = connection.execute("SELECT id, status FROM t ORDER BY id").fetchall()
+        schema = connection.execute("SELECT name, sql FROM sqlite_schema ORDER BY name").fetchall()
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(t)")]
+        view = ([d[0] for d in connection.execute("SELECT * FROM v").description]
+                if any(row[0] == "v" for row in schema) else None)
+    return rows, schema, columns, view
+
+
+@pytest.mark.parametrize(("before", "after"), EDITS_THAT_CHANGE_WHAT_RUNS)
+def test_an_edit_sqlite_treats_differently_changes_the_hash(tmp_path, before, after):
+    assert observe(tmp_path, before, "before.db") != observe(tmp_path, after, "after.db")
+    rehearsed = load_plan_set([write(tmp_path, before + "\n", "rehearsed.sql")])
+    edited = load_plan_set([write(tmp_path, after + "\n", "edited.sql")])
+    assert edited.hash != rehearsed.hash
+
+
+def test_the_hash_covers_each_statement_exactly_as_it_is_executed(tmp_path):
+    """Nothing is normalised: re-spacing a statement or a comment inside it is an edit (SQLite
+    may store or name things after that text), while what is never executed does not count:
+    comments between statements, blank lines, phase titles, how statements are split in files."""
     original = load_plan_set([write(tmp_path, "-- phase: One\nALTER TABLE goals ADD COLUMN x INT;\n")])
-    restyled = load_plan_set([write(tmp_path, (
-        "-- a new comment\n-- phase: Renamed phase\n"
-        "alter   table \"goals\"\n   add column x INT ; -- why\n"), "restyled.sql")])
-    assert restyled.hash == original.hash
+    recommented = load_plan_set([write(tmp_path, (
+        "-- a new comment\n\n-- phase: Renamed phase\n-- why it runs\n"
+        "ALTER TABLE goals ADD COLUMN x INT;\n\n-- the end\n"), "recommented.sql")])
+    assert recommented.hash == original.hash
+    assert [s.sql for s in recommented.statements()] == [s.sql for s in original.statements()]
+    for restyled in ("alter table goals add column x INT;\n",
+                     "ALTER TABLE goals  ADD COLUMN x INT;\n",
+                     'ALTER TABLE "goals" ADD COLUMN x INT;\n',
+                     "ALTER TABLE goals ADD COLUMN x INT ;\n",
+                     "ALTER TABLE goals /* why */ ADD COLUMN x INT;\n"):
+        assert load_plan_set([write(tmp_path, restyled, "restyled.sql")]).hash != original.hash, restyled
 
 
 def test_hash_changes_with_any_statement_edit_or_reordering(tmp_path):

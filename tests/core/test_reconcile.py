@@ -109,7 +109,8 @@ def test_preflight_names_a_missing_table_the_reference_has(make_db):
 def test_reconciliation_to_dict_shape(demo, demo_plans):
     data = reconcile(demo / "goals.db", demo_plans).to_dict()
     assert set(data) == {"target", "plan_hash", "target_fingerprint", "state", "ready",
-                         "summary", "counts", "warnings", "phases"}
+                         "summary", "counts", "warnings", "losses", "phases"}
+    assert data["losses"] == []
     assert data["counts"] == {"will_run": 27, "skip": 6, "conflict": 0, "will_fail": 1}
     phase = data["phases"][2]
     assert (phase["status"], phase["blocked"], phase["counts"]["skip"]) == ("partly_applied", True, 4)
@@ -246,3 +247,53 @@ def test_a_virtual_table_the_copy_cannot_build_is_a_warning(make_db):
     result = reconcile(db, plan("ALTER TABLE t ADD COLUMN a;\n"))
     assert outcomes(result) == [("skip", "Column already exists, skipping (expected)")]
     assert result.warnings == ()  # fts5 is built in here: nothing to warn about
+
+
+# A double-quoted token that names no column is a string: the target's object and the plan's
+# are different, so SQLite keeping the target's (IF NOT EXISTS) must not pass as "already there".
+ARCHIVED_TARGET = ("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT, code TEXT);"
+                   "CREATE TABLE log (msg TEXT);")
+ARCHIVED_OBJECTS = [
+    'CREATE TRIGGER items_log AFTER INSERT ON items BEGIN INSERT INTO log VALUES ("Archived"); END',
+    'CREATE VIEW archived AS SELECT code FROM items WHERE status = "Archived"',
+    'CREATE UNIQUE INDEX archived_code ON items (code) WHERE status = "Archived"',
+    'CREATE TABLE extra (status TEXT CHECK (status != "Archived"))',
+]
+
+
+@pytest.mark.parametrize("existing", ARCHIVED_OBJECTS)
+def test_a_double_quoted_string_of_another_case_is_a_conflict_not_a_skip(make_db, existing):
+    db = make_db(ARCHIVED_TARGET + existing + ";")
+    planned = existing.replace('"Archived"', '"archived"').replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS")
+    planned = planned.replace("CREATE VIEW", "CREATE VIEW IF NOT EXISTS").replace(
+        "INDEX archived_code", "INDEX IF NOT EXISTS archived_code").replace("TABLE extra", "TABLE IF NOT EXISTS extra")
+    (outcome,) = reconcile(db, plan(planned + ";\n")).outcomes()
+    assert outcome.outcome == "conflict", outcome
+    assert '"Archived"' in outcome.existing and '"archived"' in outcome.planned
+    (same,) = reconcile(db, plan(existing.replace("  ", " ") + ";\n")).outcomes()
+    assert same.outcome == "skip"
+
+
+def test_an_added_column_whose_check_differs_in_a_double_quoted_string_is_a_conflict(make_db):
+    db = make_db('CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT CHECK (s != "Archived"));')
+    result = reconcile(db, plan('ALTER TABLE t ADD COLUMN s TEXT CHECK (s != "archived");\n'
+                                'ALTER TABLE t ADD COLUMN s TEXT CHECK (s != "Archived");\n'))
+    assert [o.outcome for o in result.outcomes()] == ["conflict", "skip"]
+
+
+@pytest.mark.parametrize(("existing", "planned"), [
+    ("SELECT a+b FROM t", "SELECT a + b FROM t"),
+    ("SELECT upper(name) FROM t", "SELECT UPPER(name) FROM t"),
+    ("SELECT a /* sum */ + b FROM t", "SELECT a + b FROM t"),
+])
+def test_a_view_whose_columns_would_be_named_differently_is_a_conflict(make_db, existing, planned):
+    """A column without AS is named after its expression as written: the normal form cannot
+    see the difference, SQLite's names can."""
+    db = make_db(f"CREATE TABLE t (a INTEGER, b INTEGER, name TEXT); CREATE VIEW v AS {existing};")
+    (outcome,) = reconcile(db, plan(f"CREATE VIEW IF NOT EXISTS v AS {planned};\n")).outcomes()
+    assert (outcome.outcome, outcome.message) == (
+        "conflict", "view v already exists with other column names (SQLite names a column without AS "
+                    "after its expression as written)")
+    (same,) = reconcile(db, plan(f"CREATE VIEW IF NOT EXISTS v AS\n  {existing};\n")).outcomes()
+    assert same.outcome == "skip"
+    assert reconcile(db, plan("CREATE VIEW IF NOT EXISTS v (x) AS SELECT a FROM t;\n")).outcomes()[0].outcome == "conflict"

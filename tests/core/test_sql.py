@@ -13,6 +13,7 @@ from app.core.sql import (
     is_plain_identifier,
     is_table_constraint,
     normalise_default,
+    normalise_definition,
     normalise_sql,
     normalise_tokens,
     quote_identifier,
@@ -228,3 +229,79 @@ def test_index_key_items():
     assert [index_term_expression(term) for term in terms] == ["a", "lower(b)", "(c + 1)"]
     assert where == "a IS NOT NULL AND b > 'x'"
     assert index_key_items("CREATE INDEX ix ON t(a)")[1] is None
+
+
+# --- normalise_definition: when two definitions are the same object ------------------------
+
+PROBE_SCHEMA = ("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT, code TEXT);"
+                "CREATE TABLE log (msg TEXT);")
+PROBE_ROWS = [("Archived", "a"), ("archived", "a"), ("Archived", "a"), ("live", "b")]
+
+# Written differently, the same object: names folded and re-quoted, keywords, spacing, comments.
+SAME_OBJECT = [
+    ('CREATE TRIGGER t1 AFTER INSERT ON "Items" BEGIN INSERT INTO "log" VALUES (new.status); END',
+     "create trigger T1 after insert on items begin\n  insert into LOG values (NEW.status); -- why\nend"),
+    ('CREATE VIEW v AS SELECT "items".code FROM "Items" WHERE status = \'live\'',
+     "CREATE VIEW v AS SELECT items.code FROM items WHERE status='live'"),
+    ('CREATE UNIQUE INDEX i ON items (code COLLATE "nocase") WHERE status = \'Archived\'',
+     "CREATE UNIQUE INDEX i ON \"items\"(code COLLATE NOCASE) WHERE status = 'Archived'"),
+    ('CREATE TABLE extra ("Status" TEXT CHECK (length(status) > 0), PRIMARY KEY ("Status"))',
+     "CREATE TABLE extra (status TEXT CHECK (length(status) > 0), PRIMARY KEY (status))"),
+]
+# A double-quoted token that names no column is a string: these pairs behave differently.
+DIFFERENT_OBJECTS = [
+    ('CREATE TRIGGER t1 AFTER INSERT ON items BEGIN INSERT INTO log VALUES ("Archived"); END',
+     'CREATE TRIGGER t1 AFTER INSERT ON items BEGIN INSERT INTO log VALUES ("archived"); END'),
+    ('CREATE VIEW v AS SELECT code FROM items WHERE status = "Archived"',
+     'CREATE VIEW v AS SELECT code FROM items WHERE status = "archived"'),
+    ('CREATE UNIQUE INDEX i ON items (code) WHERE status = "Archived"',
+     'CREATE UNIQUE INDEX i ON items (code) WHERE status = "archived"'),
+    ('CREATE TABLE extra (status TEXT CHECK (status != "Archived"))',
+     'CREATE TABLE extra (status TEXT CHECK (status != "archived"))'),
+]
+
+
+def behaviour(ddl: str) -> tuple:
+    """What the object does: which inserts it lets through, what it logs, what a view shows."""
+    with closing(sqlite3.connect(":memory:")) as connection:
+        connection.executescript(PROBE_SCHEMA + ddl + ";")
+        outcomes = []
+        for table in ("items", "extra"):
+            if not connection.execute("SELECT 1 FROM sqlite_schema WHERE name = ?", (table,)).fetchone():
+                continue
+            for status, code in PROBE_ROWS:
+                try:
+                    columns = "(status, code)" if table == "items" else "(status)"
+                    values = (status, code) if table == "items" else (status,)
+                    connection.execute(f"INSERT INTO {table} {columns} VALUES ({', '.join('?' * len(values))})", values)
+                    outcomes.append("ok")
+                except sqlite3.IntegrityError as error:
+                    # Names resolve without case, so the case SQLite quotes them in is not behaviour.
+                    outcomes.append(str(error).lower())
+        log = connection.execute("SELECT msg FROM log").fetchall()
+        view = connection.execute("SELECT * FROM v").fetchall() if "VIEW" in ddl.upper() else None
+    return outcomes, log, view
+
+
+@pytest.mark.parametrize(("first", "second"), SAME_OBJECT)
+def test_definitions_written_differently_are_one_object(first, second):
+    assert behaviour(first) == behaviour(second)
+    assert normalise_definition(first) == normalise_definition(second)
+
+
+@pytest.mark.parametrize(("first", "second"), DIFFERENT_OBJECTS)
+def test_a_double_quoted_string_keeps_its_spelling_in_a_definition(first, second):
+    assert behaviour(first) != behaviour(second)
+    assert normalise_definition(first) != normalise_definition(second)
+
+
+def test_double_quoted_tokens_that_are_certainly_names_are_folded():
+    sql = ('CREATE TABLE "T" ("Code" TEXT COLLATE "NoCase" CHECK ("Code" != "Archived"), b, '
+           'PRIMARY KEY ("Code"), FOREIGN KEY ("B") REFERENCES "P" ("Id"))')
+    assert normalise_definition(sql) == (
+        'CREATE TABLE t(code text COLLATE nocase CHECK("Code" != "Archived"), b, PRIMARY KEY(code), '
+        "FOREIGN KEY(b) REFERENCES p(id))")
+    assert normalise_definition('SELECT 1 FROM "T" WHERE x IS DISTINCT FROM "Archived"') == (
+        'SELECT 1 FROM t WHERE x IS DISTINCT FROM "Archived"')
+    assert normalise_definition('CREATE TABLE "T" AS SELECT f("Archived") FROM "S"') == (
+        'CREATE TABLE t AS SELECT f("Archived") FROM s')

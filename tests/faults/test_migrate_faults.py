@@ -245,9 +245,34 @@ def test_a_plan_edited_after_its_rehearsal_is_refused(demo):
     with pytest.raises(RehearsalMismatch, match=r"^The plan changed since its rehearsal"):
         apply_plan(production, load_plan_set([prep_path]), rehearsal=record)
     assert sha256(production) == before
-    # Re-spacing and comments are not edits: the rehearsal still stands.
-    prep_path.write_text("-- reviewed by ops\n" + text.replace(";\n", " ;\n\n"), encoding="utf-8")
+    # Re-spacing a statement is an edit too: SQLite may keep or name things after its text.
+    prep_path.write_text(text.replace(";\n", " ;\n"), encoding="utf-8")
+    with pytest.raises(RehearsalMismatch, match=r"^The plan changed since its rehearsal"):
+        apply_plan(production, load_plan_set([prep_path]), rehearsal=record)
+    assert sha256(production) == before
+    # Comments between statements and blank lines never run: the rehearsal still stands.
+    prep_path.write_text("-- reviewed by ops\n" + text.replace(";\n", ";\n\n"), encoding="utf-8")
     assert apply_plan(production, load_plan_set([prep_path]), rehearsal=record).committed
+
+
+def test_a_double_quoted_string_edited_after_the_rehearsal_is_refused(make_db, tmp_path):
+    """`"Archived"` names no column, so SQLite reads it as a string: changing its case changes
+    which rows the DELETE removes, and the rehearsal of the other spelling proves nothing."""
+    db = make_db("CREATE TABLE items (id INTEGER PRIMARY KEY, status TEXT);"
+                 "INSERT INTO items (status) VALUES ('Archived'), ('archived'), ('live');")
+    plan_path = tmp_path / "cleanup.sql"
+    plan_path.write_text('DELETE FROM items WHERE status = "Archived";\n', encoding="utf-8")
+    record = rehearse(db, load_plan_set([plan_path])).to_dict()
+    assert record["passed"]
+    plan_path.write_text('DELETE FROM items WHERE status = "archived";\n', encoding="utf-8")
+    edited = load_plan_set([plan_path])
+    assert edited.hash != record["plan_hash"]
+    before, mtime = sha256(db), db.stat().st_mtime_ns
+    with pytest.raises(RehearsalMismatch, match=r"^The plan changed since its rehearsal"):
+        apply_plan(db, edited, rehearsal=record)
+    assert (sha256(db), db.stat().st_mtime_ns) == (before, mtime)
+    with closing(sqlite3.connect(db)) as connection:
+        assert connection.execute("SELECT count(*) FROM items").fetchone() == (3,)
 
 
 def test_a_target_changed_after_its_rehearsal_is_refused(make_db):
@@ -261,6 +286,22 @@ def test_a_target_changed_after_its_rehearsal_is_refused(make_db):
     with pytest.raises(RehearsalMismatch, match=r"^The target changed since its rehearsal"):
         apply_plan(db, plans, rehearsal=record)
     assert sha256(db) == before
+
+
+def test_a_target_whose_trigger_changed_a_double_quoted_string_after_its_rehearsal_is_refused(make_db):
+    """The trigger now logs another string: the rehearsal ran against a different target."""
+    db = make_db("CREATE TABLE t (a INTEGER); CREATE TABLE log (msg TEXT);"
+                 'CREATE TRIGGER t_log AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("Archived"); END;')
+    plans = plan("CREATE INDEX t_a ON t (a);")
+    record = rehearse(db, plans).to_dict()
+    assert record["passed"]
+    with closing(sqlite3.connect(db)) as connection:
+        connection.executescript(
+            'DROP TRIGGER t_log; CREATE TRIGGER t_log AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("archived"); END;')
+    before, mtime = sha256(db), db.stat().st_mtime_ns
+    with pytest.raises(RehearsalMismatch, match=r"^The target changed since its rehearsal"):
+        apply_plan(db, plans, rehearsal=record)
+    assert (sha256(db), db.stat().st_mtime_ns) == (before, mtime)
 
 
 # --------------------------------------------------------------------------- plans and names

@@ -126,3 +126,34 @@ def test_prep_from_the_environment_itself_or_an_unknown_one_is_refused(client, a
     unknown = client.post("/api/v1/environments/production/prep?reference=staging", headers=api_headers)
     assert unknown.status_code == 404
     assert not (demo_dir / "plans/prep_production.sql").exists()
+
+
+def test_a_trigger_the_plan_destroys_is_named_and_blocks_the_migration(logged_in, client, api_headers, demo_dir):
+    production = demo_dir / "goals.db"
+    with sqlite3.connect(production) as connection:
+        connection.execute("CREATE TRIGGER goals_touch AFTER UPDATE ON goals BEGIN SELECT 1; END")
+    connection.close()
+    prep = demo_dir / "plans/prep_production.sql"
+    prep.write_text("DROP TRIGGER goals_touch;\n", encoding="utf-8")
+    before = sha(production)
+    body = client.get("/api/v1/environments/production/plan", headers=api_headers).get_json()
+    assert [loss["name"] for loss in body["reconciliation"]["losses"]] == ["goals_touch"]
+    lost = [p for p in body["preflight"]["problems"] if p["outcome"] == "loses_object"]
+    assert [p["error"] for p in lost] == [
+        f"trigger goals_touch on goals is destroyed by statement 1 ({prep}:1: DROP TRIGGER goals_touch) "
+        "and the plan does not re-create it"]
+    html = logged_in.get("/environments/production/migration").get_data(as_text=True)
+    assert "Destroyed and not re-created" in html and "-- accept-drop: trigger goals_touch" in html
+    response = client.post("/api/v1/environments/production/migrate", headers=api_headers)
+    done = wait_for_job(client, api_headers, response.get_json()["job"]["id"])
+    assert done["job"]["state"] == "failed" and "Preflight found 2" in done["job"]["error"]
+    assert any(line["text"].startswith("✗ DROP TRIGGER goals_touch: trigger goals_touch on goals is destroyed")
+               for line in done["lines"])
+    assert sha(production) == before
+
+    prep.write_text("-- accept-drop: trigger goals_touch\nDROP TRIGGER goals_touch;\n", encoding="utf-8")
+    accepted = client.get("/api/v1/environments/production/plan", headers=api_headers).get_json()
+    assert accepted["reconciliation"]["losses"][0]["accepted"] is True
+    assert [p["outcome"] for p in accepted["preflight"]["problems"]] == ["will_fail"]
+    html = logged_in.get("/environments/production/migration").get_data(as_text=True)
+    assert "accepted</span>" in html and "by <code>-- accept-drop: trigger goals_touch</code>" in html
