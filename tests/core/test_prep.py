@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.errors import UsageError
 from app.core.diff import diff_schemas
 from app.core.inspect import inspect_database
 from app.core.migrate import apply_plan
@@ -203,8 +204,9 @@ def test_save_writes_the_plan_and_refuses_to_overwrite(demo, tmp_path):
     path = prep.save(tmp_path / "prep.sql")
     assert path.read_text(encoding="utf-8") == prep.text
     assert load_plan_set([path]).hash == make_plan_set([prep.plan()]).hash
-    with pytest.raises(FileExistsError):
+    with pytest.raises(UsageError, match="already exists; Cutover never overwrites a file"):
         prep.save(path)
+    assert path.read_text(encoding="utf-8") == prep.text
     prep.save(path, overwrite=True)
 
 

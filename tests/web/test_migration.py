@@ -144,7 +144,7 @@ def test_a_trigger_the_plan_destroys_is_named_and_blocks_the_migration(logged_in
         "and the plan does not re-create it"]
     html = logged_in.get("/environments/production/migration").get_data(as_text=True)
     assert "Destroyed and not re-created" in html and "-- accept-drop: trigger goals_touch" in html
-    response = client.post("/api/v1/environments/production/migrate", headers=api_headers)
+    response = client.post("/api/v1/environments/production/migrate", json={"confirm": "production"}, headers=api_headers)
     done = wait_for_job(client, api_headers, response.get_json()["job"]["id"])
     assert done["job"]["state"] == "failed" and "Preflight found 2" in done["job"]["error"]
     assert any(line["text"].startswith("✗ DROP TRIGGER goals_touch: trigger goals_touch on goals is destroyed")
