@@ -35,6 +35,9 @@ def server_options(app: Flask) -> dict:
         "graceful_timeout": 10,
         "accesslog": "-",
         "loglevel": "info",
+        # gunicorn's control socket (for gunicornc, which Cutover does not use) is one path per
+        # user: a second dashboard took it over and the first one's exit deleted it.
+        "control_socket_disable": True,
         # The monitoring scheduler runs in the worker (where the app lives), exactly once.
         "post_worker_init": lambda worker: worker_ready(app),
     }
