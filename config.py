@@ -31,6 +31,18 @@ class Config:
     CUTOVER_PORT = int(os.environ.get("CUTOVER_PORT", "5000"))
     # Threads of the WSGI server: each live log viewer holds one, so keep plenty.
     CUTOVER_THREADS = int(os.environ.get("CUTOVER_THREADS", "256"))
+    # Live log viewers served at once (each holds a thread); never more than CUTOVER_THREADS - 32.
+    CUTOVER_MAX_VIEWERS = int(os.environ.get("CUTOVER_MAX_VIEWERS", "200"))
+    # Live log viewers one client address may hold at once.
+    CUTOVER_MAX_VIEWERS_PER_CLIENT = int(os.environ.get("CUTOVER_MAX_VIEWERS_PER_CLIENT", "50"))
+    # Seconds a client has to send a request's line and headers, from its first byte on.
+    CUTOVER_REQUEST_HEAD_TIMEOUT = float(os.environ.get("CUTOVER_REQUEST_HEAD_TIMEOUT", "10"))
+    # Seconds a client has to send a request's body, once its headers arrived.
+    CUTOVER_REQUEST_BODY_TIMEOUT = float(os.environ.get("CUTOVER_REQUEST_BODY_TIMEOUT", "30"))
+    # Largest request body accepted, in bytes (a larger one is answered 413 before it is read).
+    MAX_CONTENT_LENGTH = int(os.environ.get("CUTOVER_MAX_REQUEST_BYTES", str(1024 * 1024)))
+    # Largest form accepted in memory: the same bound.
+    MAX_FORM_MEMORY_SIZE = MAX_CONTENT_LENGTH
     # Host headers accepted (DNS-rebinding defence); add your hostname when exposing the dashboard.
     TRUSTED_HOSTS = _env_list("CUTOVER_TRUSTED_HOSTS", "127.0.0.1,localhost,[::1]")
     # Seconds an inspection waits for a writer's lock before reporting the database as locked.

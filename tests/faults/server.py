@@ -97,3 +97,45 @@ def half_open(port: int, partial: bytes = b"GET /login HT") -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.sendall(partial)
     return sock
+
+
+def api_post(port: int, path: str, document: dict | None = None, timeout: float = 30.0) -> tuple[int, dict, dict]:
+    body = json.dumps(document or {}).encode()
+    raw = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n"
+           f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    status, headers, answer = request(port, raw, timeout)
+    return status, headers, json.loads(answer or b"null")
+
+
+def open_stream(port: int, path: str, timeout: float = 30.0) -> tuple[socket.socket, int, dict, bytes]:
+    """Start following a live log: (the open socket, status, headers, what came after the head)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  "Accept: text/event-stream\r\n\r\n").encode())
+    received = b""
+    while b"\r\n\r\n" not in received:
+        data = sock.recv(65536)
+        if not data:
+            break
+        received += data
+    head, _, rest = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:] if ": " in line)}
+    while len(rest) < int(headers.get("content-length", 0)):  # a refusal's whole message
+        data = sock.recv(65536)
+        if not data:
+            break
+        rest += data
+    return sock, int(lines[0].split()[1]), headers, rest
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server closed the connection (read until it does, or the socket's timeout)."""
+    try:
+        while sock.recv(65536):
+            pass
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
