@@ -19,7 +19,7 @@ from app.core.processes import application_running
 from app.core.restore import restore_backup
 from app.core.migrate import apply_plan, rehearse
 from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
-from app.runner import JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
+from app.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
 
 class CommandFailed(CutoverError):
@@ -65,17 +65,19 @@ def command_task(context: JobContext) -> dict:
     output = _Output(process)
     try:
         finished = _follow(context, process, output, context.params.get("stdin", ""), deadline)
-    except BaseException:  # cancelled, interrupted, or the log could not be stored: the command goes too
+    except JobCancelled:
+        if own_group:  # in a worker, the canceller ends the whole group itself, after a grace period
+            kill_group_except_self(group)
+        raise
+    except BaseException:  # interrupted, or the log could not be stored: the command goes too
         kill_group_except_self(group)
         raise
     if not finished:
-        kill_group_except_self(group)
-        _reap(process)
+        _stop(process, group)
         _store_waiting(context, output)
         raise CommandFailed(f"{argv[0]} did not finish within {timeout:g} s and was stopped.")
     if finished.error is not None:
-        kill_group_except_self(group)
-        _reap(process)
+        _stop(process, group)
         raise CommandFailed(f"The output of {argv[0]} could not be read ({finished.error}); it was stopped.")
     if process.returncode != 0:
         raise CommandFailed(f"{argv[0]} exited with code {process.returncode}.")
@@ -187,7 +189,9 @@ def _store_waiting(context: JobContext, output: _Output) -> None:
         context.emit_lines("info", lines[start:start + OUTPUT_BATCH])
 
 
-def _reap(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen, group: int) -> None:
+    """Kill the command's whole process group and reap the command (waiting a bounded time)."""
+    kill_group_except_self(group)
     try:
         process.wait(timeout=REAP_SECONDS)
     except subprocess.TimeoutExpired:
