@@ -139,3 +139,18 @@ def closed_by_server(sock: socket.socket) -> bool:
     except ConnectionResetError:
         pass
     return True
+
+
+def kept_alive_then_half_open(port: int) -> socket.socket:
+    """A connection that gets one whole answer (kept alive), then sends half of its next request."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    sock.sendall(b"GET /login HT")
+    return sock

@@ -23,6 +23,7 @@ from tests.faults.server import (
     closed_by_server,
     get,
     half_open,
+    kept_alive_then_half_open,
     open_stream,
     request,
 )
@@ -62,11 +63,13 @@ THREADS = 8  # the server's threads: the abuse below is several times as many co
 
 def test_half_open_connections_beyond_the_thread_count_do_not_stop_the_login_page(tmp_path, demo_config):
     server = RunPy(tmp_path / "server", demo_config,
-                   {"CUTOVER_THREADS": str(THREADS), "CUTOVER_REQUEST_HEAD_TIMEOUT": "600"})
+                   {"CUTOVER_THREADS": str(THREADS), "CUTOVER_REQUEST_HEAD_TIMEOUT": "600",
+                    "CUTOVER_REQUEST_BODY_TIMEOUT": "600"})
     silent = []
     try:
         for partial in (b"GET /login HT", b"POST /api/v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"G"):
             silent += [half_open(server.port, partial) for _ in range(THREADS + 1)]
+        silent += [kept_alive_then_half_open(server.port) for _ in range(THREADS + 1)]
         status, _, body = get(server.port, "/login")
         assert status == 200 and b"csrf-token" in body
         assert api_get(server.port, "/api/v1/runs")[0] == 200
