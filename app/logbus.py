@@ -37,8 +37,8 @@ from typing import Callable, Iterator
 
 from flask import Flask
 from sqlalchemy import func, or_, select
-from werkzeug.exceptions import ServiceUnavailable
 from sqlalchemy.pool import StaticPool
+from werkzeug.exceptions import ServiceUnavailable
 
 from app.extensions import db
 from app.models import ACTIVE_JOB_STATES, Job, LogLine, iso_time
