@@ -25,6 +25,11 @@ NUMERIC_SETTINGS = {
     "CUTOVER_BACKUP_KEEP_DAYS": (True, 0, 36500, False, "a whole number of days"),
     "CUTOVER_MONITOR_POLL_SECONDS": (False, 0, 3600, True, "a number of seconds"),  # 0 would spin
     "CUTOVER_LOGIN_ATTEMPTS": (True, 1, 10000, False, ""),
+    "CUTOVER_MAX_VIEWERS": (True, 1, 10000, False, ""),
+    "CUTOVER_MAX_VIEWERS_PER_CLIENT": (True, 1, 10000, False, ""),
+    "CUTOVER_REQUEST_HEAD_TIMEOUT": (False, 0, 3600, True, "a number of seconds"),
+    "CUTOVER_REQUEST_BODY_TIMEOUT": (False, 0, 3600, True, "a number of seconds"),
+    "CUTOVER_MAX_REQUEST_BYTES": (True, 1024, 1024 ** 3, False, "a whole number of bytes"),
 }
 
 
@@ -69,6 +74,17 @@ class Config:
     CUTOVER_PORT = _env_number("CUTOVER_PORT", 5000)
     # Threads of the WSGI server: each live log viewer holds one, so keep plenty.
     CUTOVER_THREADS = _env_number("CUTOVER_THREADS", 256)
+    # Live log viewers served at once (each holds a thread); never more than CUTOVER_THREADS - 32.
+    CUTOVER_MAX_VIEWERS = _env_number("CUTOVER_MAX_VIEWERS", 200)
+    # Live log viewers one client address may hold at once.
+    CUTOVER_MAX_VIEWERS_PER_CLIENT = _env_number("CUTOVER_MAX_VIEWERS_PER_CLIENT", 50)
+    # Seconds a client has to send a request's line and headers, from its first byte on.
+    CUTOVER_REQUEST_HEAD_TIMEOUT = _env_number("CUTOVER_REQUEST_HEAD_TIMEOUT", 10)
+    # Seconds a client has to send a request's body, once its headers arrived.
+    CUTOVER_REQUEST_BODY_TIMEOUT = _env_number("CUTOVER_REQUEST_BODY_TIMEOUT", 30)
+    # Largest request body accepted, in bytes (a larger one is answered 413 before it is read);
+    # create_app makes it Flask's MAX_CONTENT_LENGTH and MAX_FORM_MEMORY_SIZE once it is checked.
+    CUTOVER_MAX_REQUEST_BYTES = _env_number("CUTOVER_MAX_REQUEST_BYTES", 1024 * 1024)
     # Host headers accepted (DNS-rebinding defence); add your hostname when exposing the dashboard.
     TRUSTED_HOSTS = _env_list("CUTOVER_TRUSTED_HOSTS", "127.0.0.1,localhost,[::1]")
     # Seconds an inspection waits for a writer's lock before reporting the database as locked.

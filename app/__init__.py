@@ -6,15 +6,53 @@ import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Request
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from app.core.errors import ConfigError
 from app.extensions import csrf, db, login_manager
 from config import Config, check_numeric_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class DatabaseId(IntegerConverter):
+    """`<int:...>` in every route: an id SQLite can hold (a signed 64-bit integer). A larger
+    one names no row, so the route answers 404 instead of the driver's OverflowError (a 500);
+    only ASCII digits, and never thousands of them handed to int()."""
+
+    regex = r"[0-9]+"
+    LARGEST = 2 ** 63 - 1
+
+    def to_python(self, value: str) -> int:
+        if len(value) > len(str(self.LARGEST)) or int(value) > self.LARGEST:
+            raise ValidationError()
+        return super().to_python(value)
+
+
+def database_int(value: str) -> int:
+    """int() of a request value, refused (ValueError) beyond what SQLite can hold."""
+    if not value.isascii() or not value.lstrip("-").isdigit() or len(value.lstrip("-")) > len(str(DatabaseId.LARGEST)):
+        raise ValueError(value)
+    number = int(value)
+    if not -DatabaseId.LARGEST <= number <= DatabaseId.LARGEST:
+        raise ValueError(value)
+    return number
+
+
+class RequestValues(ImmutableMultiDict):
+    """Query and form values: `get(..., type=int)` gives the default for a number beyond 64
+    bits, as for any other value that is not a number (it would overflow every query)."""
+
+    def get(self, key, default=None, type=None):
+        return super().get(key, default, database_int if type is int else type)
+
+
+class CutoverRequest(Request):
+    parameter_storage_class = RequestValues
 
 
 class StateDatabaseUnavailable(ConfigError):
@@ -30,9 +68,13 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
         template_folder=str(PROJECT_DIR / "templates"),
         static_folder=str(PROJECT_DIR / "static"),
     )
+    app.request_class = CutoverRequest
+    app.url_map.converters["int"] = DatabaseId  # before any route is added: every id route uses it
     app.config.from_object(config_class)
     app.config.update(overrides or {})
     check_numeric_settings(app.config)
+    # Flask's own names for the one checked limit.
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_FORM_MEMORY_SIZE"] = app.config["CUTOVER_MAX_REQUEST_BYTES"]
     instance_dir = _absolute_instance_dir(app)
     instance_dir.mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _stored_secret_key(instance_dir)

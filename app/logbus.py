@@ -1,4 +1,4 @@
-"""Live log lines of runs, fanned out to every viewer from one reader.
+"""Live log lines of runs and of jobs, fanned out to every viewer from one reader.
 
 Steps run in child processes and write their lines to the dashboard's database; the
 database is the channel. Instead of every viewer polling it (200 viewers would be 10,000
@@ -19,6 +19,11 @@ driver gives each SELECT its own snapshot, so the order is what makes "no step r
 "every line of the run is at or below newest"). A viewer first replays from the database up
 to its feed's floor, then takes whole chunks above it; a viewer that falls behind the
 in-memory buffer, or resumes inside a chunk, reads that part from the database again.
+
+A feed follows a topic: a run (every step's lines, one sequence) or a single job; both are
+read by the same reader in the same query, so a job's viewers cost no more than a run's.
+Every viewer holds a server thread for as long as it follows: `admit` caps them per client
+address and in total (503 with Retry-After beyond), so pages and the API keep theirs.
 """
 from __future__ import annotations
 
@@ -28,11 +33,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.pool import StaticPool
+from werkzeug.exceptions import ServiceUnavailable
 
 from app.extensions import db
 from app.models import ACTIVE_JOB_STATES, Job, LogLine, iso_time
@@ -49,6 +55,10 @@ READ_LIMIT = 20_000  # lines one read takes at most; the next read follows at on
 IDLE_STOP_SECONDS = 30.0  # the reader thread ends after this long without viewers
 IDLE_POLL_SECONDS = 0.5  # without viewers the reader only waits (a new viewer wakes it)
 WAIT_SECONDS = 1.0  # a waiting viewer checks the reader is alive this often
+RETRY_AFTER_SECONDS = 10  # what a refused viewer is told to wait
+RESERVED_PAGE_THREADS = 32  # server threads viewers never take, whatever CUTOVER_MAX_VIEWERS says
+
+RUN, JOB = "run", "job"  # what a feed follows: (RUN, run id) or (JOB, job id)
 
 
 def batch_seconds(viewers: int) -> float:
@@ -56,18 +66,26 @@ def batch_seconds(viewers: int) -> float:
     return min(MAX_BATCH_SECONDS, BATCH_SECONDS + viewers * BATCH_SECONDS_PER_VIEWER)
 
 
-def format_event(seq: int, run_id: int, job_id: int, step: str | None, level: str, moment, text: str) -> str:
+def format_event(seq: int, run_id: int | None, job_id: int, step: str | None, level: str, moment, text: str) -> str:
+    """One line as an SSE event; its data is LogLine.to_dict() (a line of no run has no run or step)."""
     data = {"seq": seq, "run": run_id, "job": job_id, "step": step, "level": level,
             "time": iso_time(moment), "text": text}
+    if run_id is None:
+        del data["run"], data["step"]
     return f"id: {seq}\nevent: line\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 LINE_COLUMNS = (LogLine.id, LogLine.run_id, LogLine.job_id, LogLine.step, LogLine.level, LogLine.time, LogLine.text)
 
 
-def read_events(connection, run_id: int, after: int, up_to: int | None = None,
+def topic_column(kind: str):
+    return LogLine.run_id if kind == RUN else LogLine.job_id
+
+
+def read_events(connection, topic: tuple[str, int], after: int, up_to: int | None = None,
                 limit: int | None = None) -> list[tuple[int, str]]:
-    query = select(*LINE_COLUMNS).where(LogLine.run_id == run_id, LogLine.id > after)
+    kind, key = topic
+    query = select(*LINE_COLUMNS).where(topic_column(kind) == key, LogLine.id > after)
     if up_to is not None:
         query = query.where(LogLine.id <= up_to)
     rows = connection.execute(query.order_by(LogLine.id).limit(limit or REPLAY_BATCH)).all()
@@ -76,7 +94,7 @@ def read_events(connection, run_id: int, after: int, up_to: int | None = None,
 
 @dataclass
 class Chunk:
-    """Every event of one run with an id in (lo, hi], formatted once for all its viewers."""
+    """Every event of one topic with an id in (lo, hi], formatted once for all its viewers."""
 
     lo: int
     hi: int
@@ -87,15 +105,15 @@ class Chunk:
 
 @dataclass
 class Feed:
-    """What the reader knows of one followed run.
+    """What the reader knows of one followed topic (a run, or a job).
 
-    Invariant: every event of the run with floor < id <= the bus's watermark is in `chunks`,
+    Invariant: every event of the topic with floor < id <= the bus's watermark is in `chunks`,
     once the feed is primed (the first read that saw it only sets `floor` and `active`)."""
 
     chunks: deque = field(default_factory=deque)
-    floor: int = 0  # every event of this run with id <= floor was dropped or predates the feed
+    floor: int = 0  # every event of this topic with id <= floor was dropped or predates the feed
     events: int = 0  # lines held in `chunks`
-    active: bool | None = None  # a step of the run is queued or running (None: not read yet)
+    active: bool | None = None  # a job of the topic is queued or running (None: not read yet)
     primed: bool = False
     viewers: int = 0
     waiters: set = field(default_factory=set)  # one wake-up queue per viewer
@@ -118,30 +136,76 @@ class LogBus:
         self._wanted = False  # a new feed waits for its first read
         self._wake = threading.Event()  # set by a new feed: read now, do not finish a pause
         self._thread: threading.Thread | None = None
+        self._admitted: dict[str, int] = {}  # live viewers per client address
+
+    # -- admission -------------------------------------------------------------------
+
+    def admit(self, client: str | None) -> Callable[[], None]:
+        """Take a viewer's place for `client`, or refuse (TooManyViewers: 503, Retry-After).
+        Returns the function that gives the place back (once, when the response closes)."""
+        client = client or "unknown"
+        total_cap, client_cap = viewer_caps(self.app.config)
+        with self._lock:
+            total = sum(self._admitted.values())
+            if total >= total_cap:
+                raise TooManyViewers(
+                    f"{total} live logs are being followed, the most this dashboard serves at once "
+                    f"(CUTOVER_MAX_VIEWERS={total_cap}), so that its pages and API keep their threads. "
+                    f"Close a live log you no longer watch, or retry in {RETRY_AFTER_SECONDS} s.")
+            if self._admitted.get(client, 0) >= client_cap:
+                raise TooManyViewers(
+                    f"Your address {client} already follows {client_cap} live logs, the most one client may "
+                    f"(CUTOVER_MAX_VIEWERS_PER_CLIENT). Close one of them, or retry in {RETRY_AFTER_SECONDS} s.")
+            self._admitted[client] = self._admitted.get(client, 0) + 1
+        released = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if released.is_set():
+                    return
+                released.set()
+                self._admitted[client] -= 1
+                if not self._admitted[client]:
+                    del self._admitted[client]
+
+        return release
+
+    def viewers(self) -> int:
+        with self._lock:
+            return sum(self._admitted.values())
 
     # -- viewers ---------------------------------------------------------------------
 
-    def follow(self, run_id: int, after: int) -> Iterator[str]:
+    def follow(self, run_id: int, after: int, left: Callable[[], bool] = lambda: False) -> Iterator[str]:
         """Every event of the run after `after`, then live ones, then an `end` event once no
-        step of the run is running (it finished, or waits for an operator)."""
+        step of the run is running (it finished, or waits for an operator). `left` tells
+        whether the viewer went away (checked while nothing is sent; its thread is then freed)."""
+        return self._follow((RUN, run_id), after, left)
+
+    def follow_job(self, job_id: int, after: int, left: Callable[[], bool] = lambda: False) -> Iterator[str]:
+        """Every event of the job after `after`, then live ones, then an `end` event with
+        the job's final state once it is over."""
+        return self._follow((JOB, job_id), after, left)
+
+    def _follow(self, topic: tuple[str, int], after: int, left: Callable[[], bool]) -> Iterator[str]:
         wake = queue.SimpleQueue()
-        feed, up_to = self._subscribe(run_id, wake)
+        feed, up_to = self._subscribe(topic, wake)
         try:
             yield "retry: 2000\n\n"
-            position = last_sent = after  # position: every event of the run <= it has been sent
+            position = last_sent = after  # position: every event of the topic <= it has been sent
             if position < up_to:
-                for text, last_sent in self._replay(run_id, position, up_to):
+                for text, last_sent in self._replay(topic, position, up_to):
                     yield text
                 position = up_to
-            yield from self._live(run_id, feed, wake, position, last_sent)
+            yield from self._live(topic, feed, wake, position, last_sent, left)
         finally:
-            self._unsubscribe(run_id, wake)
+            self._unsubscribe(topic, wake)
 
-    def _subscribe(self, run_id: int, wake: queue.SimpleQueue) -> tuple[Feed, int]:
+    def _subscribe(self, topic: tuple[str, int], wake: queue.SimpleQueue) -> tuple[Feed, int]:
         with self._lock:
-            feed = self._feeds.get(run_id)
+            feed = self._feeds.get(topic)
             if feed is None:
-                feed = self._feeds[run_id] = Feed(floor=self._watermark)
+                feed = self._feeds[topic] = Feed(floor=self._watermark)
                 self._wanted = True
                 self._wake.set()
             feed.viewers += 1
@@ -149,26 +213,26 @@ class LogBus:
             self._ensure_reader()
             return feed, feed.floor
 
-    def _unsubscribe(self, run_id: int, wake: queue.SimpleQueue) -> None:
+    def _unsubscribe(self, topic: tuple[str, int], wake: queue.SimpleQueue) -> None:
         with self._lock:
-            feed = self._feeds[run_id]
+            feed = self._feeds[topic]
             feed.viewers -= 1
             feed.waiters.discard(wake)
             if feed.viewers == 0:
-                del self._feeds[run_id]
+                del self._feeds[topic]
 
-    def _replay(self, run_id: int, after: int, up_to: int) -> Iterator[tuple[str, int]]:
-        """The run's events in (after, up_to] from the database, in batches: (text, last id)."""
+    def _replay(self, topic: tuple[str, int], after: int, up_to: int) -> Iterator[tuple[str, int]]:
+        """The topic's events in (after, up_to] from the database, in batches: (text, last id)."""
         while after < up_to:
             with self.app.app_context(), db.engine.connect() as connection:
-                events = read_events(connection, run_id, after, up_to, REPLAY_BATCH)
+                events = read_events(connection, topic, after, up_to, REPLAY_BATCH)
             if not events:
                 return
             after = events[-1][0]
             yield "".join(text for _, text in events), after
 
-    def _live(self, run_id: int, feed: Feed, wake: queue.SimpleQueue, position: int,
-              last_sent: int) -> Iterator[str]:
+    def _live(self, topic: tuple[str, int], feed: Feed, wake: queue.SimpleQueue, position: int,
+              last_sent: int, left: Callable[[], bool]) -> Iterator[str]:
         quiet_since = time.monotonic()
         while True:
             while not wake.empty():  # wake-ups for what this take sees anyway
@@ -176,7 +240,7 @@ class LogBus:
             with self._lock:
                 text, last_id, position, gap, finished = self._take(feed, position)
             if gap:
-                for text, last_sent in self._replay(run_id, position, gap):
+                for text, last_sent in self._replay(topic, position, gap):
                     yield text
                 position = gap
                 continue
@@ -184,7 +248,7 @@ class LogBus:
                 last_sent, quiet_since = last_id, time.monotonic()
                 yield text
             if finished:
-                yield f"event: end\ndata: {json.dumps({'run': run_id, 'last': last_sent})}\n\n"
+                yield self._end_event(topic, last_sent)
                 return
             # Sleep until the reader publishes something for this run: it puts a token after
             # publishing, so whatever came after the take above wakes us (none is lost).
@@ -194,16 +258,27 @@ class LogBus:
                     raise queue.Empty
                 wake.get(timeout=wait)
             except queue.Empty:
+                if left():
+                    return
                 if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
                     quiet_since = time.monotonic()
                     yield ": keepalive\n\n"
                 with self._lock:
                     self._ensure_reader()
 
+    def _end_event(self, topic: tuple[str, int], last_sent: int) -> str:
+        kind, key = topic
+        if kind == RUN:
+            data = {"run": key, "last": last_sent}
+        else:
+            with self.app.app_context(), db.engine.connect() as connection:
+                data = {"job": key, "state": connection.execute(select(Job.state).where(Job.id == key)).scalar()}
+        return f"event: end\ndata: {json.dumps(data)}\n\n"
+
     def _take(self, feed: Feed, position: int) -> tuple[str, int, int, int, bool]:
         """Under the lock: (new events' text, their last id, the new position, the id up to
-        which the database must be re-read first (0: none), finished: no step runs and the
-        text is the run's last)."""
+        which the database must be re-read first (0: none), finished: no job of the topic
+        runs and the text is its last)."""
         if position < feed.floor:
             return "", 0, position, feed.floor, False
         newer = []
@@ -272,38 +347,41 @@ class LogBus:
                 self._wake.clear()
 
     def _read_once(self, connection) -> tuple[bool, bool]:
-        """Read what is new for the followed runs and publish it: (found lines?, read all?)."""
+        """Read what is new for the followed topics and publish it: (found lines?, read all?)."""
         with self._lock:
             snapshot = dict(self._feeds)
             watermark = self._watermark
-        primed = [run_id for run_id, feed in snapshot.items() if feed.primed]
+        followed = {RUN: [k for kind, k in snapshot if kind == RUN], JOB: [k for kind, k in snapshot if kind == JOB]}
+        primed = {kind: [k for k in keys if snapshot[(kind, k)].primed] for kind, keys in followed.items()}
         try:
             # Order matters (each SELECT is its own snapshot): states first, then the newest id.
-            active = set(connection.execute(select(Job.run_id).where(
-                Job.run_id.in_(list(snapshot)), Job.state.in_(ACTIVE_JOB_STATES))).scalars())
+            active = self._active_topics(connection, followed)
             newest = connection.execute(select(func.max(LogLine.id))).scalar() or 0
             rows = []
-            if primed and newest > watermark:
+            if (primed[RUN] or primed[JOB]) and newest > watermark:
                 rows = connection.execute(
-                    select(*LINE_COLUMNS).where(LogLine.run_id.in_(primed), LogLine.id > watermark,
-                                                LogLine.id <= newest).order_by(LogLine.id).limit(READ_LIMIT)).all()
+                    select(*LINE_COLUMNS).where(
+                        or_(LogLine.run_id.in_(primed[RUN]), LogLine.job_id.in_(primed[JOB])),
+                        LogLine.id > watermark, LogLine.id <= newest).order_by(LogLine.id).limit(READ_LIMIT)).all()
         finally:
             connection.rollback()
         complete = len(rows) < READ_LIMIT
         if not complete:
             newest = rows[-1][0]
-        lines: dict[int, list] = {}
+        lines: dict[tuple[str, int], list] = {}
         for row in rows:
-            lines.setdefault(row[1], []).append(row)
-        chunks = {run_id: Chunk(watermark, newest, run_rows[-1][0], len(run_rows),
-                                "".join(format_event(*row) for row in run_rows))
-                  for run_id, run_rows in lines.items()}
+            for topic in ((RUN, row[1]), (JOB, row[2])):
+                if topic in snapshot:
+                    lines.setdefault(topic, []).append(row)
+        chunks = {topic: Chunk(watermark, newest, topic_rows[-1][0], len(topic_rows),
+                               "".join(format_event(*row) for row in topic_rows))
+                  for topic, topic_rows in lines.items()}
         woken = []
         with self._lock:
-            for run_id, feed in self._feeds.items():
+            for topic, feed in self._feeds.items():
                 changed = False
-                if snapshot.get(run_id) is feed and feed.primed:
-                    chunk = chunks.get(run_id)
+                if snapshot.get(topic) is feed and feed.primed:
+                    chunk = chunks.get(topic)
                     if chunk is not None:
                         feed.add(chunk)
                         changed = True
@@ -312,10 +390,10 @@ class LogBus:
                     # viewers read up to here from the database.
                     feed.floor = newest
                     changed = True
-                if snapshot.get(run_id) is feed:
+                if snapshot.get(topic) is feed:
                     feed.primed = True
-                    if complete and feed.active != (run_id in active):
-                        feed.active = run_id in active
+                    if complete and feed.active != (topic in active):
+                        feed.active = topic in active
                         changed = True
                 if changed:
                     woken += feed.waiters
@@ -324,6 +402,18 @@ class LogBus:
             if wake.empty():
                 wake.put(None)
         return bool(rows), complete
+
+    @staticmethod
+    def _active_topics(connection, followed: dict) -> set:
+        """The followed topics with a job queued or running."""
+        active = set()
+        if followed[RUN]:
+            active |= {(RUN, k) for k in connection.execute(select(Job.run_id).where(
+                Job.run_id.in_(followed[RUN]), Job.state.in_(ACTIVE_JOB_STATES))).scalars()}
+        if followed[JOB]:
+            active |= {(JOB, k) for k in connection.execute(select(Job.id).where(
+                Job.id.in_(followed[JOB]), Job.state.in_(ACTIVE_JOB_STATES))).scalars()}
+        return active
 
 
 class _Watcher:
@@ -361,6 +451,19 @@ class _Watcher:
             except Exception:
                 pass
             self._connection = None
+
+
+class TooManyViewers(ServiceUnavailable):
+    """A live log refused because viewers would take the threads pages need."""
+
+    def __init__(self, message: str):
+        super().__init__(message, retry_after=RETRY_AFTER_SECONDS)
+
+
+def viewer_caps(config) -> tuple[int, int]:
+    """(live viewers in total, per client address); the total always leaves threads for pages."""
+    total = min(int(config["CUTOVER_MAX_VIEWERS"]), int(config["CUTOVER_THREADS"]) - RESERVED_PAGE_THREADS)
+    return max(1, total), max(1, int(config["CUTOVER_MAX_VIEWERS_PER_CLIENT"]))
 
 
 def log_bus(app: Flask) -> LogBus:

@@ -189,6 +189,30 @@ def _end_process_group(pid: int, start: str | None) -> None:
         send(pid, signal.SIGKILL)
 
 
+def commands_join_the_job_group() -> bool:
+    """Whether a command a job starts joins this process's group. In a worker, yes: it leads
+    a group of its own, which cancelling or killing the job ends as a whole. Anywhere else
+    (the CLI), the group is the operator's shell pipeline: a command gets a group of its own."""
+    return bool(current_app.config.get("CUTOVER_IS_WORKER")) and os.getpgrp() == os.getpid()
+
+
+def kill_group_except_self(pgid: int, attempts: int = 100) -> None:
+    """SIGKILL every process of the group but this one, again while any is left (a process
+    may fork meanwhile). In a worker, a command's group is the worker's own: the worker must
+    live on to record why the step ended."""
+    me = os.getpid()
+    for _ in range(attempts):
+        others = [pid for pid in living_group_members(pgid) if pid != me]
+        if not others:
+            return
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
 def _still_running(pid: int, leader: bool) -> bool:
     return bool(living_group_members(pid)) if leader else process_start_time(pid) is not None
 

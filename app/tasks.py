@@ -7,7 +7,8 @@ import os
 import queue
 import subprocess
 import threading
-
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from app.core.migrate import apply_plan, rehearse
 from app.guards import refuse_outside_open_run
 from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
 from app.monitor import end_watch_after_restore
-from app.runner import JobContext, TaskFailed
+from app.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
 
 class CommandFailed(CutoverError):
@@ -47,29 +48,41 @@ def check_integrity(context: JobContext, path: Path, *, failure: str):
 
 
 def command_task(context: JobContext) -> dict:
-    """Run a configured argv (never a shell), streaming its output line by line."""
+    """Run a configured argv (never a shell), streaming its output line by line.
+
+    Its output is decoded as UTF-8, a byte that is not UTF-8 becoming U+FFFD. The timeout
+    holds whatever the output does: when it passes, the command's whole process group is
+    killed and the step ends, even if something that escaped the group still holds the
+    output open (its reader thread is then left behind)."""
     argv, timeout = list(context.params["argv"]), context.params.get("timeout")
     context.emit("info", "$ " + " ".join(argv))
     env = {**os.environ, **context.params.get("env", {})}
+    own_group = not commands_join_the_job_group()
     try:
-        process = subprocess.Popen(argv, cwd=context.params.get("cwd"), env=env, text=True,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, cwd=context.params.get("cwd"), env=env, encoding="utf-8", errors="replace",
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   process_group=0 if own_group else None)
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte or a bad variable name
         raise CommandFailed(f"Cannot start {argv[0]!r}: {getattr(exc, 'strerror', None) or exc}.") from None
-    timed_out = threading.Event()
-
-    def stop() -> None:
-        timed_out.set()
-        process.kill()
-
-    timer = threading.Timer(timeout, stop) if timeout else None
-    timer and timer.start()
+    group = process.pid if own_group else os.getpgrp()
+    deadline = time.monotonic() + timeout if timeout else None
+    output = _Output(process)
     try:
-        _feed_and_follow(context, process, context.params.get("stdin", ""))
-    finally:
-        timer and timer.cancel()
-    if timed_out.is_set():
-        raise CommandFailed(f"{argv[0]} did not finish within {timeout} s and was stopped.")
+        finished = _follow(context, process, output, context.params.get("stdin", ""), deadline)
+    except JobCancelled:
+        if own_group:  # in a worker, the canceller ends the whole group itself, after a grace period
+            kill_group_except_self(group)
+        raise
+    except BaseException:  # interrupted, or the log could not be stored: the command goes too
+        kill_group_except_self(group)
+        raise
+    if not finished:
+        _stop(process, group)
+        _store_waiting(context, output)
+        raise CommandFailed(f"{argv[0]} did not finish within {timeout:g} s and was stopped.")
+    if finished.error is not None:
+        _stop(process, group)
+        raise CommandFailed(f"The output of {argv[0]} could not be read ({finished.error}); it was stopped.")
     if process.returncode != 0:
         raise CommandFailed(f"{argv[0]} exited with code {process.returncode}.")
     context.emit("ok", f"✓ {argv[0]} exited with code 0")
@@ -77,43 +90,116 @@ def command_task(context: JobContext) -> dict:
 
 
 OUTPUT_BATCH = 1000  # lines stored in one commit at most
+MAX_LINE_CHARS = 65_536  # a longer line is stored in pieces of this size
+REAP_SECONDS = 5.0  # how long a killed command is waited for before the step ends anyway
 
 
-def _feed_and_follow(context: JobContext, process: subprocess.Popen, stdin_text: str) -> None:
-    try:
-        process.stdin.write(stdin_text)
-        process.stdin.close()
-    except BrokenPipeError:
-        pass  # the command does not read its input; that is its business
-    for batch in _output_batches(process.stdout):
-        context.emit_lines("info", batch)
-    process.stdout.close()
-    process.wait()
+@dataclass
+class _OutputEnd:
+    """The reader's last word: the output ended (error None), or reading it failed."""
+
+    error: Exception | None = None
 
 
-def _output_batches(stream):
-    """Lines as they come: one at a time when the command trickles (each is seen at once),
-    together when it floods (one commit for all that is waiting)."""
-    waiting: queue.Queue = queue.Queue()
+class _Output:
+    """A command's output, read line by line by a thread of its own into a queue."""
 
-    def read() -> None:
-        for line in stream:
-            waiting.put(line.rstrip("\n"))
-        waiting.put(None)
+    def __init__(self, process: subprocess.Popen):
+        self.stream, self.lines = process.stdout, queue.SimpleQueue()
+        self.reader = threading.Thread(target=_read_output, args=(self.stream, self.lines), daemon=True)
+        self.reader.start()
 
-    threading.Thread(target=read, daemon=True).start()
+    def close_when_read(self, wait: float = 0.0) -> None:
+        """Close the pipe once its reader is done; a reader still blocked (something outside
+        the killed group holds the pipe open) keeps it, as closing under it would block."""
+        self.reader.join(wait)
+        if not self.reader.is_alive():
+            self.stream.close()
+
+
+def _follow(context: JobContext, process: subprocess.Popen, output: _Output, stdin_text: str,
+            deadline: float | None) -> _OutputEnd | None:
+    """Feed stdin and store the output until the command ends; None if the deadline came first."""
+    threading.Thread(target=_feed, args=(process.stdin, stdin_text), daemon=True).start()
     while True:
-        batch = [waiting.get()]
-        while batch[-1] is not None and len(batch) < OUTPUT_BATCH:
-            try:
-                batch.append(waiting.get_nowait())
-            except queue.Empty:
-                break
-        lines = [line for line in batch if line is not None]
+        batch = _next_batch(output.lines, deadline)
+        if batch is None:
+            return None
+        lines = [item for item in batch if isinstance(item, str)]
         if lines:
-            yield lines
-        if batch[-1] is None:
-            return
+            context.emit_lines("info", lines)
+        if isinstance(batch[-1], _OutputEnd):
+            break
+    end = batch[-1]
+    output.close_when_read()
+    if end.error is None:
+        try:
+            process.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:  # it closed its output but runs on
+            return None
+    return end
+
+
+def _feed(stdin, text: str) -> None:
+    try:
+        stdin.write(text)
+    except (OSError, ValueError):
+        pass  # the command does not read its input (or was stopped): that is its business
+    finally:
+        try:
+            stdin.close()
+        except (OSError, ValueError):
+            pass
+
+
+def _read_output(stream, output: queue.SimpleQueue) -> None:
+    error = None
+    try:
+        for piece in iter(lambda: stream.readline(MAX_LINE_CHARS), ""):
+            output.put(piece.rstrip("\n"))
+    except Exception as exc:  # whatever happens here, the step hears of it and ends
+        error = exc
+    finally:
+        output.put(_OutputEnd(error))
+
+
+def _next_batch(output: queue.SimpleQueue, deadline: float | None) -> list | None:
+    """Lines as they come: one at a time when the command trickles (each is seen at once),
+    together when it floods (one commit for all that is waiting). None once the deadline passed."""
+    try:
+        batch = [output.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))]
+    except queue.Empty:
+        return None
+    while not isinstance(batch[-1], _OutputEnd) and len(batch) < OUTPUT_BATCH:
+        try:
+            batch.append(output.get_nowait())
+        except queue.Empty:
+            break
+    return batch
+
+
+def _store_waiting(context: JobContext, output: _Output) -> None:
+    """What the command printed before it was stopped is kept (as far as its reader got)."""
+    output.close_when_read(REAP_SECONDS)
+    lines = []
+    while True:
+        try:
+            item = output.lines.get_nowait()
+        except queue.Empty:
+            break
+        if isinstance(item, str):
+            lines.append(item)
+    for start in range(0, len(lines), OUTPUT_BATCH):
+        context.emit_lines("info", lines[start:start + OUTPUT_BATCH])
+
+
+def _stop(process: subprocess.Popen, group: int) -> None:
+    """Kill the command's whole process group and reap the command (waiting a bounded time)."""
+    kill_group_except_self(group)
+    try:
+        process.wait(timeout=REAP_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass  # unkillable for now (a disk that does not answer): the step ends regardless
 
 
 def backup_task(context: JobContext) -> dict:

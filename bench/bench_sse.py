@@ -29,7 +29,15 @@ and measures
    10, 50, 200 viewers follow a run printing --load-rate lines a second. One viewer, timed,
    is a thread of this process beside the prober; the others run in a child process, so
    neither the prober nor the timed viewer queues behind their parsing (all of them still
-   share the machine's cores with the server, as the baseline's do).
+   share the machine's cores with the server, as the baseline's do);
+4. abuse: /login's latency (a new connection per request) while --half-open connections
+   (a partial request line, then silence; one more than the server's threads) are held, beside
+   the baseline app served by gunicorn's stock gthread worker (what `python run.py` used
+   before its request deadlines); and while --job-viewers viewers try to follow one job's log
+   (the cap per client and in total refuses the surplus with 503: the count is printed).
+
+All viewers come from 127.0.0.1, so the Cutover server is started with
+CUTOVER_MAX_VIEWERS_PER_CLIENT=200 (its total cap, CUTOVER_MAX_VIEWERS, stays 200).
 
 Every Cutover stream is also checked: the ids streamed are exactly the run's LogLine ids,
 in order, none twice, then one end event; a Last-Event-ID resume gives exactly the rest.
@@ -184,18 +192,21 @@ def start_cutover(folder: Path, threads: int | None) -> Server:
            "CUTOVER_ADMIN_PASSWORD": "bench-password", "CUTOVER_SECRET_KEY": "bench-secret-key"}
     for name in ("CUTOVER_STATE_DATABASE_URL", "CUTOVER_DEMO_DIR"):
         env.pop(name, None)
+    env["CUTOVER_MAX_VIEWERS_PER_CLIENT"] = "200"  # every viewer here is 127.0.0.1
     if threads:
         env["CUTOVER_THREADS"] = str(threads)
     return Server("cutover", [sys.executable, "run.py"], env, folder / "cutover-server.log", port)
 
 
-def start_baseline(folder: Path, threads: int | None) -> Server:
+def start_baseline(folder: Path, threads: int | None, stock: bool = False) -> Server:
+    """The bare generator; `stock`: served by gunicorn's own gthread worker (no request deadlines)."""
     port = free_port()
-    env = {**os.environ}
+    env = {**os.environ, **({"BENCH_STOCK_GTHREAD": "1"} if stock else {})}
     if threads:
         env["CUTOVER_THREADS"] = str(threads)
-    return Server("baseline", [sys.executable, "-m", "bench.bench_sse", "--serve-baseline", str(port)], env,
-                  folder / "baseline-server.log", port)
+    name = "stock baseline" if stock else "baseline"
+    return Server(name, [sys.executable, "-m", "bench.bench_sse", "--serve-baseline", str(port)], env,
+                  folder / f"{name.replace(' ', '-')}-server.log", port)
 
 
 # --------------------------------------------------------------------------- the baseline app
@@ -249,9 +260,13 @@ def serve_baseline(port: int) -> None:
 
     app = baseline_app()
     app.config.update(CUTOVER_HOST="127.0.0.1", CUTOVER_PORT=port,
-                      CUTOVER_THREADS=int(os.environ.get("CUTOVER_THREADS", Config.CUTOVER_THREADS)))
+                      CUTOVER_THREADS=int(os.environ.get("CUTOVER_THREADS", Config.CUTOVER_THREADS)),
+                      CUTOVER_REQUEST_HEAD_TIMEOUT=Config.CUTOVER_REQUEST_HEAD_TIMEOUT,
+                      CUTOVER_REQUEST_BODY_TIMEOUT=Config.CUTOVER_REQUEST_BODY_TIMEOUT)
     options = server_options(app)
     options["post_worker_init"] = lambda worker: gc.freeze()  # as worker_ready does, without the scheduler
+    if os.environ.get("BENCH_STOCK_GTHREAD"):
+        options["worker_class"] = "gthread"
     CutoverServer(app, options).run()
 
 
@@ -621,7 +636,14 @@ def viewers_child(port: int, path: str, count: int) -> None:
     """Child process: `count` viewers of one stream (they only check their ids); prints
     "ready" once all are connected, then one JSON summary when the parent writes a line on
     stdin or every stream has ended."""
-    viewers = [Follow(port, path) for _ in range(count)]
+    viewers, refused = [], 0
+    for _ in range(count):
+        try:
+            viewers.append(Follow(port, path))
+        except RuntimeError as error:  # a viewer beyond the caps: 503
+            if "HTTP 503" not in str(error):
+                raise
+            refused += 1
     threads = [in_thread(viewer.run) for viewer in viewers]
     print("ready", flush=True)
     stop = in_thread(sys.stdin.readline)
@@ -631,7 +653,7 @@ def viewers_child(port: int, path: str, count: int) -> None:
         viewer.stop()
     for t in threads:
         t.join(timeout=5)
-    print(json.dumps({"viewers": count, "ended": sum(v.ended for v in viewers),
+    print(json.dumps({"viewers": count, "refused": refused, "ended": sum(v.ended for v in viewers),
                       "ordered": all(v.ids == sorted(set(v.ids)) for v in viewers),
                       "lines_min": min((len(v.ids) for v in viewers), default=0),
                       "lines_max": max((len(v.ids) for v in viewers), default=0)}), flush=True)
@@ -733,6 +755,86 @@ def measure_pages(cutover: Cutover, baseline: Server, counts: list[int], rate: f
     return results
 
 
+# --------------------------------------------------------------------------- 4. abuse
+
+
+def half_open(port: int) -> socket.socket:
+    """A connection that sent the start of a request line and then nothing more."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(b"GET /login HT")
+    return sock
+
+
+def probe_new_connections(port: int, path: str, seconds: float, interval: float,
+                          timeout: float) -> tuple[list[float], int]:
+    """GETs each on a new connection (as a browser arriving), one every `interval` seconds:
+    (latencies of the answered ones, how many got no answer within `timeout`)."""
+    samples, unanswered = [], 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+                answer = sock.recv(64)
+            if not answer.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"GET {path}: {answer[:40]!r}")
+            samples.append(time.perf_counter() - started)
+        except socket.timeout:
+            unanswered += 1
+        time.sleep(interval)
+    return samples, unanswered
+
+
+def measure_half_open(port: int, page: str, count: int, seconds: float, interval: float) -> tuple[list[float], int]:
+    held = []
+    try:
+        for _ in range(count):
+            held.append(half_open(port))
+        time.sleep(0.5)  # let the server take them in
+        return probe_new_connections(port, page, seconds, interval, timeout=5.0)
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def section_abuse(args, cutover: Cutover, folder: Path) -> None:
+    threads = args.threads or 256
+    count = args.half_open or threads + 1
+    print(f"\n4. abuse: GET on a new connection every {args.page_interval * 1000:g} ms for {args.load_seconds:g} s "
+          f"(no answer within 5 s counts as unanswered)", flush=True)
+    stock = start_baseline(folder, args.threads, stock=True)
+    try:
+        for label, port, page in (("cutover /login", cutover.port, "/login"),
+                                  ("stock gthread /page", stock.port, "/page")):
+            idle, _ = probe_new_connections(port, page, min(2.0, args.load_seconds), args.page_interval, 5.0)
+            samples, unanswered = measure_half_open(port, page, count, args.load_seconds, args.page_interval)
+            print(f"  {label:<20} idle p50 {ms(percentile(idle, 50))}   with {count} half-open connections: "
+                  f"p50 {ms(percentile(samples, 50))} p99 {ms(percentile(samples, 99))}, "
+                  f"{len(samples)} answered, {unanswered} unanswered", flush=True)
+    finally:
+        stock.stop()
+
+    producing = args.load_seconds + 4.0
+    run_id = cutover.new_run()
+    job_id = cutover.start_emitter(run_id, int(producing * args.load_rate), args.load_rate, args.width, delay=0)
+    try:
+        samples, timed, summary = page_under_viewers(
+            cutover.port, f"/api/v1/jobs/{job_id}/events", args.job_viewers, "/login", {}, args.load_seconds,
+            args.page_interval)
+    finally:
+        try:
+            api(cutover.port, "POST", f"/api/v1/runs/{run_id}/steps/{STEP}/cancel")
+        except RuntimeError:
+            pass
+        cutover.wait_job(job_id)
+        cutover.abandon(run_id)
+    followed = 1 + summary["viewers"] - summary.get("refused", 0)
+    print(f"  {args.job_viewers} viewers of one job's log ({args.load_rate:g} lines/s): {followed} followed, "
+          f"{summary.get('refused', 0)} refused (503, Retry-After); GET /login p50 {ms(percentile(samples, 50))} "
+          f"p99 {ms(percentile(samples, 99))}; line p99 {ms(percentile(timed.latencies, 99))}", flush=True)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -791,7 +893,9 @@ def main() -> None:
     parser.add_argument("--page-interval", type=float, default=0.02, help="seconds between page requests")
     parser.add_argument("--width", type=int, default=60, help="padding characters per line (default 60)")
     parser.add_argument("--threads", type=int, default=None, help="CUTOVER_THREADS for both servers")
-    parser.add_argument("--sections", default="1,2,3", help="which measurements to run (default 1,2,3)")
+    parser.add_argument("--half-open", type=int, default=None, help="half-open connections (default: threads + 1)")
+    parser.add_argument("--job-viewers", type=int, default=300, help="viewers of one job's log in part 4")
+    parser.add_argument("--sections", default="1,2,3,4", help="which measurements to run (default 1,2,3,4)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (server logs)")
     parser.add_argument("--serve-baseline", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--viewers-child", nargs=3, help=argparse.SUPPRESS)
@@ -823,6 +927,8 @@ def main() -> None:
             section_throughput(args, cutover, baseline)
         if "3" in sections:
             section_pages(args, cutover, baseline)
+        if "4" in sections:
+            section_abuse(args, cutover, folder)
     finally:
         for server in servers:
             server.stop()

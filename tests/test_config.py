@@ -22,11 +22,20 @@ ACCEPTS = {
     "CUTOVER_BACKUP_KEEP_DAYS": (["0", "30", "36500"], "a whole number of days from 0 to 36500"),
     "CUTOVER_MONITOR_POLL_SECONDS": (["0.2", "5", "3600"], "a positive number of seconds, at most 3600"),
     "CUTOVER_LOGIN_ATTEMPTS": (["1", "5", "10000"], "a whole number from 1 to 10000"),
+    "CUTOVER_MAX_VIEWERS": (["1", "200", "10000"], "a whole number from 1 to 10000"),
+    "CUTOVER_MAX_VIEWERS_PER_CLIENT": (["1", "50", "10000"], "a whole number from 1 to 10000"),
+    "CUTOVER_REQUEST_HEAD_TIMEOUT": (["0.5", "10", "3600"], "a positive number of seconds, at most 3600"),
+    "CUTOVER_REQUEST_BODY_TIMEOUT": (["0.5", "30", "3600"], "a positive number of seconds, at most 3600"),
+    "CUTOVER_MAX_REQUEST_BYTES": (["1024", "1048576", "1073741824"],
+                                  "a whole number of bytes from 1024 to 1073741824"),
 }
 BAD = ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "1e300", "-1", "", " ", "abc", "5 000", "0x10", "true",
        "9" * 5000]
-ZERO_INVALID = ["CUTOVER_PORT", "CUTOVER_THREADS", "CUTOVER_MONITOR_POLL_SECONDS", "CUTOVER_LOGIN_ATTEMPTS"]
-WHOLE = ["CUTOVER_PORT", "CUTOVER_THREADS", "CUTOVER_BACKUP_KEEP_DAYS", "CUTOVER_LOGIN_ATTEMPTS"]
+ZERO_INVALID = ["CUTOVER_PORT", "CUTOVER_THREADS", "CUTOVER_MONITOR_POLL_SECONDS", "CUTOVER_LOGIN_ATTEMPTS",
+                "CUTOVER_MAX_VIEWERS", "CUTOVER_MAX_VIEWERS_PER_CLIENT", "CUTOVER_REQUEST_HEAD_TIMEOUT",
+                "CUTOVER_REQUEST_BODY_TIMEOUT", "CUTOVER_MAX_REQUEST_BYTES"]
+WHOLE = ["CUTOVER_PORT", "CUTOVER_THREADS", "CUTOVER_BACKUP_KEEP_DAYS", "CUTOVER_LOGIN_ATTEMPTS", "CUTOVER_MAX_VIEWERS",
+         "CUTOVER_MAX_VIEWERS_PER_CLIENT", "CUTOVER_MAX_REQUEST_BYTES"]
 
 
 def defaults() -> dict:

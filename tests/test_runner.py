@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.core.errors import Conflict
 from app.extensions import db
 from app.models import Job
-from app.runner import JobContext, living_group_members, cancel, create_job, launch, log_lines, process_alive, reconcile_jobs, run_job
+from app.runner import JobContext, living_group_members, cancel, create_job, launch, log_lines, process_alive, process_start_time, reconcile_jobs, run_job
 
 
 def wait_for(app, job_id, states=("passed", "failed", "cancelled", "interrupted"), timeout=60):
@@ -179,3 +179,17 @@ def test_a_command_printing_flat_out_keeps_every_line_in_order(app):
         texts = [line.text for line in log_lines(job.id)]
         assert job.state == "passed"
         assert [t for t in texts if t.startswith("line ")] == [f"line {i}" for i in range(5000)]
+
+
+def test_a_command_run_here_as_the_cli_does_is_stopped_with_its_group_at_its_timeout(app, tmp_path):
+    """In the CLI's own process (no worker), the command gets a process group of its own:
+    its timeout ends that group (a child sleeping on, its output not UTF-8), never the CLI's."""
+    child = tmp_path / "child.pid"
+    script = f"printf 'caf\\351\\n'; sleep 60 & echo $! > {child}; wait"
+    with app.app_context():
+        job = run_job(create_job("command", "production", "admin", command(["sh", "-c", script], timeout=1)).id)
+        texts = [line.text for line in log_lines(job.id)]
+    assert job.state == "failed" and job.error == "sh did not finish within 1 s and was stopped."
+    assert "caf\ufffd" in texts
+    assert process_start_time(int(child.read_text())) is None  # gone (or a zombie awaiting its reaper)
+    assert process_start_time(os.getpid()) is not None  # and this process, the "CLI", lives on

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask, Response, jsonify, render_template
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, RequestTimeout
 
 from app.core.errors import CutoverError
 from app.extensions import db
@@ -31,7 +31,25 @@ def register_error_handlers(app: Flask) -> None:
     def csrf_error(error: CSRFError):
         return _render(400, "csrf_failed", f"{error.description} Reload the page and try again.")
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return _render(413, "request_entity_too_large",
+                       f"The request is larger than the {limit:,} bytes this dashboard accepts "
+                       "(CUTOVER_MAX_REQUEST_BYTES); nothing was done. Send less, or raise the limit.")
+
+    @app.errorhandler(ClientDisconnected)
+    def body_cut_short(error: ClientDisconnected):
+        # Werkzeug reports any failed body read as a disconnect; the server's body deadline
+        # (app.server) is the cause worth telling.
+        cause = error.__context__
+        return http_error(cause if isinstance(cause, RequestTimeout) else error)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         code = (error.name or "error").lower().replace(" ", "_")
-        return _render(error.code or 500, code, error.description or error.name)
+        response = app.make_response(_render(error.code or 500, code, error.description or error.name))
+        for name, value in error.get_headers():
+            if name == "Retry-After":  # a 503 that says when to come back (too many live viewers)
+                response.headers[name] = value
+        return response

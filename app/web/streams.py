@@ -1,4 +1,4 @@
-"""Server-Sent Events: a job's log, replayed from the database then followed live.
+"""Server-Sent Events: a job's or a run's log, replayed from the database then followed live.
 
 Lines are persisted by the worker with a commit-ordered sequence id, which is the SSE `id:`;
 a reconnect (`Last-Event-ID`), a second viewer or a reload therefore sees exactly the same
@@ -6,18 +6,13 @@ lines, none missing and none twice. The stream ends with an `end` event once the
 """
 from __future__ import annotations
 
-import json
-import time
-from typing import Iterator
+import socket
 
-from flask import Response, request, stream_with_context
+from flask import Response, current_app, request
 
 from app.extensions import db
+from app.logbus import log_bus
 from app.models import Job
-from app.runner import log_lines
-
-POLL_SECONDS = 0.02  # the writer is another process: the database is the channel
-KEEPALIVE_SECONDS = 15.0
 
 
 def resume_point() -> int:
@@ -31,44 +26,49 @@ def resume_point() -> int:
     return 0
 
 
-def line_event(line) -> str:
-    return f"id: {line.id}\nevent: line\ndata: {json.dumps(line.to_dict(), ensure_ascii=False)}\n\n"
-
-
-def job_events(job_id: int, after: int) -> Iterator[str]:
-    last_sent, quiet_since = after, time.monotonic()
-    while True:
-        finished = not db.session.get(Job, job_id).active  # read before the lines: none can follow
-        lines = log_lines(job_id, after=last_sent)
-        db.session.rollback()  # end the read so the next poll sees new commits
-        for line in lines:
-            yield line_event(line)
-            last_sent, quiet_since = line.id, time.monotonic()
-        if finished:
-            job = db.session.get(Job, job_id)
-            yield f"event: end\ndata: {json.dumps({'job': job_id, 'state': job.state})}\n\n"
-            return
-        if time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
-            yield ": keepalive\n\n"
-            quiet_since = time.monotonic()
-        time.sleep(POLL_SECONDS)
-
-
 def job_event_stream(job_id: int) -> Response:
+    """A job's lines: replayed, then followed by the one reader every live log shares (app.logbus)."""
     db.get_or_404(Job, job_id, description=f"No job {job_id}.")
-    generator = stream_with_context(job_events(job_id, resume_point()))
-    return Response(generator, mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return _live_log(lambda bus, after, left: bus.follow_job(job_id, after, left))
 
 
 def run_event_stream(run_id: int) -> Response:
     """A run's lines from every step, one sequence: replayed, then followed (see app.logbus)."""
-    from flask import current_app
-
-    from app.logbus import log_bus
     from app.runs import get_run
 
     get_run(run_id)
+    return _live_log(lambda bus, after, left: bus.follow(run_id, after, left))
+
+
+def _live_log(follow) -> Response:
+    """A viewer's place is taken before anything streams (refused: 503 with Retry-After) and
+    given back when the server closes the response, however the viewer left."""
     bus = log_bus(current_app._get_current_object())
-    return Response(bus.follow(run_id, resume_point()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    release = bus.admit(request.remote_addr)
+    try:
+        events = follow(bus, resume_point(), viewer_left(request.environ.get("gunicorn.socket")))
+        response = Response(events, mimetype="text/event-stream",
+                            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    except BaseException:
+        release()
+        raise
+    response.call_on_close(release)
+    return response
+
+
+def viewer_left(sock):
+    """A test of whether the viewer closed its connection, for the quiet moments of a stream
+    (nothing is written then, so nothing else would tell): a peek that finds the end of the
+    stream. Without the server's socket (the test client), viewers are never seen leaving."""
+    if sock is None:
+        return lambda: False
+
+    def left() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+
+    return left

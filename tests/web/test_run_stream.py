@@ -314,3 +314,50 @@ def test_viewers_joining_while_lines_are_written_all_get_the_same_sequence(
     for after, received, _ in viewers:
         assert received == [r for r in rows if r > after] + ["end"], after
     assert not bus._feeds  # every viewer unsubscribed
+
+
+# --------------------------------------------------------------------------- job streams share the bus
+
+
+def test_the_viewers_of_a_job_share_the_one_reader_with_the_viewers_of_its_run(stream_app, api_headers):
+    """A job's live log is a feed of the same bus as runs' (no viewer polls the database on
+    its own): every viewer of the job and of its run gets every line once, in order."""
+    app, client = stream_app({"first": FIRST, "talk": talk(30, 0.03)})
+    run_id = new_run(client, api_headers)
+    run_step(client, api_headers, run_id, "first")
+    started = client.post(f"/api/v1/runs/{run_id}/steps/talk/start", headers=api_headers)
+    assert started.status_code == 202
+    job_id = started.get_json()["job"]["id"]
+    bus = logbus.log_bus(app)
+
+    received = {}
+
+    def view(name: str, path: str) -> None:
+        response = app.test_client().get(path, headers=api_headers, buffered=False)
+        received[name] = list(events_of(response))
+        response.close()
+
+    paths = {f"job {i}": f"/api/v1/jobs/{job_id}/events" for i in range(3)}
+    paths["run"] = f"/api/v1/runs/{run_id}/events"
+    threads = [threading.Thread(target=view, args=item, daemon=True) for item in paths.items()]
+    [thread.start() for thread in threads]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with bus._lock:
+            feeds = {topic: feed.viewers for topic, feed in bus._feeds.items()}
+        if feeds == {("job", job_id): 3, ("run", run_id): 1}:
+            break
+        time.sleep(0.005)
+    assert feeds == {("job", job_id): 3, ("run", run_id): 1}
+    [thread.join(timeout=30) for thread in threads]
+
+    with app.app_context():
+        job_lines = [(row.id, row.text) for row in db.session.scalars(
+            select(LogLine).where(LogLine.job_id == job_id).order_by(LogLine.id))]
+    for i in range(3):
+        events = received[f"job {i}"]
+        assert [(line["id"], line["text"]) for line in line_events(events)] == job_lines
+        assert set(line_events(events)[0]) == {"id", "seq", "run", "job", "step", "level", "time", "text"}
+        assert json.loads(events[-1]["data"]) == {"job": job_id, "state": "passed"}
+    assert [line["id"] for line in line_events(received["run"])] == [row.id for row in stored(app, run_id)]
+    assert not bus._feeds and bus.viewers() == 0  # every viewer let go, every place given back
