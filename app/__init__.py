@@ -101,7 +101,7 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
         upgrade_state_database()
         auth_setup.ensure_first_operator(app)
         if not app.config.get("CUTOVER_IS_WORKER"):
-            from app.runner import reconcile_jobs
+            from app.jobs.runner import reconcile_jobs
 
             reconcile_jobs()
     return app

@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from app.core.checks import report
 from app.extensions import db
-from app.health import sqlite_warnings, verify_and_record
+from app.actions.verification import sqlite_warnings, verify_and_record
 from app.models import HealthSample, MonitorWindow
-from app.monitor import active_window, latest_window, start_window, stop_window, window_summary
+from app.actions.monitoring import active_window, latest_window, start_window, stop_window, window_summary
 from app.targets import Targets, current_targets
 from app.web import acting_operator
 from app.web.charts import line_chart, tick_strip

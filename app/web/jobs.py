@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Job
-from app.runner import cancel, log_lines
+from app.jobs.runner import cancel, log_lines
 from app.web import acting_operator
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")

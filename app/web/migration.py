@@ -5,10 +5,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.core.errors import CutoverError, UsageError
 from app.extensions import db
-from app.guards import open_run, require_typed_name
-from app.migrations import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
+from app.actions.guards import open_run, require_typed_name
+from app.actions.planning import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
 from app.models import Job
-from app.runner import log_lines
+from app.jobs.runner import log_lines
 from app.targets import current_targets
 from app.web import acting_operator
 

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from app.core.errors import Conflict, UsageError
 from app.extensions import db
 from app.models import LogLine
-from app.reports import markdown_report, report_facts
-from app.runs import (abandon_run, cancel_step, create_run, get_run, list_runs, run_is_complete, settle,
+from app.checklist.report_facts import markdown_report, report_facts
+from app.checklist.progress import (abandon_run, cancel_step, create_run, get_run, list_runs, run_is_complete, settle,
                       sign_off, start_step)
 from app.targets import current_targets
 from app.web import acting_operator

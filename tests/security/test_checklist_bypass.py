@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
-from app.migrations import make_prep, save_prep
+from app.actions.planning import make_prep, save_prep
 from app.models import Job
 from app.targets import current_targets
 from tests.security.conftest import build_site

@@ -82,7 +82,7 @@ def wait_until_not_running(client, headers, run_id: int, step_id: str, timeout: 
 
 
 def wait_for_line(app, job_id: int, text: str, timeout: float = 30.0) -> None:
-    from app.runner import log_lines
+    from app.jobs.runner import log_lines
 
     deadline = time.monotonic() + timeout
     while True:

@@ -20,10 +20,10 @@ from app.core.processes import application_running
 from app.core.restore import restore_backup
 from app.core.snapshots import file_stamp
 from app.core.migrate import apply_plan, rehearse
-from app.guards import refuse_outside_open_run
-from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
-from app.monitor import end_watch_after_restore
-from app.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
+from app.actions.guards import refuse_outside_open_run
+from app.actions.planning import load_plans, matching_rehearsal, plan_view, reference_schema
+from app.actions.monitoring import end_watch_after_restore
+from app.jobs.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
 
 class CommandFailed(CutoverError):

@@ -24,7 +24,7 @@ from app.core.migrate import foreign_key_violations
 from app.core.newrows import capture_baseline
 from app.core.workspace import Environment
 from app.extensions import db
-from app.health import tick_checks
+from app.actions.verification import tick_checks
 from app.models import HealthSample, MonitorWindow, utcnow
 from app.targets import Targets
 

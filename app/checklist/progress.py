@@ -1,7 +1,7 @@
 """How a checklist run executes: creating runs, each step's state, the gates, sign-offs.
 
 A step's state is derived, every time, from what is persisted: the run's jobs (one per
-attempt, executed by app.runner in a child process), its sign-offs and, for the monitor
+attempt, executed by app.jobs.runner in a child process), its sign-offs and, for the monitor
 step, its monitoring window. Nothing has to be kept in sync, so a killed worker or a
 dashboard restart cannot leave a step "running" or "passed" that is not.
 """
@@ -20,9 +20,9 @@ from app.core.checklist import Checklist, StepDefinition
 from app.core.errors import Conflict, CutoverError, NotFound, UsageError
 from app.core.workspace import Environment, Workspace
 from app.extensions import db
-from app.migrations import load_plans, plan_paths
+from app.actions.planning import load_plans, plan_paths
 from app.models import OPEN_RUN, Job, LogLine, MonitorWindow, Run, SignOff, iso_time, utcnow
-from app.runner import cancel, create_job, launch, run_job
+from app.jobs.runner import cancel, create_job, launch, run_job
 from app.targets import Targets
 
 SATISFIED = ("passed", "signed_off", "skipped")
@@ -268,7 +268,7 @@ def _derive_passed(view: StepView) -> None:
 
 
 def _derive_monitoring(view: StepView) -> None:
-    from app.monitor import window_summary
+    from app.actions.monitoring import window_summary
 
     window_id = view.job.result_document.get("window")
     view.window = db.session.get(MonitorWindow, window_id) if window_id else None

@@ -20,7 +20,7 @@ from app.core.newrows import new_rows_check
 from app.core.plans import statement_shape
 from app.core.workspace import Environment
 from app.extensions import db
-from app.migrations import load_plans, plan_paths
+from app.actions.planning import load_plans, plan_paths
 from app.models import Job
 from app.targets import Targets
 

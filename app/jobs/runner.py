@@ -1,8 +1,8 @@
 """How a job executes: in a child process, with its lines persisted as it goes.
 
-The request that starts a job only records it and launches `python -m app.worker JOB_ID`
+The request that starts a job only records it and launches `python -m app.jobs.worker JOB_ID`
 (own session, so cancelling ends the whole process group). The child runs the task from
-app.tasks, writing log lines and progress to the dashboard's database, which every viewer
+app.actions.tasks, writing log lines and progress to the dashboard's database, which every viewer
 reads. If the dashboard restarts, a job whose process is gone becomes "interrupted", never
 "passed". The CLI runs the same tasks in its own process through `run_job`.
 """
@@ -30,7 +30,7 @@ from app.core.errors import Conflict, CutoverError, NotFound
 from app.extensions import db
 from app.models import ACTIVE_JOB_STATES, Job, LogLine, utcnow
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 CANCEL_GRACE_SECONDS = 5.0
 PROGRESS_INTERVAL = 0.25
 
@@ -89,7 +89,7 @@ def launch(job: Job) -> Job:
     app = current_app._get_current_object()
     with _worker_log(app) as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.worker", str(job.id)],
+            [sys.executable, "-m", "app.jobs.worker", str(job.id)],
             cwd=PROJECT_DIR, env=_child_environment(app), start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
         )
@@ -334,10 +334,10 @@ def run_job(job_id: int, echo: Callable[[str, str], None] | None = None) -> Job:
 def task_for(job: Job) -> Callable[[JobContext], dict]:
     """A checklist step's job runs its step kind; any other job runs its task kind."""
     if job.run_id is not None:
-        from app.steps import STEP_TASKS
+        from app.checklist.steps import STEP_TASKS
 
         return STEP_TASKS[job.kind]
-    from app.tasks import TASKS
+    from app.actions.tasks import TASKS
 
     return TASKS[job.kind]
 

@@ -25,15 +25,15 @@ from app.audit import verify_chain
 from app.auth_setup import create_operator
 from app.core.errors import Conflict
 from app.extensions import db
-from app.migrations import make_prep, save_prep
+from app.actions.planning import make_prep, save_prep
 from app.models import AuditEntry, Job
-from app.monitor import tick_window
-from app.reports import markdown_report, report_facts
-from app.runner import living_group_members, log_lines, process_alive
-from app.runs import create_run, get_run, settle, sign_off, start_step, step_views
+from app.actions.monitoring import tick_window
+from app.checklist.report_facts import markdown_report, report_facts
+from app.jobs.runner import living_group_members, log_lines, process_alive
+from app.checklist.progress import create_run, get_run, settle, sign_off, start_step, step_views
 from tests.conftest import make_app
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEMO_CHECKLIST = '[checklist.steps.hotfix]\nplans = ["plans/hotfix_activity_instances.sql"]\n'
 FINAL = ("passed", "failed", "cancelled", "interrupted")
 
@@ -346,7 +346,7 @@ DASHBOARD = """
 import os, sys
 from pathlib import Path
 from tests.conftest import make_app
-from app.runs import get_run, start_step
+from app.checklist.progress import get_run, start_step
 
 app = make_app(Path(sys.argv[1]), Path(sys.argv[2]))
 with app.app_context():
