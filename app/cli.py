@@ -10,9 +10,9 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.actions.documents import comparison_document, environment_document, unreadable_notices
 from app.core.errors import CutoverError, UsageError
 from app.targets import current_targets
-from app.actions.documents import comparison_document, environment_document, unreadable_notices
 
 cutover = AppGroup("cutover", help="Inspect, compare and migrate the configured databases.")
 

@@ -11,10 +11,10 @@ from typing import Callable
 import click
 from sqlalchemy import select
 
+from app.checklist.progress import RETRYABLE, create_run, settle, sign_off, start_step
 from app.core.errors import NotFound, UsageError
 from app.extensions import db
 from app.models import OPEN_RUN, Run
-from app.checklist.progress import RETRYABLE, create_run, settle, sign_off, start_step
 from app.targets import Targets
 
 MONITOR_POLL_SECONDS = 5.0

@@ -14,6 +14,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from app.actions.planning import load_plans
+from app.actions.tasks import check_integrity, command_task, refuse_if_application_runs, rehearse_task, take_backup
+from app.actions.verification import verify_environment
+from app.checklist.progress import checklist_of, passed_result, step_plan_paths
 from app.core.backup import find_backup, verify_backup
 from app.core.baseline import Baseline, accept_current_state
 from app.core.checks import smoke_test
@@ -25,12 +29,8 @@ from app.core.processes import application_running
 from app.core.snapshots import file_stamp
 from app.core.workspace import Environment
 from app.extensions import db
-from app.actions.verification import verify_environment
-from app.actions.planning import load_plans
-from app.models import Run
 from app.jobs.runner import JobContext, TaskFailed
-from app.checklist.progress import checklist_of, passed_result, step_plan_paths
-from app.actions.tasks import check_integrity, command_task, refuse_if_application_runs, rehearse_task, take_backup
+from app.models import Run
 
 START_WAIT_SECONDS = 30.0
 EVIDENCE_LINES = 20

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.auth_setup import create_operator
-from app.extensions import db
 from app.actions.planning import start_job
-from app.models import AuditEntry, Job, Run
-from app.jobs.runner import create_job, run_job
+from app.auth_setup import create_operator
 from app.checklist.progress import abandon_run, create_run
+from app.extensions import db
+from app.jobs.runner import create_job, run_job
+from app.models import AuditEntry, Job, Run
 from tests.conftest import csrf_token_from, log_in
 from tests.test_cli import PROJECT
 from tests.web.test_backups import wait_for_job

@@ -11,8 +11,8 @@ from contextlib import closing
 
 import pytest
 
-from app.core.backup import list_backups
 from app.actions.planning import start_job
+from app.core.backup import list_backups
 from app.jobs.runner import run_job
 from tests.checklist.test_progress import save_prep_plan, targets_of
 

@@ -17,8 +17,8 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from app.extensions import db
 from app.checklist.progress import create_run, start_step
+from app.extensions import db
 from tests.conftest import make_app
 from tests.checklist.test_progress import targets_of, views_of  # noqa: F401  (the fault tests use them from here)
 

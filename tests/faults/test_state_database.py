@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from app.extensions import db
-from app.models import Job
-from app.jobs.runner import log_lines
 from app.checklist.progress import get_run, start_step
+from app.extensions import db
+from app.jobs.runner import log_lines
+from app.models import Job
 from config import Config
 from tests.browser.conftest import free_port
 from tests.faults.helpers import mount_tmpfs, unmount

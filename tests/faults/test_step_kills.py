@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from app.checklist.progress import get_run, passed_result, settle
 from app.core.backup import find_backup
 from app.extensions import db
-from app.models import Job
 from app.jobs.runner import log_lines
-from app.checklist.progress import get_run, passed_result, settle
+from app.models import Job
 from tests.faults.run_helpers import (
     ITEMS_PLAN,
     ITEMS_PLAN_STATEMENTS,

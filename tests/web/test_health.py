@@ -2,9 +2,9 @@
 import json
 from datetime import timedelta
 
+from app.actions.monitoring import start_window, tick_window
 from app.extensions import db
 from app.models import MonitorWindow
-from app.actions.monitoring import start_window, tick_window
 from tests.conftest import csrf_token_from
 from tests.test_cli import cli
 from tests.web.test_backups import wait_for_job
