@@ -103,9 +103,11 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
         upgrade_state_database()
         auth_setup.ensure_first_operator(app)
         if not app.config.get("CUTOVER_IS_WORKER"):
+            from app.checklist.progress import settle_open_runs
             from app.jobs.runner import reconcile_jobs
 
             reconcile_jobs()
+            settle_open_runs(app.extensions["cutover.targets"])
     return app
 
 

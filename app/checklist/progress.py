@@ -350,6 +350,17 @@ def settle_after_window(targets: Targets, window: MonitorWindow) -> None:
         settle(targets, run)
 
 
+def settle_open_runs(targets: Targets) -> None:
+    """After a restart: a run that became complete while nothing was there to settle it (a
+    window that ended unwatched, a state database from before runs were settled where their
+    jobs end) is closed now, so its environment can take a new run."""
+    for run in db.session.scalars(select(Run).where(Run.status == OPEN_RUN)).all():
+        try:
+            settle(targets, run)
+        except CutoverError:  # the configuration no longer describes it: its page says why
+            db.session.rollback()
+
+
 def view_of(views: list[StepView], step_id: str) -> StepView:
     view = next((v for v in views if v.id == step_id), None)
     if view is None:
