@@ -1,4 +1,5 @@
-"""Application factory: extensions, the workspace, security hooks, blueprints, CLI, error pages."""
+"""Application factory: extensions, the workspace, security hooks, blueprints, CLI, error pages,
+and the job kinds joined to the runner."""
 from __future__ import annotations
 
 import os
@@ -96,15 +97,31 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     register_blueprints(app)
     register_error_handlers(app)
     cli.init_app(app)
+    _join_job_kinds()
     with app.app_context(), _state_database_errors(app):
         db.create_all()
         upgrade_state_database()
         auth_setup.ensure_first_operator(app)
         if not app.config.get("CUTOVER_IS_WORKER"):
-            from app.runner import reconcile_jobs
+            from app.checklist.progress import settle_open_runs
+            from app.jobs.runner import reconcile_jobs
 
             reconcile_jobs()
+            settle_open_runs(app.extensions["cutover.targets"])
     return app
+
+
+def _join_job_kinds() -> None:
+    """The runner and the monitor name no job kind and no checklist: what a job does, and who
+    hears that a job or a monitoring window ended, is joined here, above them all."""
+    from app.actions import monitoring, tasks
+    from app.checklist import progress, steps
+    from app.jobs import registry
+
+    registry.register_tasks(tasks.TASKS)
+    registry.register_steps(steps.STEP_TASKS)
+    registry.when_a_job_ends(progress.settle_after_job)
+    monitoring.when_a_window_ends(progress.settle_after_window)
 
 
 def _absolute_instance_dir(app: Flask) -> Path:

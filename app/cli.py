@@ -10,9 +10,9 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from app.actions.documents import comparison_document, environment_document, unreadable_notices
 from app.core.errors import CutoverError, UsageError
 from app.targets import current_targets
-from app.web.presenters import comparison_document, environment_document, unreadable_notices
 
 cutover = AppGroup("cutover", help="Inspect, compare and migrate the configured databases.")
 
@@ -148,7 +148,7 @@ def line_printer(to_stderr: bool):
 
 
 def run_in_this_process(job, as_json: bool):
-    from app.runner import run_job
+    from app.jobs.runner import run_job
 
     job = run_job(job.id, echo=line_printer(as_json))
     return job, json.loads(job.result or "{}")
@@ -160,7 +160,7 @@ def run_in_this_process(job, as_json: bool):
 @reports_errors
 def backup_command(environment: str, as_json: bool):
     """Take a verified backup of ENVIRONMENT into each of its backup folders. Exit 0 only when verified."""
-    from app.backups import start_backup
+    from app.actions.backup_jobs import start_backup
 
     env = current_targets().environment(environment)
     backup_id, job = start_backup(env, cli_operator(), run_here=True)
@@ -205,8 +205,8 @@ def backups_command(environment: str, as_json: bool):
 def restore_command(environment: str, backup_id: str, yes: bool):
     """Replace ENVIRONMENT's database with backup BACKUP_ID (verified now, app must be stopped)."""
     from app.core.backup import find_backup
-    from app.guards import refuse_outside_open_run
-    from app.runner import create_job
+    from app.actions.guards import refuse_outside_open_run
+    from app.jobs.runner import create_job
 
     env = current_targets().environment(environment)
     if not yes:
@@ -228,7 +228,7 @@ plan_option = click.option("--plan", "plans", multiple=True, type=click.Path(dir
 @reports_errors
 def plan_command(environment: str, plans: tuple, as_json: bool):
     """Predict every statement of the plan set on ENVIRONMENT (reads only its schema). Exit 1 if any would fail."""
-    from app.migrations import plan_view
+    from app.actions.planning import plan_view
 
     targets = current_targets()
     view = plan_view(targets, targets.environment(environment), list(plans))
@@ -267,7 +267,7 @@ def prep_command(environment: str, reference: str, output: str | None):
     """Generate the additive plan that brings ENVIRONMENT's tables, columns and indexes to REFERENCE."""
     from pathlib import Path
 
-    from app.migrations import make_prep
+    from app.actions.planning import make_prep
 
     targets = current_targets()
     prep = make_prep(targets, targets.environment(environment), reference)
@@ -279,7 +279,7 @@ def prep_command(environment: str, reference: str, output: str | None):
 
 
 def _run_migration_job(kind: str, environment: str, plans: tuple):
-    from app.migrations import start_job
+    from app.actions.planning import start_job
 
     targets = current_targets()
     env = targets.environment(environment)
@@ -316,7 +316,7 @@ def migrate_command(environment: str, plans: tuple, yes: bool):
 def verify_command(environment: str, as_json: bool):
     """Run every verification check on ENVIRONMENT. Exit 0 when all pass, 1 when any fails."""
     from app.core.checks import report
-    from app.health import verify_environment
+    from app.actions.verification import verify_environment
 
     targets = current_targets()
     env = targets.environment(environment)
@@ -343,7 +343,7 @@ def monitor_start_command(environment: str, hours: str | None, interval_minutes:
     """Start the post-migration watch of ENVIRONMENT (the running dashboard executes its ticks)."""
     from app.core.numbers import option_number
     from app.core.workspace import VERIFICATION_NUMBERS
-    from app.monitor import start_window
+    from app.actions.monitoring import start_window
 
     # Checked as cutover.toml's monitor_hours and monitor_interval_minutes are (click takes nan and inf).
     if hours is not None:
@@ -361,7 +361,7 @@ def monitor_start_command(environment: str, hours: str | None, interval_minutes:
 @reports_errors
 def monitor_tick_command():
     """Run every due monitoring tick now (for cron, instead of the dashboard's scheduler). Exit 1 if one failed."""
-    from app.monitor import tick_all
+    from app.actions.monitoring import tick_all
 
     samples = tick_all(current_targets())
     for sample in samples:
@@ -376,7 +376,7 @@ def monitor_tick_command():
 def run_checklist_command(environment: str, yes: bool):
     """Run the production checklist on ENVIRONMENT headless, in the dashboard's database (the run
     shows on its page). Resumes the open run if there is one. Exit 0 only when every step passed."""
-    from app.checklist_cli import drive_run
+    from app.checklist.driver import drive_run
 
     sys.exit(drive_run(current_targets(), environment, cli_operator(), yes=yes, echo=line_printer(False)))
 

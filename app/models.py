@@ -190,7 +190,7 @@ class Run(WorkspaceScoped, db.Model):
 
     The step definitions are copied in at creation, so editing cutover.toml never changes a
     run in progress. Step states are derived from the run's jobs, sign-offs and monitoring
-    window (app.runs), so a killed worker or a restart can never leave a stale "running".
+    window (app.checklist.progress), so a killed worker or a restart can never leave a stale "running".
     """
 
     __table_args__ = (

@@ -209,7 +209,7 @@ def worker_ready(app: Flask) -> None:
 
 
 def start_scheduler(app: Flask) -> None:
-    from app.monitor import MonitorScheduler
+    from app.actions.monitoring import MonitorScheduler
 
     app.extensions["cutover.scheduler"] = MonitorScheduler(app, app.config["CUTOVER_MONITOR_POLL_SECONDS"]).start()
 

@@ -80,8 +80,8 @@ def two_workspaces(tmp_path, demo_dir):
 
 def test_two_workspaces_sharing_a_state_database_never_read_each_others_environment_state(
         tmp_path, demo_dir, api_headers):
-    from app.runner import create_job
-    from app.runs import create_run
+    from app.jobs.runner import create_job
+    from app.checklist.progress import create_run
     from app.targets import current_targets
 
     first, second = two_workspaces(tmp_path, demo_dir)

@@ -3,22 +3,22 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from app.backups import start_backup, start_restore, verify_now
-from app.core.checks import report
-from app.health import verify_and_record
-from app.web.health import health_document
+from app.actions.backup_jobs import start_backup, start_restore, verify_now
+from app.actions.documents import comparison_document, environment_document
+from app.actions.guards import require_typed_name
+from app.actions.planning import make_prep, plan_view, save_prep, start_job
+from app.actions.verification import verify_and_record
+from app.checklist.progress import (abandon_run, cancel_step, create_run, get_run, list_runs, run_document,
+                                    run_summary, sign_off, start_step)
 from app.core.backup import list_backups
+from app.core.checks import report
 from app.core.errors import UsageError
-from app.guards import require_typed_name
-from app.migrations import make_prep, plan_view, save_prep, start_job
-from app.runner import cancel, log_lines
-from app.runs import (abandon_run, cancel_step, create_run, get_run, list_runs, run_document, run_summary,
-                      settle, sign_off, start_step)
+from app.jobs.runner import cancel, log_lines
 from app.targets import current_targets
-from app.web import acting_operator
+from app.web.health import health_document
 from app.web.jobs import get_job
+from app.web.operator import acting_operator
 from app.web.streams import job_event_stream, run_event_stream
-from app.web.presenters import comparison_document, environment_document
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -193,7 +193,7 @@ def create_run_route():
 def run_route(run_id: int):
     targets = current_targets()
     run = get_run(run_id)
-    return jsonify(run_document(targets, run, settle(targets, run)))
+    return jsonify(run_document(targets, run))
 
 
 @bp.post("/runs/<int:run_id>/steps/<step_id>/start")

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from app.backups import prune_backups, start_backup, start_restore, verify_now
+from app.actions.backup_jobs import prune_backups, start_backup, start_restore, verify_now
 from app.core.backup import list_backups
 from app.extensions import db
+from app.jobs.runner import log_lines
 from app.models import Job
-from app.runner import log_lines
 from app.targets import current_targets
-from app.web import acting_operator
+from app.web.operator import acting_operator
 
 bp = Blueprint("backups", __name__, url_prefix="/environments/<name>/backups")
 

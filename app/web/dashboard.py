@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from app.actions.documents import environment_document, table_views
 from app.targets import current_targets
-from app.web.presenters import environment_document, table_views
 
 bp = Blueprint("dashboard", __name__)
 

@@ -6,14 +6,14 @@ import json
 from flask import Blueprint, Flask, flash, redirect, render_template, url_for
 from sqlalchemy import select
 
+from app.actions.monitoring import active_window, latest_window, start_window, stop_window, window_summary
+from app.actions.verification import sqlite_warnings, verify_and_record
 from app.core.checks import report
 from app.extensions import db
-from app.health import sqlite_warnings, verify_and_record
 from app.models import HealthSample, MonitorWindow
-from app.monitor import active_window, latest_window, start_window, stop_window, window_summary
 from app.targets import Targets, current_targets
-from app.web import acting_operator
 from app.web.charts import line_chart, tick_strip
+from app.web.operator import acting_operator
 
 bp = Blueprint("health", __name__, url_prefix="/environments/<name>/health")
 

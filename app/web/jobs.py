@@ -5,9 +5,9 @@ from flask import Blueprint, make_response, render_template, request
 from sqlalchemy import select
 
 from app.extensions import db
+from app.jobs.runner import cancel, log_lines
 from app.models import Job
-from app.runner import cancel, log_lines
-from app.web import acting_operator
+from app.web.operator import acting_operator
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 

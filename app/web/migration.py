@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
+from app.actions.guards import open_run, require_typed_name
+from app.actions.planning import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
 from app.core.errors import CutoverError, UsageError
 from app.extensions import db
-from app.guards import open_run, require_typed_name
-from app.migrations import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
+from app.jobs.runner import log_lines
 from app.models import Job
-from app.runner import log_lines
 from app.targets import current_targets
-from app.web import acting_operator
+from app.web.operator import acting_operator
 
 bp = Blueprint("migration", __name__, url_prefix="/environments/<name>/migration")
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from app.checklist.progress import (abandon_run, cancel_step, create_run, get_run, list_runs, run_is_complete,
+                                    sign_off, start_step, step_views)
+from app.checklist.report_facts import markdown_report, report_facts
 from app.core.errors import Conflict, UsageError
 from app.extensions import db
 from app.models import LogLine
-from app.reports import markdown_report, report_facts
-from app.runs import (abandon_run, cancel_step, create_run, get_run, list_runs, run_is_complete, settle,
-                      sign_off, start_step)
 from app.targets import current_targets
-from app.web import acting_operator
+from app.web.operator import acting_operator
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
 
@@ -44,7 +44,7 @@ def create():
 def detail(run_id: int):
     targets = current_targets()
     run = get_run(run_id)
-    views = settle(targets, run)
+    views = step_views(targets, run)
     lines = list(db.session.scalars(select(LogLine).where(LogLine.run_id == run.id).order_by(LogLine.id)))
     by_step: dict[str, list[LogLine]] = {}
     for line in lines:
@@ -58,7 +58,7 @@ def state(run_id: int):
     """Every step's head, swapped in place (out of band) without touching the logs."""
     targets = current_targets()
     run = get_run(run_id)
-    views = settle(targets, run)
+    views = step_views(targets, run)
     return render_template("runs/_state.html", run=run, views=views, complete=run_is_complete(views))
 
 

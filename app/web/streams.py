@@ -11,7 +11,7 @@ import socket
 from flask import Response, current_app, request
 
 from app.extensions import db
-from app.logbus import log_bus
+from app.jobs.logbus import log_bus
 from app.models import Job
 
 
@@ -27,14 +27,14 @@ def resume_point() -> int:
 
 
 def job_event_stream(job_id: int) -> Response:
-    """A job's lines: replayed, then followed by the one reader every live log shares (app.logbus)."""
+    """A job's lines: replayed, then followed by the one reader every live log shares (app.jobs.logbus)."""
     db.get_or_404(Job, job_id, description=f"No job {job_id}.")
     return _live_log(lambda bus, after, left: bus.follow_job(job_id, after, left))
 
 
 def run_event_stream(run_id: int) -> Response:
-    """A run's lines from every step, one sequence: replayed, then followed (see app.logbus)."""
-    from app.runs import get_run
+    """A run's lines from every step, one sequence: replayed, then followed (see app.jobs.logbus)."""
+    from app.checklist.progress import get_run
 
     get_run(run_id)
     return _live_log(lambda bus, after, left: bus.follow(run_id, after, left))

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from app import create_app
-from app.runner import create_job, run_job
+from app.jobs.runner import create_job, run_job
 from config import Config
 from tests.browser.conftest import log_in, screenshot, start_server, stop_server
 

@@ -2,7 +2,7 @@
 whose backup and rehearsal passed, a dashboard that launches a step and dies, and a
 watcher of the step's persisted log lines.
 
-Real files, real worker processes (`python -m app.worker`), real signals; no mocks.
+Real files, real worker processes (`python -m app.jobs.worker`), real signals; no mocks.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from app.checklist.progress import create_run, start_step
 from app.extensions import db
-from app.runs import create_run, start_step
 from tests.conftest import make_app
-from tests.test_runs import targets_of, views_of  # noqa: F401  (the fault tests use them from here)
+from tests.checklist.test_progress import targets_of, views_of  # noqa: F401  (the fault tests use them from here)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,7 +136,7 @@ DASHBOARD = """
 import os, sys
 from pathlib import Path
 from tests.conftest import make_app
-from app.runs import get_run, start_step
+from app.checklist.progress import get_run, start_step
 
 app = make_app(Path(sys.argv[1]), Path(sys.argv[2]))
 with app.app_context():
@@ -209,7 +209,7 @@ def statements_done(lines) -> int:
 
 
 def living_group_members(pgid: int) -> list[int]:
-    from app.runner import living_group_members as members
+    from app.jobs.runner import living_group_members as members
 
     return members(pgid)
 

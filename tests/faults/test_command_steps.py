@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from app.checklist.progress import start_step
 from app.extensions import db
+from app.jobs.runner import create_job, living_group_members, log_lines
 from app.models import Job
-from app.runner import create_job, living_group_members, log_lines
-from app.runs import start_step
 from tests.faults.run_helpers import Apps, new_run, targets_of, write_workspace
 
 FINAL = ("passed", "failed", "cancelled", "interrupted")

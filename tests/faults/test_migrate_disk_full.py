@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.core.inspect import inspect_database
-from app.runner import log_lines
+from app.jobs.runner import log_lines
 from tests.faults.helpers import mount_tmpfs, unmount
 from tests.faults.run_helpers import (
     Apps,

@@ -139,7 +139,7 @@ def job_state(state_db: Path, job_id: int) -> tuple[str, str]:
 
 
 def group_alive(pgid: int) -> bool:
-    from app.runner import living_group_members
+    from app.jobs.runner import living_group_members
 
     return bool(living_group_members(pgid))
 

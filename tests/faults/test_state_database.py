@@ -13,7 +13,7 @@ What is right, and tested here:
 - During a step, a lock on the state database makes the worker wait; held past the wait,
   the step fails (never "passed") and the target's transaction is rolled back: the target
   is byte-identical, the state database intact, and the step can be retried. (The failure
-  is reported today as SQLAlchemy's PendingRollbackError, SQL included: see app/runner.py.)
+  is reported today as SQLAlchemy's PendingRollbackError, SQL included: see app/jobs/runner.py.)
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
+from app.checklist.progress import get_run, start_step
 from app.extensions import db
+from app.jobs.runner import log_lines
 from app.models import Job
-from app.runner import log_lines
-from app.runs import get_run, start_step
 from config import Config
 from tests.browser.conftest import free_port
 from tests.faults.helpers import mount_tmpfs, unmount

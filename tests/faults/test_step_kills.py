@@ -11,7 +11,7 @@ the worker die: only the restart's reconcile_jobs can tell what became of it.
 
 Once the killed transaction had written to the file (a spilled page; the rollback then puts
 the old pages back), the file is byte-identical to the run's backup but has a new mtime: the
-retry proves it by SHA-256 against the backup and goes on (app/steps.py).
+retry proves it by SHA-256 against the backup and goes on (app/checklist/steps.py).
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from app.checklist.progress import get_run, passed_result, settle
 from app.core.backup import find_backup
 from app.extensions import db
+from app.jobs.runner import log_lines
 from app.models import Job
-from app.runner import log_lines
-from app.runs import get_run, passed_result, settle
 from tests.faults.run_helpers import (
     ITEMS_PLAN,
     ITEMS_PLAN_STATEMENTS,
@@ -226,7 +226,7 @@ def test_after_a_kill_mid_backfill_a_new_run_migrates(tmp_path, big_template, mi
 
         restarted = apps.start()
         with restarted.app_context():
-            from app.runs import abandon_run
+            from app.checklist.progress import abandon_run
 
             old = get_run(run_id)
             assert views_of(restarted, old)["migrate"].state == "interrupted"
@@ -245,7 +245,7 @@ def test_a_migrate_step_cancelled_mid_backfill_rolls_back_and_can_be_retried(tmp
     """Cancel (SIGTERM to the group, then SIGKILL for what lingers) in the middle of the first
     backfill: the worker rolls back and records "cancelled"; the file is byte-identical; the
     step can be retried."""
-    from app.runs import cancel_step, start_step
+    from app.checklist.progress import cancel_step, start_step
 
     template, old_sha, old_schema = big_template
     target = tmp_path / "big.db"

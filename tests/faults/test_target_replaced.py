@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from app.checklist.progress import get_run, start_step
 from app.extensions import db
+from app.jobs.runner import log_lines
 from app.models import Job
-from app.runner import log_lines
-from app.runs import get_run, start_step
 from tests.faults.run_helpers import (
     Apps,
     LineWatcher,

@@ -60,8 +60,8 @@ class Site:
 def build_site(root: Path, demo_template: Path, **overrides) -> Site:
     from app.core.backup import create_backup
     from app.extensions import db
-    from app.runner import create_job, run_job
-    from app.runs import create_run
+    from app.jobs.runner import create_job, run_job
+    from app.checklist.progress import create_run
     from app.targets import current_targets
 
     shutil.copytree(demo_template, root / "demo")

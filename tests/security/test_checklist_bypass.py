@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.actions.planning import make_prep, save_prep
 from app.extensions import db
-from app.migrations import make_prep, save_prep
 from app.models import Job
 from app.targets import current_targets
 from tests.security.conftest import build_site

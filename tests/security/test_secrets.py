@@ -203,7 +203,7 @@ def test_every_control_character_and_line_separator_is_escaped_in_a_line():
 
 
 def test_a_secret_with_quotes_and_backslashes_is_redacted_from_the_report_facts():
-    from app.reports import _redacted
+    from app.checklist.report_facts import _redacted
 
     secret = 'pa"ss\\word\u2028x'
     facts = {"steps": [{"excerpt": [{"text": f"token={secret}"}]}], "note": secret, "n": 3}

@@ -52,7 +52,7 @@ def test_backup_through_the_api_is_verified_in_both_folders(client, api_headers,
 
 def test_a_second_start_while_one_runs_is_409(app, client, api_headers):
     with app.app_context():
-        from app.runner import create_job
+        from app.jobs.runner import create_job
 
         create_job("integrity", "production", "someone")
     response = client.post("/api/v1/environments/production/backups", headers=api_headers)
@@ -179,8 +179,8 @@ def test_history_lists_every_job_newest_first(client, api_headers, logged_in):
 
 
 def test_an_open_runs_backup_is_protected_from_pruning(app):
-    from app.backups import protected_backup_ids
-    from app.runs import abandon_run, create_run, sign_off, start_step
+    from app.actions.backup_jobs import protected_backup_ids
+    from app.checklist.progress import abandon_run, create_run, sign_off, start_step
     from app.targets import current_targets
 
     with app.app_context():
@@ -255,7 +255,7 @@ def test_work_recorded_under_another_workspace_identity_still_protects_its_backu
     import json
     import shutil
 
-    from app.backups import protected_backup_ids
+    from app.actions.backup_jobs import protected_backup_ids
     from app.models import Run
     from app.targets import current_targets
     from tests.conftest import make_app

@@ -2,9 +2,9 @@
 import json
 from datetime import timedelta
 
+from app.actions.monitoring import start_window, tick_window
 from app.extensions import db
 from app.models import MonitorWindow
-from app.monitor import start_window, tick_window
 from tests.conftest import csrf_token_from
 from tests.test_cli import cli
 from tests.web.test_backups import wait_for_job
@@ -93,7 +93,7 @@ def test_page_verify_now_and_monitoring_buttons(app, logged_in):
 
 
 def test_sqlite_warning_for_wal_with_an_affected_version():
-    from app.health import sqlite_warnings
+    from app.actions.verification import sqlite_warnings
 
     assert sqlite_warnings("3.40.1", "wal") and "3.51.3" in sqlite_warnings("3.40.1", "wal")[0]
     assert sqlite_warnings("3.40.1", "delete") == [] and sqlite_warnings("3.51.3", "wal") == []

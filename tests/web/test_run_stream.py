@@ -11,11 +11,11 @@ import time
 import pytest
 from sqlalchemy import select
 
-from app import logbus
 from app.extensions import db
-from app.logbus import LogBus
+from app.jobs import logbus
+from app.jobs.logbus import LogBus
+from app.jobs.runner import create_job, run_job
 from app.models import LogLine
-from app.runner import create_job, run_job
 from tests.web.test_runs_api import checklist_app, command, step_of, wait_until_not_running  # noqa: F401
 
 XSS = "<img src=x onerror=alert(1)>"

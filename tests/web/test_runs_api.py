@@ -5,9 +5,10 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import create_engine, select
 
 from app.extensions import db
-from app.models import Job
+from app.models import AuditEntry, Job, Run
 from tests.conftest import log_in, make_app
 
 DEFAULT_STEPS = ["verify-target", "app-stopped", "data-volume", "backup", "integrity", "rehearse", "migrate",
@@ -82,7 +83,7 @@ def wait_until_not_running(client, headers, run_id: int, step_id: str, timeout: 
 
 
 def wait_for_line(app, job_id: int, text: str, timeout: float = 30.0) -> None:
-    from app.runner import log_lines
+    from app.jobs.runner import log_lines
 
     deadline = time.monotonic() + timeout
     while True:
@@ -341,6 +342,75 @@ def test_concurrent_starts_of_one_step_run_it_once(custom_app, api_headers):
     assert sorted(statuses) == [202] + [409] * 4
     step = wait_until_not_running(client, api_headers, run["id"], "hello")
     assert step["state"] == "passed" and len(step["attempts"]) == 1
+
+
+class StateWrites:
+    """Counts the commits made to the dashboard's state database while it is watched: SQLite's
+    data_version, seen from a connection of its own, moves with every other connection's commit."""
+
+    def __init__(self, app):
+        self.engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+        self.connection = self.engine.connect()
+        self.first = self.data_version()
+
+    def data_version(self) -> int:
+        return self.connection.exec_driver_sql("PRAGMA data_version").scalar()
+
+    def rows(self) -> dict[str, int]:
+        tables = [name for (name,) in self.connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        return {name: self.connection.exec_driver_sql(f'SELECT count(*) FROM "{name}"').scalar() for name in tables}
+
+    def close(self) -> int:
+        commits = self.data_version() - self.first
+        self.connection.close()
+        self.engine.dispose()
+        return commits
+
+
+def test_a_run_is_settled_where_its_last_step_ends_and_reading_it_writes_nothing(checklist_app, api_headers):
+    """The last step's job closes the run; every page and document of the run then only reads."""
+    app = checklist_app({"by-hand": {"kind": "manual", "instructions": "Tell the team."}})
+    client = app.test_client()
+    log_in(client)
+    run = create(client, api_headers)
+    started = client.post(f"/api/v1/runs/{run['id']}/steps/by-hand/start", headers=api_headers,
+                          json={"note": "told the team"})
+    assert started.status_code == 202
+    with app.app_context():
+        assert db.session.get(Run, run["id"]).status == "finished"  # before anybody looked at it
+        db.session.remove()
+
+    watch = StateWrites(app)
+    rows = watch.rows()
+    pages = ["/runs", f"/runs/{run['id']}", f"/runs/{run['id']}/state", f"/runs/{run['id']}/report",
+             f"/runs/{run['id']}/report.md", "/jobs", "/"]
+    documents = ["/api/v1/runs", f"/api/v1/runs/{run['id']}", f"/api/v1/runs/{run['id']}/report"]
+    for url in pages + documents:
+        response = client.get(url, headers=api_headers if url.startswith("/api/") else {})
+        assert response.status_code == 200, (url, response.status_code)
+    assert watch.rows() == rows
+    assert watch.close() == 0
+    assert client.get(f"/api/v1/runs/{run['id']}", headers=api_headers).get_json()["status"] == "finished"
+
+
+def test_a_step_the_worker_runs_settles_its_run_in_the_worker(checklist_app, api_headers):
+    """Nobody opens the run: the worker that ends its last step closes it, and records that once."""
+    app = checklist_app({"hello": command("print('hello', flush=True)")})
+    client = app.test_client()
+    run = create(client, api_headers)
+    assert client.post(f"/api/v1/runs/{run['id']}/steps/hello/start", headers=api_headers).status_code == 202
+    deadline = time.monotonic() + 60
+    while True:
+        with app.app_context():
+            status = db.session.get(Run, run["id"]).status
+            finished = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "run-finished")).all()
+            db.session.remove()
+        if status != "open":
+            break
+        assert time.monotonic() < deadline, "the run was never settled"
+        time.sleep(0.05)
+    assert status == "finished" and [entry.detail for entry in finished] == [f"run {run['id']}"]
 
 
 def test_a_manual_step_is_confirmed_with_a_note_as_text(checklist_app, api_headers):

@@ -2,8 +2,8 @@
 import json
 import sys
 
+from app.jobs.runner import create_job, launch, log_lines, run_job
 from app.models import Job
-from app.runner import create_job, launch, log_lines, run_job
 
 
 def read_events(response) -> list[dict]:

@@ -11,10 +11,10 @@ from contextlib import closing
 
 import pytest
 
+from app.actions.planning import start_job
 from app.core.backup import list_backups
-from app.migrations import start_job
-from app.runner import run_job
-from tests.test_runs import save_prep_plan, targets_of
+from app.jobs.runner import run_job
+from tests.checklist.test_progress import save_prep_plan, targets_of
 
 
 def goal_names(path) -> list[str]:

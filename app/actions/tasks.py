@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from app.actions.guards import refuse_outside_open_run
+from app.actions.monitoring import end_watch_after_restore
+from app.actions.planning import load_plans, matching_rehearsal, plan_view, reference_schema
 from app.core.backup import create_backup, find_backup, verify_backup
 from app.core.baseline import Baseline
 from app.core.checks import integrity_check
 from app.core.errors import CutoverError, MigrationFailed
+from app.core.migrate import apply_plan, rehearse
 from app.core.processes import application_running
 from app.core.restore import restore_backup
 from app.core.snapshots import file_stamp
-from app.core.migrate import apply_plan, rehearse
-from app.guards import refuse_outside_open_run
-from app.migrations import load_plans, matching_rehearsal, plan_view, reference_schema
-from app.monitor import end_watch_after_restore
-from app.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
+from app.jobs.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
 
 class CommandFailed(CutoverError):

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from app.actions.planning import start_job
+from app.checklist.progress import abandon_run, create_run, get_run
 from app.core.backup import find_backup
 from app.extensions import db
-from app.migrations import start_job
+from app.jobs.runner import create_job, log_lines, run_job
 from app.models import Job
-from app.runner import create_job, log_lines, run_job
-from app.runs import abandon_run, create_run, get_run
-from tests.test_runs import build_app, passes, run_step, save_prep_plan, targets_of, views_of  # noqa: F401
+from tests.checklist.test_progress import build_app, passes, run_step, save_prep_plan, targets_of, views_of  # noqa: F401
 
 BACKUP_REHEARSE_MIGRATE = """
 [checklist]

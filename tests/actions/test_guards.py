@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from app.actions.planning import start_job
 from app.auth_setup import create_operator
+from app.checklist.progress import abandon_run, create_run
 from app.extensions import db
-from app.migrations import start_job
+from app.jobs.runner import create_job, run_job
 from app.models import AuditEntry, Job, Run
-from app.runner import create_job, run_job
-from app.runs import abandon_run, create_run
 from tests.conftest import csrf_token_from, log_in
 from tests.test_cli import PROJECT
 from tests.web.test_backups import wait_for_job
-from tests.test_runs import build_app, save_prep_plan, targets_of  # noqa: F401  (build_app: a fixture)
+from tests.checklist.test_progress import build_app, save_prep_plan, targets_of  # noqa: F401  (build_app: a fixture)
 
 MIGRATE_NEEDS_APPROVAL = """
 [checklist.steps.migrate]
@@ -59,7 +59,7 @@ class Scene:
 
     @property
     def opened_at(self) -> str:
-        from app.runs import get_run
+        from app.checklist.progress import get_run
 
         with self.app.app_context():
             return f"{get_run(self.run_id).created_at:%Y-%m-%d %H:%M}"

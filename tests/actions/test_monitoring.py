@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from app.actions.monitoring import MonitorScheduler, start_window, tick_all, tick_window, window_summary
 from app.extensions import db
 from app.models import AuditEntry, HealthSample, MonitorWindow
-from app.monitor import MonitorScheduler, start_window, tick_all, tick_window, window_summary
 
 
 def targets_of(app):

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from app.checklist.progress import StepView, passed_result, run_is_complete, step_views
 from app.core.backup import find_backup
 from app.core.database import open_readonly
 from app.core.diff import diff_schemas
@@ -17,9 +18,8 @@ from app.core.errors import CutoverError
 from app.core.inspect import inspect_database, read_schema
 from app.core.report import render_markdown
 from app.extensions import db
+from app.jobs.runner import configured_secrets, redact
 from app.models import Job, LogLine, Run, iso_time
-from app.runner import configured_secrets, redact
-from app.runs import StepView, passed_result, run_is_complete, step_views
 from app.targets import Targets
 
 EXCERPT_HEAD, EXCERPT_TAIL = 3, 6
@@ -204,7 +204,7 @@ def _latest_result(jobs: list[Job], kind: str) -> dict | None:
 
 
 def _monitoring(views: list[StepView]) -> dict | None:
-    from app.monitor import window_summary
+    from app.actions.monitoring import window_summary
 
     view = next((v for v in views if v.definition.kind == "monitor"), None)
     if view is None or view.window is None:

@@ -12,23 +12,32 @@ import json
 import threading
 from contextlib import closing
 from datetime import datetime, timedelta
+from typing import Callable
 
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.actions.verification import tick_checks
 from app.core.database import open_readonly
 from app.core.errors import Conflict, CutoverError
 from app.core.migrate import foreign_key_violations
 from app.core.newrows import capture_baseline
 from app.core.workspace import Environment
 from app.extensions import db
-from app.health import tick_checks
 from app.models import HealthSample, MonitorWindow, utcnow
 from app.targets import Targets
 
 POLL_SECONDS = 5.0
+
+# Who hears that a window ended clean or not (the checklist: its monitor step passes then).
+_END_HOOKS: list[Callable[[Targets, MonitorWindow], None]] = []
+
+
+def when_a_window_ends(hook: Callable[[Targets, MonitorWindow], None]) -> None:
+    if hook not in _END_HOOKS:
+        _END_HOOKS.append(hook)
 
 
 def active_window(environment: str) -> MonitorWindow | None:
@@ -107,6 +116,8 @@ def tick_window(targets: Targets, window: MonitorWindow, now: datetime | None = 
     if now >= window.ends_at and window.state == "active" and (not due or due[-1] in taken or sample):
         window.state = "finished"
         db.session.commit()
+        for hook in _END_HOOKS:
+            hook(targets, window)
     return sample
 
 

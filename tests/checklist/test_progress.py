@@ -19,21 +19,21 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from app.actions.monitoring import tick_window
+from app.actions.planning import make_prep, save_prep
 from app.audit import verify_chain
 from app.auth_setup import create_operator
+from app.checklist.progress import create_run, get_run, settle, sign_off, start_step, step_views
+from app.checklist.report_facts import markdown_report, report_facts
 from app.core.errors import Conflict
 from app.extensions import db
-from app.migrations import make_prep, save_prep
-from app.models import AuditEntry, Job
-from app.monitor import tick_window
-from app.reports import markdown_report, report_facts
-from app.runner import living_group_members, log_lines, process_alive
-from app.runs import create_run, get_run, settle, sign_off, start_step, step_views
+from app.jobs.runner import living_group_members, log_lines, process_alive
+from app.models import OPEN_RUN, AuditEntry, Job, Run
 from tests.conftest import make_app
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEMO_CHECKLIST = '[checklist.steps.hotfix]\nplans = ["plans/hotfix_activity_instances.sql"]\n'
 FINAL = ("passed", "failed", "cancelled", "interrupted")
 
@@ -346,7 +346,7 @@ DASHBOARD = """
 import os, sys
 from pathlib import Path
 from tests.conftest import make_app
-from app.runs import get_run, start_step
+from app.checklist.progress import get_run, start_step
 
 app = make_app(Path(sys.argv[1]), Path(sys.argv[2]))
 with app.app_context():
@@ -547,8 +547,15 @@ def test_the_audit_chain_covers_a_run_and_shows_an_edit(build_app, tmp_path, api
         assert verify_chain() == tampered
 
 
-def test_a_run_finishes_once_however_many_pages_settle_it(build_app):
-    """Every open run page polls its state, and each poll settles the run: one finish is recorded."""
+def reopen(run_id: int) -> None:
+    """Complete and open again: how a run stands before anything settles it."""
+    db.session.execute(update(Run).where(Run.id == run_id).values(status=OPEN_RUN, finished_at=None))
+    db.session.commit()
+
+
+def test_a_run_finishes_once_however_many_settle_it_at_once(build_app):
+    """A job's end, a sign-off, a window's end and a restart may settle one run at the same
+    moment: one finish is recorded."""
     app = build_app("""
     [checklist]
     order = ["data-volume"]
@@ -557,13 +564,15 @@ def test_a_run_finishes_once_however_many_pages_settle_it(build_app):
         run = create_run(targets_of(app), targets_of(app).environment("production"), "admin")
         run_id = run.id
         passes(app, run, "data-volume")
+        assert get_run(run_id).status == "finished"  # where its last job ended
+        reopen(run_id)
     viewers = 8
     barrier = threading.Barrier(viewers)
 
     def poll():
         with app.app_context():
             targets, run = targets_of(app), get_run(run_id)
-            views = step_views(targets, run)  # every viewer sees a complete, still open run
+            views = step_views(targets, run)  # every one sees a complete, still open run
             barrier.wait()
             settle(targets, run, views)
             db.session.remove()
@@ -574,8 +583,26 @@ def test_a_run_finishes_once_however_many_pages_settle_it(build_app):
     with app.app_context():
         assert get_run(run_id).status == "finished"
         finished = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "run-finished")).all()
-        assert [e.detail for e in finished] == [f"run {run_id}"]
+        assert [e.detail for e in finished] == [f"run {run_id}"] * 2  # the job's end, then one of eight
         assert verify_chain() is None
+
+
+def test_a_restart_settles_a_run_that_became_complete_while_nothing_settled_it(build_app):
+    """A state database from before runs were settled where their jobs end may hold a complete,
+    open run: no page closes it any more, so the restarted dashboard does."""
+    app = build_app("""
+    [checklist]
+    order = ["data-volume"]
+    """)
+    with app.app_context():
+        run = create_run(targets_of(app), targets_of(app).environment("production"), "admin")
+        run_id = run.id
+        passes(app, run, "data-volume")
+        reopen(run_id)
+        db.session.remove()
+    restarted = build_app(reconfigure=False)
+    with restarted.app_context():
+        assert get_run(run_id).status == "finished"
 
 
 # --------------------------------------------------------------------------- end to end
@@ -613,9 +640,10 @@ def test_the_demo_checklist_end_to_end(build_app):
             time.sleep(0.1)
             db.session.refresh(window)
         assert window.state == "finished"
+        db.session.refresh(run)
+        assert run.status == "finished" and run.finished_at is not None  # the window's end settled it
 
-        views = settle(targets, run)
-        assert run.status == "finished" and run.finished_at is not None
+        views = step_views(targets, run)
         assert {v.id: v.state for v in views} == {
             "verify-target": "signed_off", "app-stopped": "passed", "data-volume": "passed", "backup": "passed",
             "integrity": "passed", "rehearse": "signed_off", "migrate": "passed", "hotfix": "passed",

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from app.core.errors import Conflict
 from app.extensions import db
+from app.jobs.runner import JobContext, living_group_members, cancel, create_job, launch, log_lines, process_alive, process_start_time, reconcile_jobs, run_job
 from app.models import Job
-from app.runner import JobContext, living_group_members, cancel, create_job, launch, log_lines, process_alive, process_start_time, reconcile_jobs, run_job
 
 
 def wait_for(app, job_id, states=("passed", "failed", "cancelled", "interrupted"), timeout=60):

@@ -1,4 +1,4 @@
-"""`python -m app.worker JOB_ID`: the child process that runs one job (see app.runner)."""
+"""`python -m app.jobs.worker JOB_ID`: the child process that runs one job (see app.jobs.runner)."""
 import signal
 import sys
 
@@ -6,7 +6,7 @@ import sys
 def main(argv: list[str]) -> int:
     from app import create_app
     from app.core.errors import CutoverError
-    from app.runner import JobCancelled, run_job
+    from app.jobs.runner import JobCancelled, run_job
 
     def cancelled(signum, frame):
         raise JobCancelled()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app import audit
+from app.actions.planning import load_plans, plan_paths
 from app.core.backup import Backup, find_backup
 from app.core.checks import CheckResult, run_checks
 from app.core.database import open_readonly
@@ -20,7 +21,6 @@ from app.core.newrows import new_rows_check
 from app.core.plans import statement_shape
 from app.core.workspace import Environment
 from app.extensions import db
-from app.migrations import load_plans, plan_paths
 from app.models import Job
 from app.targets import Targets
 

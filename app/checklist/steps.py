@@ -1,4 +1,4 @@
-"""What each checklist step does. Like app.tasks, a step takes a JobContext, calls the core,
+"""What each checklist step does. Like app.actions.tasks, a step takes a JobContext, calls the core,
 reports every line through `context.emit`, returns a JSON-ready result and raises a
 CutoverError to fail. Steps read their definition from the run (copied from cutover.toml
 when the run was created), never from a request.
@@ -14,6 +14,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from app.actions.planning import load_plans
+from app.actions.tasks import check_integrity, command_task, refuse_if_application_runs, rehearse_task, take_backup
+from app.actions.verification import verify_environment
+from app.checklist.progress import checklist_of, passed_result, step_plan_paths
 from app.core.backup import find_backup, verify_backup
 from app.core.baseline import Baseline, accept_current_state
 from app.core.checks import smoke_test
@@ -25,12 +29,8 @@ from app.core.processes import application_running
 from app.core.snapshots import file_stamp
 from app.core.workspace import Environment
 from app.extensions import db
-from app.health import verify_environment
-from app.migrations import load_plans
+from app.jobs.runner import JobContext, TaskFailed
 from app.models import Run
-from app.runner import JobContext, TaskFailed
-from app.runs import checklist_of, passed_result, step_plan_paths
-from app.tasks import check_integrity, command_task, refuse_if_application_runs, rehearse_task, take_backup
 
 START_WAIT_SECONDS = 30.0
 EVIDENCE_LINES = 20
@@ -336,7 +336,7 @@ def smoke_step(context: JobContext) -> dict:
 
 
 def monitor_step(context: JobContext) -> dict:
-    from app.monitor import start_window
+    from app.actions.monitoring import start_window
 
     env = context.environment
     window = start_window(context.targets, env, context.job.operator, reason=f"run {context.job.run_id}")

@@ -1,7 +1,7 @@
 """How a checklist run executes: creating runs, each step's state, the gates, sign-offs.
 
 A step's state is derived, every time, from what is persisted: the run's jobs (one per
-attempt, executed by app.runner in a child process), its sign-offs and, for the monitor
+attempt, executed by app.jobs.runner in a child process), its sign-offs and, for the monitor
 step, its monitoring window. Nothing has to be kept in sync, so a killed worker or a
 dashboard restart cannot leave a step "running" or "passed" that is not.
 """
@@ -16,14 +16,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.actions.planning import load_plans, plan_paths
 from app.core.checklist import Checklist, StepDefinition
 from app.core.errors import Conflict, CutoverError, NotFound, UsageError
 from app.core.workspace import Environment, Workspace
 from app.extensions import db
-from app.migrations import load_plans, plan_paths
+from app.jobs.runner import cancel, create_job, launch, run_job
 from app.models import OPEN_RUN, Job, LogLine, MonitorWindow, Run, SignOff, iso_time, utcnow
-from app.runner import cancel, create_job, launch, run_job
-from app.targets import Targets
+from app.targets import Targets, current_targets
 
 SATISFIED = ("passed", "signed_off", "skipped")
 RETRYABLE = ("failed", "cancelled", "interrupted")
@@ -268,7 +268,7 @@ def _derive_passed(view: StepView) -> None:
 
 
 def _derive_monitoring(view: StepView) -> None:
-    from app.monitor import window_summary
+    from app.actions.monitoring import window_summary
 
     window_id = view.job.result_document.get("window")
     view.window = db.session.get(MonitorWindow, window_id) if window_id else None
@@ -325,7 +325,7 @@ def settle(targets: Targets, run: Run, views: list[StepView] | None = None) -> l
     """Close a run whose every step is done (the monitor step passes hours after the last click)."""
     views = views if views is not None else step_views(targets, run)
     if run.status == OPEN_RUN and run_is_complete(views):
-        # Every viewer's page settles the run; only the one request that closes it records it.
+        # The job's end, a sign-off and a window's end may settle it at once: one closes and records it.
         closed = db.session.execute(update(Run).where(Run.id == run.id, Run.status == OPEN_RUN)
                                     .values(status="finished", finished_at=utcnow())).rowcount
         db.session.commit()
@@ -334,6 +334,31 @@ def settle(targets: Targets, run: Run, views: list[StepView] | None = None) -> l
             audit.record("cutover", "run-finished", target=run.environment, detail=f"run {run.id}")
         views = step_views(targets, run)
     return views
+
+
+def settle_after_job(job: Job) -> None:
+    """A run is settled where its step's job ends, never by a page that shows it."""
+    run = db.session.get(Run, job.run_id) if job.run_id is not None else None
+    if run is not None:
+        settle(current_targets(), run)
+
+
+def settle_after_window(targets: Targets, window: MonitorWindow) -> None:
+    """The monitor step passes when its window ends clean, hours after its job ended."""
+    run = db.session.scalar(select(Run).where(Run.environment == window.environment, Run.status == OPEN_RUN))
+    if run is not None:
+        settle(targets, run)
+
+
+def settle_open_runs(targets: Targets) -> None:
+    """After a restart: a run that became complete while nothing was there to settle it (a
+    window that ended unwatched, a state database from before runs were settled where their
+    jobs end) is closed now, so its environment can take a new run."""
+    for run in db.session.scalars(select(Run).where(Run.status == OPEN_RUN)).all():
+        try:
+            settle(targets, run)
+        except CutoverError:  # the configuration no longer describes it: its page says why
+            db.session.rollback()
 
 
 def view_of(views: list[StepView], step_id: str) -> StepView:

@@ -12,15 +12,15 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app import audit
+from app.actions.guards import refuse_outside_open_run, refuse_unapproved_migration
 from app.core.errors import UsageError
 from app.core.plans import PlanSet, load_plan_set
 from app.core.prep import PrepPlan, generate_prep
 from app.core.reconcile import Preflight, Reconciliation, preflight, reconcile
 from app.core.workspace import Environment
 from app.extensions import db
-from app.guards import refuse_outside_open_run, refuse_unapproved_migration
+from app.jobs.runner import create_job, launch
 from app.models import Job
-from app.runner import create_job, launch
 from app.targets import Targets
 
 

@@ -9,12 +9,12 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import audit
+from app.actions.guards import refuse_outside_open_run
 from app.core.backup import find_backup, free_backup_id, prune, usable_backup_folders, verify_backup
 from app.core.workspace import Environment
 from app.extensions import db
-from app.guards import refuse_outside_open_run
+from app.jobs.runner import create_job, launch
 from app.models import ACTIVE_JOB_STATES, ALL_WORKSPACES, OPEN_RUN, Job, Run
-from app.runner import create_job, launch
 
 
 def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> tuple[str, Job]:

@@ -1,9 +1,9 @@
 """How a job executes: in a child process, with its lines persisted as it goes.
 
-The request that starts a job only records it and launches `python -m app.worker JOB_ID`
-(own session, so cancelling ends the whole process group). The child runs the task from
-app.tasks, writing log lines and progress to the dashboard's database, which every viewer
-reads. If the dashboard restarts, a job whose process is gone becomes "interrupted", never
+The request that starts a job only records it and launches `python -m app.jobs.worker JOB_ID`
+(own session, so cancelling ends the whole process group). The child runs the task its kind
+registered (app.jobs.registry), writing log lines and progress to the dashboard's database,
+which every viewer reads. If the dashboard restarts, a job whose process is gone becomes "interrupted", never
 "passed". The CLI runs the same tasks in its own process through `run_job`.
 """
 from __future__ import annotations
@@ -28,9 +28,10 @@ from app import audit
 from app.audit import single_line
 from app.core.errors import Conflict, CutoverError, NotFound
 from app.extensions import db
+from app.jobs import registry
 from app.models import ACTIVE_JOB_STATES, Job, LogLine, utcnow
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 CANCEL_GRACE_SECONDS = 5.0
 PROGRESS_INTERVAL = 0.25
 
@@ -89,7 +90,7 @@ def launch(job: Job) -> Job:
     app = current_app._get_current_object()
     with _worker_log(app) as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.worker", str(job.id)],
+            [sys.executable, "-m", "app.jobs.worker", str(job.id)],
             cwd=PROJECT_DIR, env=_child_environment(app), start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
         )
@@ -244,6 +245,16 @@ def _finish(job: Job, state: str, message: str = "") -> None:
     db.session.commit()
     audit.record(job.operator, job.kind, target=job.environment, result=state,
                  detail=f"{job_label(job)} {job.error or ''}".strip())
+    _tell_job_ended(job)
+
+
+def _tell_job_ended(job: Job) -> None:
+    # The outcome is recorded already: a listener that fails must not change it, only be told.
+    try:
+        registry.job_ended(job)
+    except Exception:
+        db.session.rollback()
+        traceback.print_exc(file=sys.stderr)
 
 
 def new_line(job: Job, level: str, text: str) -> LogLine:
@@ -310,7 +321,7 @@ def run_job(job_id: int, echo: Callable[[str, str], None] | None = None) -> Job:
     db.session.commit()
     context = JobContext(job, echo)
     try:
-        result = task_for(job)(context)
+        result = registry.task_for(job)(context)
     except CutoverError as error:
         context.emit("error", f"✗ {error.message}")
         job.error = error.message
@@ -329,17 +340,6 @@ def run_job(job_id: int, echo: Callable[[str, str], None] | None = None) -> Job:
     job.result = json.dumps(result or {})
     _finish(job, "passed")
     return job
-
-
-def task_for(job: Job) -> Callable[[JobContext], dict]:
-    """A checklist step's job runs its step kind; any other job runs its task kind."""
-    if job.run_id is not None:
-        from app.steps import STEP_TASKS
-
-        return STEP_TASKS[job.kind]
-    from app.tasks import TASKS
-
-    return TASKS[job.kind]
 
 
 def log_lines(job_id: int, after: int = 0) -> list[LogLine]:

@@ -11,10 +11,10 @@ from typing import Callable
 import click
 from sqlalchemy import select
 
+from app.checklist.progress import RETRYABLE, create_run, settle, sign_off, start_step
 from app.core.errors import NotFound, UsageError
 from app.extensions import db
 from app.models import OPEN_RUN, Run
-from app.runs import RETRYABLE, create_run, settle, sign_off, start_step
 from app.targets import Targets
 
 MONITOR_POLL_SECONDS = 5.0
@@ -107,7 +107,7 @@ def _sign(targets, run, view, operator, yes, title) -> int | None:
 def _wait_for_window(targets, run, view, title) -> int | None:
     """Headless, nobody else may be ticking: run due ticks here (claims keep them single).
     Stops waiting when the run is closed meanwhile (an operator abandoned it)."""
-    from app.monitor import tick_window
+    from app.actions.monitoring import tick_window
 
     window = view.window
     click.echo(f"{title}: watching until {window.ends_at:%Y-%m-%d %H:%M} UTC (Ctrl+C stops waiting; "

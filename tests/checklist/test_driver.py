@@ -18,7 +18,7 @@ from app.models import LogLine
 from tests.conftest import make_app
 from tests.web.test_runs_api import checklist_app, command, write_config  # noqa: F401
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 OPERATOR = f"cli:{getpass.getuser()}"
 pytestmark = pytest.mark.timeout(120)
 

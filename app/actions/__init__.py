@@ -1,0 +1,1 @@
+"""What the pages, the API and the CLI do alike: each action calls the core or starts a job."""

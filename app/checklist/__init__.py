@@ -1,0 +1,1 @@
+"""A checklist run: its progress, what each step does, the report's facts, the headless driver."""

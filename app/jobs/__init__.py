@@ -1,0 +1,1 @@
+"""How a job executes: the runner, the worker child, the registry job kinds join, the live log."""
