@@ -53,7 +53,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from app.core.database import check_file, classify_sqlite_error, open_readonly, sqlite_uri
+from app.core.engines.sqlite.files import check_file, classify_sqlite_error, open_readonly, sqlite_uri
 from app.core.errors import BackupError, CutoverError, NotFound, UsageError
 from app.core.fsutil import (
     Progress,
@@ -70,7 +70,7 @@ from app.core.fsutil import (
     write_file_atomically,
 )
 from app.core.inspect import inspect_database
-from app.core.transaction import read_transaction as held_read_transaction
+from app.core.engines.sqlite.transactions import read_transaction as held_read_transaction
 
 MANIFEST_FORMAT = "cutover-backup/1"
 LOCKED_COPY = "locked_copy"

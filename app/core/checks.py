@@ -24,13 +24,13 @@ from app.core.assertions import (
     single_statement,
     validate_assertion,
 )
-from app.core.database import classify_sqlite_error, open_readonly
+from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly
 from app.core.diff import diff_schemas
 from app.core.errors import CutoverError
 from app.core.inspect import read_schema
 from app.core.migrate import Violations, foreign_key_violations, new_violations
 from app.core.sql import ascii_lower, significant_tokens, tokenize
-from app.core.transaction import open_for_writing, read_transaction
+from app.core.engines.sqlite.transactions import open_for_writing, read_transaction
 
 INTEGRITY_MESSAGES = 100
 DEFAULT_TIME_LIMIT = 10.0

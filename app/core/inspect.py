@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from app.core.database import (
+from app.core.engines.sqlite.files import (
     check_file,
     classify_sqlite_error,
     read_consistently,
@@ -49,7 +49,7 @@ from app.core.sql import (
     quote_identifier,
     strip_constraint_name,
 )
-from app.core.transaction import read_transaction
+from app.core.engines.sqlite.transactions import read_transaction
 
 QUICK_CHECK_MESSAGES = 10
 FOREIGN_KEY_SAMPLES = 10
@@ -59,7 +59,7 @@ _HIDDEN = {0: "", 1: "hidden", 2: "virtual", 3: "stored"}
 def inspect_database(path, *, deep: bool = True, busy_timeout: float = 1.0) -> Snapshot:
     """Inspect the SQLite database at `path` without writing anything.
 
-    Raises TargetUnavailable (see app.core.database) when it cannot be read.
+    Raises TargetUnavailable (see engines/sqlite/files.py) when it cannot be read.
     """
     path = Path(path)
     inspected_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
-from app.core.database import read_consistently, sqlite_error_reason, sqlite_uri
+from app.core.engines.sqlite.files import read_consistently, sqlite_error_reason, sqlite_uri
 from app.core.diff import diff_schemas
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
@@ -43,7 +43,7 @@ from app.core.plans import PlanSet, PlanStatement
 from app.core.reconcile import PlanContext, creates_something, decide, schema_fingerprint
 from app.core.schema import Schema
 from app.core.sql import ascii_lower
-from app.core.transaction import immediate_transaction, open_for_writing
+from app.core.engines.sqlite.transactions import immediate_transaction, open_for_writing
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 QUICK_CHECK_MESSAGES = 10

@@ -13,10 +13,10 @@ from contextlib import closing
 from pathlib import Path
 
 from app.core.checks import CheckResult
-from app.core.database import classify_sqlite_error, open_readonly
+from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly
 from app.core.errors import TargetUnavailable
 from app.core.sql import quote_identifier
-from app.core.transaction import read_transaction
+from app.core.engines.sqlite.transactions import read_transaction
 
 NAME = "new_rows_keep_columns_filled"
 

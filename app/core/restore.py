@@ -45,7 +45,7 @@ from app.core.backup import (
     quick_check_file,
     verify_backup,
 )
-from app.core.database import sqlite_uri
+from app.core.engines.sqlite.files import sqlite_uri
 from app.core.errors import BackupError, CutoverError, RestoreFailed, RestoreRefused
 from app.core.fsutil import (
     copy_and_hash,

@@ -181,7 +181,7 @@ def test_foreign_keys_without_baseline_any_violation_fails(demo, small):
 
 
 def test_foreign_keys_compared_row_by_row_with_violations(small):
-    from app.core.database import open_readonly
+    from app.core.engines.sqlite.files import open_readonly
     from app.core.migrate import foreign_key_violations
 
     write(small, "PRAGMA foreign_keys = OFF; INSERT INTO child VALUES (10, 99, 1);")

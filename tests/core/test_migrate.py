@@ -15,7 +15,7 @@ from app.core.inspect import inspect_database
 from app.core.migrate import apply_plan, check_rehearsal, rehearse
 from app.core.plans import load_plan_set, make_plan_set, parse_plan_text
 from app.core.prep import generate_prep
-from app.core.transaction import immediate_transaction, open_for_writing
+from app.core.engines.sqlite.transactions import immediate_transaction, open_for_writing
 from tests.core.conftest import folder_state
 
 DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_instances.sql")
