@@ -17,7 +17,7 @@ from app.core.backup import LOCKED_COPY
 from app.core.errors import TargetChanged
 from app.core.events import Emit, discard
 from app.core.fsutil import sha256_of_file
-from app.core.snapshots import file_stamp, same_file_state
+from app.core.engines.sqlite.stamps import file_stamp, same_file_state
 from app.core.engines.sqlite.transactions import settle_hot_journal
 
 

@@ -9,41 +9,15 @@ forward, with its own time, until it is older than `deep_interval` or a refresh 
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from app.core.engines.sqlite.stamps import file_signature, file_stamp, same_file_state  # noqa: F401
 from app.core.errors import TargetUnavailable
 from app.core.inspect import inspect_database
 from app.core.schema import Snapshot
-
-
-def file_signature(path: Path) -> tuple:
-    parts = []
-    for candidate in (path, Path(f"{path}-wal")):
-        try:
-            stat = os.stat(candidate)
-            parts.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            parts.append(None)
-    return tuple(parts)
-
-
-def file_stamp(path: Path) -> list:
-    """file_signature as JSON lists, to be recorded and compared later: any write changes it."""
-    return [list(part) if part else None for part in file_signature(Path(path))]
-
-
-def same_file_state(path: Path, recorded: list) -> bool:
-    """Is `path` still as `recorded` (a file_stamp)? An empty WAL that did not exist then was
-    created by opening the database in WAL mode, not by a write."""
-    now = file_stamp(path)
-    if now == recorded:
-        return True
-    (main_now, wal_now), (main_then, wal_then) = now, recorded
-    return main_now == main_then and wal_then is None and wal_now is not None and wal_now[1] == 0
 
 
 @dataclass(frozen=True)

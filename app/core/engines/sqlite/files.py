@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 from urllib.request import pathname2url
 
+from app.core.engines.sqlite.stamps import file_signature
 from app.core.errors import TargetUnavailable
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -36,15 +37,6 @@ class FileHeader:
     page_size: int
     page_count: int | None  # None when the header's count is not marked valid
     wal: bool  # the database is in WAL mode
-
-
-@dataclass(frozen=True)
-class FileState:
-    """Enough of a file's state to notice that somebody wrote to it."""
-
-    main: tuple[int, int, int]  # (inode, size, mtime_ns)
-    wal_exists: bool
-    shm_exists: bool
 
 
 def open_readonly(path, *, busy_timeout: float = 1.0) -> sqlite3.Connection:
@@ -76,12 +68,12 @@ def read_consistently(
     """
     path = Path(path)
     for _ in range(CONSISTENT_READ_ATTEMPTS):
-        before = file_state(path)
+        before = file_signature(path)
         header = check_file(path)
         immutable = _needs_immutable(path, header)
         with closing(_connect(path, immutable, busy_timeout)) as connection:
             result = read(connection)
-        if not immutable or file_state(path) == before:
+        if not immutable or file_signature(path) == before:
             return result
     raise TargetUnavailable(
         f"{path} kept changing while it was being read: another program is writing to it. "
@@ -208,19 +200,9 @@ def _nonempty(path: Path) -> bool:
         return False
 
 
-def file_state(path: Path) -> FileState:
-    try:
-        info = path.stat()
-        main = (info.st_ino, info.st_size, info.st_mtime_ns)
-    except OSError:
-        main = (0, 0, 0)  # check_file reports the problem; this only detects change
-    return FileState(main, _sidecar(path, "-wal").exists(), _sidecar(path, "-shm").exists())
-
-
 def _needs_immutable(path: Path, header: FileHeader) -> bool:
     """A WAL database nobody has open: a plain read-only open would create -wal and -shm."""
-    state = file_state(path)
-    return header.wal and not state.wal_exists and not state.shm_exists
+    return header.wal and not _sidecar(path, "-wal").exists() and not _sidecar(path, "-shm").exists()
 
 
 def sqlite_uri(path, mode: str, *, immutable: bool = False) -> str:

@@ -14,13 +14,13 @@ mid-transaction leaves a journal that the next connection rolls back.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 from app.core.engines.sqlite.files import check_file, sqlite_uri
+from app.core.engines.sqlite.stamps import file_identity
 from app.core.errors import TargetChanged
 
 
@@ -37,14 +37,6 @@ class TargetConnection(sqlite3.Connection):
     identity: tuple[int, int] | None = None
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
-
-
 def open_for_writing(path, *, busy_timeout: float) -> sqlite3.Connection:
     """A read-write connection to an existing SQLite file, ready for immediate_transaction.
 
@@ -54,11 +46,11 @@ def open_for_writing(path, *, busy_timeout: float) -> sqlite3.Connection:
     path = Path(path)
     check_file(path)
     uri = sqlite_uri(path, "rw")
-    before = _identity(path)
+    before = file_identity(path)
     connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None,
                                  factory=TargetConnection)
     connection.path, connection.identity = path, before
-    if _identity(path) != before:  # replaced while it was being opened: which one is open?
+    if file_identity(path) != before:  # replaced while it was being opened: which one is open?
         connection.close()
         raise _replaced(path)
     # Off, and said out loud: with enforcement on, a plan's DELETE could cascade into other
@@ -94,7 +86,7 @@ def immediate_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Co
 def _refuse_if_replaced(connection: sqlite3.Connection) -> None:
     """The path must still name the file this connection writes to (see TargetConnection)."""
     path, identity = getattr(connection, "path", None), getattr(connection, "identity", None)
-    if path is not None and identity is not None and _identity(path) != identity:
+    if path is not None and identity is not None and file_identity(path) != identity:
         raise _replaced(path)
 
 

@@ -1,0 +1,46 @@
+"""Telling whether a SQLite target changed: one stamp of the file and its -wal, one identity.
+
+Any write changes the size, modification time or inode of the database file or of its
+-wal file, so comparing two stamps says whether somebody wrote in between. The identity
+(device, inode) says whether a path still names the very file that was opened.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def file_signature(path) -> tuple:
+    """(inode, size, mtime_ns) of the file and of its -wal, None for one that is missing."""
+    parts = []
+    for candidate in (Path(path), Path(f"{path}-wal")):
+        try:
+            stat = os.stat(candidate)
+            parts.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            parts.append(None)
+    return tuple(parts)
+
+
+def file_stamp(path) -> list:
+    """file_signature as JSON lists, to be recorded and compared later: any write changes it."""
+    return [list(part) if part else None for part in file_signature(Path(path))]
+
+
+def same_file_state(path, recorded: list) -> bool:
+    """Is `path` still as `recorded` (a file_stamp)? An empty WAL that did not exist then was
+    created by opening the database in WAL mode, not by a write."""
+    now = file_stamp(path)
+    if now == recorded:
+        return True
+    (main_now, wal_now), (main_then, wal_then) = now, recorded
+    return main_now == main_then and wal_then is None and wal_now is not None and wal_now[1] == 0
+
+
+def file_identity(path) -> tuple[int, int] | None:
+    """(device, inode) of the file `path` names now, None when it names none."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
