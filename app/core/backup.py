@@ -54,6 +54,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from app.core.engines.sqlite.files import check_file, classify_sqlite_error, open_readonly, sqlite_uri
+from app.core.engines.sqlite.integrity import quick_check
+from app.core.engines.sqlite.transactions import read_transaction as held_read_transaction
 from app.core.errors import BackupError, CutoverError, NotFound, UsageError
 from app.core.fsutil import (
     Progress,
@@ -70,7 +72,6 @@ from app.core.fsutil import (
     write_file_atomically,
 )
 from app.core.inspect import inspect_database
-from app.core.engines.sqlite.transactions import read_transaction as held_read_transaction
 
 MANIFEST_FORMAT = "cutover-backup/1"
 LOCKED_COPY = "locked_copy"
@@ -81,7 +82,6 @@ ID_FORMAT = "%Y%m%d_%H%M%S"
 STEP_BYTES = 8 * 1024 * 1024  # backup API step: progress granularity, not a consistency risk
 MANIFEST_ALLOWANCE = 64 * 1024  # room a manifest and directory entries need, per copy
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-QUICK_CHECK_MESSAGES = 10
 MMAP_BYTES = 2**31 - 1  # SQLite caps it at its own maximum (2 GB in Debian's build)
 
 Log = Callable[[str], None]
@@ -505,10 +505,9 @@ def choose_method(journal_mode: str, requested: str | None) -> str:
 def run_quick_check(connection: sqlite3.Connection) -> str:
     """'ok', or SQLite's first problems; a page too damaged to read is also an answer."""
     try:
-        rows = connection.execute(f"PRAGMA quick_check({QUICK_CHECK_MESSAGES})").fetchall()
+        return quick_check(connection, stopped_is_answer=False)
     except sqlite3.DatabaseError as exc:
         return f"quick_check stopped: {exc}"
-    return "\n".join(str(row[0]) for row in rows)
 
 
 def quick_check_file(path: Path) -> str:

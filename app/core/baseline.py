@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.core.backup import LOCKED_COPY
+from app.core.engines.sqlite.stamps import file_stamp, same_file_state
+from app.core.engines.sqlite.transactions import settle_hot_journal
 from app.core.errors import TargetChanged
 from app.core.events import Emit, discard
 from app.core.fsutil import sha256_of_file
-from app.core.engines.sqlite.stamps import file_stamp, same_file_state
-from app.core.engines.sqlite.transactions import settle_hot_journal
 
 
 @dataclass(frozen=True)

@@ -24,20 +24,25 @@ from app.core.assertions import (
     single_statement,
     validate_assertion,
 )
-from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly
 from app.core.diff import diff_schemas
-from app.core.errors import CutoverError
-from app.core.inspect import read_schema
-from app.core.migrate import Violations, foreign_key_violations, new_violations
-from app.core.sql import ascii_lower, significant_tokens, tokenize
+from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly
+from app.core.engines.sqlite.integrity import (
+    TimedOut,
+    foreign_key_violations,
+    integrity_problems,
+    time_limit_on,
+)
+from app.core.engines.sqlite.introspection import read_schema
 from app.core.engines.sqlite.transactions import open_for_writing, read_transaction
+from app.core.errors import CutoverError
+from app.core.sql import ascii_lower, significant_tokens, tokenize
+from app.core.violations import Violations, new_violations
 
 INTEGRITY_MESSAGES = 100
 DEFAULT_TIME_LIMIT = 10.0
 EXAMPLE_ROWS = 5
 EVIDENCE_LIMIT = 50  # lines of evidence kept per check (the summary gives the totals)
 VALUE_WIDTH = 80  # characters of one value shown in an example row
-PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
 
 
 @dataclass(frozen=True)
@@ -60,36 +65,6 @@ def report(results: Iterable[CheckResult]) -> dict:
 
 
 to_dict = report
-
-
-class TimedOut(Exception):
-    pass
-
-
-@contextmanager
-def time_limit_on(connection: sqlite3.Connection, seconds: float | None):
-    """Interrupt whatever `connection` runs once `seconds` have passed (TimedOut)."""
-    if seconds is None:
-        yield
-        return
-    deadline = time.monotonic() + seconds
-    expired = []
-
-    def progress() -> int:
-        if time.monotonic() > deadline:
-            expired.append(True)
-            return 1
-        return 0
-
-    connection.set_progress_handler(progress, PROGRESS_STEPS)
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if expired and "interrupt" in str(exc):
-            raise TimedOut() from None
-        raise
-    finally:
-        connection.set_progress_handler(None, 0)
 
 
 def _guarded(name: str, path, time_limit: float | None, work: Callable[[], CheckResult]) -> CheckResult:
@@ -144,7 +119,7 @@ def integrity_check(path: Path, *, busy_timeout: float = 1.0,
     try:
         with closing(open_readonly(path, busy_timeout=busy_timeout)) as conn:
             with time_limit_on(conn, time_limit):
-                rows = [row[0] for row in conn.execute(f"PRAGMA integrity_check({INTEGRITY_MESSAGES})")]
+                rows = integrity_problems(conn, INTEGRITY_MESSAGES)
     except TimedOut:
         return CheckResult("integrity_check", False,
                            f"integrity_check: timed out after {time_limit:g} s")

@@ -33,8 +33,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
-from app.core.engines.sqlite.files import read_consistently, sqlite_error_reason, sqlite_uri
 from app.core.diff import diff_schemas
+from app.core.engines.sqlite.files import read_consistently, sqlite_error_reason, sqlite_uri
+from app.core.engines.sqlite.integrity import foreign_key_violations, quick_check  # noqa: F401
+from app.core.engines.sqlite.transactions import immediate_transaction, open_for_writing
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
 from app.core.inspect import read_schema
@@ -43,14 +45,9 @@ from app.core.plans import PlanSet, PlanStatement
 from app.core.reconcile import PlanContext, creates_something, decide, schema_fingerprint
 from app.core.schema import Schema
 from app.core.sql import ascii_lower
-from app.core.engines.sqlite.transactions import immediate_transaction, open_for_writing
+from app.core.violations import SAMPLE_LIMIT, Violations, new_violations  # noqa: F401
 
 DEFAULT_BUSY_TIMEOUT = 5.0
-QUICK_CHECK_MESSAGES = 10
-# Up to this many foreign-key violations are compared row by row; above it (a very dirty
-# database) per-relationship counts and checksums are compared instead, in SQLite's C code.
-EXACT_VIOLATION_LIMIT = 100_000
-SAMPLE_LIMIT = 10
 _ROW_VERBS = {"insert": "inserted", "update": "updated", "delete": "deleted"}
 
 
@@ -386,13 +383,8 @@ def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, 
 # --------------------------------------------------------------------------- checks
 
 
-def quick_check(connection: sqlite3.Connection) -> str:
-    rows = connection.execute(f"PRAGMA main.quick_check({QUICK_CHECK_MESSAGES})").fetchall()
-    return "\n".join(str(row[0]) for row in rows)
-
-
 def _require_quick_check(connection, run: _Run, when: str) -> str:
-    result = quick_check(connection)
+    result = quick_check(connection, stopped_is_answer=False)
     if result == "ok":
         run.say("info", f"Integrity {when}: quick_check ok")
         return result
@@ -402,123 +394,6 @@ def _require_quick_check(connection, run: _Run, when: str) -> str:
                      "migrate it: restore it from a backup first.", "integrity", result)
     raise _Abort(f"The migration would leave {run.name} damaged (quick_check: "
                  f"{result.splitlines()[0]}).", "integrity", result)
-
-
-@dataclass(frozen=True)
-class Violations:
-    """PRAGMA foreign_key_check's answer, in a form two answers can be compared in.
-
-    A violation is keyed by its child columns, not by SQLite's fkid, because ADD COLUMN
-    ... REFERENCES renumbers the fkids of the other foreign keys of that table.
-    """
-
-    total: int
-    # (table, parent, child columns) -> (count, rowid checksum 1, rowid checksum 2)
-    groups: dict
-    rows: frozenset | None  # {(table, rowid, parent, columns)}, None above the limit
-    unavailable: str | None = None  # why the check could not run ("foreign key mismatch")
-
-    def samples(self, rows=None) -> list[str]:
-        chosen = sorted(rows if rows is not None else self.rows or (), key=repr)[:SAMPLE_LIMIT]
-        return [f"{table} rowid {rowid} → {parent} ({', '.join(columns)})"
-                for table, rowid, parent, columns in chosen]
-
-
-_P1, _P2 = 4294967291, 2147483629  # primes: checksums stay far below 2**63 in SQLite's sum()
-
-
-def foreign_key_violations(connection: sqlite3.Connection) -> Violations:
-    try:
-        exact = _exact_violations(connection)
-        return exact if exact is not None else _aggregated_violations(connection)
-    except sqlite3.OperationalError as exc:
-        # "foreign key mismatch": a parent key is not unique, so SQLite cannot check at all.
-        if "foreign key mismatch" not in str(exc):
-            raise
-        return Violations(0, {}, frozenset(), unavailable=str(exc))
-
-
-def _exact_violations(connection) -> Violations | None:
-    columns_of = _ForeignKeyColumns(connection)
-    rows = set()
-    cursor = connection.execute("PRAGMA main.foreign_key_check")
-    for table, rowid, parent, fkid in cursor:
-        rows.add((table, rowid, parent, columns_of(table, fkid)))
-        if len(rows) > EXACT_VIOLATION_LIMIT:
-            cursor.close()
-            return None
-    groups: dict = {}
-    for table, rowid, parent, columns in rows:
-        count, one, two = groups.get((table, parent, columns), (0, 0, 0))
-        if rowid is not None:  # WITHOUT ROWID tables report none; SQLite's sum() skips NULL
-            one, two = one + _c_mod(rowid, _P1), two + _c_mod(rowid, _P2) ** 2 % _P2
-        groups[(table, parent, columns)] = (count + 1, one, two)
-    return Violations(len(rows), groups, frozenset(rows))
-
-
-def _c_mod(value: int, modulus: int) -> int:
-    """SQLite's % (C semantics: the sign follows the dividend), for matching checksums."""
-    return value % modulus if value >= 0 else -((-value) % modulus)
-
-
-def _aggregated_violations(connection) -> Violations:
-    """Count and checksum the violations of each foreign key, table by table, in SQL.
-
-    One pass per table, no GROUP BY: FILTER clauses split the aggregates by fkid, so
-    SQLite never sorts the (possibly millions of) violating rows.
-    """
-    columns_of = _ForeignKeyColumns(connection)
-    groups: dict = {}
-    for table in _tables_with_foreign_keys(connection):
-        fkids = sorted(columns_of.of_table(table))
-        terms = ", ".join(
-            f'count(*) FILTER (WHERE fkid = {i}), '
-            f'sum("rowid" % {_P1}) FILTER (WHERE fkid = {i}), '
-            f'sum(("rowid" % {_P2}) * ("rowid" % {_P2}) % {_P2}) FILTER (WHERE fkid = {i})'
-            for i in fkids
-        )
-        row = connection.execute(
-            f"SELECT {terms} FROM pragma_foreign_key_check(?, 'main')", (table,)).fetchone()
-        for position, fkid in enumerate(fkids):
-            count, one, two = row[3 * position : 3 * position + 3]
-            if count:
-                key = (table, _parent(connection, table, fkid), columns_of(table, fkid))
-                old = groups.get(key, (0, 0, 0))
-                groups[key] = (old[0] + count, old[1] + (one or 0), old[2] + (two or 0))
-    return Violations(sum(group[0] for group in groups.values()), groups, None)
-
-
-def _tables_with_foreign_keys(connection) -> list[str]:
-    return [name for (name,) in connection.execute(
-        "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND EXISTS "
-        "(SELECT 1 FROM pragma_foreign_key_list(name, 'main'))")]
-
-
-def _parent(connection, table: str, fkid: int) -> str:
-    return connection.execute(
-        "SELECT \"table\" FROM pragma_foreign_key_list(?, 'main') WHERE id = ?", (table, fkid)
-    ).fetchone()[0]
-
-
-class _ForeignKeyColumns:
-    """fkid -> child column names, per table, read once."""
-
-    def __init__(self, connection):
-        self.connection, self.cache = connection, {}
-
-    def __call__(self, table: str, fkid: int) -> tuple[str, ...]:
-        return self.of_table(table).get(fkid, ())
-
-    def of_table(self, table: str) -> dict[int, tuple[str, ...]]:
-        if table not in self.cache:
-            listing: dict[int, list[str]] = {}
-            for fk_id, source in self.connection.execute(
-                "SELECT id, \"from\" FROM pragma_foreign_key_list(?, 'main') ORDER BY id, seq",
-                (table,),
-            ):
-                listing.setdefault(fk_id, []).append(source)
-            self.cache[table] = {key: tuple(value) for key, value in listing.items()}
-        return self.cache[table]
 
 
 def _report_pre_existing(run: _Run, before: Violations) -> None:
@@ -552,33 +427,6 @@ def _compare_foreign_keys(run: _Run, before: Violations, after: Violations) -> N
         raise _Abort(f"The migration would add {_count(new, 'foreign-key violation')} "
                      f"(e.g. {example}).", "foreign_keys", None)
     run.say("ok", f"Foreign keys after: no new violations ({before.total:,} pre-existing)")
-
-
-def _relationship(key: tuple) -> str:
-    table, parent, columns = key
-    return f"{table} → {parent} ({', '.join(columns)})"
-
-
-def new_violations(before: Violations, after: Violations) -> tuple[int, list[str]]:
-    """How many violations `after` has that `before` did not, and examples."""
-    if after.unavailable or before.unavailable:
-        return 0, []
-    if before.rows is not None and after.rows is not None:
-        added = after.rows - before.rows
-        return len(added), after.samples(added)
-    new, samples = 0, []
-    for key, (count, one, two) in after.groups.items():
-        old = before.groups.get(key, (0, 0, 0))
-        if count > old[0] or (count == old[0] and (one, two) != old[1:]):
-            new += max(count - old[0], 1)
-            samples.append(f"{_relationship(key)}: {old[0]:,} before, {count:,} after")
-        elif count < old[0] and count:
-            # Fewer than before, so some were fixed; whether others appeared cannot be proved
-            # from checksums. Refusing is the safe answer (only above EXACT_VIOLATION_LIMIT).
-            new += 1
-            samples.append(f"{_relationship(key)}: changed and too many to compare row by row "
-                           f"({old[0]:,} before, {count:,} after)")
-    return new, samples[:SAMPLE_LIMIT]
 
 
 # --------------------------------------------------------------------------- rehearsal

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from app.core.checks import CheckResult
 from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly
+from app.core.engines.sqlite.transactions import read_transaction
 from app.core.errors import TargetUnavailable
 from app.core.sql import quote_identifier
-from app.core.engines.sqlite.transactions import read_transaction
 
 NAME = "new_rows_keep_columns_filled"
 

@@ -9,6 +9,7 @@ from contextlib import closing
 import pytest
 
 from app.core import migrate
+from app.core.engines.sqlite import integrity
 from app.core.errors import MigrationFailed, TargetUnavailable
 from app.core.events import collecting
 from app.core.inspect import inspect_database
@@ -326,7 +327,7 @@ def test_a_new_foreign_key_violation_stops_the_run_but_old_ones_do_not(make_db):
 
 
 def test_above_the_exact_limit_violations_are_compared_by_checksums(make_db, monkeypatch):
-    monkeypatch.setattr(migrate, "EXACT_VIOLATION_LIMIT", 1)
+    monkeypatch.setattr(integrity, "EXACT_VIOLATION_LIMIT", 1)
     db = make_db("CREATE TABLE p (id INTEGER PRIMARY KEY);"
                  "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));"
                  "INSERT INTO c VALUES (1, 7), (2, 8), (3, 9);")
@@ -454,8 +455,8 @@ def test_exact_and_aggregated_violation_checksums_agree(make_db):
                  "INSERT INTO c VALUES (-9223372036854775807, 1, NULL), (-5, 2, 3),"
                  "                     (7, NULL, 4), (9223372036854775807, 5, 6);")
     with closing(sqlite3.connect(db)) as connection:
-        exact = migrate._exact_violations(connection)
-        aggregated = migrate._aggregated_violations(connection)
+        exact = integrity._exact_violations(connection)
+        aggregated = integrity._aggregated_violations(connection)
     assert exact.groups == aggregated.groups
     assert exact.total == aggregated.total == 6
 

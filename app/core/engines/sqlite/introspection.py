@@ -15,12 +15,9 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from app.core.engines.sqlite.files import (
-    check_file,
-    classify_sqlite_error,
-    read_consistently,
-    sqlite_error_reason,
-)
+from app.core.engines.sqlite.files import check_file, classify_sqlite_error, read_consistently
+from app.core.engines.sqlite.integrity import foreign_key_summary, quick_check
+from app.core.engines.sqlite.transactions import read_transaction
 from app.core.schema import (
     Column,
     Facts,
@@ -49,10 +46,7 @@ from app.core.sql import (
     quote_identifier,
     strip_constraint_name,
 )
-from app.core.engines.sqlite.transactions import read_transaction
 
-QUICK_CHECK_MESSAGES = 10
-FOREIGN_KEY_SAMPLES = 10
 _HIDDEN = {0: "", 1: "hidden", 2: "virtual", 3: "stored"}
 
 
@@ -331,44 +325,14 @@ def _journal_mode(path: Path, reported: str) -> str:
 
 
 def _with_integrity(connection, facts: Facts) -> Facts:
-    quick_check = _quick_check(connection)
-    if quick_check != "ok":
+    quick_check_result = quick_check(connection)
+    if quick_check_result != "ok":
         # foreign_key_check reads the same damaged pages; its answer would not be reliable.
-        return replace(facts, quick_check=quick_check)
-    count, samples = _foreign_key_check(connection)
+        return replace(facts, quick_check=quick_check_result)
+    count, samples = foreign_key_summary(connection)
     return replace(
         facts,
-        quick_check=quick_check,
+        quick_check=quick_check_result,
         foreign_key_violations=count,
         foreign_key_violation_samples=samples,
     )
-
-
-def _quick_check(connection) -> str:
-    try:
-        rows = connection.execute(f"PRAGMA main.quick_check({QUICK_CHECK_MESSAGES})").fetchall()
-    except sqlite3.DatabaseError as exc:
-        # Badly damaged pages make quick_check fail instead of report; that is its answer.
-        if sqlite_error_reason(exc) != "corrupt":
-            raise
-        return f"quick_check stopped: {exc}"
-    return "\n".join(str(row[0]) for row in rows)
-
-
-def _foreign_key_check(connection) -> tuple[int | None, tuple[dict, ...]]:
-    try:
-        # Counted inside SQLite: iterating millions of orphans in Python costs more than the check.
-        count = connection.execute("SELECT COUNT(*) FROM pragma_foreign_key_check").fetchone()[0]
-        if not count:
-            return 0, ()
-        rows = connection.execute(
-            f'SELECT "table", rowid, parent, fkid FROM pragma_foreign_key_check LIMIT {FOREIGN_KEY_SAMPLES}'
-        )
-        samples = tuple({"table": t, "rowid": rowid, "parent": parent, "fkid": fkid} for t, rowid, parent, fkid in rows)
-        return count, samples
-    except sqlite3.OperationalError as exc:
-        # "foreign key mismatch": a declared parent key is not unique, so the check
-        # cannot run at all. Report "not checked" rather than fail the inspection.
-        if "foreign key mismatch" not in str(exc):
-            raise
-        return None, ()
