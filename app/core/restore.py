@@ -24,9 +24,7 @@ the backup (after it), never a mix.
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,7 +43,7 @@ from app.core.backup import (
     quick_check_file,
     verify_backup,
 )
-from app.core.engines.sqlite.files import sqlite_uri
+from app.core.engines.sqlite.swap import SAFETY_SIDE_FILES, SIDE_FILES, TargetInUse, enable_wal, fold_side_files
 from app.core.errors import BackupError, CutoverError, RestoreFailed, RestoreRefused
 from app.core.fsutil import (
     copy_and_hash,
@@ -61,8 +59,6 @@ from app.core.fsutil import (
 from app.core.inspect import inspect_database
 from app.core.processes import ProcessInfo
 
-SIDE_FILES = ("-wal", "-shm", "-journal")
-SAFETY_SIDE_FILES = ("", "-wal", "-journal")  # -shm is an index SQLite rebuilds
 
 AppRunningCheck = Callable[[], Sequence[ProcessInfo]]
 
@@ -287,8 +283,7 @@ def _match_owner_and_mode(fd: int, target: Path) -> None:
 
 def _enable_wal(path: Path) -> None:
     """Backups are stored with a rollback header; the restored file gets WAL back."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
-        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = enable_wal(path)
     if mode != "wal":
         raise _refused(f"Could not switch the replacement back to WAL mode (got {mode}).")
 
@@ -312,23 +307,17 @@ def _settle_old_database(target: Path, busy_timeout: float, safety: list[Path]) 
     """Let SQLite fold a hot journal or the -wal into the main file, so it stands alone."""
     if not target.exists():
         return []
-    uri = sqlite_uri(target, "rw")
     try:
-        with closing(sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)) as db:
-            db.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # rolls back a hot journal
-            if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                if busy:
-                    raise sqlite3.OperationalError("database is locked")
-    except sqlite3.Error as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise _refused(
-                f"{target} is in use (a connection kept it busy for {busy_timeout:g} s); "
-                "close every program using it and try again. Its content was not changed; "
-                f"safety copy: {', '.join(map(str, safety))}."
-            ) from None
+        problem = fold_side_files(target, busy_timeout)
+    except TargetInUse:
+        raise _refused(
+            f"{target} is in use (a connection kept it busy for {busy_timeout:g} s); "
+            "close every program using it and try again. Its content was not changed; "
+            f"safety copy: {', '.join(map(str, safety))}."
+        ) from None
+    if problem is not None:
         # A damaged database cannot be settled; the safety copy holds its files as they were.
-        return [f"The old database could not be opened ({exc}); its side files were removed "
+        return [f"The old database could not be opened ({problem}); its side files were removed "
                 "as they were (they are in the safety copy)."]
     return []
 
