@@ -34,7 +34,9 @@ from pathlib import Path
 
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
 from app.core.diff import diff_schemas
+from app.core.engines import engine_for
 from app.core.engines.sqlite.files import read_consistently, sqlite_error_reason, sqlite_uri
+from app.core.engines.sqlite.introspection import schema_text_sha256  # noqa: F401
 from app.core.engines.sqlite.integrity import foreign_key_violations, quick_check  # noqa: F401
 from app.core.engines.sqlite.transactions import immediate_transaction, open_for_writing
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
@@ -474,19 +476,8 @@ class RehearsalResult:
 
 
 def snapshot_database(source, destination, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
-    """Copy `source` to a new file `destination` as one consistent moment.
-
-    The online backup API with pages=-1 copies every page in one step under one read lock,
-    from a read-only connection: the source is never written and a writer cannot leave
-    the copy torn (read_consistently repeats the copy if the file changed meanwhile).
-    """
-    destination = Path(destination)
-
-    def copy(connection: sqlite3.Connection) -> None:
-        with closing(sqlite3.connect(destination)) as target:
-            connection.backup(target, pages=-1)
-
-    read_consistently(Path(source), copy, busy_timeout=busy_timeout)
+    """Copy `source` to a new file `destination` as one consistent moment (the engine's scratch copy)."""
+    engine_for(source).scratch_copy(destination, busy_timeout=busy_timeout)
 
 
 def rehearse(
@@ -557,18 +548,6 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
             f"Check {check.name}: {'passed' if check.passed else 'FAILED'}: {check.detail}")
     timings["verify_ms"] = (time.perf_counter() - started) * 1000
     return before.fingerprint(), checks, differences, applied, schema_sha256
-
-
-def schema_text_sha256(connection: sqlite3.Connection) -> str:
-    """SHA-256 of the main database's schema exactly as SQLite stores it.
-
-    The fingerprint compares a normal form made for reading diffs; deciding that a rehearsal
-    still stands needs what the plan will really meet, so this hashes the stored text: a
-    trigger whose double-quoted string changed case is another schema here."""
-    rows = connection.execute(
-        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY type, name").fetchall()
-    payload = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 def _schema_of(path: Path) -> Schema:

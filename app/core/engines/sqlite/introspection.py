@@ -9,7 +9,9 @@ which SQLite answers from the smallest index, exactly as the sqlite3 command wou
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import sqlite3
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -287,6 +289,18 @@ def _take_deferral(written: list, columns, parent, targets) -> bool:
         if (clause.columns, clause.table, clause.to) == wanted:
             return written.pop(index).deferred
     return False
+
+
+def schema_text_sha256(connection: sqlite3.Connection) -> str:
+    """SHA-256 of the main database's schema exactly as SQLite stores it.
+
+    The fingerprint compares a normal form made for reading diffs; deciding that a rehearsal
+    still stands needs what the plan will really meet, so this hashes the stored text: a
+    trigger whose double-quoted string changed case is another schema here."""
+    rows = connection.execute(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY type, name").fetchall()
+    payload = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
 # --- facts ----------------------------------------------------------------------------
