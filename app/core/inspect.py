@@ -2,4 +2,16 @@
 
 How a target is read depends on its engine (engines/sqlite/introspection.py for SQLite).
 """
-from app.core.engines.sqlite.introspection import inspect_database, read_schema  # noqa: F401
+from __future__ import annotations
+
+from app.core.engines import engine_for
+from app.core.engines.sqlite.introspection import read_schema  # noqa: F401  (callers outside the core)
+from app.core.schema import Snapshot
+
+
+def inspect_database(path, *, deep: bool = True, busy_timeout: float = 1.0) -> Snapshot:
+    """Inspect the target at `path` without writing anything.
+
+    Raises TargetUnavailable when it cannot be read; `deep` adds the whole-database checks.
+    """
+    return engine_for(path).snapshot(deep=deep, busy_timeout=busy_timeout)

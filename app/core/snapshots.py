@@ -14,10 +14,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from app.core.engines.sqlite.stamps import file_signature, file_stamp, same_file_state  # noqa: F401
+from app.core.engines import engine_for
 from app.core.errors import TargetUnavailable
 from app.core.inspect import inspect_database
 from app.core.schema import Snapshot
+
+
+def file_stamp(path) -> list:
+    """The target's stamp now (JSON-able), to be recorded and compared later: any write changes it."""
+    return engine_for(path).stamp()
+
+
+def same_file_state(path, recorded: list) -> bool:
+    """Is the target still as `recorded` (a file_stamp) describes it?"""
+    return engine_for(path).unchanged_since(recorded)
 
 
 @dataclass(frozen=True)
@@ -47,7 +57,7 @@ class SnapshotCache:
     def __init__(self, busy_timeout: float = 1.0, deep_interval: float = 300.0):
         self.busy_timeout = busy_timeout
         self.deep_interval = deep_interval
-        self._entries: dict[Path, tuple[tuple, Inspection]] = {}
+        self._entries: dict[Path, tuple[list, Inspection]] = {}
         self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
         self._checking: set[Path] = set()
@@ -59,7 +69,7 @@ class SnapshotCache:
         path = Path(path)
         with self._lock_for(path):
             cached = self._entries.get(path)
-            if cached and cached[0] == file_signature(path) and not refresh:
+            if cached and cached[0] == file_stamp(path) and not refresh:
                 return cached[1]
             previous = cached[1] if cached else None
             if wait_for_checks or refresh or self._recent_checks(previous):
@@ -71,7 +81,7 @@ class SnapshotCache:
 
     def _remember(self, path: Path, inspection: Inspection) -> None:
         if inspection.ok:
-            self._entries[path] = (file_signature(path), inspection)
+            self._entries[path] = (file_stamp(path), inspection)
         else:
             self._entries.pop(path, None)
 
@@ -88,7 +98,7 @@ class SnapshotCache:
 
     def _check_in_background(self, path: Path) -> None:
         try:
-            signature = file_signature(path)
+            signature = file_stamp(path)
             try:
                 snapshot = inspect_database(path, deep=True, busy_timeout=self.busy_timeout)
             except TargetUnavailable as error:
@@ -97,7 +107,7 @@ class SnapshotCache:
                 inspection = Inspection(path, snapshot=snapshot, checked_at=snapshot.inspected_at)
             with self._lock_for(path):
                 # A file that changed meanwhile is inspected again by the next viewer.
-                if file_signature(path) == signature:
+                if file_stamp(path) == signature:
                     self._remember(path, inspection)
         finally:
             with self._guard:

@@ -503,7 +503,7 @@ def test_the_precondition_runs_under_the_write_lock_and_can_refuse(make_db):
 
 
 def test_same_file_state_sees_any_write_but_not_an_empty_wal_made_by_opening(make_db):
-    from app.core.snapshots import file_signature, same_file_state
+    from app.core.engines.sqlite.stamps import file_signature, same_file_state
 
     path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY);")
     with closing(sqlite3.connect(path)) as connection:

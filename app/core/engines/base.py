@@ -82,6 +82,10 @@ class Engine(ABC):
     def unchanged_since(self, stamp: list) -> bool:
         """Is the target still as `stamp` (from `stamp()`) describes it?"""
 
+    @abstractmethod
+    def may_hold_same_bytes(self, stamp: list) -> bool:
+        """Touched since `stamp`, but possibly holding the same bytes (hashes then decide)."""
+
     # --- connections and transactions ------------------------------------------------
 
     @abstractmethod

@@ -56,6 +56,9 @@ class SQLiteEngine(Engine):
     def unchanged_since(self, stamp: list) -> bool:
         return stamps.same_file_state(self.path, stamp)
 
+    def may_hold_same_bytes(self, stamp: list) -> bool:
+        return stamps.may_hold_same_bytes(self.path, stamp)
+
     def open_readonly(self, *, busy_timeout: float = 1.0):
         return files.open_readonly(self.path, busy_timeout=busy_timeout)
 

@@ -44,3 +44,14 @@ def file_identity(path) -> tuple[int, int] | None:
     except OSError:
         return None
     return stat.st_dev, stat.st_ino
+
+
+def may_hold_same_bytes(path, recorded: list) -> bool:
+    """Could the file still hold the bytes it held at `recorded`, though it was touched?
+
+    Only the same file (inode) with the same size and no pages waiting in a -wal can; the
+    caller then compares hashes. A rolled-back write rewrites pages with their old bytes."""
+    (main_now, wal_now), main_then = file_stamp(path), recorded[0]
+    if main_now is None or main_then is None or main_now[:2] != main_then[:2]:
+        return False
+    return not (wal_now and wal_now[1])
