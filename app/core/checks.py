@@ -25,15 +25,10 @@ from app.core.assertions import (
     validate_assertion,
 )
 from app.core.diff import diff_schemas
-from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly
-from app.core.engines.sqlite.integrity import (
-    TimedOut,
-    foreign_key_violations,
-    integrity_problems,
-    time_limit_on,
-)
-from app.core.engines.sqlite.introspection import read_schema
-from app.core.engines.sqlite.transactions import open_for_writing, read_transaction
+from app.core.engines import engine_for
+from app.core.engines.base import TimedOut
+from app.core.engines.sqlite.integrity import time_limit_on
+from app.core.engines.sqlite.transactions import open_for_writing
 from app.core.errors import CutoverError
 from app.core.sql import ascii_lower, significant_tokens, tokenize
 from app.core.violations import Violations, new_violations
@@ -69,6 +64,7 @@ to_dict = report
 
 def _guarded(name: str, path, time_limit: float | None, work: Callable[[], CheckResult]) -> CheckResult:
     """Run one check; a timeout or an unreadable database becomes a failed CheckResult."""
+    engine = engine_for(path)
     started = time.perf_counter()
     try:
         result = work()
@@ -78,8 +74,8 @@ def _guarded(name: str, path, time_limit: float | None, work: Callable[[], Check
                               "not changed. Run it when the database is idle or raise the limit.",))
     except CutoverError as exc:
         result = CheckResult(name, False, f"{name}: cannot run: {exc.message}")
-    except sqlite3.Error as exc:
-        error = classify_sqlite_error(exc, str(path))
+    except engine.Error as exc:
+        error = engine.unavailable(exc)
         result = CheckResult(name, False, f"{name}: cannot run: {error.message}")
     duration = round((time.perf_counter() - started) * 1000, 1)
     return CheckResult(result.name, result.passed, result.summary,
@@ -89,8 +85,9 @@ def _guarded(name: str, path, time_limit: float | None, work: Callable[[], Check
 @contextmanager
 def _reading(path, busy_timeout: float, time_limit: float | None, *, authorize: bool = False):
     """A read-only connection, in one read transaction, under the time limit."""
-    with closing(open_readonly(path, busy_timeout=busy_timeout)) as connection:
-        with time_limit_on(connection, time_limit), read_transaction(connection):
+    engine = engine_for(path)
+    with closing(engine.open_readonly(busy_timeout=busy_timeout)) as connection:
+        with engine.time_limit(connection, time_limit), engine.read_transaction(connection):
             if not authorize:
                 yield connection
                 return
@@ -116,15 +113,16 @@ def integrity_check(path: Path, *, busy_timeout: float = 1.0,
     Raises TargetUnavailable when the file cannot be read (run_checks turns that into a
     failed result); with `time_limit`, a check that runs longer reports "timed out".
     """
+    engine = engine_for(path)
     try:
-        with closing(open_readonly(path, busy_timeout=busy_timeout)) as conn:
-            with time_limit_on(conn, time_limit):
-                rows = integrity_problems(conn, INTEGRITY_MESSAGES)
+        with closing(engine.open_readonly(busy_timeout=busy_timeout)) as conn:
+            with engine.time_limit(conn, time_limit):
+                rows = engine.integrity_problems(conn, INTEGRITY_MESSAGES)
     except TimedOut:
         return CheckResult("integrity_check", False,
                            f"integrity_check: timed out after {time_limit:g} s")
-    except sqlite3.DatabaseError as exc:
-        raise classify_sqlite_error(exc, str(path)) from None
+    except engine.Error as exc:
+        raise engine.unavailable(exc) from None
     if rows == ["ok"]:
         return CheckResult("integrity_check", True, "integrity_check: ok")
     return CheckResult("integrity_check", False, f"integrity_check found {len(rows)} problem(s)", tuple(rows))
@@ -275,7 +273,7 @@ def foreign_key_check(path, *, baseline: int | Violations | None, time_limit: fl
 
     def work() -> CheckResult:
         with _reading(path, busy_timeout, time_limit) as connection:
-            now = foreign_key_violations(connection)
+            now = engine_for(path).foreign_key_violations(connection)
         if now.unavailable:
             return CheckResult(name, False, f"{name}: cannot check foreign keys: {now.unavailable}")
         samples = tuple(now.samples())
@@ -319,9 +317,9 @@ def schema_check(path, reference_path, *, accepted: Iterable[tuple] = (),
 
     def work() -> CheckResult:
         with _reading(reference_path, busy_timeout, time_limit) as connection:
-            reference = read_schema(connection)
+            reference = engine_for(reference_path).read_schema(connection)
         with _reading(path, busy_timeout, time_limit) as connection:
-            target = read_schema(connection)
+            target = engine_for(path).read_schema(connection)
         differences = diff_schemas(reference, target, left_label="reference", right_label="target")
         unexplained, allowed = [], []
         for difference in differences:
@@ -367,7 +365,7 @@ def row_count_ledger(path, manifest_row_counts: dict, *, declared: dict[str, int
 
     def work() -> CheckResult:
         with _reading(path, busy_timeout, time_limit) as connection:
-            tables = read_schema(connection).tables
+            tables = engine_for(path).read_schema(connection).tables
         now = {table.name: table.row_count for table in tables}
         unreadable = {table.name: table.unreadable for table in tables if table.unreadable}
         evidence, wrong = [], []

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,13 +34,10 @@ from pathlib import Path
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
 from app.core.diff import diff_schemas
 from app.core.engines import engine_for
-from app.core.engines.sqlite.files import read_consistently, sqlite_error_reason, sqlite_uri
-from app.core.engines.sqlite.introspection import schema_text_sha256  # noqa: F401
-from app.core.engines.sqlite.integrity import foreign_key_violations, quick_check  # noqa: F401
-from app.core.engines.sqlite.transactions import immediate_transaction, open_for_writing
+# Read by callers outside the core on their own connections.
+from app.core.engines.sqlite.integrity import foreign_key_violations  # noqa: F401
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
-from app.core.inspect import read_schema
 from app.core.losses import LossWatch
 from app.core.plans import PlanSet, PlanStatement
 from app.core.reconcile import PlanContext, creates_something, decide, schema_fingerprint
@@ -128,6 +124,7 @@ class _Run:
 
     def __init__(self, path: Path, plan_set: PlanSet, emit: Emit, label: str | None = None):
         self.path, self.plan_set, self.emit = path, plan_set, emit
+        self.engine = engine_for(path)
         # How the log names the database: a rehearsal's copy is "the snapshot of <target>",
         # so an operator never reads a temporary path and wonders what it is.
         self.name = label or str(path)
@@ -202,9 +199,9 @@ def apply_plan(
     try:
         if baseline is not None:
             baseline = accept_current_state(path, baseline, emit=emit, busy_timeout=busy_timeout)
-        with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
+        with closing(run.engine.open_for_writing(busy_timeout=busy_timeout)) as connection:
             try:
-                with immediate_transaction(connection):
+                with run.engine.write_transaction(connection):
                     _migrate(connection, run, rehearsal, precondition, baseline)
             except _REFUSALS:
                 raise
@@ -226,7 +223,7 @@ def apply_plan(
 _REFUSALS = (RehearsalMismatch, TargetChanged, Conflict)
 
 
-def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, precondition,
+def _migrate(connection, run: _Run, rehearsal: dict | None, precondition,
              baseline: Baseline | None) -> None:
     run.say("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT")
     if baseline is not None:
@@ -239,9 +236,9 @@ def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, 
     run.facts["fingerprint_before"] = schema_fingerprint(connection)
     if rehearsal is not None:
         check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"],
-                        schema_text_sha256(connection))
+                        run.engine.schema_text_sha256(connection))
     run.facts["quick_check_before"] = _require_quick_check(connection, run, "before")
-    before = foreign_key_violations(connection)
+    before = run.engine.foreign_key_violations(connection)
     _report_pre_existing(run, before)
     run.timed("checks_before_ms", started)
     started = time.perf_counter()
@@ -257,7 +254,7 @@ def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, 
     started = time.perf_counter()
     _refuse_unaccepted_losses(run, watch)
     run.facts["quick_check_after"] = _require_quick_check(connection, run, "after")
-    _compare_foreign_keys(run, before, foreign_key_violations(connection))
+    _compare_foreign_keys(run, before, run.engine.foreign_key_violations(connection))
     run.facts["fingerprint_after"] = schema_fingerprint(connection)
     run.timed("checks_after_ms", started)
 
@@ -304,7 +301,7 @@ def _apply_statement(connection, statement: PlanStatement, context: PlanContext,
     changes_before = connection.total_changes
     try:
         cursor = connection.execute(statement.sql)
-    except sqlite3.Error as exc:
+    except run.engine.Error as exc:
         raise _statement_error(statement, exc, (time.perf_counter() - started) * 1000, run) from exc
     rows = None
     if statement.shape.is_data:
@@ -342,7 +339,7 @@ def _conflict(statement, decision, elapsed: float, run: _Run) -> _Abort:
                  "conflict", decision.message)
 
 
-def _statement_error(statement, exc: sqlite3.Error, elapsed: float, run: _Run) -> _Abort:
+def _statement_error(statement, exc: Exception, elapsed: float, run: _Run) -> _Abort:
     run.record(StatementResult(statement, "failed", f"Error: {exc}", elapsed))
     run.say("error", statement_line(statement, f"✗ Error: {exc}", elapsed))
     return _Abort(f"{_where(statement)} failed: {exc}.", "statement_failed", str(exc))
@@ -366,7 +363,7 @@ def _migration_failed(run: _Run, connection, exc: Exception,
 def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, str | None]:
     if isinstance(exc, _Abort):
         return exc.reason, exc.message, exc.error
-    if isinstance(exc, sqlite3.Error) and sqlite_error_reason(exc) == "locked":
+    if isinstance(exc, run.engine.Error) and run.engine.error_reason(exc) == "locked":
         if "fingerprint_after" in run.facts:  # everything ran; COMMIT could not get the lock
             return "locked", (
                 f"{run.name}: the database is in use by another connection, which kept the "
@@ -386,7 +383,7 @@ def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, 
 
 
 def _require_quick_check(connection, run: _Run, when: str) -> str:
-    result = quick_check(connection, stopped_is_answer=False)
+    result = run.engine.quick_check(connection, stopped_is_answer=False)
     if result == "ok":
         run.say("info", f"Integrity {when}: quick_check ok")
         return result
@@ -524,9 +521,8 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     say("info", f"Rehearsal: taking a consistent snapshot of {path}")
     started = time.perf_counter()
     snapshot_database(path, copy, busy_timeout=busy_timeout)
-    before = _schema_of(copy)
-    with closing(sqlite3.connect(sqlite_uri(copy, "ro"), uri=True)) as connection:
-        schema_sha256 = schema_text_sha256(connection)
+    before, schema_sha256 = _read_copy(copy, lambda engine, connection: (
+        engine.read_schema(connection), engine.schema_text_sha256(connection)))
     timings["snapshot_ms"] = (time.perf_counter() - started) * 1000
     say("info", f"Snapshot taken ({copy.stat().st_size / 1e6:,.1f} MB) in "
                 f"{timings['snapshot_ms']:.0f} ms; applying the plan to it")
@@ -537,7 +533,7 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     checks = _apply_checks(applied)
     differences = []
     if applied.committed:
-        after = _schema_of(copy)
+        after = _read_copy(copy, lambda engine, connection: engine.read_schema(connection))
         checks.append(_row_count_check(before, after, plan_set))
         if reference is not None:
             differences = [d.to_dict() for d in diff_schemas(
@@ -550,9 +546,11 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     return before.fingerprint(), checks, differences, applied, schema_sha256
 
 
-def _schema_of(path: Path) -> Schema:
-    with closing(sqlite3.connect(sqlite_uri(path, "ro"), uri=True)) as connection:
-        return read_schema(connection)
+def _read_copy(copy: Path, read):
+    """Read the rehearsal's private copy (nobody else writes it)."""
+    engine = engine_for(copy)
+    with closing(engine.open_readonly()) as connection:
+        return read(engine, connection)
 
 
 def _apply_quietly(copy: Path, plan_set, say, busy_timeout, label: str) -> ApplyResult:

@@ -9,7 +9,7 @@ from contextlib import closing
 import pytest
 
 from app.core import migrate
-from app.core.engines.sqlite import integrity
+from app.core.engines.sqlite import integrity, introspection
 from app.core.errors import MigrationFailed, TargetUnavailable
 from app.core.events import collecting
 from app.core.inspect import inspect_database
@@ -387,7 +387,7 @@ def test_rehearsal_passes_after_the_prep_and_never_touches_the_target(demo):
                          "rehearsed_at", "failure", "checks", "remaining_differences", "timings",
                          "lines", "apply"}
     with closing(sqlite3.connect(demo / "goals.db")) as connection:
-        assert data["target_schema_sha256"] == migrate.schema_text_sha256(connection)
+        assert data["target_schema_sha256"] == introspection.schema_text_sha256(connection)
     assert set(data["timings"]) == {"snapshot_ms", "apply_ms", "verify_ms", "total_ms"}
 
 

@@ -21,6 +21,10 @@ T = TypeVar("T")
 _ENGINES: dict[str, type[Engine]] = {}
 
 
+class TimedOut(Exception):
+    """An engine's `time_limit` stopped what a connection was running."""
+
+
 class Dialect(ABC):
     """How the engine's SQL is written: where statements end, what a plan may not do, names."""
 

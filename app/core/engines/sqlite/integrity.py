@@ -9,6 +9,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 
+from app.core.engines.base import TimedOut
 from app.core.engines.sqlite.files import sqlite_error_reason
 from app.core.violations import Violations
 
@@ -57,10 +58,6 @@ def foreign_key_summary(connection: sqlite3.Connection) -> tuple[int | None, tup
         if "foreign key mismatch" not in str(exc):
             raise
         return None, ()
-
-
-class TimedOut(Exception):
-    pass
 
 
 @contextmanager
