@@ -15,7 +15,6 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.assertions import (
@@ -30,6 +29,7 @@ from app.core.engines.base import TimedOut
 from app.core.engines.sqlite.integrity import time_limit_on
 from app.core.engines.sqlite.transactions import open_for_writing
 from app.core.errors import CutoverError
+from app.core.results import CheckResult, report  # noqa: F401  (report: callers outside the core)
 from app.core.sql import ascii_lower, significant_tokens, tokenize
 from app.core.violations import Violations, new_violations
 
@@ -38,25 +38,6 @@ DEFAULT_TIME_LIMIT = 10.0
 EXAMPLE_ROWS = 5
 EVIDENCE_LIMIT = 50  # lines of evidence kept per check (the summary gives the totals)
 VALUE_WIDTH = 80  # characters of one value shown in an example row
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    summary: str
-    evidence: tuple[str, ...] = ()
-    duration_ms: float | None = None
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "summary": self.summary,
-                "evidence": list(self.evidence), "duration_ms": self.duration_ms}
-
-
-def report(results: Iterable[CheckResult]) -> dict:
-    """{"passed": every check passed, "checks": [...]} for a completion or health report."""
-    results = list(results)
-    return {"passed": all(r.passed for r in results), "checks": [r.to_dict() for r in results]}
 
 
 to_dict = report

@@ -40,6 +40,7 @@ from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMi
 from app.core.events import Emit, collecting, discard
 from app.core.losses import LossWatch
 from app.core.plans import PlanSet, PlanStatement
+from app.core.results import CheckResult
 from app.core.reconcile import PlanContext, creates_something, decide, schema_fingerprint
 from app.core.schema import Schema
 from app.core.sql import ascii_lower
@@ -432,18 +433,6 @@ def _compare_foreign_keys(run: _Run, before: Violations, after: Violations) -> N
 
 
 @dataclass(frozen=True)
-class CheckResult:
-    name: str  # apply | integrity | foreign_keys | row_counts | schema_vs_reference
-    passed: bool
-    detail: str
-    blocking: bool = True  # False: reported, does not fail the rehearsal
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail,
-                "blocking": self.blocking}
-
-
-@dataclass(frozen=True)
 class RehearsalResult:
     passed: bool
     plan_hash: str
@@ -464,7 +453,7 @@ class RehearsalResult:
             "target": self.target, "target_fingerprint": self.target_fingerprint,
             "target_schema_sha256": self.target_schema_sha256,
             "rehearsed_at": self.rehearsed_at, "failure": self.failure,
-            "checks": [check.to_dict() for check in self.checks],
+            "checks": [check.to_rehearsal_dict() for check in self.checks],
             "remaining_differences": list(self.remaining_differences),
             "timings": {name: _round(value) for name, value in self.timings.items()},
             "lines": [list(line) for line in self.lines],

@@ -425,7 +425,7 @@ def test_rehearsal_reports_remaining_differences_without_failing(make_db):
     assert result.passed
     assert [(d["object"], d["name"], d["change"]) for d in result.remaining_differences] == [
         ("column", "y", "only_left"), ("index", "a_x", "only_right")]
-    assert result.checks[-1].to_dict() == {
+    assert result.checks[-1].to_rehearsal_dict() == {
         "name": "schema_vs_reference", "passed": False, "blocking": False,
         "detail": "2 differences remain (column y, index a_x)"}
 
