@@ -47,15 +47,15 @@ import sqlite3
 import stat
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from app.core.engines.sqlite.files import check_file, classify_sqlite_error, open_readonly, sqlite_uri
+from app.core.engines.sqlite.files import check_file, classify_sqlite_error, open_readonly
 from app.core.engines.sqlite.integrity import quick_check
-from app.core.engines.sqlite.transactions import read_transaction as held_read_transaction
+from app.core.engines.sqlite.transactions import read_transaction
 from app.core.errors import BackupError, CutoverError, NotFound, UsageError
 from app.core.fsutil import (
     Progress,
@@ -465,30 +465,6 @@ class _Snapshot:
     journal_mode: str
 
 
-def open_source(path: Path, busy_timeout: float) -> sqlite3.Connection:
-    """A read-only connection that takes SQLite's locks (never `immutable`: others may write).
-
-    In WAL mode a read-only connection creates the -wal/-shm files if they are missing,
-    exactly as the application's own connections would; the database file is not written.
-    """
-    check_file(path)
-    uri = sqlite_uri(path, "ro")
-    connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
-    connection.execute("PRAGMA query_only = 1")
-    return connection
-
-
-@contextmanager
-def read_transaction(connection: sqlite3.Connection, path: Path, busy_timeout: float):
-    """Hold a read transaction: a SHARED lock (rollback modes) or a pinned snapshot (WAL)."""
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(held_read_transaction(connection))
-        except sqlite3.Error as exc:
-            raise classify_sqlite_error(exc, path, busy_timeout=busy_timeout) from None
-        yield
-
-
 def choose_method(journal_mode: str, requested: str | None) -> str:
     if requested is None:
         return BACKUP_API if journal_mode == "wal" else LOCKED_COPY
@@ -530,8 +506,8 @@ def _take_snapshot(source: Path, copies: _PartialCopies, method: str | None,
     # of a file drops every POSIX lock this process holds on it (SQLite's included).
     source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        with closing(open_source(source, busy_timeout)) as connection:
-            with read_transaction(connection, source, busy_timeout):
+        with closing(open_readonly(source, busy_timeout=busy_timeout, never_immutable=True)) as connection:
+            with read_transaction(connection, path=source, busy_timeout=busy_timeout):
                 journal_mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
                 method = choose_method(journal_mode, method)
                 log(f"Source is in {journal_mode} mode: snapshot by {method.replace('_', ' ')}.")

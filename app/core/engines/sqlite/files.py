@@ -39,7 +39,7 @@ class FileHeader:
     wal: bool  # the database is in WAL mode
 
 
-def open_readonly(path, *, busy_timeout: float = 1.0) -> sqlite3.Connection:
+def open_readonly(path, *, busy_timeout: float = 1.0, never_immutable: bool = False) -> sqlite3.Connection:
     """Open `path` read-only after checking it is a complete SQLite file.
 
     Raises TargetUnavailable with `reason` one of: missing, is_directory, unreadable,
@@ -51,10 +51,15 @@ def open_readonly(path, *, busy_timeout: float = 1.0) -> sqlite3.Connection:
     use `read_consistently` for reads that must be consistent. (When only one of the two
     exists, e.g. a -wal copied without its -shm, SQLite recreates the other: the -wal
     holds committed rows, and ignoring it would show stale data.)
+
+    `never_immutable` takes SQLite's locks whatever the mode, for a read that must hold
+    writers off (a backup's snapshot): in WAL mode it creates the -wal/-shm files if they
+    are missing, exactly as the application's own connections would; the database file
+    is not written.
     """
     path = Path(path)
     header = check_file(path)
-    return _connect(path, _needs_immutable(path, header), busy_timeout)
+    return _connect(path, not never_immutable and _needs_immutable(path, header), busy_timeout)
 
 
 def read_consistently(

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from app.core.engines.sqlite.files import check_file, sqlite_uri
+from app.core.engines.sqlite.files import check_file, classify_sqlite_error, sqlite_uri
 from app.core.engines.sqlite.stamps import file_identity
 from app.core.errors import TargetChanged
 
@@ -117,20 +117,32 @@ def _rollback_keeping(connection: sqlite3.Connection, original: BaseException) -
 
 
 @contextmanager
-def read_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+def read_transaction(connection: sqlite3.Connection, *, path=None,
+                     busy_timeout: float | None = None) -> Iterator[sqlite3.Connection]:
     """BEGIN, a first read, ... ROLLBACK: one consistent view for everything read inside.
 
     The first read is what takes SQLite's SHARED lock (rollback-journal modes: no writer can
     commit until we finish) or pins the WAL snapshot; a bare BEGIN takes nothing. Read-only
     work never commits, so it always ends with ROLLBACK, only if a transaction is open.
+    With `path`, failing to take the view (locked, damaged) raises TargetUnavailable.
     """
-    connection.execute("BEGIN")
     try:
+        connection.execute("BEGIN")
         connection.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    except sqlite3.Error as exc:
+        _end_read(connection)
+        if path is None:
+            raise
+        raise classify_sqlite_error(exc, path, busy_timeout=busy_timeout) from None
+    try:
         yield connection
     finally:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
+        _end_read(connection)
+
+
+def _end_read(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
 
 
 def settle_hot_journal(path, *, busy_timeout: float) -> bool:
