@@ -283,6 +283,18 @@ def foreign_key_check(path, *, baseline: int | Violations | None, time_limit: fl
     return _guarded(name, path, time_limit, work)
 
 
+def foreign_key_violations_of(path, *, busy_timeout: float = 1.0) -> Violations:
+    """Every foreign-key violation of the target at `path` (e.g. a backup copy, for a baseline).
+
+    Raises TargetUnavailable (a CutoverError) when it cannot be read, whatever the engine."""
+    engine = engine_for(path)
+    try:
+        with closing(engine.open_readonly(busy_timeout=busy_timeout)) as connection:
+            return engine.foreign_key_violations(connection)
+    except engine.Error as exc:
+        raise engine.unavailable(exc, busy_timeout=busy_timeout) from None
+
+
 # --------------------------------------------------------------------------- schema
 
 
