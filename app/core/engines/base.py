@@ -141,6 +141,15 @@ class Engine(ABC):
         """A private consistent copy at `destination` to simulate statements on."""
 
     @abstractmethod
+    def backup_snapshot(self, copies, *, method: str | None, busy_timeout: float, progress, log,
+                        complete: Callable[[list], None], fan_out):
+        """Write one consistent moment of the target into the backup's partial copies.
+
+        `complete(paths)` is told as soon as copies are whole (their checks may start);
+        `fan_out(copies, size, progress)` hashes the first copy into the others when the
+        engine wrote only the first. Returns what was taken (size, sha256, method, mode)."""
+
+    @abstractmethod
     def holders(self) -> list:
         """Processes that hold the target open (core ProcessInfo)."""
 

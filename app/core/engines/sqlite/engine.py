@@ -5,7 +5,15 @@ import sqlite3
 from pathlib import Path
 
 from app.core.engines.base import Dialect, Engine
-from app.core.engines.sqlite import copies, files, integrity, introspection, stamps, transactions
+from app.core.engines.sqlite import (
+    backup_copy,
+    copies,
+    files,
+    integrity,
+    introspection,
+    stamps,
+    transactions,
+)
 from app.core.engines.sqlite.dialect import statement_is_complete
 from app.core.processes import processes_holding
 from app.core.sql import quote_identifier
@@ -91,6 +99,10 @@ class SQLiteEngine(Engine):
 
     def scratch_copy(self, destination, *, busy_timeout: float) -> None:
         copies.snapshot_database(self.path, destination, busy_timeout=busy_timeout)
+
+    def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
+        return backup_copy.take_snapshot(self.path, copies, method, busy_timeout, progress, log,
+                                         complete, fan_out)
 
     def holders(self) -> list:
         return processes_holding(self.path)
