@@ -11,23 +11,15 @@ Only smoke_test opens the file read-write, and it always ends with ROLLBACK.
 """
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-from app.core.assertions import (
-    read_only_authorizer,
-    row_write_authorizer,
-    single_statement,
-    validate_assertion,
-)
+from app.core.assertions import single_statement, validate_assertion
 from app.core.diff import diff_schemas
 from app.core.engines import engine_for
 from app.core.engines.base import TimedOut
-from app.core.engines.sqlite.integrity import time_limit_on
-from app.core.engines.sqlite.transactions import open_for_writing
 from app.core.errors import CutoverError
 from app.core.results import CheckResult, report  # noqa: F401  (report: callers outside the core)
 from app.core.sql import ascii_lower, significant_tokens, tokenize
@@ -73,11 +65,8 @@ def _reading(path, busy_timeout: float, time_limit: float | None, *, authorize: 
                 yield connection
                 return
             # Set inside the transaction: BEGIN and ROLLBACK are not reads.
-            connection.set_authorizer(read_only_authorizer)
-            try:
+            with engine.reads_only(connection):
                 yield connection
-            finally:
-                connection.set_authorizer(None)
 
 
 def _count(number: int, noun: str, plural: str | None = None) -> str:
@@ -125,11 +114,12 @@ def run_assertion(path, name: str, sql: str, *, time_limit: float = DEFAULT_TIME
             query = validate_assertion(name, sql)
         except CutoverError as exc:
             return CheckResult(name, False, f"{name}: not run: {exc.message}")
+        engine = engine_for(path)
         with _reading(path, busy_timeout, time_limit, authorize=True) as connection:
             try:
                 cursor = connection.execute(query)
-            except sqlite3.DatabaseError as exc:
-                if isinstance(exc, sqlite3.OperationalError) and "interrupt" in str(exc):
+            except engine.DatabaseError as exc:
+                if engine.is_interrupt(exc):
                     raise
                 return CheckResult(name, False, f"{name}: the query failed: {exc}",
                                    (f"query: {query}",))
@@ -147,7 +137,7 @@ def run_assertion(path, name: str, sql: str, *, time_limit: float = DEFAULT_TIME
                 found = examples[0][0]
                 summary = f"{name}: FAILED: found {found:,} (expected 0)"
                 evidence = [f"query: {query}", f"offending count: {found:,}"]
-                rows, columns = _count_examples(connection, query)
+                rows, columns = _count_examples(engine, connection, query)
                 if rows:
                     evidence.append(f"first {len(rows)} offending row(s):")
                     evidence += [_row_text(columns, row) for row in rows]
@@ -165,7 +155,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _count_examples(connection, query: str) -> tuple[list, list[str]]:
+def _count_examples(engine, connection, query: str) -> tuple[list, list[str]]:
     """For `SELECT count(*) FROM rest`, the first rows of `SELECT * FROM rest`."""
     example = example_query(query)
     if example is None:
@@ -173,11 +163,9 @@ def _count_examples(connection, query: str) -> tuple[list, list[str]]:
     try:
         cursor = connection.execute(example)
         return cursor.fetchmany(EXAMPLE_ROWS), [d[0] for d in cursor.description]
-    except sqlite3.OperationalError as exc:
-        if "interrupt" in str(exc):
+    except engine.Error as exc:
+        if engine.is_interrupt(exc):
             raise
-        return [], []
-    except sqlite3.Error:
         return [], []
 
 
@@ -447,40 +435,33 @@ def smoke_test(path, statements: list[str], *, busy_timeout: float = 1.0,
                 single_statement(statement, f"smoke statement {number}")
         except CutoverError as exc:
             return CheckResult(name, False, f"{name}: not run: {exc.message}")
-        with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
-            connection.execute("PRAGMA foreign_keys = ON")
-            return _smoke_in_transaction(connection, statements, time_limit)
+        engine = engine_for(path)
+        with closing(engine.open_for_writing(busy_timeout=busy_timeout)) as connection:
+            return _smoke_in_transaction(engine, connection, statements, time_limit)
 
     return _guarded(name, path, time_limit, work)
 
 
-def _smoke_in_transaction(connection, statements: list[str], time_limit: float) -> CheckResult:
+def _smoke_in_transaction(engine, connection, statements: list[str], time_limit: float) -> CheckResult:
     name = "smoke_test"
     evidence, failure = [], None
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        connection.set_authorizer(row_write_authorizer)
-        with time_limit_on(connection, time_limit):
-            for number, statement in enumerate(statements, 1):
-                before = connection.total_changes
-                try:
-                    cursor = connection.execute(statement.strip().rstrip(";"))
-                    cursor.fetchall()
-                except sqlite3.DatabaseError as exc:
-                    if isinstance(exc, sqlite3.OperationalError) and "interrupt" in str(exc):
-                        raise
-                    failure = f"statement {number} failed: {exc}"
-                    evidence.append(f"{number}. {_short(statement)}: FAILED: {exc}")
-                    break
-                direct = max(cursor.rowcount, 0)
-                total = connection.total_changes - before
-                evidence.append(f"{number}. {_short(statement)}: {_count(direct, 'row')} changed"
-                                + (f", {total:,} in all with cascades and triggers"
-                                   if total != direct else ""))
-    finally:
-        connection.set_authorizer(None)
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
+    with engine.rolled_back_row_writes(connection), engine.time_limit(connection, time_limit):
+        for number, statement in enumerate(statements, 1):
+            before = engine.changes(connection)
+            try:
+                cursor = connection.execute(statement.strip().rstrip(";"))
+                cursor.fetchall()
+            except engine.DatabaseError as exc:
+                if engine.is_interrupt(exc):
+                    raise
+                failure = f"statement {number} failed: {exc}"
+                evidence.append(f"{number}. {_short(statement)}: FAILED: {exc}")
+                break
+            direct = max(cursor.rowcount, 0)
+            total = engine.changes(connection) - before
+            evidence.append(f"{number}. {_short(statement)}: {_count(direct, 'row')} changed"
+                            + (f", {total:,} in all with cascades and triggers"
+                               if total != direct else ""))
     evidence.append("rolled back: nothing was kept")
     if failure:
         return CheckResult(name, False, f"{name}: FAILED: {failure}", tuple(evidence))

@@ -47,7 +47,8 @@ class Engine(ABC):
     """One target (a file, a database URL) as its engine reaches it."""
 
     name: ClassVar[str] = ""
-    Error: ClassVar[type[Exception]] = Exception  # the driver's base error class
+    Error: ClassVar[type[Exception]] = Exception  # the driver's base error class (DB-API)
+    DatabaseError: ClassVar[type[Exception]] = Exception  # ... for errors of the database itself
     dialect: ClassVar[Dialect]
 
     def __init__(self, location):
@@ -133,6 +134,23 @@ class Engine(ABC):
     @abstractmethod
     def time_limit(self, connection, seconds: float | None) -> AbstractContextManager:
         """Interrupt what `connection` runs after `seconds` (raising TimedOut)."""
+
+    @abstractmethod
+    def reads_only(self, connection) -> AbstractContextManager:
+        """Inside, the connection refuses anything but reading (an operator's assertion)."""
+
+    @abstractmethod
+    def rolled_back_row_writes(self, connection) -> AbstractContextManager:
+        """A write transaction, with foreign keys enforced, in which only row writes are
+        allowed and that is always rolled back (a smoke test)."""
+
+    @abstractmethod
+    def changes(self, connection) -> int:
+        """Rows changed so far on `connection`, by cascades and triggers too."""
+
+    @abstractmethod
+    def is_interrupt(self, exc: Exception) -> bool:
+        """Was the statement stopped by `time_limit` rather than failing on its own?"""
 
     # --- copies ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from app.core.engines.sqlite import (
     backup_copy,
     copies,
     files,
+    guards,
     integrity,
     introspection,
     stamps,
@@ -40,6 +41,7 @@ class SQLiteDialect(Dialect):
 class SQLiteEngine(Engine):
     name = "sqlite"
     Error = sqlite3.Error
+    DatabaseError = sqlite3.DatabaseError
     dialect = SQLiteDialect()
 
     def __init__(self, location):
@@ -96,6 +98,18 @@ class SQLiteEngine(Engine):
 
     def time_limit(self, connection, seconds: float | None):
         return integrity.time_limit_on(connection, seconds)
+
+    def reads_only(self, connection):
+        return guards.reads_only(connection)
+
+    def rolled_back_row_writes(self, connection):
+        return guards.rolled_back_row_writes(connection)
+
+    def changes(self, connection) -> int:
+        return guards.changes(connection)
+
+    def is_interrupt(self, exc: Exception) -> bool:
+        return guards.is_interrupt(exc)
 
     def scratch_copy(self, destination, *, busy_timeout: float) -> None:
         copies.snapshot_database(self.path, destination, busy_timeout=busy_timeout)
