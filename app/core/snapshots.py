@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from app.core.engines import engine_for
+from app.core.engines import Engine, engine_for
 from app.core.errors import TargetUnavailable
 from app.core.inspect import inspect_database
 from app.core.schema import Snapshot
@@ -61,6 +61,7 @@ class SnapshotCache:
         self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
         self._checking: set[Path] = set()
+        self._engines: dict[Path, Engine] = {}  # each target's engine, picked once
 
     def inspect(self, path: Path, *, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
         """With wait_for_checks=False a file never checked gets its schema and counts at once
@@ -69,7 +70,7 @@ class SnapshotCache:
         path = Path(path)
         with self._lock_for(path):
             cached = self._entries.get(path)
-            if cached and cached[0] == file_stamp(path) and not refresh:
+            if cached and cached[0] == self._stamp(path) and not refresh:
                 return cached[1]
             previous = cached[1] if cached else None
             if wait_for_checks or refresh or self._recent_checks(previous):
@@ -81,7 +82,7 @@ class SnapshotCache:
 
     def _remember(self, path: Path, inspection: Inspection) -> None:
         if inspection.ok:
-            self._entries[path] = (file_stamp(path), inspection)
+            self._entries[path] = (self._stamp(path), inspection)
         else:
             self._entries.pop(path, None)
 
@@ -98,7 +99,7 @@ class SnapshotCache:
 
     def _check_in_background(self, path: Path) -> None:
         try:
-            signature = file_stamp(path)
+            signature = self._stamp(path)
             try:
                 snapshot = inspect_database(path, deep=True, busy_timeout=self.busy_timeout)
             except TargetUnavailable as error:
@@ -107,7 +108,7 @@ class SnapshotCache:
                 inspection = Inspection(path, snapshot=snapshot, checked_at=snapshot.inspected_at)
             with self._lock_for(path):
                 # A file that changed meanwhile is inspected again by the next viewer.
-                if file_stamp(path) == signature:
+                if self._stamp(path) == signature:
                     self._remember(path, inspection)
         finally:
             with self._guard:
@@ -134,6 +135,12 @@ class SnapshotCache:
             return False
         age = datetime.now(timezone.utc) - datetime.fromisoformat(previous.checked_at)
         return age.total_seconds() < self.deep_interval
+
+    def _stamp(self, path: Path) -> list:
+        engine = self._engines.get(path)
+        if engine is None:
+            engine = self._engines.setdefault(path, engine_for(path))
+        return engine.stamp()
 
     def _lock_for(self, path: Path) -> threading.Lock:
         # One inspection per file at a time: a second viewer waits for the first result

@@ -45,7 +45,7 @@ class SQLiteEngine(Engine):
     dialect = SQLiteDialect()
 
     def __init__(self, location):
-        super().__init__(Path(location))
+        super().__init__(location if isinstance(location, Path) else Path(location))
 
     @property
     def path(self) -> Path:

@@ -7,13 +7,14 @@ Any write changes the size, modification time or inode of the database file or o
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 
 def file_signature(path) -> tuple:
     """(inode, size, mtime_ns) of the file and of its -wal, None for one that is missing."""
+    # Plain strings: this runs on every cached page view, where building Paths shows.
+    name = os.fspath(path)
     parts = []
-    for candidate in (Path(path), Path(f"{path}-wal")):
+    for candidate in (name, name + "-wal"):
         try:
             stat = os.stat(candidate)
             parts.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
@@ -24,7 +25,7 @@ def file_signature(path) -> tuple:
 
 def file_stamp(path) -> list:
     """file_signature as JSON lists, to be recorded and compared later: any write changes it."""
-    return [list(part) if part else None for part in file_signature(Path(path))]
+    return [list(part) if part else None for part in file_signature(path)]
 
 
 def same_file_state(path, recorded: list) -> bool:
