@@ -20,8 +20,6 @@ very same `apply_plan` there, then checks what the run did.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 import tempfile
 import time
