@@ -25,6 +25,10 @@ class TimedOut(Exception):
     """An engine's `time_limit` stopped what a connection was running."""
 
 
+class TargetInUse(Exception):
+    """Another connection kept the target busy for longer than the engine waits."""
+
+
 class Dialect(ABC):
     """How the engine's SQL is written: where statements end, what a plan may not do, names."""
 
@@ -166,6 +170,24 @@ class Engine(ABC):
         `complete(paths)` is told as soon as copies are whole (their checks may start);
         `fan_out(copies, size, progress)` hashes the first copy into the others when the
         engine wrote only the first. Returns what was taken (size, sha256, method, mode)."""
+
+    @abstractmethod
+    def quick_check_copy(self) -> str:
+        """quick_check of a private copy of ours (a backup copy, a restore's replacement)."""
+
+    # --- putting a restored copy in place ---------------------------------------------
+
+    side_files: ClassVar[tuple[str, ...]] = ()  # files beside the target that belong to it
+    safety_side_files: ClassVar[tuple[str, ...]] = ("",)  # what a safety copy keeps ("" = the target)
+
+    @abstractmethod
+    def set_journal_mode(self, mode: str) -> str:
+        """Switch a replacement to the journal mode its backup recorded; the mode now."""
+
+    @abstractmethod
+    def fold_side_files(self, *, busy_timeout: float) -> str | None:
+        """Make the target stand alone before a swap (TargetInUse when busy); the reason it
+        cannot be opened at all, or None."""
 
     @abstractmethod
     def holders(self) -> list:

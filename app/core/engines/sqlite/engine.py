@@ -13,6 +13,7 @@ from app.core.engines.sqlite import (
     integrity,
     introspection,
     stamps,
+    swap,
     transactions,
 )
 from app.core.engines.sqlite.dialect import statement_is_complete
@@ -117,6 +118,18 @@ class SQLiteEngine(Engine):
     def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
         return backup_copy.take_snapshot(self.path, copies, method, busy_timeout, progress, log,
                                          complete, fan_out)
+
+    def quick_check_copy(self) -> str:
+        return backup_copy.quick_check_file(self.path)
+
+    side_files = swap.SIDE_FILES
+    safety_side_files = swap.SAFETY_SIDE_FILES
+
+    def set_journal_mode(self, mode: str) -> str:
+        return swap.set_journal_mode(self.path, mode)
+
+    def fold_side_files(self, *, busy_timeout: float) -> str | None:
+        return swap.fold_side_files(self.path, busy_timeout)
 
     def holders(self) -> list:
         return processes_holding(self.path)

@@ -5,20 +5,20 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+from app.core.engines.base import TargetInUse
 from app.core.engines.sqlite.files import sqlite_uri
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
 SAFETY_SIDE_FILES = ("", "-wal", "-journal")  # -shm is an index SQLite rebuilds
 
 
-class TargetInUse(Exception):
-    """Another connection kept the target busy for longer than we wait."""
-
-
-def enable_wal(path) -> str:
-    """Switch a file (a backup is stored with a rollback header) to WAL; the mode SQLite reports."""
+def set_journal_mode(path, mode: str) -> str:
+    """Switch a file of ours (a backup is stored with a rollback header) to `mode` (e.g. WAL);
+    the mode SQLite reports."""
+    if mode.lower() not in ("wal", "delete", "truncate", "persist", "memory", "off"):
+        raise ValueError(f"not a journal mode: {mode!r}")
     with closing(sqlite3.connect(path, isolation_level=None)) as connection:
-        return connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        return connection.execute(f"PRAGMA journal_mode = {mode.upper()}").fetchone()[0]
 
 
 def fold_side_files(target: Path, busy_timeout: float) -> str | None:
