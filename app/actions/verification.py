@@ -3,8 +3,6 @@ records (the pre-migration backup, the plan set, the reference), the checks from
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -12,11 +10,10 @@ from sqlalchemy import select
 from app import audit
 from app.actions.planning import load_plans, plan_paths
 from app.core.backup import Backup, find_backup
-from app.core.checks import CheckResult, run_checks
-from app.core.database import open_readonly
+from app.core.checks import CheckResult, foreign_key_violations_of, run_checks
 from app.core.errors import CutoverError
 from app.core.liveness import liveness_checks
-from app.core.migrate import Violations, foreign_key_violations
+from app.core.migrate import Violations
 from app.core.newrows import new_rows_check
 from app.core.plans import statement_shape
 from app.core.workspace import Environment
@@ -57,9 +54,8 @@ def pre_migration_baseline(env: Environment, busy_timeout: float) -> Baseline:
 def _violations_of(backup: Backup, busy_timeout: float) -> Violations | None:
     for copy in backup.copies:
         try:
-            with closing(open_readonly(copy, busy_timeout=busy_timeout)) as conn:
-                return foreign_key_violations(conn)
-        except (CutoverError, sqlite3.Error):
+            return foreign_key_violations_of(copy, busy_timeout=busy_timeout)
+        except CutoverError:
             continue
     return None
 

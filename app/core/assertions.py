@@ -6,7 +6,7 @@ IS NULL") and runs against production, so it is held to two locks:
 1. when the configuration is loaded, `validate_assertion` accepts exactly one statement
    that starts with SELECT (or WITH ... SELECT, or VALUES) and that SQLite can parse;
 2. when it runs (checks.run_assertion), the connection is read-only (`mode=ro`,
-   `query_only`) and `read_only_authorizer` refuses anything but reading, so nothing
+   `query_only`) and the engine's `reads_only` guard refuses anything but reading, so nothing
    can write even if a statement slipped through the first lock.
 
 A query's tables only exist in the target, so step 1 cannot compile it fully: it is
@@ -19,31 +19,13 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
+from app.core.engines.sqlite.guards import read_only_authorizer
 from app.core.errors import ConfigError, UsageError
 from app.core.sql import Token, significant_tokens
-
-# What a read needs: the statement itself, reading columns, calling functions, WITH RECURSIVE.
-READ_ACTIONS = frozenset({
-    sqlite3.SQLITE_SELECT,
-    sqlite3.SQLITE_READ,
-    sqlite3.SQLITE_FUNCTION,
-    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
-})
-# What a smoke test may add: row writes (cascades and triggers included), nothing else:
-# no transaction control (a COMMIT would keep the writes), no DDL, PRAGMA or ATTACH.
-WRITE_ACTIONS = READ_ACTIONS | {sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
 
 _MAIN_VERBS = {"SELECT", "VALUES", "INSERT", "UPDATE", "DELETE", "REPLACE"}
 # SQLite messages that mean the text itself is wrong, whatever the schema.
 _SYNTAX_MARKERS = ("syntax error", "unrecognized token", "incomplete input")
-
-
-def read_only_authorizer(action, *_args) -> int:
-    return sqlite3.SQLITE_OK if action in READ_ACTIONS else sqlite3.SQLITE_DENY
-
-
-def row_write_authorizer(action, *_args) -> int:
-    return sqlite3.SQLITE_OK if action in WRITE_ACTIONS else sqlite3.SQLITE_DENY
 
 
 def single_statement(sql: str, what: str) -> list[Token]:

@@ -43,17 +43,26 @@ import errno
 import json
 import os
 import re
-import sqlite3
 import stat
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from app.core.database import check_file, classify_sqlite_error, open_readonly, sqlite_uri
+from app.core.engines import engine_for
+from app.core.engines.sqlite.backup_copy import (  # noqa: F401  (the methods: callers outside the core)
+    BACKUP_API,
+    LOCKED_COPY,
+    METHODS,
+    SQLITE_VERSION,
+    SnapshotTaken,
+    quick_check_file,
+    source_failed,
+)
+from app.core.engines.sqlite.files import check_file
 from app.core.errors import BackupError, CutoverError, NotFound, UsageError
 from app.core.fsutil import (
     Progress,
@@ -70,19 +79,12 @@ from app.core.fsutil import (
     write_file_atomically,
 )
 from app.core.inspect import inspect_database
-from app.core.transaction import read_transaction as held_read_transaction
 
 MANIFEST_FORMAT = "cutover-backup/1"
-LOCKED_COPY = "locked_copy"
-BACKUP_API = "backup_api"
-METHODS = (LOCKED_COPY, BACKUP_API)
 BACKUP_ID = re.compile(r"[0-9]{8}_[0-9]{6}(?:_[0-9]+)?")  # [0-9]: \d also matches other scripts' digits
 ID_FORMAT = "%Y%m%d_%H%M%S"
-STEP_BYTES = 8 * 1024 * 1024  # backup API step: progress granularity, not a consistency risk
 MANIFEST_ALLOWANCE = 64 * 1024  # room a manifest and directory entries need, per copy
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
-QUICK_CHECK_MESSAGES = 10
-MMAP_BYTES = 2**31 - 1  # SQLite caps it at its own maximum (2 GB in Debian's build)
 
 Log = Callable[[str], None]
 
@@ -457,145 +459,6 @@ class _PartialCopies:
 # --- taking the snapshot --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    size: int
-    sha256: str
-    method: str
-    journal_mode: str
-
-
-def open_source(path: Path, busy_timeout: float) -> sqlite3.Connection:
-    """A read-only connection that takes SQLite's locks (never `immutable`: others may write).
-
-    In WAL mode a read-only connection creates the -wal/-shm files if they are missing,
-    exactly as the application's own connections would; the database file is not written.
-    """
-    check_file(path)
-    uri = sqlite_uri(path, "ro")
-    connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
-    connection.execute("PRAGMA query_only = 1")
-    return connection
-
-
-@contextmanager
-def read_transaction(connection: sqlite3.Connection, path: Path, busy_timeout: float):
-    """Hold a read transaction: a SHARED lock (rollback modes) or a pinned snapshot (WAL)."""
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(held_read_transaction(connection))
-        except sqlite3.Error as exc:
-            raise classify_sqlite_error(exc, path, busy_timeout=busy_timeout) from None
-        yield
-
-
-def choose_method(journal_mode: str, requested: str | None) -> str:
-    if requested is None:
-        return BACKUP_API if journal_mode == "wal" else LOCKED_COPY
-    if requested not in METHODS:
-        raise UsageError(f"Unknown backup method {requested!r}; use one of {', '.join(METHODS)}.")
-    if requested == LOCKED_COPY and journal_mode == "wal":
-        raise UsageError(
-            "A locked byte copy is not consistent in WAL mode (pages live in the -wal file); "
-            "use the backup API."
-        )
-    return requested
-
-
-def run_quick_check(connection: sqlite3.Connection) -> str:
-    """'ok', or SQLite's first problems; a page too damaged to read is also an answer."""
-    try:
-        rows = connection.execute(f"PRAGMA quick_check({QUICK_CHECK_MESSAGES})").fetchall()
-    except sqlite3.DatabaseError as exc:
-        return f"quick_check stopped: {exc}"
-    return "\n".join(str(row[0]) for row in rows)
-
-
-def quick_check_file(path: Path) -> str:
-    """quick_check of one of our own files (a backup copy, a restore's replacement).
-
-    Memory-mapped reads make it ~15% faster. Only for files nobody else writes:
-    SQLite warns that a mapped file truncated by another process can crash the reader.
-    """
-    with closing(open_readonly(path)) as connection:
-        connection.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-        return run_quick_check(connection)
-
-
-def _take_snapshot(source: Path, copies: _PartialCopies, method: str | None,
-                   busy_timeout: float, progress: Progress | None, log: Log,
-                   complete: Callable[[list[Path]], None]) -> _Snapshot:
-    """Write the snapshot into every partial copy; `complete(paths)` is told as soon as
-    copies are whole, so their (slow) quick_check can start while the rest goes on."""
-    # Opened before the lock and closed only after it is released: closing any descriptor
-    # of a file drops every POSIX lock this process holds on it (SQLite's included).
-    source_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        with closing(open_source(source, busy_timeout)) as connection:
-            with read_transaction(connection, source, busy_timeout):
-                journal_mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
-                method = choose_method(journal_mode, method)
-                log(f"Source is in {journal_mode} mode: snapshot by {method.replace('_', ' ')}.")
-                if method == LOCKED_COPY:
-                    size, sha256 = _locked_copy(source, source_fd, copies, progress)
-                    complete([copy.temporary for copy in copies.copies])
-                    return _Snapshot(size, sha256, method, journal_mode)
-                snapshot_bytes = _backup_api_copy(connection, source, copies, progress)
-            # The source is released: hashing and fanning out do not hold writers back.
-            complete([copies.first.temporary])
-            size, sha256 = _hash_and_fan_out(copies, snapshot_bytes, progress)
-            complete([copy.temporary for copy in copies.copies[1:]])
-            return _Snapshot(size, sha256, method, journal_mode)
-    finally:
-        os.close(source_fd)
-
-
-def _locked_copy(source: Path, source_fd: int, copies: _PartialCopies, progress):
-    """Byte copy while our read transaction holds the SHARED lock: the file cannot change.
-
-    Nothing else happens under the lock (the integrity check runs on the copies later),
-    so a writer waits only as long as the copy takes.
-    """
-    if os.stat(source).st_ino != os.fstat(source_fd).st_ino:
-        raise BackupError(f"{source} was replaced as the backup started; run it again.")
-    return copy_and_hash(
-        source_fd, [copy.fd for copy in copies.copies], progress=progress,
-        total=os.fstat(source_fd).st_size, on_write_error=copies.write_error,
-    )
-
-
-def _backup_api_copy(connection, source: Path, copies: _PartialCopies, progress) -> int:
-    """Copy the pinned snapshot into the first partial file with SQLite's backup API."""
-    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-    destination = copies.first
-    report = None
-    if progress:
-        def report(status, remaining, total):
-            progress((total - remaining) * page_size, 2 * total * page_size)
-    try:
-        with closing(sqlite3.connect(destination.temporary, isolation_level=None)) as target:
-            # No journal and no fsync inside SQLite: the file is private until published,
-            # and we fsync it ourselves once it is complete.
-            target.execute("PRAGMA journal_mode = OFF")
-            target.execute("PRAGMA synchronous = OFF")
-            connection.backup(target, pages=max(STEP_BYTES // page_size, 1), progress=report)
-            # The source's WAL header would make every reader create -wal/-shm beside the copy.
-            target.execute("PRAGMA journal_mode = DELETE").fetchone()
-    except sqlite3.Error as exc:
-        raise _backup_api_error(exc, source, destination.directory) from exc
-    return os.fstat(destination.fd).st_size
-
-
-def _backup_api_error(exc: sqlite3.Error, source: Path, directory: Path) -> CutoverError:
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    if name.startswith(("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")):
-        code = errno.ENOSPC if name.startswith("SQLITE_FULL") else errno.EIO
-        return folder_error(directory, OSError(code, str(exc)))
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
-        return _source_failed(source, f"SQLite stopped reading it: {exc}")
-    return classify_sqlite_error(exc, source)
-
-
 def _hash_and_fan_out(copies: _PartialCopies, size: int, progress) -> tuple[int, str]:
     """Hash the first copy while writing it to the other folders (one read pass)."""
     reader = open_regular_file(copies.first.temporary)
@@ -606,16 +469,6 @@ def _hash_and_fan_out(copies: _PartialCopies, size: int, progress) -> tuple[int,
         )
     finally:
         os.close(reader)
-
-
-def _source_failed(source: Path, problem: str) -> BackupError:
-    return BackupError(
-        f"The source database {source} failed its integrity check at snapshot time "
-        f"({problem}). No backup was kept: a backup of a damaged database cannot be "
-        "trusted. Investigate the source (sqlite3's .recover may save what is left).",
-        source=str(source),
-        reason="source_damaged",
-    )
 
 
 # --- creating a backup ----------------------------------------------------------------
@@ -673,7 +526,7 @@ def create_backup(
 
 
 def _snapshot_and_check(source, copies, pool, backup_id, moment, method, busy_timeout,
-                        verify, progress, say) -> tuple[Manifest, _Snapshot]:
+                        verify, progress, say) -> tuple[Manifest, SnapshotTaken]:
     """The snapshot, its manifest and (with `verify`) the verification of every copy.
 
     quick_check, the slowest check, starts on each copy the moment it is whole; the
@@ -685,7 +538,9 @@ def _snapshot_and_check(source, copies, pool, backup_id, moment, method, busy_ti
         if verify:
             quick_checks.update({path: pool.submit(_quick_check_part, path) for path in paths})
 
-    snapshot = _take_snapshot(source, copies, method, busy_timeout, progress, say, complete)
+    snapshot = engine_for(source).backup_snapshot(
+        copies, method=method, busy_timeout=busy_timeout, progress=progress, log=say,
+        complete=complete, fan_out=_hash_and_fan_out)
     flushed = pool.submit(copies.fsync)  # to disk while we read the copies back
     manifest = _snapshot_manifest(source, backup_id, moment, snapshot, copies)
     if verify:
@@ -708,12 +563,12 @@ def _size_with_wal(path: Path) -> int:
     return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
 
 
-def _snapshot_manifest(source, backup_id, moment, snapshot: _Snapshot, copies) -> Manifest:
+def _snapshot_manifest(source, backup_id, moment, snapshot: SnapshotTaken, copies) -> Manifest:
     """Describe the snapshot from the copy itself: what the source held at that moment."""
     try:
         facts = inspect_database(copies.first.temporary, deep=False)
     except CutoverError as exc:
-        raise _source_failed(source, exc.message) from None
+        raise source_failed(source, exc.message) from None
     return Manifest(
         id=backup_id,
         database_name=source.name,
@@ -723,7 +578,7 @@ def _snapshot_manifest(source, backup_id, moment, snapshot: _Snapshot, copies) -
         sha256=snapshot.sha256,
         schema_fingerprint=facts.schema.fingerprint(),
         row_counts=facts.row_counts(),
-        sqlite_version=sqlite3.sqlite_version,
+        sqlite_version=SQLITE_VERSION,
         method=snapshot.method,
         journal_mode=snapshot.journal_mode,
         page_size=facts.facts.page_size,
@@ -739,7 +594,7 @@ def _verified_manifest(source: Path, manifest: Manifest, copies: _PartialCopies,
     failed = [(copy, check) for copy, check in zip(copies.copies, checks) if not check.ok]
     if failed and all(check.sha256 == manifest.sha256 for check in checks):
         # Every copy holds exactly the bytes read from the source: the source is damaged.
-        raise _source_failed(source, failed[0][1].reason)
+        raise source_failed(source, failed[0][1].reason)
     if failed:
         copy, check = failed[0]
         raise BackupError(

@@ -3,7 +3,7 @@
 A migration is taken back by restoring the backup made before it. A row the application
 writes after that backup and before the migration commits is in production but in no
 backup: rolling back would silently lose it. So every apply of a plan to a target names
-the backup that is its way back and the target's file stamp (snapshots.file_stamp) taken
+the backup that is its way back and the target's stamp (its engine's `stamp()`) taken
 just before that backup began, and refuses, once it holds the write lock, when the file
 changed since. The stamp is taken *before* the backup, never after: a write landing
 between the two is then seen as a change (a refusal to retry), never hidden.
@@ -14,11 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.core.backup import LOCKED_COPY
+from app.core.engines import engine_for
 from app.core.errors import TargetChanged
 from app.core.events import Emit, discard
 from app.core.fsutil import sha256_of_file
-from app.core.snapshots import file_stamp, same_file_state
-from app.core.transaction import settle_hot_journal
 
 
 @dataclass(frozen=True)
@@ -58,19 +57,20 @@ def accept_current_state(path, baseline: Baseline, *, emit: Emit = discard,
     as it is now is accepted. Run it before taking the write lock (it may play a journal back).
     """
     path = Path(path)
-    if same_file_state(path, baseline.stamp):
+    engine = engine_for(path)
+    if engine.unchanged_since(baseline.stamp):
         return baseline
-    if _rolled_back_to_backup(path, baseline, emit, busy_timeout):
+    if _rolled_back_to_backup(engine, baseline, emit, busy_timeout):
         emit("ok", f"✓ {path.name} was rewritten by a rolled-back attempt; its SHA-256 still equals "
                    f"backup {baseline.backup_id}'s")
-        return replace(baseline, stamp=file_stamp(path))
+        return replace(baseline, stamp=engine.stamp())
     raise changed(path, baseline)
 
 
 def refuse_if_changed(path, baseline: Baseline) -> None:
     """Under the write lock: any write since the baseline refuses the apply (nothing changed yet)."""
     path = Path(path)
-    if not same_file_state(path, baseline.stamp):
+    if not engine_for(path).unchanged_since(baseline.stamp):
         raise changed(path, baseline)
 
 
@@ -82,13 +82,13 @@ def changed(path: Path, baseline: Baseline) -> TargetChanged:
         path=str(path), backup=baseline.backup_id)
 
 
-def _rolled_back_to_backup(path: Path, baseline: Baseline, emit: Emit, busy_timeout: float) -> bool:
+def _rolled_back_to_backup(engine, baseline: Baseline, emit: Emit, busy_timeout: float) -> bool:
     if baseline.sha256 is None:
         return False  # a WAL database's backup is a rewritten copy: its bytes prove nothing
-    settle_hot_journal(path, busy_timeout=busy_timeout)
-    (main_now, wal_now), main_then = file_stamp(path), baseline.stamp[0]
-    if main_now is None or main_then is None or main_now[:2] != main_then[:2] or (wal_now and wal_now[1]):
-        return False  # another file, another size, or pages waiting in a WAL
+    engine.settle(busy_timeout=busy_timeout)
+    if not engine.may_hold_same_bytes(baseline.stamp):
+        return False  # another file, another size, or pages waiting elsewhere
+    path = Path(engine.location)
     emit("info", f"{path.name} was touched since backup {baseline.backup_id}: comparing its SHA-256 with "
                  "the backup's")
     return sha256_of_file(path)[1] == baseline.sha256

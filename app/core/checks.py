@@ -11,89 +11,33 @@ Only smoke_test opens the file read-write, and it always ends with ROLLBACK.
 """
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.assertions import (
-    read_only_authorizer,
-    row_write_authorizer,
-    single_statement,
-    validate_assertion,
-)
-from app.core.database import classify_sqlite_error, open_readonly
+from app.core.assertions import single_statement, validate_assertion
 from app.core.diff import diff_schemas
+from app.core.engines import engine_for
+from app.core.engines.base import TimedOut
 from app.core.errors import CutoverError
-from app.core.inspect import read_schema
-from app.core.migrate import Violations, foreign_key_violations, new_violations
+from app.core.results import CheckResult, report  # noqa: F401  (report: callers outside the core)
 from app.core.sql import ascii_lower, significant_tokens, tokenize
-from app.core.transaction import open_for_writing, read_transaction
+from app.core.violations import Violations, new_violations
 
 INTEGRITY_MESSAGES = 100
 DEFAULT_TIME_LIMIT = 10.0
 EXAMPLE_ROWS = 5
 EVIDENCE_LIMIT = 50  # lines of evidence kept per check (the summary gives the totals)
 VALUE_WIDTH = 80  # characters of one value shown in an example row
-PROGRESS_STEPS = 1000  # SQLite virtual-machine steps between two looks at the clock
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    summary: str
-    evidence: tuple[str, ...] = ()
-    duration_ms: float | None = None
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "summary": self.summary,
-                "evidence": list(self.evidence), "duration_ms": self.duration_ms}
-
-
-def report(results: Iterable[CheckResult]) -> dict:
-    """{"passed": every check passed, "checks": [...]} for a completion or health report."""
-    results = list(results)
-    return {"passed": all(r.passed for r in results), "checks": [r.to_dict() for r in results]}
 
 
 to_dict = report
 
 
-class TimedOut(Exception):
-    pass
-
-
-@contextmanager
-def time_limit_on(connection: sqlite3.Connection, seconds: float | None):
-    """Interrupt whatever `connection` runs once `seconds` have passed (TimedOut)."""
-    if seconds is None:
-        yield
-        return
-    deadline = time.monotonic() + seconds
-    expired = []
-
-    def progress() -> int:
-        if time.monotonic() > deadline:
-            expired.append(True)
-            return 1
-        return 0
-
-    connection.set_progress_handler(progress, PROGRESS_STEPS)
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if expired and "interrupt" in str(exc):
-            raise TimedOut() from None
-        raise
-    finally:
-        connection.set_progress_handler(None, 0)
-
-
 def _guarded(name: str, path, time_limit: float | None, work: Callable[[], CheckResult]) -> CheckResult:
     """Run one check; a timeout or an unreadable database becomes a failed CheckResult."""
+    engine = engine_for(path)
     started = time.perf_counter()
     try:
         result = work()
@@ -103,8 +47,8 @@ def _guarded(name: str, path, time_limit: float | None, work: Callable[[], Check
                               "not changed. Run it when the database is idle or raise the limit.",))
     except CutoverError as exc:
         result = CheckResult(name, False, f"{name}: cannot run: {exc.message}")
-    except sqlite3.Error as exc:
-        error = classify_sqlite_error(exc, str(path))
+    except engine.Error as exc:
+        error = engine.unavailable(exc)
         result = CheckResult(name, False, f"{name}: cannot run: {error.message}")
     duration = round((time.perf_counter() - started) * 1000, 1)
     return CheckResult(result.name, result.passed, result.summary,
@@ -114,17 +58,15 @@ def _guarded(name: str, path, time_limit: float | None, work: Callable[[], Check
 @contextmanager
 def _reading(path, busy_timeout: float, time_limit: float | None, *, authorize: bool = False):
     """A read-only connection, in one read transaction, under the time limit."""
-    with closing(open_readonly(path, busy_timeout=busy_timeout)) as connection:
-        with time_limit_on(connection, time_limit), read_transaction(connection):
+    engine = engine_for(path)
+    with closing(engine.open_readonly(busy_timeout=busy_timeout)) as connection:
+        with engine.time_limit(connection, time_limit), engine.read_transaction(connection):
             if not authorize:
                 yield connection
                 return
             # Set inside the transaction: BEGIN and ROLLBACK are not reads.
-            connection.set_authorizer(read_only_authorizer)
-            try:
+            with engine.reads_only(connection):
                 yield connection
-            finally:
-                connection.set_authorizer(None)
 
 
 def _count(number: int, noun: str, plural: str | None = None) -> str:
@@ -141,15 +83,16 @@ def integrity_check(path: Path, *, busy_timeout: float = 1.0,
     Raises TargetUnavailable when the file cannot be read (run_checks turns that into a
     failed result); with `time_limit`, a check that runs longer reports "timed out".
     """
+    engine = engine_for(path)
     try:
-        with closing(open_readonly(path, busy_timeout=busy_timeout)) as conn:
-            with time_limit_on(conn, time_limit):
-                rows = [row[0] for row in conn.execute(f"PRAGMA integrity_check({INTEGRITY_MESSAGES})")]
+        with closing(engine.open_readonly(busy_timeout=busy_timeout)) as conn:
+            with engine.time_limit(conn, time_limit):
+                rows = engine.integrity_problems(conn, INTEGRITY_MESSAGES)
     except TimedOut:
         return CheckResult("integrity_check", False,
                            f"integrity_check: timed out after {time_limit:g} s")
-    except sqlite3.DatabaseError as exc:
-        raise classify_sqlite_error(exc, str(path)) from None
+    except engine.Error as exc:
+        raise engine.unavailable(exc) from None
     if rows == ["ok"]:
         return CheckResult("integrity_check", True, "integrity_check: ok")
     return CheckResult("integrity_check", False, f"integrity_check found {len(rows)} problem(s)", tuple(rows))
@@ -171,11 +114,12 @@ def run_assertion(path, name: str, sql: str, *, time_limit: float = DEFAULT_TIME
             query = validate_assertion(name, sql)
         except CutoverError as exc:
             return CheckResult(name, False, f"{name}: not run: {exc.message}")
+        engine = engine_for(path)
         with _reading(path, busy_timeout, time_limit, authorize=True) as connection:
             try:
                 cursor = connection.execute(query)
-            except sqlite3.DatabaseError as exc:
-                if isinstance(exc, sqlite3.OperationalError) and "interrupt" in str(exc):
+            except engine.DatabaseError as exc:
+                if engine.is_interrupt(exc):
                     raise
                 return CheckResult(name, False, f"{name}: the query failed: {exc}",
                                    (f"query: {query}",))
@@ -193,7 +137,7 @@ def run_assertion(path, name: str, sql: str, *, time_limit: float = DEFAULT_TIME
                 found = examples[0][0]
                 summary = f"{name}: FAILED: found {found:,} (expected 0)"
                 evidence = [f"query: {query}", f"offending count: {found:,}"]
-                rows, columns = _count_examples(connection, query)
+                rows, columns = _count_examples(engine, connection, query)
                 if rows:
                     evidence.append(f"first {len(rows)} offending row(s):")
                     evidence += [_row_text(columns, row) for row in rows]
@@ -211,7 +155,7 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _count_examples(connection, query: str) -> tuple[list, list[str]]:
+def _count_examples(engine, connection, query: str) -> tuple[list, list[str]]:
     """For `SELECT count(*) FROM rest`, the first rows of `SELECT * FROM rest`."""
     example = example_query(query)
     if example is None:
@@ -219,11 +163,9 @@ def _count_examples(connection, query: str) -> tuple[list, list[str]]:
     try:
         cursor = connection.execute(example)
         return cursor.fetchmany(EXAMPLE_ROWS), [d[0] for d in cursor.description]
-    except sqlite3.OperationalError as exc:
-        if "interrupt" in str(exc):
+    except engine.Error as exc:
+        if engine.is_interrupt(exc):
             raise
-        return [], []
-    except sqlite3.Error:
         return [], []
 
 
@@ -300,7 +242,7 @@ def foreign_key_check(path, *, baseline: int | Violations | None, time_limit: fl
 
     def work() -> CheckResult:
         with _reading(path, busy_timeout, time_limit) as connection:
-            now = foreign_key_violations(connection)
+            now = engine_for(path).foreign_key_violations(connection)
         if now.unavailable:
             return CheckResult(name, False, f"{name}: cannot check foreign keys: {now.unavailable}")
         samples = tuple(now.samples())
@@ -329,6 +271,18 @@ def foreign_key_check(path, *, baseline: int | Violations | None, time_limit: fl
     return _guarded(name, path, time_limit, work)
 
 
+def foreign_key_violations_of(path, *, busy_timeout: float = 1.0) -> Violations:
+    """Every foreign-key violation of the target at `path` (e.g. a backup copy, for a baseline).
+
+    Raises TargetUnavailable (a CutoverError) when it cannot be read, whatever the engine."""
+    engine = engine_for(path)
+    try:
+        with closing(engine.open_readonly(busy_timeout=busy_timeout)) as connection:
+            return engine.foreign_key_violations(connection)
+    except engine.Error as exc:
+        raise engine.unavailable(exc, busy_timeout=busy_timeout) from None
+
+
 # --------------------------------------------------------------------------- schema
 
 
@@ -344,9 +298,9 @@ def schema_check(path, reference_path, *, accepted: Iterable[tuple] = (),
 
     def work() -> CheckResult:
         with _reading(reference_path, busy_timeout, time_limit) as connection:
-            reference = read_schema(connection)
+            reference = engine_for(reference_path).read_schema(connection)
         with _reading(path, busy_timeout, time_limit) as connection:
-            target = read_schema(connection)
+            target = engine_for(path).read_schema(connection)
         differences = diff_schemas(reference, target, left_label="reference", right_label="target")
         unexplained, allowed = [], []
         for difference in differences:
@@ -392,7 +346,7 @@ def row_count_ledger(path, manifest_row_counts: dict, *, declared: dict[str, int
 
     def work() -> CheckResult:
         with _reading(path, busy_timeout, time_limit) as connection:
-            tables = read_schema(connection).tables
+            tables = engine_for(path).read_schema(connection).tables
         now = {table.name: table.row_count for table in tables}
         unreadable = {table.name: table.unreadable for table in tables if table.unreadable}
         evidence, wrong = [], []
@@ -481,40 +435,33 @@ def smoke_test(path, statements: list[str], *, busy_timeout: float = 1.0,
                 single_statement(statement, f"smoke statement {number}")
         except CutoverError as exc:
             return CheckResult(name, False, f"{name}: not run: {exc.message}")
-        with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
-            connection.execute("PRAGMA foreign_keys = ON")
-            return _smoke_in_transaction(connection, statements, time_limit)
+        engine = engine_for(path)
+        with closing(engine.open_for_writing(busy_timeout=busy_timeout)) as connection:
+            return _smoke_in_transaction(engine, connection, statements, time_limit)
 
     return _guarded(name, path, time_limit, work)
 
 
-def _smoke_in_transaction(connection, statements: list[str], time_limit: float) -> CheckResult:
+def _smoke_in_transaction(engine, connection, statements: list[str], time_limit: float) -> CheckResult:
     name = "smoke_test"
     evidence, failure = [], None
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        connection.set_authorizer(row_write_authorizer)
-        with time_limit_on(connection, time_limit):
-            for number, statement in enumerate(statements, 1):
-                before = connection.total_changes
-                try:
-                    cursor = connection.execute(statement.strip().rstrip(";"))
-                    cursor.fetchall()
-                except sqlite3.DatabaseError as exc:
-                    if isinstance(exc, sqlite3.OperationalError) and "interrupt" in str(exc):
-                        raise
-                    failure = f"statement {number} failed: {exc}"
-                    evidence.append(f"{number}. {_short(statement)}: FAILED: {exc}")
-                    break
-                direct = max(cursor.rowcount, 0)
-                total = connection.total_changes - before
-                evidence.append(f"{number}. {_short(statement)}: {_count(direct, 'row')} changed"
-                                + (f", {total:,} in all with cascades and triggers"
-                                   if total != direct else ""))
-    finally:
-        connection.set_authorizer(None)
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
+    with engine.rolled_back_row_writes(connection), engine.time_limit(connection, time_limit):
+        for number, statement in enumerate(statements, 1):
+            before = engine.changes(connection)
+            try:
+                cursor = connection.execute(statement.strip().rstrip(";"))
+                cursor.fetchall()
+            except engine.DatabaseError as exc:
+                if engine.is_interrupt(exc):
+                    raise
+                failure = f"statement {number} failed: {exc}"
+                evidence.append(f"{number}. {_short(statement)}: FAILED: {exc}")
+                break
+            direct = max(cursor.rowcount, 0)
+            total = engine.changes(connection) - before
+            evidence.append(f"{number}. {_short(statement)}: {_count(direct, 'row')} changed"
+                            + (f", {total:,} in all with cascades and triggers"
+                               if total != direct else ""))
     evidence.append("rolled back: nothing was kept")
     if failure:
         return CheckResult(name, False, f"{name}: FAILED: {failure}", tuple(evidence))

@@ -20,10 +20,7 @@ very same `apply_plan` there, then checks what the run did.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,24 +30,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
-from app.core.database import read_consistently, sqlite_error_reason, sqlite_uri
 from app.core.diff import diff_schemas
+from app.core.engines import engine_for
+# Read by callers outside the core on their own connections.
+from app.core.engines.sqlite.integrity import foreign_key_violations  # noqa: F401
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
-from app.core.inspect import read_schema
 from app.core.losses import LossWatch
 from app.core.plans import PlanSet, PlanStatement
+from app.core.results import CheckResult
 from app.core.reconcile import PlanContext, creates_something, decide, schema_fingerprint
 from app.core.schema import Schema
 from app.core.sql import ascii_lower
-from app.core.transaction import immediate_transaction, open_for_writing
+from app.core.violations import SAMPLE_LIMIT, Violations, new_violations  # noqa: F401
 
 DEFAULT_BUSY_TIMEOUT = 5.0
-QUICK_CHECK_MESSAGES = 10
-# Up to this many foreign-key violations are compared row by row; above it (a very dirty
-# database) per-relationship counts and checksums are compared instead, in SQLite's C code.
-EXACT_VIOLATION_LIMIT = 100_000
-SAMPLE_LIMIT = 10
 _ROW_VERBS = {"insert": "inserted", "update": "updated", "delete": "deleted"}
 
 
@@ -129,6 +123,7 @@ class _Run:
 
     def __init__(self, path: Path, plan_set: PlanSet, emit: Emit, label: str | None = None):
         self.path, self.plan_set, self.emit = path, plan_set, emit
+        self.engine = engine_for(path)
         # How the log names the database: a rehearsal's copy is "the snapshot of <target>",
         # so an operator never reads a temporary path and wonders what it is.
         self.name = label or str(path)
@@ -203,9 +198,9 @@ def apply_plan(
     try:
         if baseline is not None:
             baseline = accept_current_state(path, baseline, emit=emit, busy_timeout=busy_timeout)
-        with closing(open_for_writing(path, busy_timeout=busy_timeout)) as connection:
+        with closing(run.engine.open_for_writing(busy_timeout=busy_timeout)) as connection:
             try:
-                with immediate_transaction(connection):
+                with run.engine.write_transaction(connection):
                     _migrate(connection, run, rehearsal, precondition, baseline)
             except _REFUSALS:
                 raise
@@ -227,7 +222,7 @@ def apply_plan(
 _REFUSALS = (RehearsalMismatch, TargetChanged, Conflict)
 
 
-def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, precondition,
+def _migrate(connection, run: _Run, rehearsal: dict | None, precondition,
              baseline: Baseline | None) -> None:
     run.say("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT")
     if baseline is not None:
@@ -240,9 +235,9 @@ def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, 
     run.facts["fingerprint_before"] = schema_fingerprint(connection)
     if rehearsal is not None:
         check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"],
-                        schema_text_sha256(connection))
+                        run.engine.schema_text_sha256(connection))
     run.facts["quick_check_before"] = _require_quick_check(connection, run, "before")
-    before = foreign_key_violations(connection)
+    before = run.engine.foreign_key_violations(connection)
     _report_pre_existing(run, before)
     run.timed("checks_before_ms", started)
     started = time.perf_counter()
@@ -258,7 +253,7 @@ def _migrate(connection: sqlite3.Connection, run: _Run, rehearsal: dict | None, 
     started = time.perf_counter()
     _refuse_unaccepted_losses(run, watch)
     run.facts["quick_check_after"] = _require_quick_check(connection, run, "after")
-    _compare_foreign_keys(run, before, foreign_key_violations(connection))
+    _compare_foreign_keys(run, before, run.engine.foreign_key_violations(connection))
     run.facts["fingerprint_after"] = schema_fingerprint(connection)
     run.timed("checks_after_ms", started)
 
@@ -305,7 +300,7 @@ def _apply_statement(connection, statement: PlanStatement, context: PlanContext,
     changes_before = connection.total_changes
     try:
         cursor = connection.execute(statement.sql)
-    except sqlite3.Error as exc:
+    except run.engine.Error as exc:
         raise _statement_error(statement, exc, (time.perf_counter() - started) * 1000, run) from exc
     rows = None
     if statement.shape.is_data:
@@ -343,7 +338,7 @@ def _conflict(statement, decision, elapsed: float, run: _Run) -> _Abort:
                  "conflict", decision.message)
 
 
-def _statement_error(statement, exc: sqlite3.Error, elapsed: float, run: _Run) -> _Abort:
+def _statement_error(statement, exc: Exception, elapsed: float, run: _Run) -> _Abort:
     run.record(StatementResult(statement, "failed", f"Error: {exc}", elapsed))
     run.say("error", statement_line(statement, f"✗ Error: {exc}", elapsed))
     return _Abort(f"{_where(statement)} failed: {exc}.", "statement_failed", str(exc))
@@ -367,7 +362,7 @@ def _migration_failed(run: _Run, connection, exc: Exception,
 def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, str | None]:
     if isinstance(exc, _Abort):
         return exc.reason, exc.message, exc.error
-    if isinstance(exc, sqlite3.Error) and sqlite_error_reason(exc) == "locked":
+    if isinstance(exc, run.engine.Error) and run.engine.error_reason(exc) == "locked":
         if "fingerprint_after" in run.facts:  # everything ran; COMMIT could not get the lock
             return "locked", (
                 f"{run.name}: the database is in use by another connection, which kept the "
@@ -386,13 +381,8 @@ def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, 
 # --------------------------------------------------------------------------- checks
 
 
-def quick_check(connection: sqlite3.Connection) -> str:
-    rows = connection.execute(f"PRAGMA main.quick_check({QUICK_CHECK_MESSAGES})").fetchall()
-    return "\n".join(str(row[0]) for row in rows)
-
-
 def _require_quick_check(connection, run: _Run, when: str) -> str:
-    result = quick_check(connection)
+    result = run.engine.quick_check(connection, stopped_is_answer=False)
     if result == "ok":
         run.say("info", f"Integrity {when}: quick_check ok")
         return result
@@ -402,123 +392,6 @@ def _require_quick_check(connection, run: _Run, when: str) -> str:
                      "migrate it: restore it from a backup first.", "integrity", result)
     raise _Abort(f"The migration would leave {run.name} damaged (quick_check: "
                  f"{result.splitlines()[0]}).", "integrity", result)
-
-
-@dataclass(frozen=True)
-class Violations:
-    """PRAGMA foreign_key_check's answer, in a form two answers can be compared in.
-
-    A violation is keyed by its child columns, not by SQLite's fkid, because ADD COLUMN
-    ... REFERENCES renumbers the fkids of the other foreign keys of that table.
-    """
-
-    total: int
-    # (table, parent, child columns) -> (count, rowid checksum 1, rowid checksum 2)
-    groups: dict
-    rows: frozenset | None  # {(table, rowid, parent, columns)}, None above the limit
-    unavailable: str | None = None  # why the check could not run ("foreign key mismatch")
-
-    def samples(self, rows=None) -> list[str]:
-        chosen = sorted(rows if rows is not None else self.rows or (), key=repr)[:SAMPLE_LIMIT]
-        return [f"{table} rowid {rowid} → {parent} ({', '.join(columns)})"
-                for table, rowid, parent, columns in chosen]
-
-
-_P1, _P2 = 4294967291, 2147483629  # primes: checksums stay far below 2**63 in SQLite's sum()
-
-
-def foreign_key_violations(connection: sqlite3.Connection) -> Violations:
-    try:
-        exact = _exact_violations(connection)
-        return exact if exact is not None else _aggregated_violations(connection)
-    except sqlite3.OperationalError as exc:
-        # "foreign key mismatch": a parent key is not unique, so SQLite cannot check at all.
-        if "foreign key mismatch" not in str(exc):
-            raise
-        return Violations(0, {}, frozenset(), unavailable=str(exc))
-
-
-def _exact_violations(connection) -> Violations | None:
-    columns_of = _ForeignKeyColumns(connection)
-    rows = set()
-    cursor = connection.execute("PRAGMA main.foreign_key_check")
-    for table, rowid, parent, fkid in cursor:
-        rows.add((table, rowid, parent, columns_of(table, fkid)))
-        if len(rows) > EXACT_VIOLATION_LIMIT:
-            cursor.close()
-            return None
-    groups: dict = {}
-    for table, rowid, parent, columns in rows:
-        count, one, two = groups.get((table, parent, columns), (0, 0, 0))
-        if rowid is not None:  # WITHOUT ROWID tables report none; SQLite's sum() skips NULL
-            one, two = one + _c_mod(rowid, _P1), two + _c_mod(rowid, _P2) ** 2 % _P2
-        groups[(table, parent, columns)] = (count + 1, one, two)
-    return Violations(len(rows), groups, frozenset(rows))
-
-
-def _c_mod(value: int, modulus: int) -> int:
-    """SQLite's % (C semantics: the sign follows the dividend), for matching checksums."""
-    return value % modulus if value >= 0 else -((-value) % modulus)
-
-
-def _aggregated_violations(connection) -> Violations:
-    """Count and checksum the violations of each foreign key, table by table, in SQL.
-
-    One pass per table, no GROUP BY: FILTER clauses split the aggregates by fkid, so
-    SQLite never sorts the (possibly millions of) violating rows.
-    """
-    columns_of = _ForeignKeyColumns(connection)
-    groups: dict = {}
-    for table in _tables_with_foreign_keys(connection):
-        fkids = sorted(columns_of.of_table(table))
-        terms = ", ".join(
-            f'count(*) FILTER (WHERE fkid = {i}), '
-            f'sum("rowid" % {_P1}) FILTER (WHERE fkid = {i}), '
-            f'sum(("rowid" % {_P2}) * ("rowid" % {_P2}) % {_P2}) FILTER (WHERE fkid = {i})'
-            for i in fkids
-        )
-        row = connection.execute(
-            f"SELECT {terms} FROM pragma_foreign_key_check(?, 'main')", (table,)).fetchone()
-        for position, fkid in enumerate(fkids):
-            count, one, two = row[3 * position : 3 * position + 3]
-            if count:
-                key = (table, _parent(connection, table, fkid), columns_of(table, fkid))
-                old = groups.get(key, (0, 0, 0))
-                groups[key] = (old[0] + count, old[1] + (one or 0), old[2] + (two or 0))
-    return Violations(sum(group[0] for group in groups.values()), groups, None)
-
-
-def _tables_with_foreign_keys(connection) -> list[str]:
-    return [name for (name,) in connection.execute(
-        "SELECT name FROM main.sqlite_schema WHERE type = 'table' AND EXISTS "
-        "(SELECT 1 FROM pragma_foreign_key_list(name, 'main'))")]
-
-
-def _parent(connection, table: str, fkid: int) -> str:
-    return connection.execute(
-        "SELECT \"table\" FROM pragma_foreign_key_list(?, 'main') WHERE id = ?", (table, fkid)
-    ).fetchone()[0]
-
-
-class _ForeignKeyColumns:
-    """fkid -> child column names, per table, read once."""
-
-    def __init__(self, connection):
-        self.connection, self.cache = connection, {}
-
-    def __call__(self, table: str, fkid: int) -> tuple[str, ...]:
-        return self.of_table(table).get(fkid, ())
-
-    def of_table(self, table: str) -> dict[int, tuple[str, ...]]:
-        if table not in self.cache:
-            listing: dict[int, list[str]] = {}
-            for fk_id, source in self.connection.execute(
-                "SELECT id, \"from\" FROM pragma_foreign_key_list(?, 'main') ORDER BY id, seq",
-                (table,),
-            ):
-                listing.setdefault(fk_id, []).append(source)
-            self.cache[table] = {key: tuple(value) for key, value in listing.items()}
-        return self.cache[table]
 
 
 def _report_pre_existing(run: _Run, before: Violations) -> None:
@@ -554,46 +427,7 @@ def _compare_foreign_keys(run: _Run, before: Violations, after: Violations) -> N
     run.say("ok", f"Foreign keys after: no new violations ({before.total:,} pre-existing)")
 
 
-def _relationship(key: tuple) -> str:
-    table, parent, columns = key
-    return f"{table} → {parent} ({', '.join(columns)})"
-
-
-def new_violations(before: Violations, after: Violations) -> tuple[int, list[str]]:
-    """How many violations `after` has that `before` did not, and examples."""
-    if after.unavailable or before.unavailable:
-        return 0, []
-    if before.rows is not None and after.rows is not None:
-        added = after.rows - before.rows
-        return len(added), after.samples(added)
-    new, samples = 0, []
-    for key, (count, one, two) in after.groups.items():
-        old = before.groups.get(key, (0, 0, 0))
-        if count > old[0] or (count == old[0] and (one, two) != old[1:]):
-            new += max(count - old[0], 1)
-            samples.append(f"{_relationship(key)}: {old[0]:,} before, {count:,} after")
-        elif count < old[0] and count:
-            # Fewer than before, so some were fixed; whether others appeared cannot be proved
-            # from checksums. Refusing is the safe answer (only above EXACT_VIOLATION_LIMIT).
-            new += 1
-            samples.append(f"{_relationship(key)}: changed and too many to compare row by row "
-                           f"({old[0]:,} before, {count:,} after)")
-    return new, samples[:SAMPLE_LIMIT]
-
-
 # --------------------------------------------------------------------------- rehearsal
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str  # apply | integrity | foreign_keys | row_counts | schema_vs_reference
-    passed: bool
-    detail: str
-    blocking: bool = True  # False: reported, does not fail the rehearsal
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail,
-                "blocking": self.blocking}
 
 
 @dataclass(frozen=True)
@@ -617,7 +451,7 @@ class RehearsalResult:
             "target": self.target, "target_fingerprint": self.target_fingerprint,
             "target_schema_sha256": self.target_schema_sha256,
             "rehearsed_at": self.rehearsed_at, "failure": self.failure,
-            "checks": [check.to_dict() for check in self.checks],
+            "checks": [check.to_rehearsal_dict() for check in self.checks],
             "remaining_differences": list(self.remaining_differences),
             "timings": {name: _round(value) for name, value in self.timings.items()},
             "lines": [list(line) for line in self.lines],
@@ -626,19 +460,8 @@ class RehearsalResult:
 
 
 def snapshot_database(source, destination, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
-    """Copy `source` to a new file `destination` as one consistent moment.
-
-    The online backup API with pages=-1 copies every page in one step under one read lock,
-    from a read-only connection: the source is never written and a writer cannot leave
-    the copy torn (read_consistently repeats the copy if the file changed meanwhile).
-    """
-    destination = Path(destination)
-
-    def copy(connection: sqlite3.Connection) -> None:
-        with closing(sqlite3.connect(destination)) as target:
-            connection.backup(target, pages=-1)
-
-    read_consistently(Path(source), copy, busy_timeout=busy_timeout)
+    """Copy `source` to a new file `destination` as one consistent moment (the engine's scratch copy)."""
+    engine_for(source).scratch_copy(destination, busy_timeout=busy_timeout)
 
 
 def rehearse(
@@ -685,9 +508,8 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     say("info", f"Rehearsal: taking a consistent snapshot of {path}")
     started = time.perf_counter()
     snapshot_database(path, copy, busy_timeout=busy_timeout)
-    before = _schema_of(copy)
-    with closing(sqlite3.connect(sqlite_uri(copy, "ro"), uri=True)) as connection:
-        schema_sha256 = schema_text_sha256(connection)
+    before, schema_sha256 = _read_copy(copy, lambda engine, connection: (
+        engine.read_schema(connection), engine.schema_text_sha256(connection)))
     timings["snapshot_ms"] = (time.perf_counter() - started) * 1000
     say("info", f"Snapshot taken ({copy.stat().st_size / 1e6:,.1f} MB) in "
                 f"{timings['snapshot_ms']:.0f} ms; applying the plan to it")
@@ -698,7 +520,7 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     checks = _apply_checks(applied)
     differences = []
     if applied.committed:
-        after = _schema_of(copy)
+        after = _read_copy(copy, lambda engine, connection: engine.read_schema(connection))
         checks.append(_row_count_check(before, after, plan_set))
         if reference is not None:
             differences = [d.to_dict() for d in diff_schemas(
@@ -711,21 +533,11 @@ def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeou
     return before.fingerprint(), checks, differences, applied, schema_sha256
 
 
-def schema_text_sha256(connection: sqlite3.Connection) -> str:
-    """SHA-256 of the main database's schema exactly as SQLite stores it.
-
-    The fingerprint compares a normal form made for reading diffs; deciding that a rehearsal
-    still stands needs what the plan will really meet, so this hashes the stored text: a
-    trigger whose double-quoted string changed case is another schema here."""
-    rows = connection.execute(
-        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY type, name").fetchall()
-    payload = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def _schema_of(path: Path) -> Schema:
-    with closing(sqlite3.connect(sqlite_uri(path, "ro"), uri=True)) as connection:
-        return read_schema(connection)
+def _read_copy(copy: Path, read):
+    """Read the rehearsal's private copy (nobody else writes it)."""
+    engine = engine_for(copy)
+    with closing(engine.open_readonly()) as connection:
+        return read(engine, connection)
 
 
 def _apply_quietly(copy: Path, plan_set, say, busy_timeout, label: str) -> ApplyResult:

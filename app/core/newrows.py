@@ -8,26 +8,24 @@ row left NULL.
 """
 from __future__ import annotations
 
-import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 from app.core.checks import CheckResult
-from app.core.database import classify_sqlite_error, open_readonly
+from app.core.engines import engine_for
 from app.core.errors import TargetUnavailable
 from app.core.sql import quote_identifier
-from app.core.transaction import read_transaction
 
 NAME = "new_rows_keep_columns_filled"
 
 
-def _tables(conn: sqlite3.Connection) -> list[str]:
+def _tables(conn) -> list[str]:
     rows = conn.execute("SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table' "
                         "AND name NOT LIKE 'sqlite_%' AND NOT wr ORDER BY name")
     return [row[0] for row in rows]
 
 
-def _nullable_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+def _nullable_columns(conn, table: str) -> list[str]:
     rows = conn.execute("SELECT name, \"notnull\", pk FROM pragma_table_info(?)", (table,))
     return [name for name, not_null, pk in rows if not not_null and not pk]
 
@@ -43,24 +41,26 @@ def _null_counts(conn, table: str, columns: list[str], after_rowid: int) -> dict
 
 def capture_baseline(path: Path, *, busy_timeout: float = 1.0) -> dict:
     """{table: {"max_rowid": N, "filled": [columns with no NULL]}} as the database is now."""
+    engine = engine_for(path)
     try:
-        with closing(open_readonly(path, busy_timeout=busy_timeout)) as conn, read_transaction(conn):
+        with closing(engine.open_readonly(busy_timeout=busy_timeout)) as conn, engine.read_transaction(conn):
             baseline = {}
             for table in _tables(conn):
                 max_rowid = conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {quote_identifier(table)}").fetchone()[0]
                 nulls = _null_counts(conn, table, _nullable_columns(conn, table), 0)
                 baseline[table] = {"max_rowid": max_rowid, "filled": [c for c, n in nulls.items() if n == 0]}
             return baseline
-    except sqlite3.Error as exc:
-        raise classify_sqlite_error(exc, str(path)) from None
+    except engine.Error as exc:
+        raise engine.unavailable(exc) from None
 
 
 def new_rows_check(path: Path, baseline: dict, *, busy_timeout: float = 1.0) -> CheckResult:
     """Fails when a row added since the baseline is NULL where every older row was filled."""
+    engine = engine_for(path)
     try:
-        with closing(open_readonly(path, busy_timeout=busy_timeout)) as conn, read_transaction(conn):
+        with closing(engine.open_readonly(busy_timeout=busy_timeout)) as conn, engine.read_transaction(conn):
             findings, new_rows = _findings(conn, baseline)
-    except sqlite3.Error as exc:
+    except engine.Error as exc:
         return CheckResult(NAME, False, f"could not read the database: {exc}")
     except TargetUnavailable as error:
         return CheckResult(NAME, False, f"could not read the database: {error.message}")

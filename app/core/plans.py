@@ -26,10 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.engines.sqlite.dialect import statement_is_complete
 from app.core.errors import PlanError
 from app.core.sql import (
     Token,
@@ -279,7 +279,7 @@ class _PlanParser:
                 return
             self.buffer_line = number
         self.buffer.append(line)
-        if sqlite3.complete_statement("\n".join(self.buffer)):
+        if statement_is_complete("\n".join(self.buffer)):
             self._take_statements("\n".join(self.buffer), self.buffer_line)
             self.buffer = []
 
@@ -342,7 +342,7 @@ def split_statements(text: str) -> list[tuple[str, int]]:
     pieces, current = [], []
     for token in tokenize(text):
         current.append(token)
-        if token.kind == "semicolon" and sqlite3.complete_statement(_joined(current)):
+        if token.kind == "semicolon" and statement_is_complete(_joined(current)):
             pieces.append(current)
             current = []
     pieces.append(current)

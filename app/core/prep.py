@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.diff import Difference, add_column_obstacles, diff_schemas
+from app.core.engines.sqlite.dialect import statement_is_complete
 from app.core.errors import UsageError
 from app.core.fsutil import write_file_atomically
 from app.core.plans import Plan, PlanSet, parse_plan_text
@@ -220,7 +221,7 @@ def _foreign_key_obstacles(table: Table, column: Column) -> list[str]:
 def _terminated(sql: str) -> str:
     """A stored CREATE statement with its ';' (on its own line if the last line is a comment)."""
     sql = sql.rstrip()
-    return sql + ";" if sqlite3.complete_statement(sql + ";") else sql + "\n;"
+    return sql + ";" if statement_is_complete(sql + ";") else sql + "\n;"
 
 
 def _parents_first(items: list[PrepItem], reference: Schema) -> list[PrepItem]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from app.core.database import classify_sqlite_error, read_consistently
+from app.core.engines.sqlite.files import classify_sqlite_error, read_consistently
 from app.core.inspect import read_schema
 from app.core.losses import Loss, LossWatch, unmatched_acceptances
 from app.core.plans import PlanSet, PlanStatement, StatementShape, statement_shape

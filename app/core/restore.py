@@ -24,9 +24,7 @@ the backup (after it), never a mix.
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -42,10 +40,10 @@ from app.core.backup import (
     content_problems,
     folder_error,
     id_for,
-    quick_check_file,
     verify_backup,
 )
-from app.core.database import sqlite_uri
+from app.core.engines import engine_for
+from app.core.engines.base import TargetInUse
 from app.core.errors import BackupError, CutoverError, RestoreFailed, RestoreRefused
 from app.core.fsutil import (
     copy_and_hash,
@@ -61,8 +59,6 @@ from app.core.fsutil import (
 from app.core.inspect import inspect_database
 from app.core.processes import ProcessInfo
 
-SIDE_FILES = ("-wal", "-shm", "-journal")
-SAFETY_SIDE_FILES = ("", "-wal", "-journal")  # -shm is an index SQLite rebuilds
 
 AppRunningCheck = Callable[[], Sequence[ProcessInfo]]
 
@@ -198,7 +194,8 @@ def keep_safety_copy(target: Path, safety_dir: Path, moment: datetime, extra: in
     `extra` is the room the replacement will need beside the target, checked now so
     that a full disk refuses the restore before anything is written.
     """
-    present = [target.with_name(target.name + suffix) for suffix in SAFETY_SIDE_FILES]
+    suffixes = engine_for(target).safety_side_files
+    present = [target.with_name(target.name + suffix) for suffix in suffixes]
     present = [path for path in present if os.path.lexists(path)]
     if not safety_dir.is_dir():
         raise _refused(f"The safety folder {safety_dir} does not exist; create it first.",
@@ -208,7 +205,7 @@ def keep_safety_copy(target: Path, safety_dir: Path, moment: datetime, extra: in
         check_free_space([target.parent], extra)
     except BackupError as exc:
         raise _refused(exc.message, **exc.details) from None
-    base = _free_safety_name(safety_dir, target.name, moment)
+    base = _free_safety_name(safety_dir, target.name, moment, suffixes)
     written: list[Path] = []
     try:
         for path in present:
@@ -223,11 +220,11 @@ def keep_safety_copy(target: Path, safety_dir: Path, moment: datetime, extra: in
     return written
 
 
-def _free_safety_name(safety_dir: Path, name: str, moment: datetime) -> Path:
+def _free_safety_name(safety_dir: Path, name: str, moment: datetime, suffixes: tuple[str, ...]) -> Path:
     stamp = id_for(moment)
     for number in range(1, 10_000):
         candidate = safety_dir / f"{name}.pre-restore_{stamp}{'' if number == 1 else f'_{number}'}"
-        if not any(os.path.lexists(f"{candidate}{suffix}") for suffix in SAFETY_SIDE_FILES):
+        if not any(os.path.lexists(f"{candidate}{suffix}") for suffix in suffixes):
             return candidate
     raise _refused(f"Too many safety copies named {stamp} in {safety_dir}.")
 
@@ -287,21 +284,20 @@ def _match_owner_and_mode(fd: int, target: Path) -> None:
 
 def _enable_wal(path: Path) -> None:
     """Backups are stored with a rollback header; the restored file gets WAL back."""
-    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
-        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = engine_for(path).set_journal_mode("wal")
     if mode != "wal":
         raise _refused(f"Could not switch the replacement back to WAL mode (got {mode}).")
 
 
 def _replacement_problems(replacement: Path, manifest: Manifest) -> str:
-    check = quick_check_file(replacement)
+    check = engine_for(replacement).quick_check_copy()
     if check != "ok":
         return f"quick_check: {check.splitlines()[0]}"
     return "; ".join(content_problems(inspect_database(replacement, deep=False), manifest))
 
 
 def _remove_with_side_files(path: Path) -> None:
-    for suffix in ("", *SIDE_FILES):
+    for suffix in ("", *engine_for(path).side_files):
         remove_if_present(path.with_name(path.name + suffix))
 
 
@@ -312,30 +308,24 @@ def _settle_old_database(target: Path, busy_timeout: float, safety: list[Path]) 
     """Let SQLite fold a hot journal or the -wal into the main file, so it stands alone."""
     if not target.exists():
         return []
-    uri = sqlite_uri(target, "rw")
     try:
-        with closing(sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)) as db:
-            db.execute("SELECT count(*) FROM sqlite_schema").fetchone()  # rolls back a hot journal
-            if db.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-                busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                if busy:
-                    raise sqlite3.OperationalError("database is locked")
-    except sqlite3.Error as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise _refused(
-                f"{target} is in use (a connection kept it busy for {busy_timeout:g} s); "
-                "close every program using it and try again. Its content was not changed; "
-                f"safety copy: {', '.join(map(str, safety))}."
-            ) from None
+        problem = engine_for(target).fold_side_files(busy_timeout=busy_timeout)
+    except TargetInUse:
+        raise _refused(
+            f"{target} is in use (a connection kept it busy for {busy_timeout:g} s); "
+            "close every program using it and try again. Its content was not changed; "
+            f"safety copy: {', '.join(map(str, safety))}."
+        ) from None
+    if problem is not None:
         # A damaged database cannot be settled; the safety copy holds its files as they were.
-        return [f"The old database could not be opened ({exc}); its side files were removed "
+        return [f"The old database could not be opened ({problem}); its side files were removed "
                 "as they were (they are in the safety copy)."]
     return []
 
 
 def _swap(replacement: Path, target: Path, safety: list[Path], say: Log) -> None:
     try:
-        for suffix in SIDE_FILES:
+        for suffix in engine_for(target).side_files:
             remove_if_present(target.with_name(target.name + suffix))
         fsync_directory(target.parent)
         say("Stale side files removed; renaming the replacement over the target.")

@@ -9,41 +9,25 @@ forward, with its own time, until it is older than `deep_interval` or a refresh 
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from app.core.engines import Engine, engine_for
 from app.core.errors import TargetUnavailable
 from app.core.inspect import inspect_database
 from app.core.schema import Snapshot
 
 
-def file_signature(path: Path) -> tuple:
-    parts = []
-    for candidate in (path, Path(f"{path}-wal")):
-        try:
-            stat = os.stat(candidate)
-            parts.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
-        except OSError:
-            parts.append(None)
-    return tuple(parts)
+def file_stamp(path) -> list:
+    """The target's stamp now (JSON-able), to be recorded and compared later: any write changes it."""
+    return engine_for(path).stamp()
 
 
-def file_stamp(path: Path) -> list:
-    """file_signature as JSON lists, to be recorded and compared later: any write changes it."""
-    return [list(part) if part else None for part in file_signature(Path(path))]
-
-
-def same_file_state(path: Path, recorded: list) -> bool:
-    """Is `path` still as `recorded` (a file_stamp)? An empty WAL that did not exist then was
-    created by opening the database in WAL mode, not by a write."""
-    now = file_stamp(path)
-    if now == recorded:
-        return True
-    (main_now, wal_now), (main_then, wal_then) = now, recorded
-    return main_now == main_then and wal_then is None and wal_now is not None and wal_now[1] == 0
+def same_file_state(path, recorded: list) -> bool:
+    """Is the target still as `recorded` (a file_stamp) describes it?"""
+    return engine_for(path).unchanged_since(recorded)
 
 
 @dataclass(frozen=True)
@@ -73,10 +57,11 @@ class SnapshotCache:
     def __init__(self, busy_timeout: float = 1.0, deep_interval: float = 300.0):
         self.busy_timeout = busy_timeout
         self.deep_interval = deep_interval
-        self._entries: dict[Path, tuple[tuple, Inspection]] = {}
+        self._entries: dict[Path, tuple[list, Inspection]] = {}
         self._locks: dict[Path, threading.Lock] = {}
         self._guard = threading.Lock()
         self._checking: set[Path] = set()
+        self._engines: dict[Path, Engine] = {}  # each target's engine, picked once
 
     def inspect(self, path: Path, *, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
         """With wait_for_checks=False a file never checked gets its schema and counts at once
@@ -85,7 +70,7 @@ class SnapshotCache:
         path = Path(path)
         with self._lock_for(path):
             cached = self._entries.get(path)
-            if cached and cached[0] == file_signature(path) and not refresh:
+            if cached and cached[0] == self._stamp(path) and not refresh:
                 return cached[1]
             previous = cached[1] if cached else None
             if wait_for_checks or refresh or self._recent_checks(previous):
@@ -97,7 +82,7 @@ class SnapshotCache:
 
     def _remember(self, path: Path, inspection: Inspection) -> None:
         if inspection.ok:
-            self._entries[path] = (file_signature(path), inspection)
+            self._entries[path] = (self._stamp(path), inspection)
         else:
             self._entries.pop(path, None)
 
@@ -114,7 +99,7 @@ class SnapshotCache:
 
     def _check_in_background(self, path: Path) -> None:
         try:
-            signature = file_signature(path)
+            signature = self._stamp(path)
             try:
                 snapshot = inspect_database(path, deep=True, busy_timeout=self.busy_timeout)
             except TargetUnavailable as error:
@@ -123,7 +108,7 @@ class SnapshotCache:
                 inspection = Inspection(path, snapshot=snapshot, checked_at=snapshot.inspected_at)
             with self._lock_for(path):
                 # A file that changed meanwhile is inspected again by the next viewer.
-                if file_signature(path) == signature:
+                if self._stamp(path) == signature:
                     self._remember(path, inspection)
         finally:
             with self._guard:
@@ -150,6 +135,12 @@ class SnapshotCache:
             return False
         age = datetime.now(timezone.utc) - datetime.fromisoformat(previous.checked_at)
         return age.total_seconds() < self.deep_interval
+
+    def _stamp(self, path: Path) -> list:
+        engine = self._engines.get(path)
+        if engine is None:
+            engine = self._engines.setdefault(path, engine_for(path))
+        return engine.stamp()
 
     def _lock_for(self, path: Path) -> threading.Lock:
         # One inspection per file at a time: a second viewer waits for the first result

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.core.assertions import validate_checks_config
 from app.core.checklist import Checklist, default_checklist, parse_checklist
+from app.core.engines import Engine, engine_for
 from app.core.errors import ConfigError
 from app.core.fsutil import FileIdentity, file_identity
 from app.core.numbers import LARGEST_WHOLE, Accepted, config_number
@@ -58,6 +59,12 @@ class Environment:
     backup_dirs: tuple[Path, ...] = ()
     description: str = ""
     app: AppHooks = field(default_factory=AppHooks)
+    engine_name: str = "sqlite"  # cutover.toml's `database = "x.db"` names a SQLite file
+
+    @property
+    def target(self) -> Engine:
+        """This environment's database as its engine reaches it: the one way to touch it."""
+        return engine_for(self.database, self.engine_name)
 
     def to_dict(self) -> dict:
         return {

@@ -6,12 +6,8 @@ import sqlite3
 
 import pytest
 
-from app.core.assertions import (
-    read_only_authorizer,
-    statement_verb,
-    validate_assertion,
-    validate_checks_config,
-)
+from app.core.assertions import statement_verb, validate_assertion, validate_checks_config
+from app.core.engines.sqlite.guards import read_only_authorizer
 from app.core.errors import ConfigError, UsageError
 from app.core.sql import significant_tokens
 

@@ -181,18 +181,30 @@ def test_foreign_keys_without_baseline_any_violation_fails(demo, small):
 
 
 def test_foreign_keys_compared_row_by_row_with_violations(small):
-    from app.core.database import open_readonly
+    from app.core.checks import foreign_key_violations_of
+    from app.core.engines.sqlite.files import open_readonly
     from app.core.migrate import foreign_key_violations
 
     write(small, "PRAGMA foreign_keys = OFF; INSERT INTO child VALUES (10, 99, 1);")
     with closing(open_readonly(small)) as connection:
         before = foreign_key_violations(connection)
+    assert foreign_key_violations_of(small) == before
     # One orphan fixed, another added: the count is the same, the rows are not.
     write(small, "PRAGMA foreign_keys = OFF; DELETE FROM child WHERE id = 10; "
                  "INSERT INTO child VALUES (11, 98, 1);")
     assert foreign_key_check(small, baseline=1).passed
     result = foreign_key_check(small, baseline=before)
     assert not result.passed and any("child rowid 11" in line for line in result.evidence)
+
+
+def test_violations_of_an_unreadable_target_are_a_clear_refusal(tmp_path):
+    from app.core.checks import foreign_key_violations_of
+    from app.core.errors import TargetUnavailable
+
+    missing = tmp_path / "gone.db"
+    with pytest.raises(TargetUnavailable) as caught:
+        foreign_key_violations_of(missing)
+    assert caught.value.reason == "missing" and not missing.exists()
 
 
 # --------------------------------------------------------------------------- schema

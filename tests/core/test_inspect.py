@@ -9,7 +9,7 @@ from contextlib import closing
 
 import pytest
 
-from app.core import inspect as inspect_module
+from app.core.engines.sqlite import introspection as inspect_module
 from app.core.inspect import inspect_database
 from app.core.schema import Column, ForeignKey, Index, IndexColumn, Schema, Table, Trigger, View
 from tests.core.conftest import SQLITE_CLI, create_database, folder_state

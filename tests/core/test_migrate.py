@@ -9,13 +9,14 @@ from contextlib import closing
 import pytest
 
 from app.core import migrate
+from app.core.engines.sqlite import integrity, introspection
 from app.core.errors import MigrationFailed, TargetUnavailable
 from app.core.events import collecting
 from app.core.inspect import inspect_database
 from app.core.migrate import apply_plan, check_rehearsal, rehearse
 from app.core.plans import load_plan_set, make_plan_set, parse_plan_text
 from app.core.prep import generate_prep
-from app.core.transaction import immediate_transaction, open_for_writing
+from app.core.engines.sqlite.transactions import immediate_transaction, open_for_writing
 from tests.core.conftest import folder_state
 
 DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_instances.sql")
@@ -326,7 +327,7 @@ def test_a_new_foreign_key_violation_stops_the_run_but_old_ones_do_not(make_db):
 
 
 def test_above_the_exact_limit_violations_are_compared_by_checksums(make_db, monkeypatch):
-    monkeypatch.setattr(migrate, "EXACT_VIOLATION_LIMIT", 1)
+    monkeypatch.setattr(integrity, "EXACT_VIOLATION_LIMIT", 1)
     db = make_db("CREATE TABLE p (id INTEGER PRIMARY KEY);"
                  "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));"
                  "INSERT INTO c VALUES (1, 7), (2, 8), (3, 9);")
@@ -386,7 +387,7 @@ def test_rehearsal_passes_after_the_prep_and_never_touches_the_target(demo):
                          "rehearsed_at", "failure", "checks", "remaining_differences", "timings",
                          "lines", "apply"}
     with closing(sqlite3.connect(demo / "goals.db")) as connection:
-        assert data["target_schema_sha256"] == migrate.schema_text_sha256(connection)
+        assert data["target_schema_sha256"] == introspection.schema_text_sha256(connection)
     assert set(data["timings"]) == {"snapshot_ms", "apply_ms", "verify_ms", "total_ms"}
 
 
@@ -424,7 +425,7 @@ def test_rehearsal_reports_remaining_differences_without_failing(make_db):
     assert result.passed
     assert [(d["object"], d["name"], d["change"]) for d in result.remaining_differences] == [
         ("column", "y", "only_left"), ("index", "a_x", "only_right")]
-    assert result.checks[-1].to_dict() == {
+    assert result.checks[-1].to_rehearsal_dict() == {
         "name": "schema_vs_reference", "passed": False, "blocking": False,
         "detail": "2 differences remain (column y, index a_x)"}
 
@@ -454,8 +455,8 @@ def test_exact_and_aggregated_violation_checksums_agree(make_db):
                  "INSERT INTO c VALUES (-9223372036854775807, 1, NULL), (-5, 2, 3),"
                  "                     (7, NULL, 4), (9223372036854775807, 5, 6);")
     with closing(sqlite3.connect(db)) as connection:
-        exact = migrate._exact_violations(connection)
-        aggregated = migrate._aggregated_violations(connection)
+        exact = integrity._exact_violations(connection)
+        aggregated = integrity._aggregated_violations(connection)
     assert exact.groups == aggregated.groups
     assert exact.total == aggregated.total == 6
 
@@ -502,7 +503,7 @@ def test_the_precondition_runs_under_the_write_lock_and_can_refuse(make_db):
 
 
 def test_same_file_state_sees_any_write_but_not_an_empty_wal_made_by_opening(make_db):
-    from app.core.snapshots import file_signature, same_file_state
+    from app.core.engines.sqlite.stamps import file_signature, same_file_state
 
     path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY);")
     with closing(sqlite3.connect(path)) as connection:

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from app.core.snapshots import SnapshotCache, file_signature
+from app.core.engines.sqlite.stamps import file_signature
+from app.core.snapshots import SnapshotCache
 
 
 @pytest.fixture

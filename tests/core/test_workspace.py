@@ -326,3 +326,12 @@ def test_a_path_with_a_nul_character_is_one_line_not_a_traceback(tmp_path, text,
     with pytest.raises(ConfigError) as caught:
         load_workspace(path)
     assert caught.value.message == f"{path}: '{key}' cannot hold a NUL character (\\u0000): no file has that name."
+
+
+def test_an_environment_names_its_target_through_the_sqlite_engine(tmp_path):
+    from app.core.engines.sqlite import SQLiteEngine
+    from app.core.workspace import Environment
+
+    env = Environment("production", tmp_path / "app.db")
+    assert isinstance(env.target, SQLiteEngine) and env.target.location == tmp_path / "app.db"
+    assert "engine_name" not in env.to_dict()  # the published shape is unchanged

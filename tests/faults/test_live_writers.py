@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from app.core import backup as backup_module
+from app.core.engines.sqlite import backup_copy
 from app.core.backup import BACKUP_API, LOCKED_COPY, create_backup, verify_backup
 from app.core.restore import restore_backup
 from tests.faults.helpers import (
@@ -30,7 +30,7 @@ def test_a_backup_under_constant_writes_restores_to_a_consistent_prefix(
         tmp_path, monkeypatch, journal_mode, method):
     # Many small backup-API steps, so writers commit between steps (R7): with the
     # snapshot pinned by our read transaction they can neither restart nor starve it.
-    monkeypatch.setattr(backup_module, "STEP_BYTES", 64 * 1024)
+    monkeypatch.setattr(backup_copy, "STEP_BYTES", 64 * 1024)
     source = make_database(tmp_path / "goals.db", rows=20_000, pad_bytes=400,
                            journal_mode=journal_mode)  # about 10 MB
     folder, safety = tmp_path / "backups", tmp_path / "safety"

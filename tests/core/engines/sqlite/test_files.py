@@ -1,4 +1,4 @@
-"""app.core.database: read-only opening, and a clear reason for every file it refuses.
+"""app.core.engines.sqlite.files: read-only opening, and a clear reason for every file it refuses.
 
 Each bad input is checked twice: the right reason and message, and that the folder
 holding it is byte-for-byte and mtime-for-mtime what it was (no -journal, -wal or -shm).
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from app.core.database import classify_sqlite_error, open_readonly, read_consistently
+from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly, read_consistently
 from app.core.errors import TargetUnavailable
 from app.core.inspect import inspect_database
 from tests.core.conftest import create_database, folder_state
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[4]
 NOBODY = 65534
 MANY_ROWS = "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT);" + "".join(
     f"INSERT INTO t (body) VALUES (printf('%.500c', '{chr(97 + i % 26)}'));" for i in range(200)
@@ -294,7 +294,7 @@ import sys, types
 package = types.ModuleType("app")
 package.__path__ = [{root!r} + "/app"]
 sys.modules["app"] = package
-from app.core.database import open_readonly
+from app.core.engines.sqlite.files import open_readonly
 from app.core.errors import TargetUnavailable
 try:
     open_readonly({path!r}).close()
@@ -410,7 +410,7 @@ def test_a_path_with_uri_characters_names_that_very_file(tmp_path):
     """`?`, `#` and `%` in a folder name must not cut the path short or be decoded."""
     import sqlite3 as sqlite
 
-    from app.core.database import open_readonly, sqlite_uri
+    from app.core.engines.sqlite.files import open_readonly, sqlite_uri
 
     folder = tmp_path / "odd?name#with%20chars"
     folder.mkdir()

@@ -1,0 +1,228 @@
+"""The engine seam: everything Cutover does to a target that depends on the kind of database.
+
+Plans, reconciliation, rehearsal, apply, the backup catalogue, restore, checks and reports
+are written once and ask the target's engine for the rest, as Alembic's migration context
+asks its dialect's `DefaultImpl` subclass. An engine is one folder under app/core/engines/
+with one Engine subclass naming itself (`name = "sqlite"`); `engine_for` picks it once per
+target. A connection is whatever the engine's driver gives (a DB-API connection); neutral
+code only passes it back to the engine or runs SQL on it, and catches `engine.Error`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from importlib import import_module
+from typing import Any, ClassVar, TypeVar
+
+from app.core.errors import ConfigError, TargetUnavailable
+
+T = TypeVar("T")
+_ENGINES: dict[str, type[Engine]] = {}
+
+
+class TimedOut(Exception):
+    """An engine's `time_limit` stopped what a connection was running."""
+
+
+class TargetInUse(Exception):
+    """Another connection kept the target busy for longer than the engine waits."""
+
+
+class Dialect(ABC):
+    """How the engine's SQL is written: where statements end, what a plan may not do, names."""
+
+    @abstractmethod
+    def statement_is_complete(self, text: str) -> bool: ...
+
+    @abstractmethod
+    def split_statements(self, text: str) -> list[tuple[str, int]]:
+        """(statement, first line) of every statement in a plan's text."""
+
+    @abstractmethod
+    def forbidden_reason(self, sql: str) -> str | None:
+        """Why a plan may not run `sql` inside the migration's one transaction, or None."""
+
+    @abstractmethod
+    def quote_identifier(self, name: str) -> str: ...
+
+
+class Engine(ABC):
+    """One target (a file, a database URL) as its engine reaches it."""
+
+    name: ClassVar[str] = ""
+    Error: ClassVar[type[Exception]] = Exception  # the driver's base error class (DB-API)
+    DatabaseError: ClassVar[type[Exception]] = Exception  # ... for errors of the database itself
+    dialect: ClassVar[Dialect]
+
+    def __init__(self, location):
+        self.location = location
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            _ENGINES[cls.name] = cls
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.location)!r})"
+
+    # --- describing the target -------------------------------------------------------
+
+    @abstractmethod
+    def snapshot(self, *, deep: bool = True, busy_timeout: float = 1.0):
+        """Schema, facts and exact row counts in one consistent read (a core Snapshot);
+        `deep` adds the whole-database integrity and foreign-key checks."""
+
+    @abstractmethod
+    def read_schema(self, connection, *, count_rows: bool = True):
+        """The schema as a connection sees it now (a core Schema)."""
+
+    @abstractmethod
+    def schema_text_sha256(self, connection) -> str:
+        """SHA-256 of the schema exactly as the database stores it."""
+
+    # --- has it changed? -------------------------------------------------------------
+
+    @abstractmethod
+    def stamp(self) -> list:
+        """A JSON-able stamp of the target now; any write changes it."""
+
+    @abstractmethod
+    def unchanged_since(self, stamp: list) -> bool:
+        """Is the target still as `stamp` (from `stamp()`) describes it?"""
+
+    @abstractmethod
+    def may_hold_same_bytes(self, stamp: list) -> bool:
+        """Touched since `stamp`, but possibly holding the same bytes (hashes then decide)."""
+
+    # --- connections and transactions ------------------------------------------------
+
+    @abstractmethod
+    def open_readonly(self, *, busy_timeout: float = 1.0):
+        """A connection that cannot write, opened without creating anything."""
+
+    @abstractmethod
+    def read_consistently(self, read: Callable[[Any], T], *, busy_timeout: float = 1.0) -> T:
+        """`read(connection)` on a read-only connection, repeated if the target moved under it."""
+
+    @abstractmethod
+    def read_transaction(self, connection) -> AbstractContextManager:
+        """One consistent view for everything read inside; always ends without writing."""
+
+    @abstractmethod
+    def open_for_writing(self, *, busy_timeout: float):
+        """A connection ready for `write_transaction`; refuses what is not an existing target."""
+
+    @abstractmethod
+    def write_transaction(self, connection) -> AbstractContextManager:
+        """The write lock up front, COMMIT at the end, ROLLBACK on any exception."""
+
+    @abstractmethod
+    def settle(self, *, busy_timeout: float) -> bool:
+        """Finish what a writer that died left behind (a hot journal); whether there was any."""
+
+    # --- checks ----------------------------------------------------------------------
+
+    @abstractmethod
+    def quick_check(self, connection, *, stopped_is_answer: bool = True) -> str:
+        """'ok' or the first problems of a fast whole-database integrity check."""
+
+    @abstractmethod
+    def integrity_problems(self, connection, limit: int) -> list[str]:
+        """The full integrity check: ['ok'] or up to `limit` problems."""
+
+    @abstractmethod
+    def foreign_key_violations(self, connection):
+        """Every foreign-key violation, as a comparable core Violations."""
+
+    @abstractmethod
+    def time_limit(self, connection, seconds: float | None) -> AbstractContextManager:
+        """Interrupt what `connection` runs after `seconds` (raising TimedOut)."""
+
+    @abstractmethod
+    def reads_only(self, connection) -> AbstractContextManager:
+        """Inside, the connection refuses anything but reading (an operator's assertion)."""
+
+    @abstractmethod
+    def rolled_back_row_writes(self, connection) -> AbstractContextManager:
+        """A write transaction, with foreign keys enforced, in which only row writes are
+        allowed and that is always rolled back (a smoke test)."""
+
+    @abstractmethod
+    def changes(self, connection) -> int:
+        """Rows changed so far on `connection`, by cascades and triggers too."""
+
+    @abstractmethod
+    def is_interrupt(self, exc: Exception) -> bool:
+        """Was the statement stopped by `time_limit` rather than failing on its own?"""
+
+    # --- copies ----------------------------------------------------------------------
+
+    @abstractmethod
+    def scratch_copy(self, destination, *, busy_timeout: float) -> None:
+        """A private consistent copy at `destination` to simulate statements on."""
+
+    @abstractmethod
+    def backup_snapshot(self, copies, *, method: str | None, busy_timeout: float, progress, log,
+                        complete: Callable[[list], None], fan_out):
+        """Write one consistent moment of the target into the backup's partial copies.
+
+        `complete(paths)` is told as soon as copies are whole (their checks may start);
+        `fan_out(copies, size, progress)` hashes the first copy into the others when the
+        engine wrote only the first. Returns what was taken (size, sha256, method, mode)."""
+
+    @abstractmethod
+    def quick_check_copy(self) -> str:
+        """quick_check of a private copy of ours (a backup copy, a restore's replacement)."""
+
+    # --- putting a restored copy in place ---------------------------------------------
+
+    side_files: ClassVar[tuple[str, ...]] = ()  # files beside the target that belong to it
+    safety_side_files: ClassVar[tuple[str, ...]] = ("",)  # what a safety copy keeps ("" = the target)
+
+    @abstractmethod
+    def set_journal_mode(self, mode: str) -> str:
+        """Switch a replacement to the journal mode its backup recorded; the mode now."""
+
+    @abstractmethod
+    def fold_side_files(self, *, busy_timeout: float) -> str | None:
+        """Make the target stand alone before a swap (TargetInUse when busy); the reason it
+        cannot be opened at all, or None."""
+
+    @abstractmethod
+    def holders(self) -> list:
+        """Processes that hold the target open (core ProcessInfo)."""
+
+    # --- errors ----------------------------------------------------------------------
+
+    @abstractmethod
+    def error_reason(self, exc: Exception) -> str:
+        """One word for a driver error: locked, corrupt, unreadable, needs_recovery or error."""
+
+    @abstractmethod
+    def unavailable(self, exc: Exception, *, busy_timeout: float | None = None) -> TargetUnavailable:
+        """A driver error met while reading the target, as the operator should read it."""
+
+
+def engine_for(location, kind: str = "sqlite") -> Engine:
+    """The engine of one target, picked once: pass the result along rather than the location."""
+    if isinstance(location, Engine):
+        return location
+    return engine_class(kind)(location)
+
+
+def engine_class(kind: str) -> type[Engine]:
+    if kind not in _ENGINES:
+        # Each engine's folder registers its class when imported.
+        try:
+            import_module(f"app.core.engines.{kind}")
+        except ModuleNotFoundError:
+            pass
+    try:
+        return _ENGINES[kind]
+    except KeyError:
+        raise ConfigError(f"Cutover has no {kind!r} engine; known: {', '.join(sorted(_ENGINES))}.") from None
+
+
+def registered_engines() -> Iterator[str]:
+    return iter(sorted(_ENGINES))

@@ -1,0 +1,141 @@
+"""SQLiteEngine: a target that is one SQLite file (and its -wal, -shm and -journal)."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from app.core.engines.base import Dialect, Engine
+from app.core.engines.sqlite import (
+    backup_copy,
+    copies,
+    files,
+    guards,
+    integrity,
+    introspection,
+    stamps,
+    swap,
+    transactions,
+)
+from app.core.engines.sqlite.dialect import statement_is_complete
+from app.core.processes import processes_holding
+from app.core.sql import quote_identifier
+
+
+class SQLiteDialect(Dialect):
+    def statement_is_complete(self, text: str) -> bool:
+        return statement_is_complete(text)
+
+    def split_statements(self, text: str) -> list[tuple[str, int]]:
+        from app.core.plans import split_statements  # plans reads its dialect from here
+
+        return split_statements(text)
+
+    def forbidden_reason(self, sql: str) -> str | None:
+        from app.core.plans import forbidden_reason
+
+        return forbidden_reason(sql)
+
+    def quote_identifier(self, name: str) -> str:
+        return quote_identifier(name)
+
+
+class SQLiteEngine(Engine):
+    name = "sqlite"
+    Error = sqlite3.Error
+    DatabaseError = sqlite3.DatabaseError
+    dialect = SQLiteDialect()
+
+    def __init__(self, location):
+        super().__init__(location if isinstance(location, Path) else Path(location))
+
+    @property
+    def path(self) -> Path:
+        return self.location
+
+    def snapshot(self, *, deep: bool = True, busy_timeout: float = 1.0):
+        return introspection.inspect_database(self.path, deep=deep, busy_timeout=busy_timeout)
+
+    def read_schema(self, connection, *, count_rows: bool = True):
+        return introspection.read_schema(connection, count_rows=count_rows)
+
+    def schema_text_sha256(self, connection) -> str:
+        return introspection.schema_text_sha256(connection)
+
+    def stamp(self) -> list:
+        return stamps.file_stamp(self.path)
+
+    def unchanged_since(self, stamp: list) -> bool:
+        return stamps.same_file_state(self.path, stamp)
+
+    def may_hold_same_bytes(self, stamp: list) -> bool:
+        return stamps.may_hold_same_bytes(self.path, stamp)
+
+    def open_readonly(self, *, busy_timeout: float = 1.0):
+        return files.open_readonly(self.path, busy_timeout=busy_timeout)
+
+    def read_consistently(self, read, *, busy_timeout: float = 1.0):
+        return files.read_consistently(self.path, read, busy_timeout=busy_timeout)
+
+    def read_transaction(self, connection):
+        return transactions.read_transaction(connection)
+
+    def open_for_writing(self, *, busy_timeout: float):
+        return transactions.open_for_writing(self.path, busy_timeout=busy_timeout)
+
+    def write_transaction(self, connection):
+        return transactions.immediate_transaction(connection)
+
+    def settle(self, *, busy_timeout: float) -> bool:
+        return transactions.settle_hot_journal(self.path, busy_timeout=busy_timeout)
+
+    def quick_check(self, connection, *, stopped_is_answer: bool = True) -> str:
+        return integrity.quick_check(connection, stopped_is_answer=stopped_is_answer)
+
+    def integrity_problems(self, connection, limit: int) -> list[str]:
+        return integrity.integrity_problems(connection, limit)
+
+    def foreign_key_violations(self, connection):
+        return integrity.foreign_key_violations(connection)
+
+    def time_limit(self, connection, seconds: float | None):
+        return integrity.time_limit_on(connection, seconds)
+
+    def reads_only(self, connection):
+        return guards.reads_only(connection)
+
+    def rolled_back_row_writes(self, connection):
+        return guards.rolled_back_row_writes(connection)
+
+    def changes(self, connection) -> int:
+        return guards.changes(connection)
+
+    def is_interrupt(self, exc: Exception) -> bool:
+        return guards.is_interrupt(exc)
+
+    def scratch_copy(self, destination, *, busy_timeout: float) -> None:
+        copies.snapshot_database(self.path, destination, busy_timeout=busy_timeout)
+
+    def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
+        return backup_copy.take_snapshot(self.path, copies, method, busy_timeout, progress, log,
+                                         complete, fan_out)
+
+    def quick_check_copy(self) -> str:
+        return backup_copy.quick_check_file(self.path)
+
+    side_files = swap.SIDE_FILES
+    safety_side_files = swap.SAFETY_SIDE_FILES
+
+    def set_journal_mode(self, mode: str) -> str:
+        return swap.set_journal_mode(self.path, mode)
+
+    def fold_side_files(self, *, busy_timeout: float) -> str | None:
+        return swap.fold_side_files(self.path, busy_timeout)
+
+    def holders(self) -> list:
+        return processes_holding(self.path)
+
+    def error_reason(self, exc: Exception) -> str:
+        return files.sqlite_error_reason(exc)
+
+    def unavailable(self, exc: Exception, *, busy_timeout: float | None = None):
+        return files.classify_sqlite_error(exc, self.path, busy_timeout=busy_timeout)
