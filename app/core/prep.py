@@ -23,20 +23,15 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.ddl import add_column_sql
 from app.core.diff import Difference, add_column_obstacles, diff_schemas
 from app.core.engines.sqlite.dialect import statement_is_complete
 from app.core.errors import UsageError
 from app.core.fsutil import write_file_atomically
 from app.core.plans import Plan, PlanSet, parse_plan_text
 from app.core.reconcile import rows_from_schema, schema_copy
-from app.core.schema import DEFERRED, Column, ForeignKey, Schema, Table
-from app.core.sql import (
-    ascii_lower,
-    column_clauses,
-    create_table_items,
-    is_table_constraint,
-    quote_identifier,
-)
+from app.core.schema import Column, Schema, Table
+from app.core.sql import ascii_lower
 
 PHASES = (("table", "Prep: tables"), ("column", "Prep: columns"), ("index", "Prep: indexes"))
 
@@ -241,52 +236,6 @@ def _parents_first(items: list[PrepItem], reference: Schema) -> list[PrepItem]:
 def _parents(reference: Schema, table_name: str) -> set[str]:
     table = reference.table(table_name)
     return {ascii_lower(fk.table) for fk in table.foreign_keys} if table else set()
-
-
-# --------------------------------------------------------------------------- ADD COLUMN
-
-
-def add_column_sql(table: Table, column: Column) -> str:
-    """ALTER TABLE ... ADD COLUMN ... recreating `column` of the reference `table` exactly."""
-    parts = [f"ALTER TABLE {quote_identifier(table.name)} "
-             f"ADD COLUMN {quote_identifier(column.name)}"]
-    if column.type:
-        parts.append(column.type)
-    if column.hidden == "virtual" and column.generated:
-        parts.append(f"GENERATED ALWAYS AS ({column.generated}) VIRTUAL")
-    if column.not_null:
-        parts.append("NOT NULL")
-        if column.not_null_conflict:
-            parts.append(f"ON CONFLICT {column.not_null_conflict}")
-    if column.default is not None:
-        parts.append(f"DEFAULT {column.default}")
-    if column.collation:
-        parts.append(f"COLLATE {column.collation}")
-    parts.extend(_column_checks(table, column))
-    parts.extend(_references(fk) for fk in table.foreign_keys
-                 if len(fk.columns) == 1 and ascii_lower(fk.columns[0]) == ascii_lower(column.name))
-    return " ".join(parts) + ";"
-
-
-def _column_checks(table: Table, column: Column) -> tuple[str, ...]:
-    for item in create_table_items(table.sql):
-        if not is_table_constraint(item):
-            clauses = column_clauses(item)
-            if ascii_lower(clauses.name) == ascii_lower(column.name):
-                return clauses.checks
-    return ()
-
-
-def _references(fk: ForeignKey) -> str:
-    text = f"REFERENCES {quote_identifier(fk.table)}"
-    if fk.to and fk.to[0] is not None:
-        text += "(" + ", ".join(quote_identifier(name) for name in fk.to) + ")"
-    for action, value in (("ON DELETE", fk.on_delete), ("ON UPDATE", fk.on_update)):
-        if value.upper() != "NO ACTION":
-            text += f" {action} {value.upper()}"
-    if fk.deferred:
-        text += f" {DEFERRED}"
-    return text
 
 
 # --------------------------------------------------------------------------- checking and text

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
+from app.core.ddl import add_column_sql
 from app.core.engines.sqlite.files import classify_sqlite_error, read_consistently
 from app.core.inspect import read_schema
 from app.core.losses import Loss, LossWatch, unmatched_acceptances
@@ -780,9 +781,6 @@ def _missing_column(message: str) -> str | None:
 
 
 def _missing_column_fix(outcome, column: str, target, reference: Schema, labels) -> str | None:
-    # Imported here: prep builds on this module (schema copies), so the reverse import waits.
-    from app.core.prep import add_column_sql
-
     target_label, reference_label = labels
     for table_name in _tables_named_in(outcome.statement):
         table = reference.table(table_name)
