@@ -4,7 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
 from app.actions.backup_jobs import prune_backups, start_backup, start_restore, verify_now
+from app.actions.guards import require_typed_name
 from app.core.backup import list_backups
+from app.core.errors import UsageError
 from app.extensions import db
 from app.jobs.runner import log_lines
 from app.models import Job
@@ -44,8 +46,10 @@ def verify(name: str, backup_id: str):
 @bp.post("/<backup_id>/restore")
 def restore(name: str, backup_id: str):
     env = current_targets().environment(name)
-    if request.form.get("confirm", "") != env.name:
-        flash(f"Restore not started: type the environment name ({env.name}) to confirm.")
+    try:
+        require_typed_name(env, request.form.get("confirm", ""), "Restore")
+    except UsageError as refusal:
+        flash(refusal.message)
         return redirect(url_for("backups.index", name=name))
     job = start_restore(env, backup_id, acting_operator())
     return redirect(url_for("backups.index", name=name, job=job.id))
