@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 from app.core.sql import (
     ascii_lower,
@@ -327,6 +328,15 @@ def statement_aliases(sql: str) -> frozenset[str]:
         for before, after in zip(tokens, tokens[1:])
         if before.is_word("AS") and after.kind in ("word", "quoted")
     )
+
+
+class SchemaRow(NamedTuple):
+    """One object's definition as the database stores it: enough to create it again."""
+
+    type: str  # table | index | view | trigger
+    name: str
+    table: str  # the table (or view) it belongs to; its own name for a table or view
+    sql: str
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,13 @@ class Engine(ABC):
     def schema_text_sha256(self, connection) -> str:
         """SHA-256 of the schema exactly as the database stores it."""
 
+    @abstractmethod
+    def schema_rows(self, connection) -> list:
+        """The definitions (core SchemaRows) of the database's own tables, indexes, views and
+        triggers, in creation order: running them in order on an empty database rebuilds
+        the schema. What the database makes by itself for another object (e.g. SQLite's
+        internal objects, a virtual table's shadow tables) is left out."""
+
     # --- has it changed? -------------------------------------------------------------
 
     @abstractmethod
@@ -155,6 +162,16 @@ class Engine(ABC):
     @abstractmethod
     def is_interrupt(self, exc: Exception) -> bool:
         """Was the statement stopped by `time_limit` rather than failing on its own?"""
+
+    # --- a schema scratch: trying DDL away from the target ---------------------------
+
+    @abstractmethod
+    def schema_scratch(self) -> AbstractContextManager:
+        """A connection to a new, empty, private database of this engine's kind, dropped on
+        exit: reconciliation rebuilds a schema on it (from `schema_rows`) and runs a plan
+        there; a statement that fails raises `Error`. Nothing reaches the target. It may
+        be opened once per plan statement, so it must be cheap (SQLite: in memory; a
+        server: e.g. a scratch schema)."""
 
     # --- copies ----------------------------------------------------------------------
 

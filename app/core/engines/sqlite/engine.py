@@ -12,6 +12,7 @@ from app.core.engines.sqlite import (
     guards,
     integrity,
     introspection,
+    scratch,
     stamps,
     swap,
     transactions,
@@ -60,6 +61,9 @@ class SQLiteEngine(Engine):
 
     def schema_text_sha256(self, connection) -> str:
         return introspection.schema_text_sha256(connection)
+
+    def schema_rows(self, connection) -> list:
+        return introspection.schema_rows(connection)
 
     def stamp(self) -> list:
         return stamps.file_stamp(self.path)
@@ -111,6 +115,9 @@ class SQLiteEngine(Engine):
 
     def is_interrupt(self, exc: Exception) -> bool:
         return guards.is_interrupt(exc)
+
+    def schema_scratch(self):
+        return scratch.empty_database()
 
     def scratch_copy(self, destination, *, busy_timeout: float) -> None:
         copies.snapshot_database(self.path, destination, busy_timeout=busy_timeout)

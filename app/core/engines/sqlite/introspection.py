@@ -27,6 +27,7 @@ from app.core.schema import (
     Index,
     IndexColumn,
     Schema,
+    SchemaRow,
     Snapshot,
     Table,
     Trigger,
@@ -301,6 +302,21 @@ def schema_text_sha256(connection: sqlite3.Connection) -> str:
         "SELECT type, name, tbl_name, sql FROM main.sqlite_schema ORDER BY type, name").fetchall()
     payload = json.dumps(rows, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def schema_rows(connection: sqlite3.Connection) -> list[SchemaRow]:
+    """The DDL of the main database's own objects, in creation order.
+
+    sqlite_* objects belong to SQLite and shadow tables to their virtual table; both are
+    re-created by SQLite itself when a copy creates their owner.
+    """
+    rows = connection.execute(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema "
+        "WHERE sql IS NOT NULL AND lower(substr(name, 1, 7)) <> 'sqlite_' "
+        "AND name NOT IN (SELECT name FROM pragma_table_list WHERE schema = 'main' "
+        "AND type = 'shadow') ORDER BY rowid"
+    ).fetchall()
+    return [SchemaRow(*row) for row in rows]
 
 
 # --- facts ----------------------------------------------------------------------------
