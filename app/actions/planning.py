@@ -64,7 +64,7 @@ def reference_schema(targets: Targets, env: Environment):
 def plan_view(targets: Targets, env: Environment, explicit: list[str] | None = None) -> PlanView:
     paths = plan_paths(targets, env, explicit)
     plan_set = load_plans(paths)
-    reconciliation = reconcile(env.database, plan_set, busy_timeout=targets.cache.busy_timeout)
+    reconciliation = reconcile(env.target, plan_set, busy_timeout=targets.cache.busy_timeout)
     reference, schema = reference_schema(targets, env)
     checked = preflight(reconciliation, schema, target_label=env.name,
                         reference_label=reference.name if reference else "the reference")
@@ -82,8 +82,8 @@ def make_prep(targets: Targets, env: Environment, reference_name: str) -> PrepPl
             raise inspection.error
         snapshots.append(inspection.snapshot)
     configured = load_plan_set(targets.workspace.plans) if targets.workspace.plans else None
-    return generate_prep(snapshots[0].schema, snapshots[1].schema, plan_set=configured,
-                         target_label=env.name, reference_label=reference.name)
+    return generate_prep(snapshots[0].schema, snapshots[1].schema, engine=env.target,
+                         plan_set=configured, target_label=env.name, reference_label=reference.name)
 
 
 def save_prep(targets: Targets, env: Environment, prep: PrepPlan, operator: str) -> Path:

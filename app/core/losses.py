@@ -21,7 +21,6 @@ migration's transaction before COMMIT.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -116,7 +115,7 @@ def _where(statement: PlanStatement) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def schema_objects(connection: sqlite3.Connection) -> list[SchemaObject]:
+def schema_objects(connection) -> list[SchemaObject]:
     """Every index, trigger and view of the main database, with what identifies it."""
     rows = connection.execute(
         "SELECT type, name, tbl_name, sql FROM main.sqlite_schema "
@@ -161,7 +160,7 @@ def _partial_where(sql: str | None) -> str | None:
     return normalise_tokens(keep_possible_strings(tokens[where + 1:])).rstrip(";").rstrip()
 
 
-def _names(connection: sqlite3.Connection) -> set[tuple[str, str]]:
+def _names(connection) -> set[tuple[str, str]]:
     return {(kind, ascii_lower(name)) for kind, name in connection.execute(
         "SELECT type, name FROM main.sqlite_schema")}
 
@@ -175,7 +174,7 @@ class LossWatch:
     `saw(statement)` after each statement that ran notes which objects of the start have
     vanished by then (an object may come back later: only the end counts)."""
 
-    def __init__(self, connection: sqlite3.Connection):
+    def __init__(self, connection):
         self.connection = connection
         self.before = schema_objects(connection)
         self.destroyed_by: dict[tuple[str, str], PlanStatement] = {}

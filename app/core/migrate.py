@@ -232,7 +232,7 @@ def _migrate(connection, run: _Run, rehearsal: dict | None, precondition,
     if precondition is not None:
         precondition()
     started = time.perf_counter()
-    run.facts["fingerprint_before"] = schema_fingerprint(connection)
+    run.facts["fingerprint_before"] = schema_fingerprint(run.engine, connection)
     if rehearsal is not None:
         check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"],
                         run.engine.schema_text_sha256(connection))
@@ -254,7 +254,7 @@ def _migrate(connection, run: _Run, rehearsal: dict | None, precondition,
     _refuse_unaccepted_losses(run, watch)
     run.facts["quick_check_after"] = _require_quick_check(connection, run, "after")
     _compare_foreign_keys(run, before, run.engine.foreign_key_violations(connection))
-    run.facts["fingerprint_after"] = schema_fingerprint(connection)
+    run.facts["fingerprint_after"] = schema_fingerprint(run.engine, connection)
     run.timed("checks_after_ms", started)
 
 
@@ -289,7 +289,7 @@ def statement_line(statement: PlanStatement, outcome: str, duration_ms: float) -
 
 def _apply_statement(connection, statement: PlanStatement, context: PlanContext, run: _Run) -> None:
     started = time.perf_counter()
-    decision = decide(connection, statement.sql, context)
+    decision = decide(run.engine, connection, statement.sql, context)
     if decision.action == "skip":
         elapsed = (time.perf_counter() - started) * 1000
         run.record(StatementResult(statement, "skipped", decision.message, elapsed))

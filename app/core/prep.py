@@ -18,14 +18,12 @@ reviewed, saved, rehearsed and run like any other plan:
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.ddl import add_column_sql
 from app.core.diff import Difference, add_column_obstacles, diff_schemas
-from app.core.engines.sqlite.dialect import statement_is_complete
+from app.core.engines import Dialect, Engine
 from app.core.errors import UsageError
 from app.core.fsutil import write_file_atomically
 from app.core.plans import Plan, PlanSet, parse_plan_text
@@ -94,18 +92,20 @@ def generate_prep(
     target_schema: Schema,
     reference_schema: Schema,
     *,
+    engine: Engine,
     plan_set: PlanSet | None = None,
     target_label: str = "production",
     reference_label: str = "development",
 ) -> PrepPlan:
-    """The additive statements that bring `target_schema` to `reference_schema`."""
+    """The additive statements that bring `target_schema` to `reference_schema`; `engine`
+    is the target's (its dialect writes the plan, its schema scratch tries it)."""
     planned = _planned_objects(plan_set)
     differences = diff_schemas(reference_schema, target_schema,
                                left_label=reference_label, right_label=target_label)
-    collector = _Collector(reference_schema, planned, target_label, reference_label)
+    collector = _Collector(reference_schema, planned, target_label, reference_label, engine.dialect)
     for difference in differences:
         collector.add(difference)
-    items, failed = _keep_what_works(target_schema, collector.ordered_items())
+    items, failed = _keep_what_works(engine, target_schema, collector.ordered_items())
     not_added = tuple(collector.not_added + failed)
     text = render_prep(items, not_added, tuple(collector.left_to_plan),
                        target_label, reference_label)
@@ -128,8 +128,10 @@ def _planned_objects(plan_set: PlanSet | None) -> set[tuple]:
 class _Collector:
     """Sorts each difference into an item, "left to the plan" or "not added"."""
 
-    def __init__(self, reference: Schema, planned: set, target_label: str, reference_label: str):
+    def __init__(self, reference: Schema, planned: set, target_label: str, reference_label: str,
+                 dialect: Dialect):
         self.reference = reference
+        self.dialect = dialect
         self.planned = planned
         self.target_label = target_label
         self.reference_label = reference_label
@@ -161,7 +163,7 @@ class _Collector:
     def _table(self, table: Table) -> None:
         if self._is_planned("table", table.name, label=f"table {table.name}"):
             return
-        sql = _terminated(table.sql)
+        sql = _terminated(table.sql, self.dialect)
         self.items.append(PrepItem("table", table.name, table.name, sql,
                                    self._has(f"table {table.name}")))
         for index in table.indexes:
@@ -186,7 +188,7 @@ class _Collector:
         index = next(i for i in table.indexes if ascii_lower(i.name) == ascii_lower(name))
         if self._is_planned("index", index.name, label=f"index {index.name}"):
             return
-        self.items.append(PrepItem("index", table.name, index.name, _terminated(index.sql),
+        self.items.append(PrepItem("index", table.name, index.name, _terminated(index.sql, self.dialect),
                                    self._has(f"index {index.name} on {table.name}")))
 
     def ordered_items(self) -> list[PrepItem]:
@@ -213,10 +215,10 @@ def _foreign_key_obstacles(table: Table, column: Column) -> list[str]:
     return ["it is part of a multi-column FOREIGN KEY"] if composite else []
 
 
-def _terminated(sql: str) -> str:
+def _terminated(sql: str, dialect: Dialect) -> str:
     """A stored CREATE statement with its ';' (on its own line if the last line is a comment)."""
     sql = sql.rstrip()
-    return sql + ";" if statement_is_complete(sql + ";") else sql + "\n;"
+    return sql + ";" if dialect.statement_is_complete(sql + ";") else sql + "\n;"
 
 
 def _parents_first(items: list[PrepItem], reference: Schema) -> list[PrepItem]:
@@ -241,15 +243,15 @@ def _parents(reference: Schema, table_name: str) -> set[str]:
 # --------------------------------------------------------------------------- checking and text
 
 
-def _keep_what_works(target: Schema, items: list[PrepItem]) -> tuple[list[PrepItem], list[str]]:
+def _keep_what_works(engine: Engine, target: Schema,
+                     items: list[PrepItem]) -> tuple[list[PrepItem], list[str]]:
     """Run the items in order on a copy of the target's schema; failures become notes."""
-    copy, _ = schema_copy(rows_from_schema(target))
     kept, failed = [], []
-    with closing(copy):
+    with schema_copy(engine, rows_from_schema(target)) as (copy, _):
         for item in items:
             try:
                 copy.execute(item.sql)
-            except sqlite3.Error as exc:
+            except engine.Error as exc:
                 failed.append(f"{item.kind} {item.name}: cannot be added before the migration "
                               f"plan runs (SQLite says: {exc})")
                 continue

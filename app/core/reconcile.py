@@ -1,7 +1,8 @@
 """Reconciliation: what each plan statement will do to a given database, before it runs.
 
-The prediction runs the plan on a copy of the target's SCHEMA only: an in-memory
-database built from its `sqlite_schema` DDL (milliseconds, whatever the file's size).
+The prediction runs the plan on a copy of the target's SCHEMA only: the engine's schema
+scratch (for SQLite an in-memory database) built from the target's stored DDL
+(milliseconds, whatever the target's size).
 Each statement is first compared with what already exists:
 
 - ADD COLUMN of an existing column, CREATE of an existing object with the same
@@ -22,19 +23,16 @@ so what is skipped is decided on the real state.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
-from contextlib import closing
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from app.core.ddl import add_column_sql
-from app.core.engines.sqlite.files import classify_sqlite_error, read_consistently
-from app.core.inspect import read_schema
+from app.core.engines import Engine, engine_for
 from app.core.losses import Loss, LossWatch, unmatched_acceptances
 from app.core.plans import PlanSet, PlanStatement, StatementShape, statement_shape
-from app.core.schema import Column, Schema
+from app.core.schema import Column, Schema, SchemaRow
 from app.core.sql import (
     Token,
     ascii_lower,
@@ -56,29 +54,7 @@ DATA_NOTE = "data statement: runs every time; must be idempotent"
 _CREATE_ORDER = ("table", "index", "view", "trigger")
 
 
-class SchemaRow(NamedTuple):
-    type: str
-    name: str
-    table: str
-    sql: str
-
-
 # --------------------------------------------------------------------------- schema copy
-
-
-def schema_rows(connection: sqlite3.Connection) -> list[SchemaRow]:
-    """The DDL of the main database's own objects, in creation order.
-
-    sqlite_* objects belong to SQLite and shadow tables to their virtual table; both are
-    re-created by SQLite itself when the copy creates their owner.
-    """
-    rows = connection.execute(
-        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema "
-        "WHERE sql IS NOT NULL AND lower(substr(name, 1, 7)) <> 'sqlite_' "
-        "AND name NOT IN (SELECT name FROM pragma_table_list WHERE schema = 'main' "
-        "AND type = 'shadow') ORDER BY rowid"
-    ).fetchall()
-    return [SchemaRow(*row) for row in rows]
 
 
 def rows_from_schema(schema: Schema) -> list[SchemaRow]:
@@ -95,32 +71,34 @@ def rows_from_schema(schema: Schema) -> list[SchemaRow]:
     return rows
 
 
-def schema_copy(rows: Iterable[SchemaRow]) -> tuple[sqlite3.Connection, list[str]]:
-    """An in-memory database with the same schema and no rows; and what could not be copied.
+@contextmanager
+def schema_copy(engine: Engine, rows: Iterable[SchemaRow]) -> Iterator[tuple[Any, list[str]]]:
+    """A connection to the engine's schema scratch holding the same schema and no rows; and
+    what could not be copied. The scratch is dropped on exit.
 
     Tables first, so that indexes, views and triggers find them whatever their order.
     """
-    connection = sqlite3.connect(":memory:", isolation_level=None)
-    warnings = []
-    ordered = sorted(rows, key=lambda row: _CREATE_ORDER.index(row.type))
-    for row in ordered:
-        try:
-            connection.execute(row.sql)
-        except sqlite3.Error as exc:
-            # e.g. a virtual table whose module this SQLite lacks: reconciliation still
-            # works for everything else, and says what it could not reproduce.
-            warnings.append(f"could not reproduce {row.type} {row.name} on the schema copy: {exc}")
-    return connection, warnings
+    with engine.schema_scratch() as connection:
+        warnings = []
+        ordered = sorted(rows, key=lambda row: _CREATE_ORDER.index(row.type))
+        for row in ordered:
+            try:
+                connection.execute(row.sql)
+            except engine.Error as exc:
+                # e.g. a virtual table whose module this SQLite lacks: reconciliation still
+                # works for everything else, and says what it could not reproduce.
+                warnings.append(f"could not reproduce {row.type} {row.name} on the schema copy: {exc}")
+        yield connection, warnings
 
 
-def schema_fingerprint(connection: sqlite3.Connection) -> str:
+def schema_fingerprint(engine: Engine, connection) -> str:
     """Schema.fingerprint() of `connection`'s database, without counting rows.
 
     Read from the database itself, not from a copy of its schema: a copy cannot hold a
     virtual table whose module this SQLite lacks, so its fingerprint would never match
     the one the rehearsal read from the file.
     """
-    return read_schema(connection, count_rows=False).fingerprint()
+    return engine.read_schema(connection, count_rows=False).fingerprint()
 
 
 # --------------------------------------------------------------------------- decisions
@@ -158,15 +136,15 @@ class PlanContext:
         return cls(frozenset(added))
 
 
-def decide(connection: sqlite3.Connection, sql: str, context: PlanContext) -> Decision:
-    """Skip, conflict or run `sql`, judged on the database `connection` is open on."""
+def decide(engine: Engine, connection, sql: str, context: PlanContext) -> Decision:
+    """Skip, conflict or run `sql`, judged on the database `connection` (of `engine`) is open on."""
     shape = statement_shape(sql)
     if shape.temporary:
         return RUN  # temporary objects are not part of the file
     if shape.verb == "create" and shape.object in _CREATE_ORDER and shape.name:
-        return _decide_create(connection, sql, shape, context)
+        return _decide_create(engine, connection, sql, shape, context)
     if shape.alter_action == "add_column" and shape.table and shape.name:
-        return _decide_add_column(connection, shape)
+        return _decide_add_column(engine, connection, shape)
     if shape.verb == "drop" and shape.object in _CREATE_ORDER and shape.name:
         return _decide_drop(connection, shape)
     if shape.alter_action == "drop_column" and shape.table and shape.name:
@@ -182,7 +160,8 @@ def _existing_object(connection, name: str) -> tuple[str, str, str | None] | Non
     ).fetchone()
 
 
-def _decide_create(connection, sql: str, shape: StatementShape, context: PlanContext) -> Decision:
+def _decide_create(engine: Engine, connection, sql: str, shape: StatementShape,
+                   context: PlanContext) -> Decision:
     existing = _existing_object(connection, shape.name)
     if existing is None:
         return RUN
@@ -193,7 +172,7 @@ def _decide_create(connection, sql: str, shape: StatementShape, context: PlanCon
     ours = comparable_definition(stored_sql or "", context)
     planned = comparable_definition(sql, context)
     if ours == planned and kind == "view":
-        existing, wanted = _view_columns(connection, name), _planned_view_columns(connection, sql)
+        existing, wanted = _view_columns(connection, name), _planned_view_columns(engine, connection, sql)
         if wanted is not None and wanted != existing:
             return Decision("conflict", f"view {name} already exists with other column names (SQLite "
                                         "names a column without AS after its expression as written)",
@@ -217,7 +196,7 @@ def _view_columns(connection, name: str) -> list[str]:
         "SELECT name FROM pragma_table_info(?, 'main') ORDER BY cid", (name,))]
 
 
-def _planned_view_columns(connection, sql: str) -> list[str] | None:
+def _planned_view_columns(engine: Engine, connection, sql: str) -> list[str] | None:
     """The column names the plan's CREATE VIEW would give, read from a TEMP copy of it.
 
     Spacing and case inside `SELECT a+b` name the column "a+b": the normal form cannot tell
@@ -230,7 +209,7 @@ def _planned_view_columns(connection, sql: str) -> list[str] | None:
         connection.execute(f"CREATE TEMP VIEW {_VIEW_PROBE}{body}")
         return [row[0] for row in connection.execute(
             f"SELECT name FROM pragma_table_info('{_VIEW_PROBE}', 'temp') ORDER BY cid")]
-    except sqlite3.Error:
+    except engine.Error:
         return None  # the statement itself will say what is wrong when it runs
     finally:
         connection.execute(f"DROP VIEW IF EXISTS temp.{_VIEW_PROBE}")
@@ -306,11 +285,11 @@ def _column_name(item: list[Token]) -> str:
     return ascii_lower(column_clauses(item).name)
 
 
-def _decide_add_column(connection, shape: StatementShape) -> Decision:
+def _decide_add_column(engine: Engine, connection, shape: StatementShape) -> Decision:
     existing = column_definition(connection, shape.table, shape.name, resolver=connection)
     if existing is None:
         return RUN
-    planned = _planned_column(connection, shape)
+    planned = _planned_column(engine, connection, shape)
     if planned is not None and planned.facts == existing.facts:
         return Decision("skip", "Column already exists, skipping (expected)")
     planned_text = normalise_tokens(list(shape.column_tokens))
@@ -412,16 +391,16 @@ def _single_primary_key(connection, table: str) -> str | None:
     return keys[0][0] if len(keys) == 1 else None
 
 
-def _planned_column(connection, shape: StatementShape) -> ColumnDefinition | None:
+def _planned_column(engine: Engine, connection, shape: StatementShape) -> ColumnDefinition | None:
     """The ADD COLUMN's definition, read back from a scratch table that has only it.
 
     The scratch table gets the tokens as written: a normal form would turn a double-quoted
     string into a bare word, which SQLite reads differently."""
     definition = " ".join(token.text for token in shape.column_tokens)
-    with closing(sqlite3.connect(":memory:")) as scratch:
+    with engine.schema_scratch() as scratch:
         try:
             scratch.execute(f"CREATE TABLE {quote_identifier(shape.table)} ({definition})")
-        except sqlite3.Error:
+        except engine.Error:
             return None  # e.g. a generated column using others: compared as a conflict
         return column_definition(scratch, shape.table, shape.name, resolver=connection)
 
@@ -451,16 +430,16 @@ class StatementOutcome:
         }
 
 
-def predict(connection: sqlite3.Connection, statement: PlanStatement,
+def predict(engine: Engine, connection, statement: PlanStatement,
             context: PlanContext) -> StatementOutcome:
     """Decide, then (when it runs) execute on the schema copy to learn whether it works."""
-    decision = decide(connection, statement.sql, context)
+    decision = decide(engine, connection, statement.sql, context)
     if decision.action != "run":
         return StatementOutcome(statement, decision.action, decision.message, None,
                                 decision.existing, decision.planned)
     try:
         connection.execute(statement.sql)
-    except sqlite3.Error as exc:
+    except engine.Error as exc:
         return StatementOutcome(statement, "will_fail", str(exc))
     note = statement_note(statement.shape)
     message = "will run (new)" if creates_something(statement.shape) else "will run"
@@ -623,32 +602,35 @@ def phase_status(outcomes: tuple[StatementOutcome, ...]) -> str:
     return "pending" if skipped == 0 else "partly_applied"
 
 
-def reconcile(path, plan_set: PlanSet, *, busy_timeout: float = 1.0) -> Reconciliation:
-    """Predict every statement of `plan_set` on the database at `path`; reads only its schema."""
-    path = Path(path)
+def reconcile(target, plan_set: PlanSet, *, busy_timeout: float = 1.0) -> Reconciliation:
+    """Predict every statement of `plan_set` on `target` (its Engine, or a SQLite file's
+    path); reads only its schema."""
+    engine = engine_for(target)
     try:
-        rows = read_consistently(path, schema_rows, busy_timeout=busy_timeout)
-    except sqlite3.Error as exc:
-        raise classify_sqlite_error(exc, path, busy_timeout=busy_timeout) from None
-    return reconcile_rows(rows, plan_set, target=str(path))
+        rows = engine.read_consistently(engine.schema_rows, busy_timeout=busy_timeout)
+    except engine.Error as exc:
+        raise engine.unavailable(exc, busy_timeout=busy_timeout) from None
+    return reconcile_rows(engine, rows, plan_set, target=str(engine.location))
 
 
-def reconcile_schema(schema: Schema, plan_set: PlanSet, *, target: str = "") -> Reconciliation:
-    """The same prediction for a schema we only have as a Schema (e.g. from a snapshot)."""
-    return reconcile_rows(rows_from_schema(schema), plan_set, target=target)
+def reconcile_schema(engine: Engine, schema: Schema, plan_set: PlanSet, *,
+                     target: str = "") -> Reconciliation:
+    """The same prediction for a schema we only have as a Schema (e.g. from a snapshot of
+    the target `engine` reaches)."""
+    return reconcile_rows(engine, rows_from_schema(schema), plan_set, target=target)
 
 
-def reconcile_rows(rows: list[SchemaRow], plan_set: PlanSet, *, target: str) -> Reconciliation:
-    copy, warnings = schema_copy(rows)
-    with closing(copy):
-        schema = read_schema(copy)
+def reconcile_rows(engine: Engine, rows: list[SchemaRow], plan_set: PlanSet, *,
+                   target: str) -> Reconciliation:
+    with schema_copy(engine, rows) as (copy, warnings):
+        schema = engine.read_schema(copy)
         context = PlanContext.of(plan_set.statements())
         watch = LossWatch(copy)
         outcomes_by_phase = []
         for phase in plan_set.phases():
             outcomes = []
             for statement in phase.statements:
-                outcomes.append(predict(copy, statement, context))
+                outcomes.append(predict(engine, copy, statement, context))
                 watch.saw(statement)
             outcomes_by_phase.append((phase, outcomes))
         losses = watch.losses(plan_set.acceptances())

@@ -9,6 +9,7 @@ from contextlib import closing
 import pytest
 
 from app.core import migrate
+from app.core.engines import engine_for
 from app.core.engines.sqlite import integrity, introspection
 from app.core.errors import MigrationFailed, TargetUnavailable
 from app.core.events import collecting
@@ -52,7 +53,7 @@ def prepare_demo(folder):
     """Apply the prep plan from development, as an operator would before the migration."""
     prep = generate_prep(inspect_database(folder / "goals.db").schema,
                          inspect_database(folder / "goals_dev.db").schema,
-                         plan_set=demo_plans(folder))
+                         engine=engine_for(folder / "goals.db"), plan_set=demo_plans(folder))
     apply_plan(folder / "goals.db", make_plan_set([prep.plan()]))
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from app.core.errors import UsageError
 from app.core.diff import diff_schemas
+from app.core.engines import engine_for
 from app.core.inspect import inspect_database
 from app.core.migrate import apply_plan
 from app.core.plans import load_plan_set, make_plan_set
@@ -18,6 +19,11 @@ DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_
 
 def schema(path):
     return inspect_database(path).schema
+
+
+def prep_for(target_path, reference, **options):
+    """The prep plan that brings the target at `target_path` to the `reference` schema."""
+    return generate_prep(schema(target_path), reference, engine=engine_for(target_path), **options)
 
 
 def demo_plans(folder):
@@ -73,8 +79,8 @@ ALTER TABLE "goals" ADD COLUMN "target_date" DATE;
 
 
 def test_demo_prep_adds_exactly_the_drift_and_leaves_the_rest_to_the_plan(demo):
-    prep = generate_prep(schema(demo / "goals.db"), schema(demo / "goals_dev.db"),
-                         plan_set=demo_plans(demo))
+    prep = prep_for(demo / "goals.db", schema(demo / "goals_dev.db"),
+                    plan_set=demo_plans(demo))
     assert prep.text == EXPECTED_DEMO_PREP
     assert [(i.kind, i.table, i.name) for i in prep.items] == [
         ("table", "activity_groups", "activity_groups"),
@@ -88,7 +94,7 @@ def test_demo_prep_adds_exactly_the_drift_and_leaves_the_rest_to_the_plan(demo):
 
 def test_prep_then_the_plans_leave_no_difference_from_development(demo):
     plans = demo_plans(demo)
-    prep = generate_prep(schema(demo / "goals.db"), schema(demo / "goals_dev.db"), plan_set=plans)
+    prep = prep_for(demo / "goals.db", schema(demo / "goals_dev.db"), plan_set=plans)
     apply_plan(demo / "goals.db", make_plan_set([prep.plan()]))
     assert reconcile(demo / "goals.db", plans).ready
     apply_plan(demo / "goals.db", plans)
@@ -96,7 +102,7 @@ def test_prep_then_the_plans_leave_no_difference_from_development(demo):
 
 
 def test_a_full_prep_alone_brings_the_schema_to_the_reference(demo):
-    prep = generate_prep(schema(demo / "goals.db"), schema(demo / "goals_dev.db"))
+    prep = prep_for(demo / "goals.db", schema(demo / "goals_dev.db"))
     assert prep.left_to_plan == ()
     assert len(prep.items) == 2 + 14 + 8  # tables, columns, indexes
     apply_plan(demo / "goals.db", make_plan_set([prep.plan()]))
@@ -104,26 +110,25 @@ def test_a_full_prep_alone_brings_the_schema_to_the_reference(demo):
 
 
 def test_prep_is_idempotent_with_reconciliation(demo):
-    prep_plan = make_plan_set([generate_prep(schema(demo / "goals.db"),
-                                             schema(demo / "goals_dev.db")).plan()])
+    prep_plan = make_plan_set([prep_for(demo / "goals.db", schema(demo / "goals_dev.db")).plan()])
     apply_plan(demo / "goals.db", prep_plan)
     again = reconcile(demo / "goals.db", prep_plan)
     assert {o.outcome for o in again.outcomes()} == {"skip"}
-    assert generate_prep(schema(demo / "goals.db"), schema(demo / "goals_dev.db")).empty
+    assert prep_for(demo / "goals.db", schema(demo / "goals_dev.db")).empty
 
 
 def test_prep_is_never_destructive_and_lists_what_it_leaves(make_db):
-    target = schema(make_db(
+    target = make_db(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, extra TEXT);"
         "CREATE TABLE only_here (x);"
-        "CREATE INDEX t_a ON t (a);", "target.db"))
+        "CREATE INDEX t_a ON t (a);", "target.db")
     reference = schema(make_db(
         "CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, must TEXT NOT NULL, "
         "          stamp TEXT DEFAULT CURRENT_TIMESTAMP, code TEXT UNIQUE,"
         "          ok TEXT NOT NULL DEFAULT 'x' CHECK (length(ok) > 0) COLLATE NOCASE);"
         "CREATE INDEX t_a ON t (a, id);"
         "CREATE VIEW v AS SELECT id FROM t;", "reference.db"))
-    prep = generate_prep(target, reference)
+    prep = prep_for(target, reference)
     assert [item.sql for item in prep.items] == [
         'ALTER TABLE "t" ADD COLUMN "ok" TEXT NOT NULL DEFAULT \'x\' COLLATE NOCASE '
         "CHECK(length(ok) > 0);"]
@@ -139,24 +144,24 @@ def test_prep_is_never_destructive_and_lists_what_it_leaves(make_db):
 
 
 def test_new_tables_come_before_the_tables_and_columns_that_reference_them(make_db):
-    target = schema(make_db("CREATE TABLE a (id INTEGER PRIMARY KEY);", "target.db"))
+    target = make_db("CREATE TABLE a (id INTEGER PRIMARY KEY);", "target.db")
     reference = schema(make_db(
         "CREATE TABLE a (id INTEGER PRIMARY KEY, c_id INTEGER REFERENCES c(id));"
         "CREATE TABLE b (id INTEGER PRIMARY KEY, c_id INTEGER REFERENCES c(id));"
         "CREATE TABLE c (id INTEGER PRIMARY KEY);"
         "CREATE INDEX b_c ON b (c_id);", "reference.db"))
-    prep = generate_prep(target, reference)
+    prep = prep_for(target, reference)
     assert [(i.kind, i.name) for i in prep.items] == [
         ("table", "c"), ("table", "b"), ("column", "c_id"), ("index", "b_c")]
 
 
 def test_what_cannot_be_added_before_the_plan_becomes_a_note(make_db, tmp_path):
-    target = schema(make_db("CREATE TABLE t (id INTEGER PRIMARY KEY);", "target.db"))
+    target = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY);", "target.db")
     reference = schema(make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER);"
                                "CREATE INDEX t_a_extra ON t (a);", "reference.db"))
     plan_path = tmp_path / "plan.sql"
     plan_path.write_text("ALTER TABLE t ADD COLUMN a INTEGER;\n", encoding="utf-8")
-    prep = generate_prep(target, reference, plan_set=load_plan_set([plan_path]))
+    prep = prep_for(target, reference, plan_set=load_plan_set([plan_path]))
     assert prep.items == ()
     assert prep.left_to_plan == ("column t.a",)
     assert prep.not_added == ("index t_a_extra: cannot be added before the migration plan runs "
@@ -171,7 +176,7 @@ def test_identifiers_that_need_quoting(make_db, tmp_path):
         f"CREATE TABLE y (id INTEGER); CREATE TABLE {quoted} (id INTEGER, "
         '"new\ncol" TEXT DEFAULT \'it\'\'s\');'
         'CREATE TABLE "new\nDROP TABLE y;" (id INTEGER);', "reference.db"))
-    prep = generate_prep(schema(target_path), reference)
+    prep = prep_for(target_path, reference)
     statements = [s.sql for s in prep.plan().statements()]
     assert statements == [
         'CREATE TABLE "new\nDROP TABLE y;" (id INTEGER);',
@@ -188,7 +193,7 @@ def test_added_columns_keep_their_deferral_and_conflict_clause(make_db):
         "CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (id INTEGER, "
         "p_id INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED, "
         "state TEXT NOT NULL ON CONFLICT REPLACE DEFAULT 'new');", "reference.db"))
-    prep = generate_prep(schema(target_path), reference)
+    prep = prep_for(target_path, reference)
     statements = [s.sql for s in prep.plan().statements()]
     assert statements == [
         'ALTER TABLE "c" ADD COLUMN "p_id" INTEGER REFERENCES "p"("id") DEFERRABLE INITIALLY DEFERRED;',
@@ -199,8 +204,8 @@ def test_added_columns_keep_their_deferral_and_conflict_clause(make_db):
 
 
 def test_save_writes_the_plan_and_refuses_to_overwrite(demo, tmp_path):
-    prep = generate_prep(schema(demo / "goals.db"), schema(demo / "goals_dev.db"),
-                         plan_set=demo_plans(demo))
+    prep = prep_for(demo / "goals.db", schema(demo / "goals_dev.db"),
+                    plan_set=demo_plans(demo))
     path = prep.save(tmp_path / "prep.sql")
     assert path.read_text(encoding="utf-8") == prep.text
     assert load_plan_set([path]).hash == make_plan_set([prep.plan()]).hash
@@ -211,8 +216,8 @@ def test_save_writes_the_plan_and_refuses_to_overwrite(demo, tmp_path):
 
 
 def test_to_dict_shape(demo):
-    data = generate_prep(schema(demo / "goals.db"), schema(demo / "goals_dev.db"),
-                         plan_set=demo_plans(demo)).to_dict()
+    data = prep_for(demo / "goals.db", schema(demo / "goals_dev.db"),
+                    plan_set=demo_plans(demo)).to_dict()
     assert set(data) == {"target", "reference", "empty", "items", "not_added", "left_to_plan", "text"}
     assert data["items"][1] == {
         "kind": "column", "table": "activity_definitions", "name": "group_id",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.demo import create_demo_workspace
+from app.core.engines import engine_for
 from app.core.inspect import inspect_database
 from app.core.plans import load_plan_set, parse_plan_text, make_plan_set
 from app.core.reconcile import DATA_NOTE, preflight, reconcile, reconcile_schema
@@ -236,7 +237,7 @@ def test_identifiers_that_need_quoting_are_reconciled(make_db):
 
 def test_reconcile_schema_gives_the_same_answer_as_the_file(demo, demo_plans):
     schema = inspect_database(demo / "goals.db").schema
-    from_schema = reconcile_schema(schema, demo_plans, target="snapshot")
+    from_schema = reconcile_schema(engine_for(demo / "goals.db"), schema, demo_plans, target="snapshot")
     from_file = reconcile(demo / "goals.db", demo_plans)
     assert outcomes(from_schema) == outcomes(from_file)
     assert from_schema.target_fingerprint == from_file.target_fingerprint

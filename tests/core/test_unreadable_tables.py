@@ -16,6 +16,7 @@ import pytest
 from app.core.backup import create_backup, verify_backup
 from app.core.checks import row_count_ledger
 from app.core.diff import diff_schemas
+from app.core.engines import engine_for
 from app.core.inspect import inspect_database
 from app.core.migrate import apply_plan, rehearse
 from app.core.plans import load_plan_set
@@ -116,7 +117,7 @@ def test_the_diff_compares_unreadable_tables_by_definition(spellfix_db, broken_f
 def test_the_fingerprint_the_migration_reads_is_the_inspections(fixture, request):
     path = request.getfixturevalue(fixture)
     with closing(sqlite3.connect(path)) as connection:
-        assert schema_fingerprint(connection) == inspect_database(path).schema.fingerprint()
+        assert schema_fingerprint(engine_for(path), connection) == inspect_database(path).schema.fingerprint()
 
 
 def test_a_rehearsed_plan_migrates_a_database_with_a_missing_module(spellfix_db, tmp_path):

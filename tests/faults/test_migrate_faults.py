@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.core.diff import diff_schemas
+from app.core.engines import engine_for
 from app.core.errors import MigrationFailed, PlanError, RehearsalMismatch
 from app.core.inspect import inspect_database
 from app.core.migrate import apply_plan, rehearse
@@ -236,7 +237,7 @@ def test_a_plan_edited_after_its_rehearsal_is_refused(demo):
     prep_path = demo / "prep.sql"
     generate_prep(inspect_database(production).schema,
                   inspect_database(demo / "goals_dev.db").schema,
-                  plan_set=demo_plans(demo)).save(prep_path)
+                  engine=engine_for(production), plan_set=demo_plans(demo)).save(prep_path)
     record = rehearse(production, load_plan_set([prep_path])).to_dict()
     assert record["passed"]
     text = prep_path.read_text(encoding="utf-8")
@@ -333,7 +334,8 @@ def test_identifiers_that_need_quoting_through_reconcile_prep_and_apply(make_db)
         f'CREATE INDEX "idx ""odd""" ON {spaced} ("some col");', "reference.db")).schema
     migration = plan(f'ALTER TABLE {spaced} ADD COLUMN "note; DROP TABLE y" TEXT;\n'
                      f'CREATE INDEX "by note" ON {spaced}("note; DROP TABLE y");\n')
-    prep = make_plan_set([generate_prep(inspect_database(target).schema, reference).plan()])
+    prep = make_plan_set([generate_prep(inspect_database(target).schema, reference,
+                                        engine=engine_for(target)).plan()])
     assert [o.outcome for o in reconcile(target, prep).outcomes()] == ["will_run"] * 3
     assert [o.outcome for o in reconcile(target, migration).outcomes()] == ["will_run"] * 2
     apply_plan(target, prep)
@@ -353,7 +355,8 @@ def test_demo_happy_path_prep_then_plans_then_a_second_run(demo):
     production, development = demo / "goals.db", demo / "goals_dev.db"
     plans = demo_plans(demo)
     prep = generate_prep(inspect_database(production).schema,
-                         inspect_database(development).schema, plan_set=plans)
+                         inspect_database(development).schema,
+                         engine=engine_for(production), plan_set=plans)
     apply_plan(production, make_plan_set([prep.plan()]))
     result = apply_plan(production, plans)
     assert result.committed
