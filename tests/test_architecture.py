@@ -19,10 +19,8 @@ SQLITE_ENGINE = CORE / "engines" / "sqlite"
 
 # Core modules that still talk to sqlite3 themselves, each waiting to move behind the engine:
 # the plan reconciliation and loss watch (they read SQLite's catalogue on a live connection),
-# prep's trial of its items on a schema copy, the demo workspace's builder. The list may
-# only shrink.
+# prep's trial of its items on a schema copy. The list may only shrink.
 NOT_YET_BEHIND_THE_ENGINE = {
-    "app/core/demo.py",
     "app/core/losses.py",
     "app/core/prep.py",
     "app/core/reconcile.py",

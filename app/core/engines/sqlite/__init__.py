@@ -5,8 +5,8 @@ files.py (header checks, read-only open, consistent reads, error meanings), stam
 introspection.py (schema and facts), integrity.py (quick_check, integrity_check, foreign
 keys, time limits), guards.py (what an assertion or a smoke test may do), copies.py (a
 private snapshot to rehearse on), backup_copy.py (a backup's consistent snapshot), swap.py
-(putting a restored file in place), dialect.py (where a statement ends, whether an
-assertion's query compiles), engine.py (SQLiteEngine, tying them together behind the Engine
-interface).
+(putting a restored file in place), building.py (a new file built from nothing, the
+demo's), dialect.py (where a statement ends, whether an assertion's query compiles),
+engine.py (SQLiteEngine, tying them together behind the Engine interface).
 """
 from app.core.engines.sqlite.engine import SQLiteEngine  # noqa: F401  (registers "sqlite")
