@@ -17,15 +17,6 @@ APP = PROJECT_ROOT / "app"
 CORE = APP / "core"
 SQLITE_ENGINE = CORE / "engines" / "sqlite"
 
-# Core modules that still talk to sqlite3 themselves, each waiting to move behind the engine:
-# an assertion's compilation on an empty database when the configuration is loaded, the
-# demo workspace's builder. The list may only shrink.
-NOT_YET_BEHIND_THE_ENGINE = {
-    "app/core/assertions.py",
-    "app/core/demo.py",
-}
-
-
 def module_name(path: Path) -> str:
     parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -82,12 +73,9 @@ def sqlite3_importers() -> set[str]:
     }
 
 
-def test_nothing_outside_the_sqlite_engine_imports_sqlite3_but_the_modules_still_to_move():
+def test_nothing_outside_the_sqlite_engine_imports_sqlite3():
     importers = sqlite3_importers()
-    new = importers - NOT_YET_BEHIND_THE_ENGINE
-    assert not new, f"{sorted(new)} import sqlite3: reach SQLite through engine_for(...) instead"
-    moved = NOT_YET_BEHIND_THE_ENGINE - importers
-    assert not moved, f"{sorted(moved)} no longer import sqlite3: take them off the list"
+    assert not importers, f"{sorted(importers)} import sqlite3: reach SQLite through engine_for(...) instead"
 
 
 def test_nothing_outside_the_core_imports_sqlite3():

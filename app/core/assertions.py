@@ -4,31 +4,30 @@ An assertion comes from cutover.toml ([checks] name = "SELECT COUNT(*) ... WHERE
 IS NULL") and runs against production, so it is held to two locks:
 
 1. when the configuration is loaded, `validate_assertion` accepts exactly one statement
-   that starts with SELECT (or WITH ... SELECT, or VALUES) and that SQLite can parse;
+   that starts with SELECT (or WITH ... SELECT, or VALUES) and that the target's dialect
+   can compile as a read-only query;
 2. when it runs (checks.run_assertion), the connection is read-only (`mode=ro`,
    `query_only`) and the engine's `reads_only` guard refuses anything but reading, so nothing
    can write even if a statement slipped through the first lock.
 
-A query's tables only exist in the target, so step 1 cannot compile it fully: it is
-prepared on an empty in-memory database, where "no such table" is expected and only a
-syntax error is reported.
+A query's tables only exist in the target, so step 1 cannot compile it fully: the dialect
+judges the text alone ("no such table" is left to run time; SQLite prepares the query on
+an empty in-memory database). The dialect comes from the caller, picked once per target
+(`engine_for(...).dialect`, `Environment.target.dialect`).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
+from collections.abc import Iterable
 
-from app.core.engines.sqlite.guards import read_only_authorizer
+from app.core.engines.base import DEFAULT_ENGINE, Dialect, engine_class
 from app.core.errors import ConfigError, UsageError
 from app.core.sql import Token, significant_tokens
 
 _MAIN_VERBS = {"SELECT", "VALUES", "INSERT", "UPDATE", "DELETE", "REPLACE"}
-# SQLite messages that mean the text itself is wrong, whatever the schema.
-_SYNTAX_MARKERS = ("syntax error", "unrecognized token", "incomplete input")
 
 
-def single_statement(sql: str, what: str) -> list[Token]:
+def single_statement(sql: str, what: str, dialect: Dialect) -> list[Token]:
     """The significant tokens of `sql`, which must be one complete statement.
 
     Raises UsageError naming `what` for empty text, several statements or an
@@ -45,7 +44,7 @@ def single_statement(sql: str, what: str) -> list[Token]:
         raise UsageError(
             f"{what}: several statements found (a ';' separates them); "
             "write exactly one statement.")
-    if not sqlite3.complete_statement(sql.rstrip() + "\n;"):
+    if not dialect.statement_is_complete(sql.rstrip() + "\n;"):
         raise UsageError(
             f"{what}: the statement is incomplete (an unterminated string, quoted name "
             "or comment?).")
@@ -70,13 +69,13 @@ def statement_verb(tokens: list[Token]) -> str:
     return "WITH"
 
 
-def validate_assertion(name: str, sql: str, *, label: str | None = None) -> str:
-    """Check that `sql` is one read-only query; return it stripped of trailing ';'.
+def validate_assertion(name: str, sql: str, dialect: Dialect, *, label: str | None = None) -> str:
+    """Check that `sql` is one read-only query in `dialect`; return it stripped of trailing ';'.
 
     Raises UsageError whose message starts with `label` (default: check 'NAME').
     """
     what = label or f"check {name!r}"
-    single_statement(sql, what)
+    single_statement(sql, what, dialect)
     tokens = significant_tokens(sql)
     verb = statement_verb(tokens)
     if verb not in ("SELECT", "VALUES"):
@@ -84,33 +83,23 @@ def validate_assertion(name: str, sql: str, *, label: str | None = None) -> str:
         raise UsageError(
             f"{what}: an assertion must be one read-only query starting with SELECT or "
             f"WITH ... SELECT, not {shown}. It must return 0 or no rows when all is well.")
-    _compile_on_empty_database(what, sql)
+    problem = dialect.read_only_query_problem(sql)
+    if problem is not None and problem.writes:
+        raise UsageError(f"{what}: {problem.message}; an assertion may only read.")
+    if problem is not None:
+        raise UsageError(f"{what}: {problem.message}")
     return sql.strip().rstrip(";").strip()
 
 
-def _compile_on_empty_database(what: str, sql: str) -> None:
-    with closing(sqlite3.connect(":memory:")) as connection:
-        connection.set_authorizer(read_only_authorizer)
-        try:
-            # EXPLAIN prepares the statement without running it.
-            connection.execute("EXPLAIN " + sql.strip().rstrip(";"))
-        except sqlite3.Error as exc:
-            message = str(exc)
-            if "not authorized" in message:
-                raise UsageError(
-                    f"{what}: the query does something other than read ({message}); an "
-                    "assertion may only read.") from None
-            if any(marker in message for marker in _SYNTAX_MARKERS):
-                raise UsageError(f"{what}: SQLite cannot parse the query: {message}.") from None
-            # "no such table/column/function": the target's schema decides, at run time.
-        except sqlite3.Warning as exc:  # "You can only execute one statement at a time."
-            raise UsageError(f"{what}: {exc}") from None
-
-
-def validate_checks_config(config_path, checks) -> None:
-    """Validate the [checks] of a configuration file; raise ConfigError naming `checks.NAME`."""
+def validate_checks_config(config_path, checks, dialects: Iterable[Dialect] | None = None) -> None:
+    """Validate the [checks] of a configuration file in every dialect they will run in
+    (by default the default engine's); raise ConfigError naming `checks.NAME`."""
+    if dialects is None:
+        dialects = (engine_class(DEFAULT_ENGINE).dialect,)
+    dialects = tuple(dialects)
     for name, sql in checks:
-        try:
-            validate_assertion(name, sql, label=f"checks.{name}")
-        except UsageError as exc:
-            raise ConfigError(f"{config_path}: {exc.message}") from None
+        for dialect in dialects:
+            try:
+                validate_assertion(name, sql, dialect, label=f"checks.{name}")
+            except UsageError as exc:
+                raise ConfigError(f"{config_path}: {exc.message}") from None

@@ -110,11 +110,11 @@ def run_assertion(path, name: str, sql: str, *, time_limit: float = DEFAULT_TIME
     `SELECT COUNT(*) FROM ...` query the examples come from the same FROM ... WHERE.
     """
     def work() -> CheckResult:
+        engine = engine_for(path)
         try:
-            query = validate_assertion(name, sql)
+            query = validate_assertion(name, sql, engine.dialect)
         except CutoverError as exc:
             return CheckResult(name, False, f"{name}: not run: {exc.message}")
-        engine = engine_for(path)
         with _reading(path, busy_timeout, time_limit, authorize=True) as connection:
             try:
                 cursor = connection.execute(query)
@@ -430,12 +430,12 @@ def smoke_test(path, statements: list[str], *, busy_timeout: float = 1.0,
     name = "smoke_test"
 
     def work() -> CheckResult:
+        engine = engine_for(path)
         try:
             for number, statement in enumerate(statements, 1):
-                single_statement(statement, f"smoke statement {number}")
+                single_statement(statement, f"smoke statement {number}", engine.dialect)
         except CutoverError as exc:
             return CheckResult(name, False, f"{name}: not run: {exc.message}")
-        engine = engine_for(path)
         with closing(engine.open_for_writing(busy_timeout=busy_timeout)) as connection:
             return _smoke_in_transaction(engine, connection, statements, time_limit)
 

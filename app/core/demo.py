@@ -19,15 +19,14 @@ from __future__ import annotations
 import os
 import random
 import re
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
+from .engines.sqlite.building import Connection, build_database_file, remove_database_files
 from .errors import ConfigError
 from .plans import PlanStatement, parse_plan_text
 from .sql import quote_identifier
@@ -414,16 +413,18 @@ def create_demo_workspace(folder: Path, *, seed: int = 20260101) -> Path:
 
 
 def _build_databases(folder: Path, seed: int, plans: dict[str, bytes]) -> list[tuple[Path, Path]]:
-    """Build both databases under temporary names; return (temporary, final) path pairs."""
+    """Build both SQLite databases under temporary names; return (temporary, final) path pairs."""
     recipes = [(folder / DEV_DATABASE, lambda c: _build_development(c, seed, plans)),
                (folder / PROD_DATABASE, lambda c: _build_production(c, seed, plans))]
     built: list[tuple[Path, Path]] = []
     try:
         for final_path, recipe in recipes:
-            built.append((_build_database_file(final_path, recipe), final_path))
+            # History is replayed as it happened, including rows deleted while the old
+            # application ran without foreign-key enforcement.
+            built.append((build_database_file(final_path, recipe, foreign_keys=False), final_path))
     except BaseException:
         for temp_path, _ in built:
-            _remove_database_files(temp_path)
+            remove_database_files(temp_path)
         raise
     return built
 
@@ -453,30 +454,9 @@ def _write_atomically(path: Path, content: bytes) -> None:
     os.replace(temp_path, path)
 
 
-def _build_database_file(final_path: Path, build: Callable[[sqlite3.Connection], None]) -> Path:
-    """Build a database under a temporary name next to `final_path`; return that name."""
-    temp_path = final_path.with_name(f".{final_path.name}.partial")
-    _remove_database_files(temp_path)  # left over from an interrupted creation
-    try:
-        with closing(sqlite3.connect(temp_path, isolation_level=None)) as connection:
-            # History is replayed as it happened, including rows deleted while the old
-            # application ran without foreign-key enforcement.
-            connection.execute("PRAGMA foreign_keys = OFF")
-            build(connection)
-    except BaseException:
-        _remove_database_files(temp_path)
-        raise
-    return temp_path
-
-
-def _remove_database_files(path: Path) -> None:
-    for suffix in ("", "-journal", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
 # --------------------------------------------------------------------------- the two databases
 
-def _build_development(connection: sqlite3.Connection, seed: int, plans: dict[str, bytes]) -> None:
+def _build_development(connection: Connection, seed: int, plans: dict[str, bytes]) -> None:
     dataset = generate_dataset(random.Random(f"{seed}:development"), DEV_SIZE)
     with immediate_transaction(connection):
         _create_base_schema(connection, drifted=False)
@@ -488,7 +468,7 @@ def _build_development(connection: sqlite3.Connection, seed: int, plans: dict[st
                 connection.execute(statement.sql)
 
 
-def _build_production(connection: sqlite3.Connection, seed: int, plans: dict[str, bytes]) -> None:
+def _build_production(connection: Connection, seed: int, plans: dict[str, bytes]) -> None:
     dataset = generate_dataset(random.Random(f"{seed}:production"), PROD_SIZE)
     migration = parse_plan_text(plans[PLAN_FILES[0]].decode("utf-8")).statements()
     with immediate_transaction(connection):
@@ -532,7 +512,7 @@ def _target_table(sql: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _create_base_schema(connection: sqlite3.Connection, *, drifted: bool) -> None:
+def _create_base_schema(connection: Connection, *, drifted: bool) -> None:
     for table in _base_tables(drifted):
         lines = [f"{name} {declaration}" for name, declaration in _base_columns(table, drifted)]
         lines += TABLE_CONSTRAINTS.get(table, [])
@@ -548,7 +528,7 @@ def _base_columns(table: str, drifted: bool) -> list[tuple[str, str]]:
     return [(name, decl) for name, decl in BASE_TABLES[table] if name not in missing]
 
 
-def _insert_rows(connection: sqlite3.Connection, dataset: Dataset, *, drifted: bool,
+def _insert_rows(connection: Connection, dataset: Dataset, *, drifted: bool,
                  keep: Callable[[dict], bool]) -> None:
     for table in _base_tables(drifted):
         columns = [name for name, _ in _base_columns(table, drifted)]

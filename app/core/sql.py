@@ -121,14 +121,14 @@ def _canonical_name(name: str) -> str:
 def _canonical_text(token: Token) -> str:
     if token.kind == "quoted":
         return _canonical_name(unquote_identifier(token.text))
-    if token.kind == "literal":  # a double-quoted string (see _double_quoted_strings)
+    if token.kind == "dquoted_string":  # see "Double-quoted tokens" below
         return quote_literal(unquote_identifier(token.text))
     if token.kind == "word":
         upper = token.text.upper()
         return upper if upper in KEYWORDS else ascii_lower(token.text)
     if token.kind == "op":
         return _OPERATOR_SYNONYMS.get(token.text, token.text)
-    return token.text  # strings, blobs and numbers are values: kept exactly
+    return token.text  # strings, blobs, numbers and a "maybe string" are values: kept exactly
 
 
 def _is_unary_sign(previous: Token | None, token: Token, following: Token | None) -> bool:
@@ -147,40 +147,17 @@ def _needs_space(previous: Token, token: Token) -> bool:
     return not (token.kind == "lparen" and previous.kind in ("word", "quoted"))
 
 
-def _double_quoted_strings(tokens: list[Token], names) -> list[Token]:
-    """Mark the "x" tokens SQLite reads as string literals, given the names in scope.
-
-    SQLite takes a double-quoted token that names nothing in scope as the string 'x'
-    (https://www.sqlite.org/quirks.html#dblquote): `status = "Archived"` compares with
-    the text Archived, whose case matters, while `"Status"` naming a column is the
-    column status. A token before or after a dot is always a name.
-    """
-    marked = []
-    for index, token in enumerate(tokens):
-        qualified = any(
-            0 <= at < len(tokens) and tokens[at].kind == "dot" for at in (index - 1, index + 1)
-        )
-        if (
-            token.kind == "quoted"
-            and token.text[0] == '"'
-            and not qualified
-            and ascii_lower(unquote_identifier(token.text)) not in names
-        ):
-            token = Token("literal", token.text)
-        marked.append(token)
-    return marked
-
-
 def normalise_tokens(tokens: list[Token], names=None) -> str:
     """Canonical text of tokens; whitespace and comments are ignored, then re-spaced.
 
     With `names` (lower-case names in scope: the table's columns for a CHECK, every
     name of the schema for a view), a double-quoted token naming none of them is
-    written as the string literal SQLite takes it for, its case kept.
+    written as the string literal SQLite takes it for, its case kept (see "Double-quoted
+    tokens" below; without `names`, mark the tokens with keep_possible_strings first).
     """
     tokens = [token for token in tokens if token.kind not in ("space", "comment")]
     if names is not None:
-        tokens = _double_quoted_strings(tokens, names)
+        tokens = _strings_in_scope(tokens, names)
     parts: list[str] = []
     glue_next = False
     for index, token in enumerate(tokens):
@@ -201,10 +178,14 @@ def normalise_sql(sql: str | None, names=None) -> str:
     tokens except after `(` and before `,` `)`; string literals and numbers kept
     exactly, because they are data. A trailing semicolon is dropped.
     """
+    return normalise_tokens(_statement_tokens(sql), names)
+
+
+def _statement_tokens(sql: str | None) -> list[Token]:
     tokens = significant_tokens(sql or "")
     while tokens and tokens[-1].kind == "semicolon":
         tokens.pop()
-    return normalise_tokens(tokens, names)
+    return tokens
 
 
 def normalise_default(default: str | None) -> str | None:
@@ -451,15 +432,30 @@ def index_term_expression(term: list[Token], names=None) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Deciding that two definitions are the same object.
+# Double-quoted tokens: a name or a string?
 #
-# normalise_tokens lower-cases and unquotes every double-quoted token, but SQLite reads a
-# double-quoted token that names no column as a string: `WHEN new.status = "Archived"`
-# and `"archived"` are different triggers. Where a double-quoted token can only be a
-# name (an object after TABLE/INDEX/VIEW/TRIGGER/FROM/JOIN/INTO/UPDATE/REFERENCES, the
-# table after a CREATE INDEX's or CREATE TRIGGER's ON, either side of a `.`, a collation,
-# a column defined by CREATE TABLE or listed by a key constraint), it is folded like any name;
-# anywhere else it keeps its exact spelling.
+# SQLite reads "x" as a name when something in scope has that name, and as the string 'x'
+# otherwise (https://www.sqlite.org/quirks.html#dblquote): `WHEN new.status = "Archived"`
+# and `"archived"` are different triggers, while `"Status"` naming a column is the column
+# status. So the name-folding of normalise_tokens must not reach a double-quoted string,
+# and there are two rules, because a caller either knows the names in scope or does not:
+#
+# * names known (_strings_in_scope, through normalise_tokens/normalise_sql with `names`):
+#   a schema read from a live database, where a CHECK sees its table's columns and a view
+#   or trigger the schema's names. SQLite's own rule decides, and a string is written as
+#   the 'x' SQLite takes it for, so that `= "Archived"` and `= 'Archived'` compare equal
+#   (two databases compared side by side show no false difference).
+# * names unknown (keep_possible_strings, normalise_definition): a definition's text on
+#   its own, as a plan writes it or as an object's identity before and after a migration.
+#   Only a token that is a name by its position (an object after TABLE/INDEX/VIEW/TRIGGER/
+#   FROM/JOIN/INTO/UPDATE/REFERENCES, the table after a CREATE INDEX's or CREATE TRIGGER's
+#   ON, either side of a `.`, a collation, a column defined by CREATE TABLE or listed by a
+#   key constraint) is folded; any other keeps its exact spelling "x", so two definitions
+#   are the same only when they certainly behave the same.
+#
+# One rule cannot serve both: without the names the first would guess, and with them the
+# second would call `= "Archived"` and `= 'Archived'` different. Both treat a token either
+# side of a `.` as a name.
 # ---------------------------------------------------------------------------
 
 _NAME_AFTER = frozenset(
@@ -468,30 +464,47 @@ _NAME_AFTER = frozenset(
 )
 
 
+def _strings_in_scope(tokens: list[Token], names) -> list[Token]:
+    """The tokens, each double-quoted one that names nothing in `names` (lower case) marked
+    as the string SQLite reads it as."""
+    return [
+        Token("dquoted_string", token.text)
+        if _is_double_quoted(token) and not _is_qualified(tokens, index)
+        and ascii_lower(unquote_identifier(token.text)) not in names else token
+        for index, token in enumerate(tokens)
+    ]
+
+
 def normalise_definition(sql: str | None) -> str:
     """normalise_sql, except that a double-quoted token that may be a string is kept exactly."""
-    tokens = significant_tokens(sql or "")
-    while tokens and tokens[-1].kind == "semicolon":
-        tokens.pop()
-    return normalise_tokens(keep_possible_strings(tokens))
+    return normalise_tokens(keep_possible_strings(_statement_tokens(sql)))
 
 
 def keep_possible_strings(tokens: list[Token]) -> list[Token]:
-    """The tokens, each double-quoted one that is not certainly a name marked as a value."""
+    """The tokens, each double-quoted one that is not certainly a name marked to be kept
+    exactly as written (the names in scope are not known)."""
     names = _certain_name_positions(tokens)
     return [
-        Token("dquoted_value", token.text)
-        if token.kind == "quoted" and token.text[:1] == '"' and index not in names else token
+        Token("dquoted_maybe_string", token.text)
+        if _is_double_quoted(token) and index not in names else token
         for index, token in enumerate(tokens)
     ]
+
+
+def _is_double_quoted(token: Token) -> bool:
+    return token.kind == "quoted" and token.text[:1] == '"'
+
+
+def _is_qualified(tokens: list[Token], index: int) -> bool:
+    """Is the token at `index` either side of a `.` (schema.table, table.column)?"""
+    return any(0 <= at < len(tokens) and tokens[at].kind == "dot" for at in (index - 1, index + 1))
 
 
 def _certain_name_positions(tokens: list[Token]) -> set[int]:
     names = set()
     for index, token in enumerate(tokens):
         before = tokens[index - 1] if index else None
-        after = tokens[index + 1] if index + 1 < len(tokens) else None
-        if (before is not None and before.kind == "dot") or (after is not None and after.kind == "dot"):
+        if _is_qualified(tokens, index):
             names.add(index)
         elif before is not None and before.is_word(*_NAME_AFTER) and not _after_distinct(tokens, index):
             names.add(index)

@@ -7,9 +7,13 @@ import sqlite3
 import pytest
 
 from app.core.assertions import statement_verb, validate_assertion, validate_checks_config
+from app.core.engines import engine_for
+from app.core.engines.base import QueryProblem
 from app.core.engines.sqlite.guards import read_only_authorizer
 from app.core.errors import ConfigError, UsageError
 from app.core.sql import significant_tokens
+
+SQLITE = engine_for("target.db").dialect  # as a caller has it, from its target's engine
 
 
 @pytest.mark.parametrize(
@@ -24,7 +28,7 @@ from app.core.sql import significant_tokens
     ],
 )
 def test_read_only_queries_are_accepted(sql):
-    assert validate_assertion("ok", sql) == sql.strip().rstrip(";").strip()
+    assert validate_assertion("ok", sql, SQLITE) == sql.strip().rstrip(";").strip()
 
 
 @pytest.mark.parametrize(
@@ -49,19 +53,27 @@ def test_read_only_queries_are_accepted(sql):
 )
 def test_writes_several_statements_and_syntax_errors_are_rejected_naming_the_check(sql, expected):
     with pytest.raises(UsageError) as caught:
-        validate_assertion("no_null_root", sql)
+        validate_assertion("no_null_root", sql, SQLITE)
     assert "no_null_root" in caught.value.message
     assert expected in caught.value.message
 
 
 def test_syntax_error_quotes_sqlite():
     with pytest.raises(UsageError, match='near "goals": syntax error'):
-        validate_assertion("typo", "SELECT COUNT(*) FORM goals")
+        validate_assertion("typo", "SELECT COUNT(*) FORM goals", SQLITE)
 
 
 def test_missing_tables_are_left_to_run_time():
     # The tables exist only in the target, so "no such table" is not an error here.
-    validate_assertion("later", "SELECT COUNT(*) FROM no_such_table WHERE whatever IS NULL")
+    validate_assertion("later", "SELECT COUNT(*) FROM no_such_table WHERE whatever IS NULL", SQLITE)
+
+
+def test_a_query_that_would_do_more_than_read_is_refused_in_the_dialects_words():
+    # A pragma's table-valued function is not a plain read: SQLite's authorizer says no.
+    with pytest.raises(UsageError) as caught:
+        validate_assertion("peek", "SELECT * FROM pragma_table_info('goals')", SQLITE)
+    assert caught.value.message == ("check 'peek': the query does something other than read "
+                                    "(not authorized); an assertion may only read.")
 
 
 def test_statement_verb_looks_past_with():
@@ -99,3 +111,15 @@ def test_load_workspace_rejects_a_writing_check(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_workspace(config)
     assert "checks.two" in caught.value.message and "several statements" in caught.value.message
+
+
+def test_config_checks_are_compiled_in_each_dialect_the_caller_names(tmp_path):
+    class RefusingDialect(type(SQLITE)):
+        def read_only_query_problem(self, sql):
+            return QueryProblem(writes=False, message="this dialect cannot parse anything.")
+
+    config = tmp_path / "cutover.toml"
+    validate_checks_config(config, [("fine", "SELECT 0")], dialects=[SQLITE])
+    with pytest.raises(ConfigError) as caught:
+        validate_checks_config(config, [("fine", "SELECT 0")], dialects=[SQLITE, RefusingDialect()])
+    assert caught.value.message.endswith("checks.fine: this dialect cannot parse anything.")

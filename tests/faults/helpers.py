@@ -19,14 +19,11 @@ from app.core.inspect import inspect_database
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Child processes import app.core without running app/__init__.py (which loads Flask and
-# takes ~0.6 s): the core never needs Flask, and the kill tests start many children.
+# Child processes import app.core through the real package: app/__init__.py loads Flask only
+# when create_app is asked for, so a child that needs only the core starts fast.
 CHILD_PRELUDE = f"""
-import sys, types
+import sys
 sys.path.insert(0, {str(REPO)!r})
-package = types.ModuleType("app")
-package.__path__ = [{str(REPO / "app")!r}]
-sys.modules["app"] = package
 """
 
 SCHEMA = """

@@ -31,14 +31,10 @@ from tests.core.conftest import create_database
 REPO = Path(__file__).resolve().parents[2]
 DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_instances.sql")
 
-# The child imports app.core without app/__init__.py (which loads Flask): the core never
-# needs Flask, and each kill test starts a fresh process.
+# The child imports app.core through the real package, which loads no Flask for it.
 CHILD = f"""
-import sys, types
+import sys
 sys.path.insert(0, {str(REPO)!r})
-package = types.ModuleType("app")
-package.__path__ = [{str(REPO / "app")!r}]
-sys.modules["app"] = package
 from app.core.migrate import apply_plan
 from app.core.plans import load_plan_set
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar, TypeVar
 
@@ -19,6 +20,7 @@ from app.core.errors import ConfigError, TargetUnavailable
 
 T = TypeVar("T")
 _ENGINES: dict[str, type[Engine]] = {}
+DEFAULT_ENGINE = "sqlite"  # the engine of a target named by nothing but its location
 
 
 class TimedOut(Exception):
@@ -29,11 +31,25 @@ class TargetInUse(Exception):
     """Another connection kept the target busy for longer than the engine waits."""
 
 
+@dataclass(frozen=True)
+class QueryProblem:
+    """Why a query cannot run as one read-only statement, found from its text alone."""
+
+    writes: bool  # it would do something other than read; otherwise it cannot be parsed
+    message: str  # for the operator, with the database's own words in it
+
+
 class Dialect(ABC):
     """How the engine's SQL is written: where statements end, what a plan may not do, names."""
 
     @abstractmethod
     def statement_is_complete(self, text: str) -> bool: ...
+
+    @abstractmethod
+    def read_only_query_problem(self, sql: str) -> QueryProblem | None:
+        """Why `sql`, one statement, is not a read-only query the database can compile, or
+        None. Without the target: names only its schema has (tables, columns) are left to
+        run time, so only the text itself is judged."""
 
     @abstractmethod
     def split_statements(self, text: str) -> list[tuple[str, int]]:
@@ -221,7 +237,7 @@ class Engine(ABC):
         """A driver error met while reading the target, as the operator should read it."""
 
 
-def engine_for(location, kind: str = "sqlite") -> Engine:
+def engine_for(location, kind: str = DEFAULT_ENGINE) -> Engine:
     """The engine of one target, picked once: pass the result along rather than the location."""
     if isinstance(location, Engine):
         return location

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from app.core.engines.sqlite.copies import backup_api_copy
 from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly
 from app.core.engines.sqlite.integrity import quick_check
 from app.core.engines.sqlite.transactions import read_transaction
@@ -120,14 +121,9 @@ def _backup_api_copy(connection, source: Path, copies, progress) -> int:
         def report(status, remaining, total):
             progress((total - remaining) * page_size, 2 * total * page_size)
     try:
-        with closing(sqlite3.connect(destination.temporary, isolation_level=None)) as target:
-            # No journal and no fsync inside SQLite: the file is private until published,
-            # and we fsync it ourselves once it is complete.
-            target.execute("PRAGMA journal_mode = OFF")
-            target.execute("PRAGMA synchronous = OFF")
-            connection.backup(target, pages=max(STEP_BYTES // page_size, 1), progress=report)
-            # The source's WAL header would make every reader create -wal/-shm beside the copy.
-            target.execute("PRAGMA journal_mode = DELETE").fetchone()
+        # Private until published, and we fsync it ourselves once it is complete.
+        backup_api_copy(connection, destination.temporary, step_pages=max(STEP_BYTES // page_size, 1),
+                        progress=report, private=True)
     except sqlite3.Error as exc:
         raise _backup_api_error(exc, source, copies) from exc
     return os.fstat(destination.fd).st_size

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from app.core.engines.base import Dialect, Engine
+from app.core.engines.base import Dialect, Engine, QueryProblem
 from app.core.engines.sqlite import (
     backup_copy,
     copies,
@@ -17,7 +17,7 @@ from app.core.engines.sqlite import (
     swap,
     transactions,
 )
-from app.core.engines.sqlite.dialect import statement_is_complete
+from app.core.engines.sqlite.dialect import read_only_query_problem, statement_is_complete
 from app.core.processes import processes_holding
 from app.core.sql import quote_identifier
 
@@ -25,6 +25,9 @@ from app.core.sql import quote_identifier
 class SQLiteDialect(Dialect):
     def statement_is_complete(self, text: str) -> bool:
         return statement_is_complete(text)
+
+    def read_only_query_problem(self, sql: str) -> QueryProblem | None:
+        return read_only_query_problem(sql)
 
     def split_statements(self, text: str) -> list[tuple[str, int]]:
         from app.core.plans import split_statements  # plans reads its dialect from here

@@ -287,13 +287,11 @@ def test_hot_journal_needs_recovery(tmp_path, make_db):
     assert_refused(path, "needs_recovery", "interrupted", "read-write")
 
 
-# Imports app.core without app/__init__.py (and so without Flask): the core needs neither,
-# and the interpreter nobody can run may not have Flask installed.
+# Imports app.core through the real package, which loads no Flask for it: the interpreter
+# nobody can run may not have Flask installed.
 NOBODY_SCRIPT = """
-import sys, types
-package = types.ModuleType("app")
-package.__path__ = [{root!r} + "/app"]
-sys.modules["app"] = package
+import sys
+sys.path.insert(0, {root!r})
 from app.core.engines.sqlite.files import open_readonly
 from app.core.errors import TargetUnavailable
 try:
