@@ -64,7 +64,8 @@ def reference_schema(targets: Targets, env: Environment):
 def plan_view(targets: Targets, env: Environment, explicit: list[str] | None = None) -> PlanView:
     paths = plan_paths(targets, env, explicit)
     plan_set = load_plans(paths)
-    reconciliation = reconcile(env.database, plan_set, busy_timeout=targets.cache.busy_timeout)
+    # Reconciliation still reads a SQLite file by its path (its schema copy is not behind the seam yet).
+    reconciliation = reconcile(env.location, plan_set, busy_timeout=targets.cache.busy_timeout)
     reference, schema = reference_schema(targets, env)
     checked = preflight(reconciliation, schema, target_label=env.name,
                         reference_label=reference.name if reference else "the reference")
