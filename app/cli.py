@@ -183,7 +183,7 @@ def backups_command(environment: str, as_json: bool):
     from app.core.backup import list_backups
 
     env = current_targets().environment(environment)
-    backups = list_backups(env.backup_dirs, env.database)
+    backups = list_backups(env.backup_dirs, env.target)
     if as_json:
         print_json({"environment": env.name, "backups": [b.to_dict() for b in backups]})
         return
@@ -210,8 +210,8 @@ def restore_command(environment: str, backup_id: str, yes: bool):
 
     env = current_targets().environment(environment)
     if not yes:
-        raise UsageError(f"Restoring replaces {env.database}; add --yes to confirm.")
-    find_backup(env.backup_dirs, env.database, backup_id)
+        raise UsageError(f"Restoring replaces {env.label}; add --yes to confirm.")
+    find_backup(env.backup_dirs, env.target, backup_id)
     refuse_outside_open_run(env.name, "restore", cli_operator())
     job, _ = run_in_this_process(create_job("restore", env.name, cli_operator(), {"backup": backup_id}), False)
     sys.exit(0 if job.state == "passed" else 1)

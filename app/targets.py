@@ -8,6 +8,7 @@ from flask import Flask, current_app
 
 from app.core.demo import create_demo_workspace
 from app.core.diff import diff_schemas, summarise_drift
+from app.core.engines import Engine, engine_for
 from app.core.errors import NotFound, UsageError
 from app.core.snapshots import Inspection, SnapshotCache
 from app.core.workspace import Environment, Workspace, load_workspace
@@ -38,26 +39,26 @@ class Targets:
         return env
 
     def inspect(self, env: Environment, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
-        return self.cache.inspect(env.database, refresh=refresh, wait_for_checks=wait_for_checks)
+        return self.cache.inspect(env.target, refresh=refresh, wait_for_checks=wait_for_checks)
 
-    def resolve(self, name_or_path: str) -> tuple[str, Path]:
-        """An environment name, or else the path of a database file."""
+    def resolve(self, name_or_path: str) -> tuple[str, Engine]:
+        """An environment name, or else the path of a (SQLite) database file."""
         env = self.workspace.environment(name_or_path)
         if env:
-            return env.name, env.database
+            return env.name, env.target
         path = Path(name_or_path).expanduser()
         if path.exists():
-            return str(path), path.absolute()
+            return str(path), engine_for(path.absolute())
         raise UsageError(
             f"'{name_or_path}' is neither a configured environment ({', '.join(self.workspace.names())}) "
             f"nor an existing database file."
         )
 
     def compare(self, left: str, right: str, wait_for_checks: bool = True) -> Comparison:
-        left_label, left_path = self.resolve(left)
-        right_label, right_path = self.resolve(right)
-        left_inspection = self.cache.inspect(left_path, wait_for_checks=wait_for_checks)
-        right_inspection = self.cache.inspect(right_path, wait_for_checks=wait_for_checks)
+        left_label, left_target = self.resolve(left)
+        right_label, right_target = self.resolve(right)
+        left_inspection = self.cache.inspect(left_target, wait_for_checks=wait_for_checks)
+        right_inspection = self.cache.inspect(right_target, wait_for_checks=wait_for_checks)
         differences = summary = None
         if left_inspection.ok and right_inspection.ok:
             differences = diff_schemas(

@@ -20,25 +20,25 @@ from app.models import ACTIVE_JOB_STATES, ALL_WORKSPACES, OPEN_RUN, Job, Run
 def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> tuple[str, Job]:
     """Record the backup job with its id fixed now, so the caller can name the backup at once."""
     moment = datetime.now(timezone.utc)
-    backup_id = free_backup_id(usable_backup_folders(env.backup_dirs), env.database.name, moment)
+    backup_id = free_backup_id(usable_backup_folders(env.backup_dirs), env.target.backup_name, moment)
     job = create_job("backup", env.name, operator, {"moment": moment.isoformat(), "backup": backup_id})
     return backup_id, job if run_here else launch(job)
 
 
 def start_restore(env: Environment, backup_id: str, operator: str) -> Job:
-    find_backup(env.backup_dirs, env.database, backup_id)  # a bad or unknown id fails here, before any job
+    find_backup(env.backup_dirs, env.target, backup_id)  # a bad or unknown id fails here, before any job
     refuse_outside_open_run(env.name, "restore", operator)
     return launch(create_job("restore", env.name, operator, {"backup": backup_id}))
 
 
 def verify_now(env: Environment, backup_id: str, operator: str):
-    result = verify_backup(find_backup(env.backup_dirs, env.database, backup_id))
+    result = verify_backup(find_backup(env.backup_dirs, env.target, backup_id))
     audit.record(operator, "verify", target=f"{env.name}/{backup_id}", result="ok" if result.verified else "failed")
     return result
 
 
 def prune_backups(env: Environment, operator: str) -> list:
-    removed = prune(env.backup_dirs, env.database, keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
+    removed = prune(env.backup_dirs, env.target, keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
                     protected_ids=protected_backup_ids(env))
     audit.record(operator, "prune", target=env.name, detail=", ".join(b.id for b in removed))
     return removed

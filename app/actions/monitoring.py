@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.actions.verification import tick_checks
-from app.core.database import open_readonly
 from app.core.errors import Conflict, CutoverError
 from app.core.migrate import foreign_key_violations
 from app.core.newrows import capture_baseline
@@ -70,9 +69,9 @@ def start_window(targets: Targets, env: Environment, operator: str, *, reason: s
 
 
 def _baseline(env: Environment, busy_timeout: float) -> dict:
-    with closing(open_readonly(env.database, busy_timeout=busy_timeout)) as conn:
+    with closing(env.target.open_readonly(busy_timeout=busy_timeout)) as conn:
         violations = foreign_key_violations(conn).total
-    return {"new_rows": capture_baseline(env.database, busy_timeout=busy_timeout), "fk_violations": violations}
+    return {"new_rows": capture_baseline(env.target, busy_timeout=busy_timeout), "fk_violations": violations}
 
 
 def stop_window(window: MonitorWindow, operator: str, reason: str = "") -> MonitorWindow:

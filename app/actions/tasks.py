@@ -22,7 +22,6 @@ from app.core.errors import CutoverError, MigrationFailed
 from app.core.migrate import apply_plan, rehearse
 from app.core.processes import application_running
 from app.core.restore import restore_backup
-from app.core.snapshots import file_stamp
 from app.jobs.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
 
@@ -31,14 +30,15 @@ class CommandFailed(CutoverError):
 
 
 def integrity_task(context: JobContext) -> dict:
-    path = context.environment.database
-    context.emit("info", f"Running PRAGMA integrity_check on {path} (reads every page).")
-    return check_integrity(context, path, failure=f"{{summary}} in {path}.")
+    target = context.environment.target
+    context.emit("info", f"Running PRAGMA integrity_check on {target.label} (reads every page).")
+    return check_integrity(context, target, failure=f"{{summary}} in {target.label}.")
 
 
-def check_integrity(context: JobContext, path: Path, *, failure: str):
-    """integrity_check of `path`, every problem a line; `failure` ({summary}) fails the job."""
-    result = integrity_check(path, busy_timeout=context.targets.cache.busy_timeout)
+def check_integrity(context: JobContext, target, *, failure: str):
+    """integrity_check of `target` (an engine, or a copy's path), every problem a line;
+    `failure` ({summary}) fails the job."""
+    result = integrity_check(target, busy_timeout=context.targets.cache.busy_timeout)
     for problem in result.evidence:
         context.emit("error", problem)
     if not result.passed:
@@ -211,7 +211,7 @@ def take_backup(context: JobContext, moment: datetime | None = None):
     """A verified backup of the job's environment into every folder, its copies logged."""
     env = context.environment
     backup = create_backup(
-        env.database, env.backup_dirs, now=moment, busy_timeout=context.targets.cache.busy_timeout,
+        env.target, env.backup_dirs, now=moment, busy_timeout=context.targets.cache.busy_timeout,
         progress=context.progress, log=lambda line: context.emit("info", line),
     )
     manifest = backup.manifest
@@ -224,7 +224,7 @@ def take_backup(context: JobContext, moment: datetime | None = None):
 
 def verify_task(context: JobContext) -> dict:
     env = context.environment
-    backup = find_backup(env.backup_dirs, env.database, context.params["backup"])
+    backup = find_backup(env.backup_dirs, env.target, context.params["backup"])
     result = verify_backup(backup)
     for check in result.copies:
         context.emit("ok" if check.ok else "error", f"{'✓' if check.ok else '✗'} {check.path}: {check.reason}")
@@ -245,11 +245,11 @@ def safety_folder(env) -> Path:
 def restore_task(context: JobContext) -> dict:
     env = context.environment
     refuse_outside_open_run(env.name, "restore", context.job.operator)  # a run opened after this job was recorded
-    backup = find_backup(env.backup_dirs, env.database, context.params["backup"])
-    context.emit("info", f"Restoring {env.database} from backup {backup.id}.")
+    backup = find_backup(env.backup_dirs, env.target, context.params["backup"])
+    context.emit("info", f"Restoring {env.label} from backup {backup.id}.")
     result = restore_backup(
-        env.database, backup, safety_dir=safety_folder(env),
-        app_running_check=lambda: application_running(env.database, list(env.app.process_patterns)),
+        env.target, backup, safety_dir=safety_folder(env),
+        app_running_check=lambda: application_running(env.target, list(env.app.process_patterns)),
         busy_timeout=context.targets.cache.busy_timeout, log=lambda line: context.emit("info", line),
     )
     for note in result.notes:
@@ -268,8 +268,8 @@ def _plans(context: JobContext):
 def rehearse_task(context: JobContext) -> dict:
     env, plan_set = context.environment, _plans(context)
     _, reference = reference_schema(context.targets, env)
-    context.emit("info", f"Rehearsing plan {plan_set.hash[:12]} on a snapshot of {env.database}; the target is only read.")
-    result = rehearse(env.database, plan_set, reference_schema=reference, emit=context.emit,
+    context.emit("info", f"Rehearsing plan {plan_set.hash[:12]} on a snapshot of {env.label}; the target is only read.")
+    result = rehearse(env.target, plan_set, reference_schema=reference, emit=context.emit,
                       busy_timeout=context.targets.cache.busy_timeout, workdir=_scratch_folder(env))
     document = result.to_dict()
     if not result.passed:
@@ -289,13 +289,13 @@ def migrate_task(context: JobContext) -> dict:
     env, plan_set = context.environment, _plans(context)
     _refuse_known_failures(context, env, plan_set)
     refuse_if_application_runs(env)
-    stamp = file_stamp(env.database)  # before the backup: a write landing during it counts as a change
-    backup = create_backup(env.database, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
+    stamp = env.target.stamp()  # before the backup: a write landing during it counts as a change
+    backup = create_backup(env.target, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
                            progress=context.progress, log=lambda line: context.emit("info", line))
     context.emit("ok", f"✓ Backup {backup.id} verified ({len(backup.copies)} copies): the way back is ready")
     rehearsal = _rehearsal_for(context, env, plan_set, backup.manifest.schema_fingerprint)
     try:
-        applied = apply_plan(env.database, plan_set, emit=context.emit,
+        applied = apply_plan(env.target, plan_set, emit=context.emit,
                              busy_timeout=context.targets.cache.busy_timeout, rehearsal=rehearsal,
                              baseline=Baseline.of_backup(backup, stamp),
                              # A run opened while this job backed up and rehearsed owns the target now.
@@ -318,7 +318,7 @@ def _refuse_known_failures(context: JobContext, env, plan_set) -> None:
 
 
 def refuse_if_application_runs(env) -> None:
-    running = application_running(env.database, list(env.app.process_patterns))
+    running = application_running(env.target, list(env.app.process_patterns))
     if running:
         names = "; ".join(f"pid {p.pid}: {p.cmdline[:80]}" for p in running)
         raise CutoverError(f"The application is still running ({names}). Stop it, then migrate.")

@@ -45,7 +45,7 @@ def pre_migration_baseline(env: Environment, busy_timeout: float) -> Baseline:
         return Baseline(notes=["no migration recorded: foreign-key violations fail, no row-count ledger"])
     backup_id = json.loads(job.result or "{}").get("backup")
     try:
-        backup = find_backup(env.backup_dirs, env.database, backup_id)
+        backup = find_backup(env.backup_dirs, env.target, backup_id)
     except CutoverError as error:
         return Baseline(notes=[f"pre-migration backup {backup_id} unavailable: {error.message}"])
     return Baseline(backup, _violations_of(backup, busy_timeout), [f"baseline: backup {backup.id} (job {job.id})"])
@@ -78,10 +78,10 @@ def verify_environment(targets: Targets, env: Environment, *,
     baseline = pre_migration_baseline(env, targets.cache.busy_timeout)
     reference = targets.workspace.reference
     results = run_checks(
-        env.database,
+        env.target,
         assertions=targets.workspace.checks,
         fk_baseline=baseline.violations,
-        reference_path=reference.database if reference and reference.name != env.name else None,
+        reference_path=reference.target if reference and reference.name != env.name else None,
         accepted=settings.accepted_differences,
         manifest_row_counts=baseline.row_counts,
         declared=dict(settings.declared_row_changes),
@@ -105,10 +105,10 @@ def tick_checks(targets: Targets, env: Environment, new_rows_baseline: dict, log
                 fk_baseline: Violations | int | None) -> tuple[list[CheckResult], dict]:
     """One monitoring tick: integrity, foreign keys, assertions, new rows, the application."""
     settings = targets.workspace.verification
-    results = run_checks(env.database, assertions=targets.workspace.checks, fk_baseline=fk_baseline,
+    results = run_checks(env.target, assertions=targets.workspace.checks, fk_baseline=fk_baseline,
                          time_limit=settings.check_time_limit, busy_timeout=targets.cache.busy_timeout)
-    results.append(new_rows_check(env.database, new_rows_baseline, busy_timeout=targets.cache.busy_timeout))
-    live, measurements = liveness_checks(env.app, env.database, log_offset=log_offset)
+    results.append(new_rows_check(env.target, new_rows_baseline, busy_timeout=targets.cache.busy_timeout))
+    live, measurements = liveness_checks(env.app, env.target, log_offset=log_offset)
     return results + list(live), measurements
 
 

@@ -36,7 +36,7 @@ def report_facts(targets: Targets, run: Run) -> dict:
     env = targets.environment(run.environment)
     jobs = list(db.session.scalars(select(Job).where(Job.run_id == run.id).order_by(Job.id)))
     facts = {
-        "run": {"id": run.id, "environment": run.environment, "database": str(env.database), "status": run.status,
+        "run": {"id": run.id, "environment": run.environment, "database": env.label, "status": run.status,
                 "status_note": run.status_note, "created_by": run.created_by, "created_at": iso_time(run.created_at),
                 "finished_at": iso_time(run.finished_at), "complete": run_is_complete(views)},
         "steps": [_step_facts(view) for view in views],
@@ -135,7 +135,7 @@ def _backup_facts(env, run: Run) -> dict | None:
              "created_at": manifest.get("created_at"), "method": manifest.get("method"),
              "copies": record.get("copies", []), "status_now": None}
     try:
-        facts["status_now"] = find_backup(env.backup_dirs, env.database, record["backup"]).status
+        facts["status_now"] = find_backup(env.backup_dirs, env.target, record["backup"]).status
     except CutoverError as error:
         facts["status_now"] = f"unavailable: {error.message}"
     return facts
@@ -147,7 +147,7 @@ def _schema_facts(targets: Targets, env, run: Run) -> dict:
     if reference is None:
         return {"reference": None}
     try:
-        reference_schema = inspect_database(reference.database, deep=False).schema
+        reference_schema = inspect_database(reference.target, deep=False).schema
     except CutoverError as error:
         return {"reference": reference.name, "error": error.message}
     facts = {"reference": reference.name, "before": None, "after": None}
@@ -155,7 +155,7 @@ def _schema_facts(targets: Targets, env, run: Run) -> dict:
     if backup is not None:
         facts["before"] = _differences(reference_schema, _schema_at(backup), reference.name)
     try:
-        facts["after"] = _differences(reference_schema, inspect_database(env.database, deep=False).schema, reference.name)
+        facts["after"] = _differences(reference_schema, inspect_database(env.target, deep=False).schema, reference.name)
     except CutoverError as error:
         facts["after_error"] = error.message
     return facts
@@ -166,7 +166,7 @@ def _backup_copy(env, run: Run):
     if not record:
         return None
     try:
-        backup = find_backup(env.backup_dirs, env.database, record["backup"])
+        backup = find_backup(env.backup_dirs, env.target, record["backup"])
     except CutoverError:
         return None
     return backup.copies[0] if backup.copies else None
@@ -186,7 +186,7 @@ def _ledger(targets: Targets, env, run: Run) -> list[dict]:
     """Rows per table: recorded before (data-volume step), now, and the difference."""
     before = (passed_result(run.id, "data-volume") or {}).get("row_counts") or {}
     try:
-        now = inspect_database(env.database, deep=False).row_counts()
+        now = inspect_database(env.target, deep=False).row_counts()
     except CutoverError:
         now = {}
     declared = dict(targets.workspace.verification.declared_row_changes)

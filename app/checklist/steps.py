@@ -26,7 +26,6 @@ from app.core.inspect import inspect_database
 from app.core.liveness import health_url_check, port_check
 from app.core.migrate import apply_plan, check_rehearsal
 from app.core.processes import application_running
-from app.core.snapshots import file_stamp
 from app.core.workspace import Environment
 from app.extensions import db
 from app.jobs.runner import JobContext, TaskFailed
@@ -56,16 +55,16 @@ def definition(context: JobContext):
 
 def verify_target_step(context: JobContext) -> dict:
     env = context.environment
-    path = env.database
+    path = env.location  # this step checks the configured SQLite file itself
     resolved = path.resolve()
     context.emit("info", f"{env.name} is configured as {path}")
     context.emit("info", f"which resolves to {resolved}")
     if not resolved.is_file():
         raise StepRefused(f"{resolved} is not a file: check environments.{env.name}.database in cutover.toml.")
     _refuse_other_environments_file(context, env, resolved)
-    before = file_stamp(path)
-    snapshot = inspect_database(path, deep=False, busy_timeout=context.targets.cache.busy_timeout)
-    if file_stamp(path) != before:
+    before = env.target.stamp()
+    snapshot = inspect_database(env.target, deep=False, busy_timeout=context.targets.cache.busy_timeout)
+    if env.target.stamp() != before:
         raise StepRefused(f"{path} changed while it was being inspected: something is writing to it. Stop it and retry.")
     facts = snapshot.facts
     context.emit("info", f"size {facts.size_bytes:,} bytes, journal {facts.journal_mode}, "
@@ -82,13 +81,13 @@ def _refuse_other_environments_file(context: JobContext, env: Environment, resol
         if other.name == env.name:
             continue
         try:
-            theirs = os.stat(other.database)
+            theirs = os.stat(other.location)
         except OSError:
             continue
         if (theirs.st_dev, theirs.st_ino) == (mine.st_dev, mine.st_ino):
-            raise StepRefused(f"{env.name}'s path {env.database} is the same file as {other.name}'s "
-                              f"({other.database}). Fix environments.{env.name}.database before migrating.")
-        context.emit("ok", f"✓ not {other.name}'s database ({other.database})")
+            raise StepRefused(f"{env.name}'s path {env.label} is the same file as {other.name}'s "
+                              f"({other.label}). Fix environments.{env.name}.database before migrating.")
+        context.emit("ok", f"✓ not {other.name}'s database ({other.label})")
 
 
 def app_stopped_step(context: JobContext) -> dict:
@@ -96,12 +95,12 @@ def app_stopped_step(context: JobContext) -> dict:
     patterns = list(env.app.process_patterns)
     if not patterns:
         context.emit("warning", "No process_patterns configured: only open handles on the database are checked.")
-    running = application_running(env.database, patterns)
+    running = application_running(env.target, patterns)
     for process in running:
         context.emit("error", f"✗ pid {process.pid}: {process.cmdline[:120]}")
     if running:
         raise StepRefused(f"The application is running ({len(running)} process(es) above). Stop it, then retry.")
-    context.emit("ok", f"✓ No process matches {', '.join(patterns) or '(no patterns)'} and none holds {env.database.name} open")
+    context.emit("ok", f"✓ No process matches {', '.join(patterns) or '(no patterns)'} and none holds {env.target.backup_name} open")
     if env.app.port:
         listening = port_check(env.app.port)
         if listening.passed:
@@ -112,7 +111,7 @@ def app_stopped_step(context: JobContext) -> dict:
 
 def data_volume_step(context: JobContext) -> dict:
     env = context.environment
-    snapshot = inspect_database(env.database, deep=False, busy_timeout=context.targets.cache.busy_timeout)
+    snapshot = inspect_database(env.target, deep=False, busy_timeout=context.targets.cache.busy_timeout)
     counts = snapshot.row_counts()
     for table, count in counts.items():
         context.emit("info", f"{table:<40} {count:>12,}" if count is not None else f"{table:<40} (not counted)")
@@ -124,7 +123,7 @@ def backup_step(context: JobContext) -> dict:
     env = context.environment
     if len(env.backup_dirs) < 2:
         context.emit("warning", "Only one backup folder is configured: the runbook asks for copies in two places.")
-    stamp = file_stamp(env.database)  # before the backup: a write landing during it counts as a change
+    stamp = env.target.stamp()  # before the backup: a write landing during it counts as a change
     backup = take_backup(context)
     return {**backup.to_dict(), "backup": backup.id, "stamp": stamp}
 
@@ -134,7 +133,7 @@ def run_backup(context: JobContext):
     if not record:
         raise StepRefused("This run has no passed backup step.")
     env = context.environment
-    return find_backup(env.backup_dirs, env.database, record["backup"]), record
+    return find_backup(env.backup_dirs, env.target, record["backup"]), record
 
 
 def integrity_step(context: JobContext) -> dict:
@@ -187,7 +186,7 @@ def hotfix_step(context: JobContext) -> dict:
 
 def _run_baseline(context: JobContext, baseline: Baseline) -> Baseline:
     """Refused at once when the target changed (the apply checks again under the write lock)."""
-    return accept_current_state(context.environment.database, baseline, emit=context.emit,
+    return accept_current_state(context.environment.target, baseline, emit=context.emit,
                                 busy_timeout=context.targets.cache.busy_timeout)
 
 
@@ -218,7 +217,7 @@ def _run_rehearsal(context: JobContext, checklist, env: Environment):
 
 def _check_run_rehearsal(context: JobContext, checklist, env: Environment) -> None:
     rehearsal, every = _run_rehearsal(context, checklist, env)
-    fingerprint = inspect_database(env.database, deep=False,
+    fingerprint = inspect_database(env.target, deep=False,
                                    busy_timeout=context.targets.cache.busy_timeout).schema.fingerprint()
     try:
         check_rehearsal(rehearsal, every, fingerprint)
@@ -242,13 +241,13 @@ def _check_rehearsed_plans(context: JobContext, checklist, env: Environment) -> 
 def _apply(context: JobContext, env: Environment, plan_set, baseline: Baseline) -> dict:
     backup_id = baseline.backup_id
     try:
-        applied = apply_plan(env.database, plan_set, emit=context.emit, busy_timeout=context.targets.cache.busy_timeout,
+        applied = apply_plan(env.target, plan_set, emit=context.emit, busy_timeout=context.targets.cache.busy_timeout,
                              baseline=baseline)
     except MigrationFailed as failure:
         document = {"backup": backup_id, "apply": failure.result.to_dict() if failure.result else None}
         raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup_id} is verified.", document) from None
     context.emit("ok", f"✓ {context.job.step} committed on {env.name}: plan {plan_set.hash[:12]}")
-    return {"backup": backup_id, "plan_hash": plan_set.hash, "apply": applied.to_dict(), "stamp": file_stamp(env.database)}
+    return {"backup": backup_id, "plan_hash": plan_set.hash, "apply": applied.to_dict(), "stamp": env.target.stamp()}
 
 
 # --------------------------------------------------------------------------- after
@@ -313,7 +312,7 @@ def _liveness(env: Environment, running_for: float) -> str | None:
         check = port_check(env.app.port)
         return check.summary if check.passed else None
     if env.app.process_patterns:
-        return "process running" if application_running(env.database, list(env.app.process_patterns)) else None
+        return "process running" if application_running(env.target, list(env.app.process_patterns)) else None
     # Nothing to ask: a process still running after a few seconds is the best evidence there is.
     return "still running after 2 s (no health_url, port or process pattern to ask)" if running_for >= 2.0 else None
 
@@ -324,7 +323,7 @@ def smoke_step(context: JobContext) -> dict:
     results = []
     if statements:
         context.emit("info", f"Writing {len(statements)} statement(s) in a transaction that is always rolled back")
-        results.append(smoke_test(env.database, statements, busy_timeout=context.targets.cache.busy_timeout,
+        results.append(smoke_test(env.target, statements, busy_timeout=context.targets.cache.busy_timeout,
                                   time_limit=context.targets.workspace.verification.check_time_limit))
     if env.app.health_url:
         results.append(health_url_check(env.app.health_url))

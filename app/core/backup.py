@@ -52,7 +52,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Iterable
 
-from app.core.engines import engine_for
+from app.core.engines import Engine, engine_for
 from app.core.engines.sqlite.backup_copy import (  # noqa: F401  (the methods: callers outside the core)
     BACKUP_API,
     LOCKED_COPY,
@@ -500,7 +500,7 @@ def create_backup(
     holds the target): closing our descriptor of the source drops every POSIX lock this
     process holds on it, SQLite's included ("How To Corrupt", 2.2).
     """
-    source = Path(os.path.abspath(source))
+    source = Path(os.path.abspath(target_file(source)))
     say = log or (lambda line: None)
     folders = usable_backup_folders(backup_dirs)
     check_file(source)
@@ -815,9 +815,16 @@ def find_backup(backup_dirs: Iterable, database, backup_id) -> Backup:
     return backup
 
 
+def target_file(target):
+    """The file a target is: the catalogue and restore still work on files (a SQLite target),
+    so an engine is taken at its location; a path is taken as it is."""
+    return target.location if isinstance(target, Engine) else target
+
+
 def _database_path(database) -> Path:
     """The database file's absolute path, as create_backup records it; its name is checked
     because backups are named after it."""
+    database = target_file(database)
     if not isinstance(database, (str, os.PathLike)):
         raise UsageError(f"{database!r} is not a database file's path.", database=repr(database))
     check_database_name(Path(database).name)

@@ -56,30 +56,30 @@ def accept_current_state(path, baseline: Baseline, *, emit: Emit = discard,
     For a byte-copy backup the hashes then prove nothing changed, and the stamp of the file
     as it is now is accepted. Run it before taking the write lock (it may play a journal back).
     """
-    path = Path(path)
     engine = engine_for(path)
     if engine.unchanged_since(baseline.stamp):
         return baseline
     if _rolled_back_to_backup(engine, baseline, emit, busy_timeout):
-        emit("ok", f"✓ {path.name} was rewritten by a rolled-back attempt; its SHA-256 still equals "
+        emit("ok", f"✓ {Path(engine.location).name} was rewritten by a rolled-back attempt; its SHA-256 still equals "
                    f"backup {baseline.backup_id}'s")
         return replace(baseline, stamp=engine.stamp())
-    raise changed(path, baseline)
+    raise changed(engine, baseline)
 
 
 def refuse_if_changed(path, baseline: Baseline) -> None:
     """Under the write lock: any write since the baseline refuses the apply (nothing changed yet)."""
-    path = Path(path)
-    if not engine_for(path).unchanged_since(baseline.stamp):
-        raise changed(path, baseline)
+    engine = engine_for(path)
+    if not engine.unchanged_since(baseline.stamp):
+        raise changed(engine, baseline)
 
 
-def changed(path: Path, baseline: Baseline) -> TargetChanged:
+def changed(target, baseline: Baseline) -> TargetChanged:
+    label = engine_for(target).label
     return TargetChanged(
-        f"{path} changed after {baseline.moment}: something wrote to it since, and backup "
+        f"{label} changed after {baseline.moment}: something wrote to it since, and backup "
         f"{baseline.backup_id} does not hold that write, so rolling back to it would lose it. Nothing was "
         f"migrated; the write is kept. {baseline.remedy}",
-        path=str(path), backup=baseline.backup_id)
+        path=label, backup=baseline.backup_id)
 
 
 def _rolled_back_to_backup(engine, baseline: Baseline, emit: Emit, busy_timeout: float) -> bool:

@@ -23,6 +23,7 @@ from http.client import HTTPException
 from pathlib import Path
 
 from app.core.checks import CheckResult
+from app.core.engines import engine_for
 from app.core.processes import application_running
 from app.core.workspace import AppHooks
 
@@ -43,12 +44,13 @@ def _truncate(text: str, width: int) -> str:
 # --- processes -------------------------------------------------------------------------
 
 
-def process_check(db_path, patterns) -> CheckResult:
+def process_check(target, patterns) -> CheckResult:
     """Passes when a process matches one of `patterns` or holds the database open."""
     started = time.monotonic()
+    target = engine_for(target)
     patterns = [p for p in (patterns or ()) if p]
     try:
-        running = application_running(db_path, patterns)
+        running = application_running(target, patterns)
     except OSError as error:  # /proc unreadable: report it rather than guess
         return CheckResult(name="application_process", passed=False,
                            summary=f"could not list processes: {error}",
@@ -63,7 +65,7 @@ def process_check(db_path, patterns) -> CheckResult:
     else:
         looked_for = ", ".join(f'"{p}"' for p in patterns) or "no patterns"
         summary = (f"no application process running (looked for {looked_for} "
-                   f"and for processes holding {db_path} open)")
+                   f"and for processes holding {target.label} open)")
     return CheckResult(name="application_process", passed=bool(running), summary=summary,
                        evidence=evidence, duration_ms=_elapsed_ms(started))
 
@@ -235,13 +237,13 @@ def log_check(path, patterns, offset: int = 0) -> tuple[CheckResult, int]:
 # --- all of them -----------------------------------------------------------------------
 
 
-def liveness_checks(hooks: AppHooks, db_path, *,
+def liveness_checks(hooks: AppHooks, target, *,
                     log_offset: int = 0) -> tuple[list[CheckResult], dict]:
     """The configured probes (an unconfigured one gives no entry) and measurements."""
     checks: list[CheckResult] = []
     measurements = {"health_latency_ms": None, "log_offset": log_offset}
     if hooks.process_patterns:
-        checks.append(process_check(db_path, hooks.process_patterns))
+        checks.append(process_check(target, hooks.process_patterns))
     if hooks.port is not None:
         checks.append(port_check(hooks.port))
     if hooks.health_url:

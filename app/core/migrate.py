@@ -31,7 +31,7 @@ from pathlib import Path
 
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
 from app.core.diff import diff_schemas
-from app.core.engines import engine_for
+from app.core.engines import Engine, engine_for
 # Read by callers outside the core on their own connections.
 from app.core.engines.sqlite.integrity import foreign_key_violations  # noqa: F401
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
@@ -121,12 +121,11 @@ class _Abort(Exception):
 class _Run:
     """What one apply has done so far: lines emitted, statement results, checks."""
 
-    def __init__(self, path: Path, plan_set: PlanSet, emit: Emit, label: str | None = None):
-        self.path, self.plan_set, self.emit = path, plan_set, emit
-        self.engine = engine_for(path)
+    def __init__(self, engine: Engine, plan_set: PlanSet, emit: Emit, label: str | None = None):
+        self.engine, self.plan_set, self.emit = engine, plan_set, emit
         # How the log names the database: a rehearsal's copy is "the snapshot of <target>",
         # so an operator never reads a temporary path and wonders what it is.
-        self.name = label or str(path)
+        self.name = label or engine.label
         self.started = time.perf_counter()
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.results: dict[int, StatementResult] = {}
@@ -153,7 +152,7 @@ class _Run:
         before = facts.pop("fingerprint_before", None)
         after = facts.pop("fingerprint_after", None)
         return ApplyResult(
-            path=str(self.path), plan_hash=self.plan_set.hash, committed=committed,
+            path=self.engine.label, plan_hash=self.plan_set.hash, committed=committed,
             started_at=self.started_at,
             duration_ms=(time.perf_counter() - self.started) * 1000,
             fingerprint_before=before,
@@ -189,15 +188,15 @@ def apply_plan(
     on this schema; TargetChanged when the target changed since `baseline`; the Conflict or
     TargetChanged `precondition` raised; TargetUnavailable when the file cannot be opened.
     """
-    path = Path(path)
-    run = _Run(path, plan_set, emit, label)
+    engine = engine_for(path)
+    run = _Run(engine, plan_set, emit, label)
     statements, phases = len(plan_set.statements()), len(plan_set.phases())
     run.say("info", f"Migrating {run.name}: plan {plan_set.hash[:12]}, "
                     f"{_count(statements, 'statement')} in {_count(phases, 'phase')}, "
                     "one transaction")
     try:
         if baseline is not None:
-            baseline = accept_current_state(path, baseline, emit=emit, busy_timeout=busy_timeout)
+            baseline = accept_current_state(engine, baseline, emit=emit, busy_timeout=busy_timeout)
         with closing(run.engine.open_for_writing(busy_timeout=busy_timeout)) as connection:
             try:
                 with run.engine.write_transaction(connection):
@@ -226,7 +225,7 @@ def _migrate(connection, run: _Run, rehearsal: dict | None, precondition,
              baseline: Baseline | None) -> None:
     run.say("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT")
     if baseline is not None:
-        refuse_if_changed(run.path, baseline)
+        refuse_if_changed(run.engine, baseline)
         run.say("ok", f"✓ {run.name} is unchanged since {baseline.moment}: backup "
                       f"{baseline.backup_id} is the way back")
     if precondition is not None:
@@ -356,7 +355,7 @@ def _migration_failed(run: _Run, connection, exc: Exception,
     failure = {"reason": reason, "message": message, "statement": statement, "error": error}
     full = f"{message} The transaction was rolled back: nothing was changed."
     result = run.result(False, failure)
-    return MigrationFailed(full, result=result, path=str(run.path), reason=reason)
+    return MigrationFailed(full, result=result, path=run.engine.label, reason=reason)
 
 
 def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, str | None]:
@@ -487,9 +486,10 @@ def rehearse(
 
     started, timings = time.perf_counter(), {}
     rehearsed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    target = engine_for(path)
     folder = Path(tempfile.mkdtemp(prefix="cutover-rehearsal-", dir=workdir))
     try:
-        outcome = _rehearse_in(folder, Path(path), plan_set, reference_schema, say,
+        outcome = _rehearse_in(folder, target, plan_set, reference_schema, say,
                                busy_timeout, timings)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -499,22 +499,22 @@ def rehearse(
     passed = failure is None
     say("ok" if passed else "error", _verdict(passed, checks, timings))
     return RehearsalResult(passed, plan_set.hash, fingerprint, failure, tuple(lines), timings,
-                           str(path), rehearsed_at, tuple(checks), tuple(differences), applied,
+                           target.label, rehearsed_at, tuple(checks), tuple(differences), applied,
                            schema_sha256)
 
 
-def _rehearse_in(folder: Path, path: Path, plan_set, reference, say, busy_timeout, timings):
-    copy = folder / path.name
-    say("info", f"Rehearsal: taking a consistent snapshot of {path}")
+def _rehearse_in(folder: Path, target: Engine, plan_set, reference, say, busy_timeout, timings):
+    copy = folder / target.backup_name
+    say("info", f"Rehearsal: taking a consistent snapshot of {target.label}")
     started = time.perf_counter()
-    snapshot_database(path, copy, busy_timeout=busy_timeout)
+    snapshot_database(target, copy, busy_timeout=busy_timeout)
     before, schema_sha256 = _read_copy(copy, lambda engine, connection: (
         engine.read_schema(connection), engine.schema_text_sha256(connection)))
     timings["snapshot_ms"] = (time.perf_counter() - started) * 1000
     say("info", f"Snapshot taken ({copy.stat().st_size / 1e6:,.1f} MB) in "
                 f"{timings['snapshot_ms']:.0f} ms; applying the plan to it")
     started = time.perf_counter()
-    applied = _apply_quietly(copy, plan_set, say, busy_timeout, f"the snapshot of {path}")
+    applied = _apply_quietly(copy, plan_set, say, busy_timeout, f"the snapshot of {target.label}")
     timings["apply_ms"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     checks = _apply_checks(applied)

@@ -18,6 +18,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from app.core.engines import engine_for
+
 PROC = Path("/proc")
 SIDE_FILE_SUFFIXES = ("", "-wal", "-journal", "-shm")
 
@@ -60,10 +62,11 @@ def processes_holding(path) -> list[ProcessInfo]:
     return found
 
 
-def application_running(db_path, patterns: list[str]) -> list[ProcessInfo]:
-    """Every process that suggests the application is running, each pid once."""
+def application_running(target, patterns: list[str]) -> list[ProcessInfo]:
+    """Every process that suggests the application is running (holding the target open, or
+    matching a pattern), each pid once."""
     by_pid: dict[int, ProcessInfo] = {}
-    for info in [*processes_holding(db_path), *find_processes(patterns)]:
+    for info in [*engine_for(target).holders(), *find_processes(patterns)]:
         by_pid.setdefault(info.pid, info)
     return sorted(by_pid.values(), key=lambda info: info.pid)
 

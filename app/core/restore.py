@@ -40,6 +40,7 @@ from app.core.backup import (
     content_problems,
     folder_error,
     id_for,
+    target_file,
     verify_backup,
 )
 from app.core.engines import engine_for
@@ -107,7 +108,7 @@ def restore_backup(
     RestoreFailed is raised only if something fails after the swap began; its message
     names the safety copy.
     """
-    target = Path(os.path.abspath(target))
+    target = Path(os.path.abspath(target_file(target)))
     say = log or (lambda line: None)
     manifest = _check_request(target, backup, allow_other_source)
     good_copy, rejected = _choose_good_copy(backup, say)

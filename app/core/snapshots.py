@@ -63,11 +63,15 @@ class SnapshotCache:
         self._checking: set[Path] = set()
         self._engines: dict[Path, Engine] = {}  # each target's engine, picked once
 
-    def inspect(self, path: Path, *, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
+    def inspect(self, target, *, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
         """With wait_for_checks=False a file never checked gets its schema and counts at once
         (a fraction of a second even for gigabytes) and the whole-file checks run in the
-        background; the next call after they finish sees them."""
-        path = Path(path)
+        background; the next call after they finish sees them. `target` is an engine (or a
+        SQLite file's path); inspections are remembered by its location."""
+        engine = engine_for(target)
+        path = engine.location
+        with self._guard:
+            self._engines.setdefault(path, engine)
         with self._lock_for(path):
             cached = self._entries.get(path)
             if cached and cached[0] == self._stamp(path) and not refresh:
@@ -88,7 +92,7 @@ class SnapshotCache:
 
     def _inspect_shallow_and_check_later(self, path: Path) -> Inspection:
         try:
-            snapshot = inspect_database(path, deep=False, busy_timeout=self.busy_timeout)
+            snapshot = inspect_database(self._engine(path), deep=False, busy_timeout=self.busy_timeout)
         except TargetUnavailable as error:
             return Inspection(path, error=error)
         with self._guard:
@@ -101,7 +105,7 @@ class SnapshotCache:
         try:
             signature = self._stamp(path)
             try:
-                snapshot = inspect_database(path, deep=True, busy_timeout=self.busy_timeout)
+                snapshot = inspect_database(self._engine(path), deep=True, busy_timeout=self.busy_timeout)
             except TargetUnavailable as error:
                 inspection = Inspection(path, error=error)
             else:
@@ -117,7 +121,7 @@ class SnapshotCache:
     def _inspect_now(self, path: Path, previous: Inspection | None, refresh: bool) -> Inspection:
         deep = refresh or not self._recent_checks(previous)
         try:
-            snapshot = inspect_database(path, deep=deep, busy_timeout=self.busy_timeout)
+            snapshot = inspect_database(self._engine(path), deep=deep, busy_timeout=self.busy_timeout)
         except TargetUnavailable as error:
             return Inspection(path, error=error)
         if deep:
@@ -137,10 +141,13 @@ class SnapshotCache:
         return age.total_seconds() < self.deep_interval
 
     def _stamp(self, path: Path) -> list:
+        return self._engine(path).stamp()
+
+    def _engine(self, path: Path) -> Engine:
         engine = self._engines.get(path)
         if engine is None:
             engine = self._engines.setdefault(path, engine_for(path))
-        return engine.stamp()
+        return engine
 
     def _lock_for(self, path: Path) -> threading.Lock:
         # One inspection per file at a time: a second viewer waits for the first result

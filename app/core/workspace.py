@@ -53,23 +53,35 @@ class AppHooks:
 
 @dataclass(frozen=True)
 class Environment:
+    """One configured target: where it is (`location`) and which engine reaches it."""
+
     name: str
-    database: Path
+    location: Path | str  # a SQLite file's path; an engine whose target is no file has its own form
     reference: bool = False
     backup_dirs: tuple[Path, ...] = ()
     description: str = ""
     app: AppHooks = field(default_factory=AppHooks)
     engine_name: str = "sqlite"  # cutover.toml's `database = "x.db"` names a SQLite file
+    _target: Engine = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        # The engine is picked once per target (engine_for), here, not at every use.
+        object.__setattr__(self, "_target", engine_for(self.location, self.engine_name))
 
     @property
     def target(self) -> Engine:
         """This environment's database as its engine reaches it: the one way to touch it."""
-        return engine_for(self.database, self.engine_name)
+        return self._target
+
+    @property
+    def label(self) -> str:
+        """The database as pages, logs, reports, the audit and JSON show it."""
+        return self._target.label
 
     def to_dict(self) -> dict:
         return {
             "name": self.name,
-            "database": str(self.database),
+            "database": self.label,
             "reference": self.reference,
             "backup_dirs": [str(p) for p in self.backup_dirs],
             "description": self.description,
@@ -213,7 +225,7 @@ def _parse_environment(path: Path, name: str, body) -> Environment:
         raise ConfigError(f"{path}: '{label}.reference' must be true or false.")
     return Environment(
         name=name,
-        database=_resolve(path, database, f"{label}.database"),
+        location=_resolve(path, database, f"{label}.database"),
         reference=reference,
         backup_dirs=tuple(_resolve(path, d, f"{label}.backup_dirs") for d in _backup_dirs(path, body, name)),
         description=str(body.get("description", "")),
@@ -230,23 +242,24 @@ def _reject_shared_databases(path: Path, environments: tuple[Environment, ...]) 
     """Two environments on one file would let a migration of one change the other (and the
     schema diff compare a file with itself). One file is one device and inode, whatever the
     paths: a hard link, a symbolic link, `..` or another mount of the folder."""
-    pair = _first_same_file([(env.database, env) for env in environments])
-    if pair:
-        earlier, later = pair
-        raise ConfigError(
-            f"{path}: 'environments.{later.name}.database' names the same file as environment "
-            f"'{earlier.name}' ({later.database} and {earlier.database} are one file: the same path, a hard "
-            "link, a symbolic link or another path to it). Each environment needs its own database."
-        )
+    seen: dict[tuple, Environment] = {}
+    for later in environments:
+        earlier = seen.setdefault(later.target.identity(), later)
+        if earlier is not later:
+            raise ConfigError(
+                f"{path}: 'environments.{later.name}.database' names the same file as environment "
+                f"'{earlier.name}' ({later.label} and {earlier.label} are one file: the same path, a hard "
+                "link, a symbolic link or another path to it). Each environment needs its own database."
+            )
 
 
 def _reject_symlinked_database(path: Path, env: Environment) -> None:
     """A restore writes the new database under the configured name: through a symbolic link it
     would replace the link, not the file, so restore refuses one. Found now, not after a migration."""
-    if os.path.islink(env.database):
+    if os.path.islink(env.location):  # `database` names a file (a SQLite target)
         raise ConfigError(
-            f"{path}: 'environments.{env.name}.database' ({env.database}) is a symbolic link to "
-            f"{os.path.realpath(env.database)}: a restore would replace the link, not the database, so a "
+            f"{path}: 'environments.{env.name}.database' ({env.label}) is a symbolic link to "
+            f"{os.path.realpath(env.location)}: a restore would replace the link, not the database, so a "
             "migration of it would have no way back. Configure the database's real path (a symbolic link "
             "to its folder is fine)."
         )

@@ -66,7 +66,7 @@ def start_backup_route(name: str):
 @bp.get("/environments/<name>/backups")
 def backups_route(name: str):
     env = current_targets().environment(name)
-    return jsonify(environment=env.name, backups=[b.to_dict() for b in list_backups(env.backup_dirs, env.database)])
+    return jsonify(environment=env.name, backups=[b.to_dict() for b in list_backups(env.backup_dirs, env.target)])
 
 
 @bp.post("/environments/<name>/backups/<backup_id>/verify")

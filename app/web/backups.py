@@ -23,7 +23,7 @@ def index(name: str):
     job = db.session.get(Job, job_id) if job_id else None
     job = job if job and job.environment == env.name else None
     return render_template(
-        "backups/index.html", env=env, backups=list_backups(env.backup_dirs, env.database),
+        "backups/index.html", env=env, backups=list_backups(env.backup_dirs, env.target),
         job=job, lines=log_lines(job.id) if job else [],
         keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
     )

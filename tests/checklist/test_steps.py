@@ -122,7 +122,7 @@ def test_migrate_refuses_a_backup_that_no_longer_verifies(build_app, demo_dir):
         backup_id = passes(app, run, "backup").result_document["backup"]
         passes(app, run, "rehearse")
         env = targets_of(app).environment("production")
-        copy = find_backup(env.backup_dirs, env.database, backup_id).copies[-1]
+        copy = find_backup(env.backup_dirs, env.target, backup_id).copies[-1]
         data = bytearray(copy.read_bytes())
         data[len(data) // 2] ^= 0xFF
         copy.write_bytes(bytes(data))

@@ -10,7 +10,7 @@ import pytest
 
 from app.core import migrate
 from app.core.engines import engine_for
-from app.core.engines.sqlite import integrity, introspection
+from app.core.engines.sqlite import SQLiteEngine, integrity, introspection
 from app.core.errors import MigrationFailed, TargetUnavailable
 from app.core.events import collecting
 from app.core.inspect import inspect_database
@@ -544,3 +544,25 @@ def test_a_view_named_differently_by_its_spacing_stops_the_migration_and_the_sam
     with closing(sqlite3.connect(db)) as connection:
         assert connection.execute("SELECT name FROM sqlite_temp_schema").fetchall() == []
         assert [d[0] for d in connection.execute("SELECT * FROM v").description] == ["a+b"]
+
+
+class _LabelledEngine(SQLiteEngine):
+    """A SQLite target shown by a label of its own, as an engine with a URL shows it without
+    its password: apply and rehearsal must name the target by its label, never its location."""
+
+    name = ""  # not registered: engine_for("sqlite") stays the real engine
+
+    @property
+    def label(self) -> str:
+        return "the labelled target"
+
+
+def test_apply_and_rehearsal_name_the_target_by_its_engines_label(make_db):
+    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    result, lines = run(_LabelledEngine(path), plan("ALTER TABLE t ADD COLUMN note TEXT;"))
+    assert result.committed and result.path == "the labelled target"
+    assert "Migrating the labelled target: " in lines[0][1] and str(path) not in repr(lines)
+
+    rehearsed = rehearse(_LabelledEngine(path), plan("CREATE TABLE u (id INTEGER PRIMARY KEY);"))
+    assert rehearsed.passed and rehearsed.target == "the labelled target"
+    assert str(path) not in repr(rehearsed.lines)

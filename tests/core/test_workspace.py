@@ -1,4 +1,5 @@
 """cutover.toml: what it accepts, and the one clear message for each thing it refuses."""
+import os
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,11 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_valid_config_resolves_relative_paths_against_its_folder(tmp_path):
     workspace = load_workspace(write(tmp_path, VALID))
     dev, prod = workspace.environments
-    assert dev.database == tmp_path / "dev/goals_dev.db"
+    assert dev.location == tmp_path / "dev/goals_dev.db"
     assert dev.reference and not prod.reference
     assert workspace.reference is dev
     assert dev.backup_dirs == (tmp_path / "backups/development",)
-    assert prod.database == Path("/srv/app/goals.db")
+    assert prod.location == Path("/srv/app/goals.db")
     assert prod.backup_dirs == (tmp_path / "backups", Path("/mnt/safe"))
     assert prod.app.health_url == "http://127.0.0.1:8001/health"
     assert prod.app.process_patterns == ("flask", "vite")
@@ -205,7 +206,7 @@ def test_two_distinct_files_are_fine_even_with_one_name_and_one_content(tmp_path
     (tmp_path / "prod/goals.db").write_bytes((tmp_path / "dev/goals.db").read_bytes())
     (tmp_path / "link").symlink_to(tmp_path / "prod")
     workspace = load_workspace(write(tmp_path, TWO.format(dev="dev/goals.db", prod="link/../dev/../prod/goals.db")))
-    assert [env.database.name for env in workspace.environments] == ["goals.db", "goals.db"]
+    assert [env.location.name for env in workspace.environments] == ["goals.db", "goals.db"]
 
 
 def test_a_database_given_through_a_symbolic_link_is_refused_as_it_could_not_be_restored(tmp_path):
@@ -335,3 +336,26 @@ def test_an_environment_names_its_target_through_the_sqlite_engine(tmp_path):
     env = Environment("production", tmp_path / "app.db")
     assert isinstance(env.target, SQLiteEngine) and env.target.location == tmp_path / "app.db"
     assert "engine_name" not in env.to_dict()  # the published shape is unchanged
+    assert env.target is env.target  # picked once, not at every use
+
+
+def test_an_environment_is_shown_by_its_label_and_published_as_before(tmp_path):
+    from app.core.workspace import Environment
+
+    env = Environment("production", tmp_path / "app.db", backup_dirs=(tmp_path / "b",))
+    assert env.label == str(tmp_path / "app.db")
+    assert env.to_dict() == {"name": "production", "database": str(tmp_path / "app.db"), "reference": False,
+                             "backup_dirs": [str(tmp_path / "b")], "description": ""}
+
+
+def test_two_spellings_of_one_file_are_one_target(tmp_path):
+    from app.core.workspace import Environment
+
+    (tmp_path / "app.db").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    os.link(tmp_path / "app.db", tmp_path / "linked.db")
+    one = Environment("a", tmp_path / "app.db").target
+    assert one.identity() == Environment("b", tmp_path / "sub/../app.db").target.identity()
+    assert one.identity() == Environment("c", tmp_path / "linked.db").target.identity()
+    assert one.identity() != Environment("d", tmp_path / "other.db").target.identity()
+    assert one.backup_name == "app.db"

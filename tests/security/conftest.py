@@ -69,7 +69,7 @@ def build_site(root: Path, demo_template: Path, **overrides) -> Site:
     with app.app_context():
         targets = current_targets()
         env = targets.environment("production")
-        backup = create_backup(env.database, env.backup_dirs)
+        backup = create_backup(env.target, env.backup_dirs)
         run = create_run(targets, env, "admin")
         job = run_job(create_job("verify-target", env.name, "admin", {}, run_id=run.id, step="verify-target").id)
         assert job.state == "passed", job.error

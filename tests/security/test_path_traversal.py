@@ -140,7 +140,7 @@ def test_a_symlink_planted_in_a_backup_folder_is_never_followed(tmp_path, demo_t
     outside.mkdir()
     with site.app.app_context():
         env = current_targets().environment("production")
-        genuine = create_backup(env.database, [outside], now=datetime(2020, 2, 2, 12, tzinfo=timezone.utc))
+        genuine = create_backup(env.target, [outside], now=datetime(2020, 2, 2, 12, tzinfo=timezone.utc))
         folders = env.backup_dirs
     name = genuine.copies[0].name
     for folder in folders:

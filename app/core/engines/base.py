@@ -82,6 +82,22 @@ class Engine(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.location)!r})"
 
+    # --- naming the target -----------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def label(self) -> str:
+        """The target as pages, logs, reports, the audit and JSON show it (never a password)."""
+
+    @property
+    @abstractmethod
+    def backup_name(self) -> str:
+        """The name the target's backups are filed under (a backup copy's name starts with it)."""
+
+    @abstractmethod
+    def identity(self) -> tuple:
+        """Equal for two engines that reach one database, however its location is spelt."""
+
     # --- describing the target -------------------------------------------------------
 
     @abstractmethod

@@ -18,6 +18,7 @@ from app.core.engines.sqlite import (
     transactions,
 )
 from app.core.engines.sqlite.dialect import read_only_query_problem, statement_is_complete
+from app.core.fsutil import file_identity
 from app.core.processes import processes_holding
 from app.core.sql import quote_identifier
 
@@ -55,6 +56,18 @@ class SQLiteEngine(Engine):
     @property
     def path(self) -> Path:
         return self.location
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+    @property
+    def backup_name(self) -> str:
+        return self.path.name
+
+    def identity(self) -> tuple:
+        # One file is one device and inode, whatever the path: a hard link, a symbolic link, `..`.
+        return (self.name, *file_identity(self.path))
 
     def snapshot(self, *, deep: bool = True, busy_timeout: float = 1.0):
         return introspection.inspect_database(self.path, deep=deep, busy_timeout=busy_timeout)
