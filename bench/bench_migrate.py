@@ -33,7 +33,7 @@ from app.core.migrate import apply_plan, rehearse
 from app.core.plans import load_plan_set
 from app.core.prep import generate_prep
 from app.core.reconcile import reconcile
-from app.core.transaction import immediate_transaction, open_for_writing
+from app.core.engines import engine_for
 from bench.datagen import DATA_DIR, large_pair
 
 SQLITE3 = "/usr/bin/sqlite3"
@@ -49,10 +49,11 @@ def prepared_production(dev: Path, prod: Path, folder: Path, plans) -> Path:
     """A copy of production with the prep plan applied (once; every round copies this)."""
     prepared = folder / "prepared.db"
     shutil.copyfile(prod, prepared)
+    engine = engine_for(prepared)
     prep = generate_prep(inspect_database(prod, deep=False).schema,
-                         inspect_database(dev, deep=False).schema, plan_set=plans)
-    with closing(open_for_writing(prepared, busy_timeout=5)) as connection:
-        with immediate_transaction(connection):
+                         inspect_database(dev, deep=False).schema, engine=engine, plan_set=plans)
+    with closing(engine.open_for_writing(busy_timeout=5)) as connection:
+        with engine.write_transaction(connection):
             for statement in prep.plan().statements():
                 connection.execute(statement.sql)
     return prepared

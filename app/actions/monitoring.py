@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-from contextlib import closing
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -20,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app import audit
 from app.actions.verification import tick_checks
+from app.core.checks import foreign_key_violations_of
 from app.core.errors import Conflict, CutoverError
-from app.core.migrate import foreign_key_violations
 from app.core.newrows import capture_baseline
 from app.core.workspace import Environment
 from app.extensions import db
@@ -69,8 +68,7 @@ def start_window(targets: Targets, env: Environment, operator: str, *, reason: s
 
 
 def _baseline(env: Environment, busy_timeout: float) -> dict:
-    with closing(env.target.open_readonly(busy_timeout=busy_timeout)) as conn:
-        violations = foreign_key_violations(conn).total
+    violations = foreign_key_violations_of(env.target, busy_timeout=busy_timeout).total
     return {"new_rows": capture_baseline(env.target, busy_timeout=busy_timeout), "fk_violations": violations}
 
 

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from app.checklist.progress import StepView, passed_result, run_is_complete, step_views
 from app.core.backup import find_backup
-from app.core.database import open_readonly
 from app.core.diff import diff_schemas
 from app.core.errors import CutoverError
-from app.core.inspect import inspect_database, read_schema
+from app.core.engines import engine_for
+from app.core.inspect import inspect_database
 from app.core.report import render_markdown
 from app.extensions import db
 from app.jobs.runner import configured_secrets, redact
@@ -153,7 +153,7 @@ def _schema_facts(targets: Targets, env, run: Run) -> dict:
     facts = {"reference": reference.name, "before": None, "after": None}
     backup = _backup_copy(env, run)
     if backup is not None:
-        facts["before"] = _differences(reference_schema, _schema_at(backup), reference.name)
+        facts["before"] = _differences(reference_schema, _schema_at(backup, env), reference.name)
     try:
         facts["after"] = _differences(reference_schema, inspect_database(env.target, deep=False).schema, reference.name)
     except CutoverError as error:
@@ -172,9 +172,11 @@ def _backup_copy(env, run: Run):
     return backup.copies[0] if backup.copies else None
 
 
-def _schema_at(path):
-    with closing(open_readonly(path)) as connection:
-        return read_schema(connection)
+def _schema_at(copy_path, env):
+    """The schema a backup copy holds, read by the engine of the environment it was taken from."""
+    engine = engine_for(copy_path, env.target.name)
+    with closing(engine.open_readonly()) as connection:
+        return engine.read_schema(connection)
 
 
 def _differences(reference_schema, schema, reference_name: str) -> list[dict]:

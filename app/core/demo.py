@@ -26,11 +26,12 @@ from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
+# The demo is two SQLite files: it is built with the SQLite engine's own tools.
 from .engines.sqlite.building import Connection, build_database_file, remove_database_files
+from .engines.sqlite.transactions import immediate_transaction
 from .errors import ConfigError
 from .plans import PlanStatement, parse_plan_text
 from .sql import quote_identifier
-from .transaction import immediate_transaction
 
 CONFIG_NAME = "cutover.toml"
 DEV_DATABASE = "goals_dev.db"

@@ -5,7 +5,6 @@ How a target is read depends on its engine (engines/sqlite/introspection.py for 
 from __future__ import annotations
 
 from app.core.engines import engine_for
-from app.core.engines.sqlite.introspection import read_schema  # noqa: F401  (callers outside the core)
 from app.core.schema import Snapshot
 
 

@@ -32,8 +32,6 @@ from pathlib import Path
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
 from app.core.diff import diff_schemas
 from app.core.engines import Engine, engine_for
-# Read by callers outside the core on their own connections.
-from app.core.engines.sqlite.integrity import foreign_key_violations  # noqa: F401
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
 from app.core.losses import LossWatch

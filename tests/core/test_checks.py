@@ -183,7 +183,7 @@ def test_foreign_keys_without_baseline_any_violation_fails(demo, small):
 def test_foreign_keys_compared_row_by_row_with_violations(small):
     from app.core.checks import foreign_key_violations_of
     from app.core.engines.sqlite.files import open_readonly
-    from app.core.migrate import foreign_key_violations
+    from app.core.engines.sqlite.integrity import foreign_key_violations
 
     write(small, "PRAGMA foreign_keys = OFF; INSERT INTO child VALUES (10, 99, 1);")
     with closing(open_readonly(small)) as connection:
