@@ -13,13 +13,10 @@ from app.core.errors import TargetUnavailable
 CONNECT_TIMEOUT_SECONDS = 5
 
 
-def connect(location: PostgresLocation, *, autocommit: bool = True, database: str | None = None,
+def connect(location: PostgresLocation, *, autocommit: bool = True,
             timeout: float = CONNECT_TIMEOUT_SECONDS) -> psycopg.Connection:
-    """A connection as Cutover (application_name "cutover"); `database` picks another
-    database on the same server (a scratch copy, the maintenance database)."""
+    """A connection as Cutover (application_name "cutover")."""
     arguments = location.connect_arguments()
-    if database is not None:
-        arguments["dbname"] = database
     try:
         return psycopg.connect(**arguments, autocommit=autocommit,
                                connect_timeout=max(1, round(timeout)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from app.core.errors import ConfigError
 
@@ -31,7 +31,7 @@ class PostgresLocation:
 
     @property
     def database(self) -> str:
-        return urlsplit(self.url).path.lstrip("/") or (self._parts().username or "")
+        return unquote(self._parts().path.lstrip("/"))
 
     @property
     def server(self) -> str:
@@ -41,6 +41,11 @@ class PostgresLocation:
 
     def _parts(self):
         return urlsplit(self.url)
+
+    def on_database(self, database: str) -> PostgresLocation:
+        """The same server, user and password, another database (a scratch copy)."""
+        moved = urlunsplit(urlsplit(self.url)._replace(path="/" + quote(database)))
+        return PostgresLocation(moved, self.password_env)
 
     def connect_arguments(self, environ=os.environ) -> dict:
         """Keyword arguments for psycopg.connect: the URL plus the password, when one is named."""

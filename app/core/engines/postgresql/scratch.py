@@ -46,13 +46,13 @@ def scratch_name() -> str:
 def scratch_database(location: PostgresLocation, *, template: str | None = None) -> Iterator[str]:
     """A new empty database (or a copy of `template`) on the target's server, dropped on the way out."""
     name = scratch_name()
-    with connect(location, database=MAINTENANCE_DATABASE) as admin:
+    with connect(location.on_database(MAINTENANCE_DATABASE)) as admin:
         drop_abandoned(admin)
         _create(admin, location, name, template)
     try:
         yield name
     finally:
-        with connect(location, database=MAINTENANCE_DATABASE) as admin:
+        with connect(location.on_database(MAINTENANCE_DATABASE)) as admin:
             drop(admin, name)
 
 
