@@ -12,13 +12,13 @@ from dataclasses import asdict, dataclass
 from app.core.engines.postgresql.location import APPLICATION_NAME
 from app.core.processes import ProcessInfo
 
-_SESSION_COLUMNS = """
+SESSION_COLUMNS = """
 SELECT pid, coalesce(application_name, ''), coalesce(usename, ''),
        coalesce(host(client_addr), CASE WHEN client_port = -1 THEN 'local socket' END),
        state, coalesce(state_change, backend_start)
 FROM pg_stat_activity
 """
-_OTHER_SESSIONS = _SESSION_COLUMNS + """
+_OTHER_SESSIONS = SESSION_COLUMNS + """
 WHERE datname = current_database()
   AND pid <> pg_backend_pid()
   -- backend_type is hidden too from a user without pg_read_all_stats: count such a session
@@ -55,7 +55,7 @@ class Session:
         return ProcessInfo(self.pid, self.application_name, f"connected: {self.describe()}")
 
 
-def _session(row) -> Session:
+def session_from_row(row) -> Session:
     pid, application, user, address, state, since = row
     return Session(pid, application, user, address, state, since.isoformat() if since else None)
 
@@ -63,11 +63,11 @@ def _session(row) -> Session:
 def other_sessions(connection) -> list[Session]:
     """Every client session on this database that is not Cutover's own."""
     rows = connection.execute(_OTHER_SESSIONS, {"ours": APPLICATION_NAME + "%"}).fetchall()
-    return [_session(row) for row in rows]
+    return [session_from_row(row) for row in rows]
 
 
 def blocking_sessions(connection, pid: int) -> list[Session]:
     """The sessions `pid` waits for: holders of a lock it asked for and was not granted."""
     rows = connection.execute(
-        _SESSION_COLUMNS + " WHERE pid = ANY(pg_blocking_pids(%s)) ORDER BY pid", (pid,)).fetchall()
-    return [_session(row) for row in rows]
+        SESSION_COLUMNS + " WHERE pid = ANY(pg_blocking_pids(%s)) ORDER BY pid", (pid,)).fetchall()
+    return [session_from_row(row) for row in rows]
