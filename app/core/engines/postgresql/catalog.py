@@ -543,7 +543,13 @@ class _Reader:
     def index(self, relations, row) -> PgIndex:
         relid, name, method, unique, keys, include, where, definition, valid = row
         return PgIndex(name, relations[relid].name, method, unique, tuple(keys), tuple(include),
-                       where, definition, valid)
+                       where, self.unqualified_index_target(definition), valid)
+
+    def unqualified_index_target(self, definition: str) -> str:
+        """pg_get_indexdef always qualifies the table ("ON public.orders"); like every other
+        name here, a table in the default schema is left bare."""
+        prefix = re.escape(sql_identifier(self.default_schema) + ".")
+        return re.sub(rf" ON (ONLY )?{prefix}", r" ON \1", definition, count=1)
 
     def trigger(self, relations, row) -> PgTrigger:
         relid, name, definition, enabled = row

@@ -157,7 +157,7 @@ def test_the_canonical_form_holds_no_oids_counts_or_sizes(full):
     assert "row_count" not in text and "size_bytes" not in text and "oid" not in text
     # An index is compared by its statement without its own name: the name is its key.
     assert canonical["tables"]["Order Items"]["indexes"]["Items By Price"]["definition"] == (
-        'CREATE INDEX ON public."Order Items" USING btree ("Unit Price")')
+        'CREATE INDEX ON "Order Items" USING btree ("Unit Price")')
 
 
 def test_the_read_is_one_transaction_that_leaves_nothing_open(pg_url):
