@@ -20,11 +20,14 @@ from dataclasses import dataclass, fields
 import psycopg
 from psycopg import sql
 
+from app.core.engines.postgresql.connections import connect
+from app.core.engines.postgresql.location import PostgresLocation
 from app.core.errors import TargetUnavailable, UsageError
 
 DEFAULT_SCHEMAS = ("public",)
 EXACT_COUNT_BELOW_ROWS = 100_000  # tables estimated below this are counted with count(*)
 EXACT_COUNT_BELOW_PAGES = 1_000  # never-analyzed tables this small (8 MB) are counted too
+LOCK_TIMEOUT_MS = 5_000
 
 
 def _plain(value):
@@ -287,27 +290,37 @@ def sql_identifier(name: str) -> str:
 # --- reading ---------------------------------------------------------------------------
 
 
-def inspect_catalog(location, *, schemas=DEFAULT_SCHEMAS, **options) -> Catalog:
-    """Connect to `location` (a PostgresLocation) and read its catalog; see read_catalog."""
-    from app.core.engines.postgresql.connections import connect
-
+def inspect_catalog(location: PostgresLocation, *, schemas=DEFAULT_SCHEMAS, **options) -> Catalog:
+    """Connect to `location` and read its catalog; see read_catalog."""
     with connect(location) as connection:
         try:
             return read_catalog(connection, schemas=schemas, **options)
         except psycopg.Error as exc:
-            said = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-            raise TargetUnavailable(
-                f"Cannot read the schema of {location.label}: {said}. Check that this user may "
-                "read every table in the schemas Cutover inspects (GRANT SELECT, USAGE on the schema).",
-                path=location.label, reason="unreadable",
-            ) from exc
+            raise _unreadable(location, exc) from exc
+
+
+def _unreadable(location: PostgresLocation, exc: psycopg.Error) -> TargetUnavailable:
+    said = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        reason, fix = "locked", ("Another session holds a lock on a table (a migration or a "
+                                 "VACUUM FULL?): try again once it has finished.")
+    else:
+        reason, fix = "unreadable", ("Check that this user may read every table in the schemas "
+                                     "Cutover inspects (GRANT USAGE on the schema, SELECT on its tables).")
+    return TargetUnavailable(f"Cannot read the schema of {location.label}: {said}. {fix}",
+                             path=location.label, reason=reason)
 
 
 def read_catalog(connection: psycopg.Connection, *, schemas=DEFAULT_SCHEMAS,
                  exact_count_below_rows: int = EXACT_COUNT_BELOW_ROWS,
-                 exact_count_below_pages: int = EXACT_COUNT_BELOW_PAGES) -> Catalog:
+                 exact_count_below_pages: int = EXACT_COUNT_BELOW_PAGES,
+                 lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Catalog:
     """Everything in one REPEATABLE READ READ ONLY transaction, so all of it (row counts
-    included) describes one moment; `connection` must be in autocommit mode."""
+    included) describes one moment; `connection` must be in autocommit mode.
+
+    Sizes and counts take a table's lightest lock, which waits behind a migration's ACCESS
+    EXCLUSIVE one: after `lock_timeout_ms` the read gives up (LockNotAvailable) rather than
+    hang, and rather than queue ahead of everyone else waiting for that table."""
     schemas = tuple(schemas)
     if not schemas:
         raise UsageError("Name at least one PostgreSQL schema to read (schemas = [\"public\"]).")
@@ -316,7 +329,8 @@ def read_catalog(connection: psycopg.Connection, *, schemas=DEFAULT_SCHEMAS,
     connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
         # Names in the default schema print bare, everything else qualified.
-        connection.execute("SELECT set_config('search_path', %s, true)", [sql_identifier(schemas[0])])
+        connection.execute("SELECT set_config('search_path', %s, true), set_config('lock_timeout', %s, true)",
+                           [sql_identifier(schemas[0]), f"{lock_timeout_ms}ms"])
         reader = _Reader(connection, schemas, exact_count_below_rows, exact_count_below_pages)
         return reader.catalog()
     finally:

@@ -181,9 +181,19 @@ def test_a_table_this_user_cannot_read_is_one_clear_error(pg_server, pg_database
                 inspect_catalog(location)
         assert refused.value.reason == "unreadable"
         assert "permission denied for table secret" in refused.value.message
-        assert "GRANT SELECT" in refused.value.message
+        assert "SELECT on its tables" in refused.value.message
     finally:
         pg_server.psql("DROP ROLE IF EXISTS reader")
+
+
+def test_a_table_locked_by_a_migration_gives_up_after_the_lock_timeout(pg_server, pg_url):
+    pg_server.psql("CREATE TABLE busy (n int)", pg_url.rsplit("/", 1)[1])
+    with connect(PostgresLocation(pg_url), autocommit=False) as migration:
+        migration.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(TargetUnavailable) as refused:
+            inspect_catalog(PostgresLocation(pg_url), lock_timeout_ms=200)
+    assert refused.value.reason == "locked"
+    assert "lock timeout" in refused.value.message and "try again" in refused.value.message
 
 
 @pytest.mark.parametrize("printed, normalised", [
