@@ -350,10 +350,16 @@ def _diff_indexes(sides: _Sides, owner: str, ours: tuple, theirs: tuple,
                 f"{sides.where(label, 'right')}; only DROP INDEX removes it (no rows are lost).", None, b))
         elif a.comparable() != b.comparable():
             fix, how = _building_index(sides, table, a)
-            explanation = (f"{label} differs: {sides.versus('definition', a.definition, b.definition)}; "
-                           f"drop it and create it again: {how}")
+            explanation = f"{label} differs: {_index_change(sides, a, b)}; drop it and create it again: {how}"
             differences.append(_difference("index", owner, name, fix, explanation, a, b))
     return differences
+
+
+def _index_change(sides: _Sides, ours: PgIndex, theirs: PgIndex) -> str:
+    if ours.definition != theirs.definition:
+        return sides.versus("definition", ours.definition, theirs.definition)
+    broken = sides.right_label if ours.valid else sides.left_label
+    return f"it is INVALID in {broken} (left by a failed CREATE INDEX CONCURRENTLY) and answers no queries"
 
 
 def _building_index(sides: _Sides, table: PgTable | None, index: PgIndex) -> tuple[str, str]:

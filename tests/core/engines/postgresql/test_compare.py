@@ -45,8 +45,11 @@ def compare(pg_server, sides_database):
         return read(pg_server, sides_database, schemas=(schema,))
 
     def run(left_sql: str = "", right_sql: str = "", **options):
-        return diff_catalogs(side(left_sql), side(right_sql), left_label="development",
-                             right_label="production", **options)
+        left, right = side(left_sql), side(right_sql)
+        differences = diff_catalogs(left, right, left_label="development", right_label="production", **options)
+        if differences:  # "no differences" and "same fingerprint" agree (column order aside)
+            assert left.fingerprint() != right.fingerprint()
+        return differences
 
     return run
 
@@ -190,6 +193,11 @@ CASES = {
         "CREATE INDEX customers_name ON customers (name)",
         "CREATE INDEX customers_name ON customers (lower(name))", {},
         ("index", "customers", "customers_name", "changed", "additive"), ["lower((name)::text)", "drop it"]),
+    "index left invalid in production": (
+        "CREATE INDEX customers_name ON customers (name)",
+        "CREATE INDEX customers_name ON customers (name);"  # as a failed CREATE INDEX CONCURRENTLY leaves it
+        "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'customers_name'::regclass", {},
+        ("index", "customers", "customers_name", "changed", "additive"), ["INVALID in production"]),
     "sequence only in development": (
         "CREATE SEQUENCE tickets", "", {},
         ("sequence", None, "tickets", "only_left", "additive"), ["CREATE SEQUENCE"]),
