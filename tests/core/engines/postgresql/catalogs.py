@@ -64,6 +64,11 @@ CREATE TRIGGER orders_touch BEFORE INSERT OR UPDATE OF note ON orders
 CREATE TRIGGER products_touch AFTER DELETE ON products FOR EACH STATEMENT EXECUTE FUNCTION touch();
 ALTER TABLE products DISABLE TRIGGER products_touch;
 CREATE UNLOGGED TABLE scratch (k text, v text);
+CREATE TABLE readings (at date NOT NULL, value numeric) PARTITION BY RANGE (at);
+CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE INDEX readings_at ON readings (at);
+CREATE TRIGGER readings_touch BEFORE UPDATE ON readings FOR EACH ROW EXECUTE FUNCTION touch();
+INSERT INTO readings VALUES ('2026-03-01', 1.5);
 INSERT INTO customers (email) VALUES ('a@x'), ('b@x');
 INSERT INTO products (sku, price) VALUES ('a', 5), ('b', 7);
 INSERT INTO orders (customer_id, product_id, note) VALUES (1, 1, 'first');

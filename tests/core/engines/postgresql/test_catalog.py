@@ -27,10 +27,15 @@ def full(pg_server, full_database):
 
 def test_tables_are_named_by_schema_outside_the_default_one(full):
     assert [t.name for t in full.tables] == [
-        "app.invoices", "Order Items", "customers", "orders", "products", "scratch"]
+        "app.invoices", "Order Items", "customers", "orders", "products", "readings", "readings_2026", "scratch"]
     assert full.table("app.invoices").schema == "app"
     assert full.table("scratch").persistence == "unlogged"
     assert full.table("orders").kind == "table"
+    # A partitioned table holds no rows itself: its partitions are counted.
+    readings, partition = full.table("readings"), full.table("readings_2026")
+    assert (readings.kind, readings.row_count, readings.row_count_exact) == ("partitioned", None, False)
+    assert (partition.kind, partition.row_count, partition.row_count_exact) == ("table", 1, True)
+    assert readings.index("readings_at").definition == "CREATE INDEX readings_at ON ONLY readings USING btree (at)"
 
 
 def test_columns_keep_their_order_type_default_identity_generation_and_collation(full):
@@ -95,7 +100,8 @@ def test_sequences_views_triggers_enums_and_extensions(full):
     [sales] = full.materialized_views
     assert sales.materialized and [i.name for i in sales.indexes] == ["sales_customer"]
     assert [(t.table, t.name, t.enabled) for t in full.triggers] == [
-        ("orders", "orders_touch", "origin"), ("products", "products_touch", "disabled")]
+        ("orders", "orders_touch", "origin"), ("products", "products_touch", "disabled"),
+        ("readings", "readings_touch", "origin"), ("readings_2026", "readings_touch", "origin")]
     assert "WHEN (new.note IS NOT NULL)" in full.triggers[0].definition
     assert {e.name: e.labels for e in full.enums} == {
         "app.mood": ("happy", "sad"), "status": ("draft", "paused", "active", "archived")}
