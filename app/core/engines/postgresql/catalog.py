@@ -455,7 +455,9 @@ class _Relation:
     """One row of _RELATIONS, before its parts are attached."""
 
     oid: int
-    name: str
+    schema: str
+    bare_name: str
+    name: str  # qualified when outside the default schema
     kind: str  # pg_class.relkind
     persistence: str
     reltuples: float
@@ -501,7 +503,8 @@ class _Reader:
 
     def relations(self) -> dict[int, _Relation]:
         return {
-            oid: _Relation(oid, self.qualified(schema, name), kind, persistence, reltuples, pages, definition)
+            oid: _Relation(oid, schema, name, self.qualified(schema, name), kind, persistence, reltuples,
+                           pages, definition)
             for oid, schema, name, kind, persistence, reltuples, pages, definition
             in self.rows(_RELATIONS, list(self.schemas))
         }
@@ -510,7 +513,7 @@ class _Reader:
         row_count, exact = self.row_count(relation)
         return PgTable(
             name=relation.name,
-            schema=relation.name.rpartition(".")[0] or self.default_schema,
+            schema=relation.schema,
             kind="partitioned" if relation.kind == "p" else "table",
             persistence="unlogged" if relation.persistence == "u" else "permanent",
             columns=columns.get(oid, ()),
@@ -535,8 +538,7 @@ class _Reader:
         return None, False
 
     def count(self, relation: _Relation) -> int:
-        schema, _, name = relation.name.rpartition(".")
-        table = sql.Identifier(schema or self.default_schema, name)
+        table = sql.Identifier(relation.schema, relation.bare_name)
         return self.connection.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
 
     def constraint(self, row) -> PgConstraint:

@@ -48,6 +48,8 @@ CREATE UNIQUE INDEX products_sku_lower ON products (lower(sku)) WHERE qty > 0;
 CREATE INDEX products_tags ON products USING gin (tags);
 CREATE TABLE "Order Items" ("Order" bigint REFERENCES orders(id), "Unit Price" numeric, PRIMARY KEY ("Order"));
 CREATE INDEX "Items By Price" ON "Order Items" ("Unit Price");
+CREATE TABLE "odd.name" (n int);
+INSERT INTO "odd.name" VALUES (1), (2), (3);
 CREATE SEQUENCE app.invoice_numbers AS integer START 1000 INCREMENT 5 MINVALUE 10 MAXVALUE 99999 CYCLE;
 CREATE TABLE app.invoices (
   number integer PRIMARY KEY DEFAULT nextval('app.invoice_numbers'),

@@ -27,8 +27,10 @@ def full(pg_server, full_database):
 
 def test_tables_are_named_by_schema_outside_the_default_one(full):
     assert [t.name for t in full.tables] == [
-        "app.invoices", "Order Items", "customers", "orders", "products", "readings", "readings_2026", "scratch"]
+        "app.invoices", "Order Items", "customers", "odd.name", "orders", "products", "readings",
+        "readings_2026", "scratch"]
     assert full.table("app.invoices").schema == "app"
+    assert (full.table("odd.name").schema, full.table("odd.name").row_count) == ("public", 3)
     assert full.table("scratch").persistence == "unlogged"
     assert full.table("orders").kind == "table"
     # A partitioned table holds no rows itself: its partitions are counted.
