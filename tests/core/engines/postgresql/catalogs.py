@@ -9,6 +9,7 @@ from app.core.engines.postgresql.location import PostgresLocation
 # Every kind of object the catalog reads, in two schemas, with names that need quoting.
 FULL_SCHEMA = """
 CREATE EXTENSION btree_gist;
+CREATE EXTENSION pg_stat_statements;  -- its views are the extension's, not the schema's
 CREATE SCHEMA app;
 CREATE TYPE status AS ENUM ('draft', 'active');
 ALTER TYPE status ADD VALUE 'archived';

@@ -107,7 +107,8 @@ def test_sequences_views_triggers_enums_and_extensions(full):
     assert "WHEN (new.note IS NOT NULL)" in full.triggers[0].definition
     assert {e.name: e.labels for e in full.enums} == {
         "app.mood": ("happy", "sad"), "status": ("draft", "paused", "active", "archived")}
-    assert {(e.name, e.schema) for e in full.extensions} == {("btree_gist", "public"), ("plpgsql", "pg_catalog")}
+    assert {(e.name, e.schema) for e in full.extensions} == {
+        ("btree_gist", "public"), ("pg_stat_statements", "public"), ("plpgsql", "pg_catalog")}
 
 
 def test_facts_name_the_server_and_the_database(full, full_database):
