@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need (Debian's Chromium, the Python packages in a virtual environment of
-# their own) and run the whole suite. Extra arguments go to pytest, e.g. `scripts/test.sh tests/core -x`.
+# Install what the tests need (Debian's Chromium and PostgreSQL server, the Python packages in a
+# virtual environment of their own) and run the whole suite. Extra arguments go to pytest, e.g. `scripts/test.sh tests/core -x`.
 #
 # The suite runs from .venv-test, never from whatever the machine has installed globally, so a
 # package missing from requirements-dev.txt fails here instead of passing by luck. CI (CI=true)
@@ -10,9 +10,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
-if [ ! -x /usr/bin/chromium ]; then
+packages=""
+[ -x /usr/bin/chromium ] || packages="chromium"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages="$packages postgresql"
+if [ -n "$packages" ]; then
   $sudo apt-get update
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y chromium
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y $packages
+fi
+# The suite starts its own throwaway PostgreSQL cluster (tests/pgserver.py); initdb refuses to
+# run as root, so as root the cluster runs as an unprivileged user of its own.
+if [ "$(id -u)" = 0 ] && ! id cutoverpg >/dev/null 2>&1; then
+  useradd --create-home cutoverpg
 fi
 
 python=${PYTHON:-python3}

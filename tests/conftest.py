@@ -93,3 +93,7 @@ def logged_in(client):
 @pytest.fixture
 def api_headers():
     return {"Authorization": f"Bearer {TestConfig.CUTOVER_API_TOKEN}"}
+
+
+# A real PostgreSQL server, started once per session when a test asks for it.
+from tests.pgserver import pg_database, pg_server, pg_url  # noqa: E402,F401

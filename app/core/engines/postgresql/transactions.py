@@ -1,0 +1,119 @@
+"""The one way Cutover writes to a PostgreSQL target: one transaction, bounded waits, one migrator.
+
+PostgreSQL has transactional DDL, so a plan runs inside BEGIN ... COMMIT and a failure anywhere
+leaves the database exactly as it was. Three rules make that safe next to a live application:
+- `lock_timeout` bounds how long any statement queues for a lock. A queued ALTER TABLE blocks
+  every reader that arrives after it, so an unbounded wait would stall the application.
+- `statement_timeout` (optional) bounds any one statement.
+- a transaction-scoped advisory lock means two migrators never run at once; the second one is
+  refused at once, naming the first, instead of queueing behind it.
+When a lock is not granted in time, the transaction rolls back and the error names the sessions
+that held it, as a watcher connection saw them while the statement waited.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from app.core.engines.postgresql import sessions
+from app.core.engines.postgresql.connections import connect
+from app.core.engines.postgresql.location import PostgresLocation
+from app.core.errors import Conflict
+
+# One advisory lock key for "a Cutover migration", the same in every process.
+MIGRATION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"cutover migration").digest()[:8], "big", signed=True)
+_WATCH_INTERVAL_SECONDS = 0.1
+
+
+class LockNotGranted(Exception):
+    """A statement waited `lock_timeout` for a lock; `holders` are the sessions it waited for."""
+
+    def __init__(self, message: str, holders: list[sessions.Session]):
+        super().__init__(message)
+        self.holders = holders
+
+
+@contextmanager
+def migration_transaction(connection: psycopg.Connection, location: PostgresLocation, *,
+                          lock_timeout: float, statement_timeout: float | None) -> Iterator[psycopg.Connection]:
+    """BEGIN; the timeouts; the migrators' advisory lock; COMMIT, or ROLLBACK on any exception."""
+    with _watching_for_blockers(connection, location) as watcher, connection.transaction():
+        _set_local(connection, "lock_timeout", lock_timeout)
+        _set_local(connection, "statement_timeout", statement_timeout)
+        _take_migration_lock(connection, location)
+        try:
+            yield connection
+        except pg_errors.LockNotAvailable as exc:
+            raise LockNotGranted(_first_line(exc), watcher.holders) from exc
+
+
+def _set_local(connection, setting: str, seconds: float | None) -> None:
+    milliseconds = 0 if seconds is None else max(1, round(seconds * 1000))  # 0 = no limit
+    connection.execute(f"SET LOCAL {setting} = {milliseconds}")
+
+
+def _take_migration_lock(connection, location: PostgresLocation) -> None:
+    taken = connection.execute("SELECT pg_try_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,)).fetchone()[0]
+    if not taken:
+        holder = migration_lock_holder(connection)
+        raise Conflict(
+            f"Another migration is running on {location.label} ({holder}): exactly one runs at a "
+            "time. Wait for it to finish, then try again.")
+
+
+def migration_lock_holder(connection) -> str:
+    row = connection.execute(
+        """SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename, '')
+           FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+           WHERE l.locktype = 'advisory' AND l.granted
+             AND ((l.classid::bigint << 32) | l.objid::bigint) = %s""",
+        # A bigint key shows as its high and low 32 bits; the shift wraps like the key's sign.
+        (MIGRATION_LOCK_KEY,),
+    ).fetchone()
+    if row is None:
+        return "its session has just ended"
+    pid, application, user = row
+    return f"{application or 'a session'} as {user}, pid {pid}"
+
+
+class _BlockerWatcher:
+    """Polls, from a connection of its own, which sessions the migrator is waiting for."""
+
+    def __init__(self, location: PostgresLocation, migrator_pid: int):
+        self.holders: list[sessions.Session] = []
+        self._stop = threading.Event()
+        self._location, self._pid = location, migrator_pid
+        self._thread = threading.Thread(target=self._watch, name="cutover-lock-watcher", daemon=True)
+
+    def _watch(self) -> None:
+        try:
+            with connect(self._location) as watch:
+                while not self._stop.wait(_WATCH_INTERVAL_SECONDS):
+                    seen = sessions.blocking_sessions(watch, self._pid)
+                    if seen:
+                        self.holders = seen
+        except Exception:  # noqa: BLE001 - the watcher only explains; it never decides anything
+            pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+@contextmanager
+def _watching_for_blockers(connection, location: PostgresLocation):
+    with _BlockerWatcher(location, connection.info.backend_pid) as watcher:
+        yield watcher
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
