@@ -13,7 +13,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import AuditEntry, utcnow
+from app.models import AUDIT_CHAIN_LOCK, AuditEntry, take_transaction_lock, utcnow
 
 GENESIS = "0" * 64
 
@@ -79,6 +79,7 @@ def _read_head() -> tuple[int, str] | None:
 
 
 def _append(actor: str, action: str, target: str, result: str, detail: str) -> AuditEntry:
+    _lock_the_chain_in_the_database()
     last = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).first()
     previous_hash = last.entry_hash if last else GENESIS
     entry = AuditEntry(
@@ -89,6 +90,15 @@ def _append(actor: str, action: str, target: str, result: str, detail: str) -> A
     db.session.add(entry)
     db.session.commit()
     return entry
+
+
+def _lock_the_chain_in_the_database() -> None:
+    """The file lock serves processes that share an instance folder; dashboards on several
+    machines sharing a PostgreSQL state database share only the database, so there the
+    chain is also locked in it, until this append commits (SQLite's file is shared anyway)."""
+    connection = db.session.connection()
+    if connection.dialect.name == "postgresql":
+        take_transaction_lock(connection, AUDIT_CHAIN_LOCK)
 
 
 def verify_chain() -> int | None:

@@ -3,13 +3,15 @@ and the job kinds joined to the runner."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask, Request
-from sqlalchemy import event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import event, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.routing import IntegerConverter, ValidationError
 
@@ -80,9 +82,13 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     instance_dir.mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _stored_secret_key(instance_dir)
 
+    _prepare_state_database_url(app)
     db.init_app(app)
+    from app.models import schema_lock, serialise_log_lines
+
     with app.app_context():
         _tune_state_database(app)
+        serialise_log_lines(db.engine)
         _open_state_database(app)
     login_manager.init_app(app)
     csrf.init_app(app)
@@ -99,8 +105,9 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     cli.init_app(app)
     _join_job_kinds()
     with app.app_context(), _state_database_errors(app):
-        db.create_all()
-        upgrade_state_database()
+        with schema_lock(db.engine):
+            db.create_all()
+            upgrade_state_database()
         auth_setup.ensure_first_operator(app)
         if not app.config.get("CUTOVER_IS_WORKER"):
             from app.checklist.progress import settle_open_runs
@@ -132,6 +139,60 @@ def _absolute_instance_dir(app: Flask) -> Path:
     app.config["INSTANCE_DIR"] = instance_dir
     app.instance_path = str(instance_dir)
     return instance_dir
+
+
+SUPPORTED_STATE_URLS = "sqlite:////path/to/cutover.db or postgresql+psycopg://user@host:port/database"
+# What a PostgreSQL state database connection carries unless its URL says otherwise.
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 10
+
+
+def _prepare_state_database_url(app: Flask) -> None:
+    """Refuse a state database URL SQLAlchemy cannot use (one line, before any engine exists),
+    and give a PostgreSQL one a connect timeout, a name the server shows (application_name)
+    and a check of pooled connections (a server restart must not fail the next page)."""
+    url = _state_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() != "postgresql":
+        return
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS, "application_name": "cutover"}
+    connect_args = {key: value for key, value in connect_args.items() if key not in url.query}
+    options["connect_args"] = {**connect_args, **options.get("connect_args", {})}
+    options.setdefault("pool_pre_ping", True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _state_database_url(value) -> URL:
+    what = f"The dashboard's database URL {_without_password(str(value))}"
+    fix = f"Set CUTOVER_STATE_DATABASE_URL to {SUPPORTED_STATE_URLS}."
+    try:
+        url = make_url(value)
+        dialect = url.get_dialect()
+    except (ArgumentError, ValueError) as exc:  # NoSuchModuleError is an ArgumentError
+        raise StateDatabaseUnavailable(f"{what} is not one Cutover can use ({_first_line(exc)}). {fix}",
+                                       path=_without_password(str(value)), reason="bad_url") from None
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
+        raise StateDatabaseUnavailable(
+            f"{what} names the driver {url.get_driver_name()}, which Cutover does not install: write "
+            "postgresql+psycopg://... (psycopg 3).", path=_shown(url), reason="bad_url")
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise StateDatabaseUnavailable(f"{what} needs a driver that is not installed ({exc}). {fix}",
+                                       path=_shown(url), reason="bad_url") from None
+    return url
+
+
+def _without_password(text: str) -> str:
+    """A URL as it may be shown: a password in it (user:password@) becomes ***."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", text)
+
+
+def _shown(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
 def _state_database_file() -> Path | None:
@@ -166,6 +227,10 @@ def _open_state_database(app: Flask) -> None:
     overwritten, and a database another process keeps locked is waited for (STATE_BUSY_TIMEOUT)
     and then reported, naming the process when /proc shows it. Each ends start-up with one
     message (StateDatabaseUnavailable, exit code 2)."""
+    if db.engine.dialect.name == "postgresql":
+        with _state_database_errors(app), db.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1").scalar()
+        return
     path = _state_database_file()
     if path is None:
         return
@@ -211,10 +276,13 @@ def _check_state_database_file(path: Path) -> None:
 
 @contextmanager
 def _state_database_errors(app: Flask):
-    """SQLite's errors on the dashboard's own database, as one StateDatabaseUnavailable."""
+    """SQLite's and PostgreSQL's errors on the dashboard's own database, as one StateDatabaseUnavailable."""
     try:
         yield
     except SQLAlchemyError as exc:
+        if db.engine.dialect.name == "postgresql":
+            db.engine.dispose()  # start-up ends here: no pooled connection outlives the app
+            raise _postgres_state_database_error(db.engine.url, getattr(exc, "orig", None) or exc) from None
         path = _state_database_file()
         if path is None:
             raise
@@ -242,6 +310,45 @@ def _state_database_error(path: Path, error: BaseException, waited: float) -> St
     return StateDatabaseUnavailable(
         f"{what} cannot be used: SQLite says \"{text}\". Check that the file and its folder exist and that "
         f"{_user()} can read and write both.", path=str(path), reason="unusable")
+
+
+# (words all in PostgreSQL's or libpq's message, reason, what to do): the first match wins.
+_POSTGRES_PROBLEMS = (
+    (("password authentication failed",), "wrong_password",
+     "Check the user and password in CUTOVER_STATE_DATABASE_URL (or PGPASSWORD, ~/.pgpass)."),
+    (("no password supplied",), "no_password",
+     "The server asks for a password: put it in CUTOVER_STATE_DATABASE_URL (user:password@host), "
+     "or use PGPASSWORD or ~/.pgpass."),
+    (("database", "does not exist"), "missing",
+     "Create it on that server (createdb, or CREATE DATABASE): Cutover does not, so that a mistyped name "
+     "does not start an empty dashboard without its runs and audit log. Or fix CUTOVER_STATE_DATABASE_URL."),
+    (("role", "does not exist"), "missing", "Create that role on the server, or fix the user in CUTOVER_STATE_DATABASE_URL."),
+    (("connection refused",), "unreachable",
+     "Start the server, or check the host and port in CUTOVER_STATE_DATABASE_URL."),
+    (("timeout expired",), "unreachable",
+     "The server did not answer in time: check the host, the port and any firewall in between."),
+    (("resolve host",), "unreachable", "Check the host name in CUTOVER_STATE_DATABASE_URL."),
+    (("translate host name",), "unreachable", "Check the host name in CUTOVER_STATE_DATABASE_URL."),
+    (("no pg_hba.conf entry",), "refused",
+     "The server's pg_hba.conf does not let this user in from here: ask its administrator."),
+    (("permission denied",), "permission",
+     "The user needs to connect to the database and to create tables in it (or own it): grant that, "
+     "or use another user."),
+)
+
+
+def _postgres_state_database_error(url: URL, error: BaseException) -> StateDatabaseUnavailable:
+    what = f"The dashboard's database {_shown(url)}"
+    said = _first_line(error)
+    said = said.rsplit("failed: ", 1)[-1].removeprefix("FATAL:").strip().rstrip(".")  # libpq's preamble
+    for words, reason, fix in _POSTGRES_PROBLEMS:
+        if all(word in said.lower() for word in words):
+            break
+    else:
+        reason, fix = "unusable", "Check CUTOVER_STATE_DATABASE_URL and that the server is up."
+    verb = "cannot be reached" if reason == "unreachable" else "cannot be used"
+    return StateDatabaseUnavailable(f"{what} {verb}: PostgreSQL says \"{said}\". {fix}",
+                                    path=_shown(url), reason=reason)
 
 
 def _user() -> str:

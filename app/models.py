@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import String, Text, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Insert, String, Text, event, inspect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, with_loader_criteria
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -109,7 +110,8 @@ class Job(WorkspaceScoped, db.Model):
 
     __table_args__ = (
         db.Index("one_active_job_per_workspace_environment", "workspace", "environment", unique=True,
-                 sqlite_where=db.text("state IN ('queued', 'running')")),
+                 sqlite_where=db.text("state IN ('queued', 'running')"),
+                 postgresql_where=db.text("state IN ('queued', 'running')")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -161,8 +163,9 @@ class Job(WorkspaceScoped, db.Model):
 
 
 class LogLine(db.Model):
-    """A line a job emitted. The id is the sequence number: SQLite serialises writers, so ids
-    grow in commit order, and a reader that resumes after id N misses and repeats nothing."""
+    """A line a job emitted. The id is the sequence number: ids grow in commit order (SQLite
+    serialises writers; on PostgreSQL, see serialise_log_lines), so a reader that resumes
+    after id N misses and repeats nothing."""
 
     __table_args__ = (db.Index("log_line_by_run", "run_id", "id"),)
 
@@ -195,7 +198,7 @@ class Run(WorkspaceScoped, db.Model):
 
     __table_args__ = (
         db.Index("one_open_run_per_workspace_environment", "workspace", "environment", unique=True,
-                 sqlite_where=db.text("status = 'open'")),
+                 sqlite_where=db.text("status = 'open'"), postgresql_where=db.text("status = 'open'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -224,6 +227,55 @@ class SignOff(db.Model):
     log_sha256: Mapped[str] = mapped_column(String(64), default="")
     subject: Mapped[str] = mapped_column(Text, default="")  # what the subject hash is of, in words
     subject_sha256: Mapped[str] = mapped_column(String(64), default="")
+
+
+# PostgreSQL's advisory lock keys of the state database (any two numbers no other user of the
+# database takes): one writer of log lines at a time, one writer of the audit chain at a
+# time, one process at a time creating or upgrading the tables.
+LOG_SEQUENCE_LOCK = 0x6375_7401
+AUDIT_CHAIN_LOCK = 0x6375_7402
+SCHEMA_LOCK = 0x6375_7403
+
+
+def serialise_log_lines(engine) -> None:
+    """Make log-line ids commit-ordered on a PostgreSQL state database.
+
+    PostgreSQL hands out ids when a line is inserted, and transactions commit in any order:
+    a reader following `id > last` could pass a smaller id that commits later, and miss it
+    for ever. Every insert into log_line therefore first takes a transaction-scoped advisory
+    lock (released at commit or rollback): the next writer's ids are drawn only once the
+    previous writer's lines are visible. SQLite serialises writers itself; nothing is added."""
+    if engine.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(engine, "before_execute")
+    def lock_before_inserting_lines(connection, statement, *_arguments):
+        # By name: an ORM insert(LogLine) carries an annotated copy of the table.
+        if isinstance(statement, Insert) and statement.table.name == LogLine.__tablename__:
+            take_transaction_lock(connection, LOG_SEQUENCE_LOCK)
+
+
+def take_transaction_lock(connection, key: int) -> None:
+    """PostgreSQL's advisory lock `key`, held until this connection's transaction ends."""
+    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({int(key)})")
+
+
+@contextmanager
+def schema_lock(engine):
+    """On PostgreSQL, one process at a time creates and upgrades the tables (a server and a
+    job's worker, or two dashboards, may start together: CREATE TABLE and CREATE INDEX of one
+    name at once fail in the second). SQLite needs none: see upgrade_state_database."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({SCHEMA_LOCK})")
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.exec_driver_sql(f"SELECT pg_advisory_unlock({SCHEMA_LOCK})")
+            connection.commit()
 
 
 def iso_time(moment: datetime | None) -> str | None:
@@ -312,7 +364,7 @@ def _add_column(table: str, column: str, definition: str, fill) -> bool:
             if value is not None:
                 connection.execute(db.text(
                     f"UPDATE {quote_identifier(table)} SET {quote_identifier(column)} = :value"), {"value": value})
-    except OperationalError:
+    except DBAPIError:  # SQLite's OperationalError, PostgreSQL's DuplicateColumn
         if not _has_column(table, column):
             raise
         return False
@@ -328,7 +380,7 @@ def _replace_indexes() -> list[str]:
             if index.name not in _index_names(table.name):
                 try:
                     index.create(db.engine, checkfirst=True)
-                except OperationalError:
+                except DBAPIError:
                     if index.name not in _index_names(table.name):
                         raise
                     continue

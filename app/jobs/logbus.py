@@ -4,7 +4,9 @@ Steps run in child processes and write their lines to the dashboard's database; 
 database is the channel. Instead of every viewer polling it (200 viewers would be 10,000
 queries a second), one thread per serving process watches it: every POLL_SECONDS it asks
 SQLite whether another connection committed anything (`PRAGMA data_version`, a few
-microseconds, no query), and only then reads what is new. Each read turns a run's new
+microseconds, no query), and only then reads what is new. PostgreSQL is asked the same with
+its current snapshot (`pg_current_snapshot()`, a query that reads no table: it changes
+whenever a transaction commits), every POSTGRES_POLL_SECONDS, a round trip to the server. Each read turns a run's new
 lines into one pre-formatted chunk of Server-Sent Events, shared by every viewer of that
 run, and wakes only that run's viewers, once each (a token in the viewer's own queue, put
 after the bus's lock is released). Every viewer holds a server thread, and waking one costs
@@ -14,7 +16,7 @@ BATCH_SECONDS_PER_VIEWER, at most MAX_BATCH_SECONDS): a step printing flat out r
 viewers in a few dozen chunks a second, and pages stay quick with 200 viewers.
 
 No line is missed or repeated: log-line ids grow in commit order (SQLite has one writer at
-a time); the reader reads a run's state *before* the newest id and the lines up to it (the
+a time; on PostgreSQL, writers of lines take turns: app.models.serialise_log_lines); the reader reads a run's state *before* the newest id and the lines up to it (the
 driver gives each SELECT its own snapshot, so the order is what makes "no step runs" imply
 "every line of the run is at or below newest"). A viewer first replays from the database up
 to its feed's floor, then takes whole chunks above it; a viewer that falls behind the
@@ -45,6 +47,7 @@ from app.models import ACTIVE_JOB_STATES, Job, LogLine, iso_time
 
 POLL_SECONDS = 0.002  # how often the reader asks whether anything was committed
 FALLBACK_POLL_SECONDS = 0.005  # how often it reads when it cannot ask (no data_version)
+POSTGRES_POLL_SECONDS = 0.010  # how often it asks a PostgreSQL server (each asking is a round trip)
 BATCH_SECONDS = 0.004  # after a read that found lines, the least wait before the next read...
 BATCH_SECONDS_PER_VIEWER = 0.00015  # ...plus this per viewer (wake-ups cost CPU per viewer)
 MAX_BATCH_SECONDS = 0.040  # ...and never more than this (it is added to every line's latency)
@@ -339,6 +342,8 @@ class LogBus:
                             pause = 0
                     if version is None:
                         pause = max(pause, FALLBACK_POLL_SECONDS)
+                    elif watcher.on_postgres:
+                        pause = max(pause, POSTGRES_POLL_SECONDS)
                 except Exception:  # a locked or briefly unavailable database: try again soon
                     self.app.logger.exception("reading new log lines failed")
                     watcher.reset()
@@ -423,15 +428,24 @@ class _Watcher:
         self._connection = None
         self.seen = None  # the data_version of the last complete read
 
+    @property
+    def on_postgres(self) -> bool:
+        return db.engine.dialect.name == "postgresql"
+
     def connection(self):
         if self._connection is None:
             self._connection = db.engine.connect()
+            if self.on_postgres:  # every statement its own snapshot, no transaction left open between polls
+                self._connection = self._connection.execution_options(isolation_level="AUTOCOMMIT")
         return self._connection
 
-    def version(self) -> int | None:
-        """SQLite's data_version: it changes whenever another connection commits. None when
-        it cannot tell (another database, or one shared in-memory connection): read every time."""
+    def version(self) -> int | str | None:
+        """SQLite's data_version, or PostgreSQL's current snapshot: either changes whenever
+        another connection commits. None when it cannot tell (another database, or one shared
+        in-memory connection): read every time."""
         engine = db.engine
+        if self.on_postgres:
+            return self.connection().exec_driver_sql("SELECT pg_current_snapshot()::text").scalar()
         if engine.dialect.name != "sqlite" or isinstance(engine.pool, StaticPool):
             return None
         cursor = self.connection().connection.driver_connection.execute("PRAGMA data_version")

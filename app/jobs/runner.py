@@ -186,7 +186,8 @@ def _end_process_group(pid: int, start: str | None) -> None:
     while time.monotonic() < deadline and _still_running(pid, leader):
         time.sleep(0.05)
     if _still_running(pid, leader):
-        # SQLite's journal makes a killed writer safe: the next opener rolls it back.
+        # A killed writer is safe: SQLite's journal is rolled back by the next opener, and
+        # PostgreSQL rolls back the transaction of a connection that closes.
         send(pid, signal.SIGKILL)
 
 

@@ -29,10 +29,11 @@ def record_start_failure(job_id: int, message: str) -> None:
 
     from sqlalchemy import create_engine, insert, update
 
-    from app.models import Job, LogLine, utcnow
+    from app.models import Job, LogLine, serialise_log_lines, utcnow
 
     text = f"The worker could not start: {message}"
     engine = create_engine(os.environ["CUTOVER_STATE_DATABASE_URL"])
+    serialise_log_lines(engine)
     with engine.begin() as connection:
         job = connection.execute(Job.__table__.select().where(Job.id == job_id)).first()
         if job is None:
