@@ -78,10 +78,7 @@ def _shown_count(count: int | None) -> str:
 @reports_errors
 def diff_command(left: str, right: str, as_json: bool):
     """Compare two environments (or database files). Exits 1 when they differ, like diff(1)."""
-    comparison = current_targets().compare(left, right)
-    for inspection in (comparison.left_inspection, comparison.right_inspection):
-        if not inspection.ok:
-            raise inspection.error
+    comparison = current_targets().compared(left, right)
     if as_json:
         print_json(comparison_document(comparison))
     else:

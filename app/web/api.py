@@ -48,11 +48,7 @@ def diff():
     targets = current_targets()
     for name in (left, right):
         targets.environment(name)  # the API compares configured environments only: 404 otherwise
-    comparison = targets.compare(left, right)
-    for inspection in (comparison.left_inspection, comparison.right_inspection):
-        if not inspection.ok:
-            raise inspection.error
-    return jsonify(comparison_document(comparison))
+    return jsonify(comparison_document(targets.compared(left, right)))
 
 
 # --- backups ---------------------------------------------------------------------------

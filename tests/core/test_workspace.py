@@ -344,7 +344,7 @@ def test_an_environment_is_shown_by_its_label_and_published_as_before(tmp_path):
 
     env = Environment("production", tmp_path / "app.db", backup_dirs=(tmp_path / "b",))
     assert env.label == str(tmp_path / "app.db")
-    assert env.to_dict() == {"name": "production", "database": str(tmp_path / "app.db"), "reference": False,
+    assert env.to_dict() == {"name": "production", "engine": "sqlite", "database": str(tmp_path / "app.db"), "reference": False,
                              "backup_dirs": [str(tmp_path / "b")], "description": ""}
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar, TypeVar
 
-from app.core.errors import ConfigError, TargetUnavailable
+from app.core.errors import ConfigError, TargetUnavailable, UsageError
 
 T = TypeVar("T")
 _ENGINES: dict[str, type[Engine]] = {}
@@ -74,6 +74,12 @@ class Engine(ABC):
     def __init__(self, location):
         self.location = location
 
+    @classmethod
+    def location_from(cls, settings: dict):
+        """The location `cutover.toml`'s checked settings describe (ConfigError when unusable):
+        for a file engine, the path itself."""
+        return settings["database"]
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.name:
@@ -108,6 +114,11 @@ class Engine(ABC):
     @abstractmethod
     def read_schema(self, connection, *, count_rows: bool = True):
         """The schema as a connection sees it now (a core Schema)."""
+
+    @abstractmethod
+    def compare(self, reference_schema, schema, *, left_label: str, right_label: str) -> list:
+        """Every difference between two schemas this engine read (core Differences), the
+        reference on the left, each saying what would bring the right side to match."""
 
     @abstractmethod
     def schema_text_sha256(self, connection) -> str:
@@ -251,6 +262,24 @@ class Engine(ABC):
     @abstractmethod
     def unavailable(self, exc: Exception, *, busy_timeout: float | None = None) -> TargetUnavailable:
         """A driver error met while reading the target, as the operator should read it."""
+
+
+class DifferentEngines(UsageError):
+    """Two targets of different engines: their schemas are not compared as if alike."""
+
+    code = "different_engines"
+
+
+def compare_schemas(left: Engine, right: Engine, left_schema, right_schema, *,
+                    left_label: str, right_label: str) -> list:
+    """The differences from `left` (the reference) to `right`, by their engine's rules."""
+    if left.name != right.name:
+        raise DifferentEngines(
+            f"{left_label} is a {left.name} database and {right_label} a {right.name} one: Cutover "
+            "compares schemas of the same engine only (each engine's types and rules differ). "
+            f"Compare {right_label} with an environment of its own engine.",
+            left_engine=left.name, right_engine=right.name)
+    return right.compare(left_schema, right_schema, left_label=left_label, right_label=right_label)
 
 
 def engine_for(location, kind: str = DEFAULT_ENGINE) -> Engine:
