@@ -508,6 +508,9 @@ class Snapshot:
     def row_counts(self) -> dict[str, int | None]:
         return {table.name: table.row_count for table in self.schema.tables}
 
+    def integrity_ok(self) -> bool:
+        return self.facts.quick_check == "ok"
+
     def estimated_tables(self) -> list[str]:
         """Tables whose row count is an estimate: none, SQLite's are always counted."""
         return []

@@ -63,10 +63,18 @@ class Dialect(ABC):
     def quote_identifier(self, name: str) -> str: ...
 
 
+# What Cutover can do to a target, beyond reading and comparing it: an engine lists those it
+# implements, and the actions refuse the others before any job starts.
+CAPABILITIES = ("backup", "restore", "plan", "rehearse", "migrate", "verify", "monitor", "checklist")
+
+
 class Engine(ABC):
     """One target (a file, a database URL) as its engine reaches it."""
 
+    supports: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
+
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # how messages name the engine: "SQLite", "PostgreSQL"
     Error: ClassVar[type[Exception]] = Exception  # the driver's base error class (DB-API)
     DatabaseError: ClassVar[type[Exception]] = Exception  # ... for errors of the database itself
     dialect: ClassVar[Dialect]
@@ -275,7 +283,7 @@ def compare_schemas(left: Engine, right: Engine, left_schema, right_schema, *,
     """The differences from `left` (the reference) to `right`, by their engine's rules."""
     if left.name != right.name:
         raise DifferentEngines(
-            f"{left_label} is a {left.name} database and {right_label} a {right.name} one: Cutover "
+            f"{left_label} is a {left.title} database and {right_label} a {right.title} one: Cutover "
             "compares schemas of the same engine only (each engine's types and rules differ). "
             f"Compare {right_label} with an environment of its own engine.",
             left_engine=left.name, right_engine=right.name)

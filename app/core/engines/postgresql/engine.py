@@ -4,7 +4,7 @@ Implemented: naming the target, reading it (schema, facts, row counts, who is co
 its stamps, read-only and write transactions (bounded lock waits, one migrator at a time), and
 a scratch database to try statements on. Backups, restores, rehearsal copies and the
 whole-database checks are the next steps: until they land, each refuses in one message
-(`NotYetOnPostgres`) before anything touches the database, so a PostgreSQL environment can be
+(`NotSupported`) before anything touches the database, so a PostgreSQL environment can be
 configured, inspected and compared, and is never half-handled.
 """
 from __future__ import annotations
@@ -23,21 +23,16 @@ from app.core.engines.postgresql.dialect import PostgresDialect
 from app.core.engines.postgresql.inspection import take_snapshot
 from app.core.engines.postgresql.location import PostgresLocation
 from app.core.engines.postgresql.stamps import stamp_of
-from app.core.errors import CutoverError, TargetUnavailable
-
-
-class NotYetOnPostgres(CutoverError):
-    """Something Cutover does for SQLite files that it does not do for PostgreSQL yet."""
-
-    code = "not_supported"
-    http_status = 409
+from app.core.errors import NotSupported, TargetUnavailable
 
 
 class PostgresqlEngine(Engine):
     name = "postgresql"
+    title = "PostgreSQL"
     Error = psycopg.Error
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
+    supports = frozenset()  # reading, comparing and the checks on connections so far
 
     def __init__(self, location):
         if not isinstance(location, PostgresLocation):
@@ -51,8 +46,8 @@ class PostgresqlEngine(Engine):
     def __repr__(self) -> str:
         return f"PostgresqlEngine({self.location.label!r})"
 
-    def not_yet(self, what: str) -> NotYetOnPostgres:
-        return NotYetOnPostgres(
+    def not_yet(self, what: str) -> NotSupported:
+        return NotSupported(
             f"{what} is not available for PostgreSQL environments yet ({self.label}): nothing was "
             "changed. Use PostgreSQL's own tools (pg_dump, psql) for this step meanwhile.",
             environment_url=self.label)

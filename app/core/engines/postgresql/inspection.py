@@ -29,6 +29,10 @@ class PgSnapshot:
         """Tables whose row count is the planner's estimate, not a count."""
         return [table.name for table in self.schema.tables if not table.row_count_exact]
 
+    def integrity_ok(self) -> bool:
+        """No index the server has marked INVALID (what a failed CREATE INDEX CONCURRENTLY leaves)."""
+        return not self.schema.invalid_indexes()
+
     def carrying_checks_from(self, previous) -> PgSnapshot:
         """The whole-database checks are not separate on PostgreSQL yet: nothing to carry."""
         return self

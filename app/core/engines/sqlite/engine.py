@@ -47,6 +47,7 @@ class SQLiteDialect(Dialect):
 
 class SQLiteEngine(Engine):
     name = "sqlite"
+    title = "SQLite"
     Error = sqlite3.Error
     DatabaseError = sqlite3.DatabaseError
     dialect = SQLiteDialect()
