@@ -51,24 +51,37 @@ def envs_command(as_json: bool):
 
 
 def _environment_text(doc: dict) -> str:
-    head = f"{doc['name']}{' (reference)' if doc['reference'] else ''}: {doc['database']}"
+    head = f"{doc['name']}{' (reference)' if doc['reference'] else ''}: {doc.get('database') or doc['url']}"
     if doc["status"] == "unavailable":
         return f"{head}\n  UNAVAILABLE ({doc['error']['reason']}): {doc['error']['message']}\n"
-    facts = doc["facts"]
-    lines = [
-        head,
+    estimated = set(doc.get("estimated_row_counts", ()))
+    lines = [head, *_FACT_LINES[doc["engine"]](doc["facts"], doc)]
+    lines += [f"  {name:<32} {_shown_count(count, name in estimated):>12}" for name, count in doc["row_counts"].items()]
+    lines += [f"  {notice['table']} cannot be read here: {notice['explanation']}" for notice in doc["unreadable"]]
+    return "\n".join(lines) + "\n"
+
+
+def _sqlite_facts(facts: dict, doc: dict) -> list[str]:
+    return [
         f"  size {facts['size_bytes']:,} bytes, {facts['page_count']:,} pages of {facts['page_size']}, "
         f"journal {facts['journal_mode']}, user_version {facts['user_version']}, SQLite {facts['sqlite_version']}",
         f"  integrity: {facts['quick_check']}; foreign-key orphans: {facts['foreign_key_violations']}; "
         f"fingerprint {doc['fingerprint'][:12]}",
     ]
-    lines += [f"  {name:<32} {_shown_count(count):>12}" for name, count in doc["row_counts"].items()]
-    lines += [f"  {notice['table']} cannot be read here: {notice['explanation']}" for notice in doc["unreadable"]]
-    return "\n".join(lines) + "\n"
 
 
-def _shown_count(count: int | None) -> str:
-    return "unreadable" if count is None else f"{count:,}"
+def _postgresql_facts(facts: dict, doc: dict) -> list[str]:
+    return [f"  size {facts['size_bytes']:,} bytes, PostgreSQL {facts['server_version'].split(' ')[0]}, "
+            f"{facts['connections']} sessions; fingerprint {doc['fingerprint'][:12]}"]
+
+
+_FACT_LINES = {"sqlite": _sqlite_facts, "postgresql": _postgresql_facts}
+
+
+def _shown_count(count: int | None, estimated: bool = False) -> str:
+    if count is None:
+        return "unknown" if estimated else "unreadable"
+    return f"~{count:,}" if estimated else f"{count:,}"
 
 
 @cutover.command("diff")
@@ -78,10 +91,7 @@ def _shown_count(count: int | None) -> str:
 @reports_errors
 def diff_command(left: str, right: str, as_json: bool):
     """Compare two environments (or database files). Exits 1 when they differ, like diff(1)."""
-    comparison = current_targets().compare(left, right)
-    for inspection in (comparison.left_inspection, comparison.right_inspection):
-        if not inspection.ok:
-            raise inspection.error
+    comparison = current_targets().compared(left, right)
     if as_json:
         print_json(comparison_document(comparison))
     else:
@@ -180,10 +190,10 @@ def backup_command(environment: str, as_json: bool):
 @reports_errors
 def backups_command(environment: str, as_json: bool):
     """List the backups of ENVIRONMENT, newest first."""
-    from app.core.backup import list_backups
+    from app.actions.backup_jobs import backups_of
 
     env = current_targets().environment(environment)
-    backups = list_backups(env.backup_dirs, env.target)
+    backups = backups_of(env)
     if as_json:
         print_json({"environment": env.name, "backups": [b.to_dict() for b in backups]})
         return
@@ -204,16 +214,12 @@ def backups_command(environment: str, as_json: bool):
 @reports_errors
 def restore_command(environment: str, backup_id: str, yes: bool):
     """Replace ENVIRONMENT's database with backup BACKUP_ID (verified now, app must be stopped)."""
-    from app.core.backup import find_backup
-    from app.actions.guards import refuse_outside_open_run
-    from app.jobs.runner import create_job
+    from app.actions.backup_jobs import restore_job
 
     env = current_targets().environment(environment)
     if not yes:
         raise UsageError(f"Restoring replaces {env.label}; add --yes to confirm.")
-    find_backup(env.backup_dirs, env.target, backup_id)
-    refuse_outside_open_run(env.name, "restore", cli_operator())
-    job, _ = run_in_this_process(create_job("restore", env.name, cli_operator(), {"backup": backup_id}), False)
+    job, _ = run_in_this_process(restore_job(env, backup_id, cli_operator()), False)
     sys.exit(0 if job.state == "passed" else 1)
 
 

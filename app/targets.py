@@ -7,8 +7,9 @@ from pathlib import Path
 from flask import Flask, current_app
 
 from app.core.demo import create_demo_workspace
-from app.core.diff import diff_schemas, summarise_drift
+from app.core.diff import summarise_drift
 from app.core.engines import Engine, engine_for
+from app.core.engines.base import DifferentEngines, compare_schemas
 from app.core.errors import NotFound, UsageError
 from app.core.snapshots import Inspection, SnapshotCache
 from app.core.workspace import Environment, Workspace, load_workspace
@@ -22,6 +23,7 @@ class Comparison:
     right_inspection: Inspection
     differences: list | None
     summary: object | None
+    problem: DifferentEngines | None = None  # why two readable schemas were not compared
 
 
 class Targets:
@@ -59,14 +61,27 @@ class Targets:
         right_label, right_target = self.resolve(right)
         left_inspection = self.cache.inspect(left_target, wait_for_checks=wait_for_checks)
         right_inspection = self.cache.inspect(right_target, wait_for_checks=wait_for_checks)
-        differences = summary = None
+        differences = summary = problem = None
         if left_inspection.ok and right_inspection.ok:
-            differences = diff_schemas(
-                left_inspection.snapshot.schema, right_inspection.snapshot.schema,
-                left_label=left_label, right_label=right_label,
-            )
-            summary = summarise_drift(differences)
-        return Comparison(left_label, right_label, left_inspection, right_inspection, differences, summary)
+            try:
+                differences = compare_schemas(
+                    left_target, right_target, left_inspection.snapshot.schema,
+                    right_inspection.snapshot.schema, left_label=left_label, right_label=right_label)
+                summary = summarise_drift(differences)
+            except DifferentEngines as different:
+                problem = different
+        return Comparison(left_label, right_label, left_inspection, right_inspection, differences, summary,
+                          problem)
+
+    def compared(self, left: str, right: str) -> Comparison:
+        """compare(), for a caller that needs the differences: every reason there are none raised."""
+        comparison = self.compare(left, right)
+        for inspection in (comparison.left_inspection, comparison.right_inspection):
+            if not inspection.ok:
+                raise inspection.error
+        if comparison.problem is not None:
+            raise comparison.problem
+        return comparison
 
     def default_pair(self) -> tuple[str, str] | None:
         """Reference on the left, the first other environment (normally production) on the right."""

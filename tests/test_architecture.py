@@ -147,6 +147,10 @@ def test_every_engine_implements_the_whole_interface_and_is_picked_by_name():
     assert isinstance(engine, SQLiteEngine) and isinstance(engine, Engine)
     assert engine_for(engine) is engine
     assert not SQLiteEngine.__abstractmethods__
+    from app.core.engines.postgresql import PostgresqlEngine
+
+    postgres = engine_for("postgresql://app@db/shop", kind="postgresql")
+    assert isinstance(postgres, PostgresqlEngine) and not PostgresqlEngine.__abstractmethods__
     with pytest.raises(ConfigError) as refused:
         engine_for("postgresql://db/app", kind="oracle")
     assert "no 'oracle' engine" in refused.value.message

@@ -9,16 +9,25 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import audit
-from app.actions.guards import refuse_outside_open_run
-from app.core.backup import find_backup, free_backup_id, prune, usable_backup_folders, verify_backup
+from app.actions.guards import refuse_outside_open_run, require_capability
+from app.core.backup import (
+    Backup, find_backup, free_backup_id, list_backups, prune, usable_backup_folders, verify_backup,
+)
 from app.core.workspace import Environment
 from app.extensions import db
 from app.jobs.runner import create_job, launch
 from app.models import ACTIVE_JOB_STATES, ALL_WORKSPACES, OPEN_RUN, Job, Run
 
 
+def backups_of(env: Environment) -> list[Backup]:
+    """The environment's backups, newest first."""
+    require_capability(env, "backup")
+    return list_backups(env.backup_dirs, env.target)
+
+
 def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> tuple[str, Job]:
     """Record the backup job with its id fixed now, so the caller can name the backup at once."""
+    require_capability(env, "backup")
     moment = datetime.now(timezone.utc)
     backup_id = free_backup_id(usable_backup_folders(env.backup_dirs), env.target.backup_name, moment)
     job = create_job("backup", env.name, operator, {"moment": moment.isoformat(), "backup": backup_id})
@@ -26,18 +35,26 @@ def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> 
 
 
 def start_restore(env: Environment, backup_id: str, operator: str) -> Job:
-    find_backup(env.backup_dirs, env.target, backup_id)  # a bad or unknown id fails here, before any job
+    return launch(restore_job(env, backup_id, operator))
+
+
+def restore_job(env: Environment, backup_id: str, operator: str) -> Job:
+    """The restore job, once every refusal has had its say (before any job exists)."""
+    require_capability(env, "restore")
+    find_backup(env.backup_dirs, env.target, backup_id)  # a bad or unknown id fails here
     refuse_outside_open_run(env.name, "restore", operator)
-    return launch(create_job("restore", env.name, operator, {"backup": backup_id}))
+    return create_job("restore", env.name, operator, {"backup": backup_id})
 
 
 def verify_now(env: Environment, backup_id: str, operator: str):
+    require_capability(env, "backup")
     result = verify_backup(find_backup(env.backup_dirs, env.target, backup_id))
     audit.record(operator, "verify", target=f"{env.name}/{backup_id}", result="ok" if result.verified else "failed")
     return result
 
 
 def prune_backups(env: Environment, operator: str) -> list:
+    require_capability(env, "backup")
     removed = prune(env.backup_dirs, env.target, keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
                     protected_ids=protected_backup_ids(env))
     audit.record(operator, "prune", target=env.name, detail=", ".join(b.id for b in removed))

@@ -15,6 +15,7 @@ def environment_document(env: Environment, inspection: Inspection) -> dict:
             status=_status(inspection),
             facts=snapshot.facts.to_dict(),
             row_counts=snapshot.row_counts(),
+            **({"estimated_row_counts": snapshot.estimated_tables()} if snapshot.engine != "sqlite" else {}),
             fingerprint=snapshot.schema.fingerprint(),
             unreadable=snapshot.schema.unreadable_tables(),
             inspected_at=snapshot.inspected_at,
@@ -28,7 +29,7 @@ def environment_document(env: Environment, inspection: Inspection) -> dict:
 def _status(inspection: Inspection) -> str:
     if inspection.checks_pending:
         return "checking"
-    return "ok" if inspection.snapshot.facts.quick_check == "ok" else "problem"
+    return "ok" if inspection.snapshot.integrity_ok() else "problem"
 
 
 def comparison_document(comparison) -> dict:

@@ -8,6 +8,8 @@
   A migration or restore started outside it is refused (409), naming the run.
 - A checklist that wants a second operator's approval before the migration cannot be
   sidestepped by migrating without a run: the approval exists only within one.
+- What the environment's engine does not do yet (a capability it does not list) is refused
+  with one message before anything touches the target.
 
 Each refusal comes before any job exists and is written to the audit log.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app import audit
-from app.core.errors import Conflict, UsageError
+from app.core.errors import Conflict, NotSupported, UsageError
 from app.core.workspace import Environment, Workspace
 from app.extensions import db
 from app.models import OPEN_RUN, Run
@@ -34,6 +36,21 @@ class RunRequired(Conflict):
     """A migration the checklist wants approved, started without a run."""
 
     code = "run_required"
+
+
+_DOING = {"backup": "backing it up", "restore": "restoring it", "plan": "planning its migration",
+          "rehearse": "rehearsing its migration", "migrate": "migrating it", "verify": "verifying it",
+          "monitor": "watching it after a migration", "checklist": "the production checklist"}
+
+
+def require_capability(env: Environment, capability: str) -> None:
+    """Refuse what `env`'s engine does not do yet, naming it; nothing has been touched."""
+    engine = env.target
+    if capability not in engine.supports:
+        raise NotSupported(
+            f"{env.name} ({env.label}) is a {engine.title} database, and {_DOING[capability]} is not "
+            f"available for {engine.title} yet: it can be inspected and compared, and nothing was changed.",
+            environment=env.name, capability=capability)
 
 
 def require_typed_name(env: Environment, typed, what: str, how: str = "") -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.actions.guards import require_capability
 from app.actions.verification import tick_checks
 from app.core.checks import foreign_key_violations_of
 from app.core.errors import Conflict, CutoverError
@@ -51,6 +52,7 @@ def latest_window(environment: str) -> MonitorWindow | None:
 def start_window(targets: Targets, env: Environment, operator: str, *, reason: str = "",
                  hours: float | None = None, interval_minutes: float | None = None) -> MonitorWindow:
     """Start watching `env` now (an active window of the same environment is stopped first)."""
+    require_capability(env, "monitor")
     settings = targets.workspace.verification
     hours = hours or settings.monitor_hours
     interval = timedelta(minutes=interval_minutes or settings.monitor_interval_minutes)

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app import audit
-from app.actions.guards import refuse_outside_open_run, refuse_unapproved_migration
+from app.actions.guards import refuse_outside_open_run, refuse_unapproved_migration, require_capability
 from app.core.errors import UsageError
 from app.core.plans import PlanSet, load_plan_set
 from app.core.prep import PrepPlan, generate_prep
@@ -62,6 +62,7 @@ def reference_schema(targets: Targets, env: Environment):
 
 
 def plan_view(targets: Targets, env: Environment, explicit: list[str] | None = None) -> PlanView:
+    require_capability(env, "plan")
     paths = plan_paths(targets, env, explicit)
     plan_set = load_plans(paths)
     reconciliation = reconcile(env.target, plan_set, busy_timeout=targets.cache.busy_timeout)
@@ -72,6 +73,7 @@ def plan_view(targets: Targets, env: Environment, explicit: list[str] | None = N
 
 
 def make_prep(targets: Targets, env: Environment, reference_name: str) -> PrepPlan:
+    require_capability(env, "plan")
     reference = targets.environment(reference_name)
     if reference.name == env.name:
         raise UsageError(f"Prep brings {env.name} to another environment; choose a different reference.")
@@ -113,6 +115,7 @@ def matching_rehearsal(env: Environment, plan_hash: str, fingerprint: str) -> di
 
 def start_job(kind: str, env: Environment, operator: str, explicit: list[str] | None, *,
               targets: Targets, run_here: bool = False) -> Job:
+    require_capability(env, kind)
     paths = plan_paths(targets, env, explicit)
     load_plans(paths)  # a bad plan is refused here, before a job exists
     if kind == "migrate":

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app import audit
+from app.actions.guards import require_capability
 from app.actions.planning import load_plans, plan_paths
 from app.core.backup import Backup, find_backup
 from app.core.checks import CheckResult, foreign_key_violations_of, run_checks
@@ -74,6 +75,7 @@ def verify_environment(targets: Targets, env: Environment, *,
     """Everything `cutover verify` runs: integrity, foreign keys against the pre-migration
     state, the operator's assertions, schema against the reference, the row-count ledger,
     the plan's indexes and the smoke test (always rolled back; the checklist runs it as its own step)."""
+    require_capability(env, "verify")
     settings = targets.workspace.verification
     baseline = pre_migration_baseline(env, targets.cache.busy_timeout)
     reference = targets.workspace.reference

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import audit
+from app.actions.guards import require_capability
 from app.actions.planning import load_plans, plan_paths
 from app.core.checklist import Checklist, StepDefinition
 from app.core.errors import Conflict, CutoverError, NotFound, UsageError
@@ -34,6 +35,7 @@ NOTE_LIMIT = 2000
 
 
 def create_run(targets: Targets, env: Environment, operator: str) -> Run:
+    require_capability(env, "checklist")
     if env.reference:
         raise UsageError(f"{env.name} is the reference environment: the checklist brings another "
                          "environment to it. Start the run on the target (production).")

@@ -116,3 +116,12 @@ class Conflict(CutoverError):
 
     code = "conflict"
     http_status = 409
+
+
+class NotSupported(CutoverError):
+    """Something Cutover does for one engine's targets that it does not yet do for this one's.
+
+    Refused before anything touches the target: nothing was changed."""
+
+    code = "not_supported"
+    http_status = 409

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple
 
 from app.core.sql import (
@@ -503,8 +503,28 @@ class Snapshot:
     schema: Schema
     deep: bool  # True when quick_check and foreign_key_check were run
 
+    engine = "sqlite"
+
     def row_counts(self) -> dict[str, int | None]:
         return {table.name: table.row_count for table in self.schema.tables}
+
+    def integrity_ok(self) -> bool:
+        return self.facts.quick_check == "ok"
+
+    def estimated_tables(self) -> list[str]:
+        """Tables whose row count is an estimate: none, SQLite's are always counted."""
+        return []
+
+    def carrying_checks_from(self, previous: Snapshot) -> Snapshot:
+        """This snapshot with `previous`'s whole-file check results (quick_check, foreign keys),
+        for a fresh shallow read of a file whose last checks are still recent."""
+        facts = replace(
+            self.facts,
+            quick_check=previous.facts.quick_check,
+            foreign_key_violations=previous.facts.foreign_key_violations,
+            foreign_key_violation_samples=previous.facts.foreign_key_violation_samples,
+        )
+        return replace(self, facts=facts)
 
     def to_dict(self) -> dict:
         return {

@@ -10,7 +10,7 @@ forward, with its own time, until it is older than `deep_interval` or a refresh 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -126,13 +126,8 @@ class SnapshotCache:
             return Inspection(path, error=error)
         if deep:
             return Inspection(path, snapshot=snapshot, checked_at=snapshot.inspected_at)
-        facts = replace(
-            snapshot.facts,
-            quick_check=previous.snapshot.facts.quick_check,
-            foreign_key_violations=previous.snapshot.facts.foreign_key_violations,
-            foreign_key_violation_samples=previous.snapshot.facts.foreign_key_violation_samples,
-        )
-        return Inspection(path, snapshot=replace(snapshot, facts=facts), checked_at=previous.checked_at)
+        return Inspection(path, snapshot=snapshot.carrying_checks_from(previous.snapshot),
+                          checked_at=previous.checked_at)
 
     def _recent_checks(self, previous: Inspection | None) -> bool:
         if previous is None or not previous.ok or previous.checked_at is None:

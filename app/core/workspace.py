@@ -16,6 +16,7 @@ from pathlib import Path
 from app.core.assertions import validate_checks_config
 from app.core.checklist import Checklist, default_checklist, parse_checklist
 from app.core.engines import Engine, engine_for
+from app.core.engines.base import engine_class
 from app.core.errors import ConfigError
 from app.core.fsutil import FileIdentity, file_identity
 from app.core.numbers import LARGEST_WHOLE, Accepted, config_number
@@ -25,8 +26,17 @@ TOP_LEVEL_KEYS = {"environments", "migration", "checks", "verification", "checkl
 VERIFICATION_KEYS = {"smoke", "accepted_differences", "declared_row_changes", "monitor_hours",
                      "monitor_interval_minutes", "check_time_limit_seconds"}
 DIFFERENCE_OBJECTS = ("table", "column", "index", "trigger", "view")
-ENVIRONMENT_KEYS = {"database", "reference", "backup_dirs", "description", "app"}
-MIGRATION_KEYS = {"plans"}
+ENVIRONMENT_KEYS = {"database", "url", "password_env", "schemas", "online", "reference", "backup_dirs",
+                    "description", "app"}
+POSTGRESQL_ONLY_KEYS = ("password_env", "schemas", "online")
+MIGRATION_KEYS = {"plans", "lock_timeout_seconds", "statement_timeout_seconds"}
+# How long a PostgreSQL migration's statement may queue for a lock (a queued ALTER stalls every
+# reader behind it) and may run: a day at most, and never 0, which PostgreSQL reads as "forever".
+MIGRATION_NUMBERS = {
+    "lock_timeout_seconds": Accepted(0, 24 * 3600, lowest_excluded=True, unit="seconds"),
+    "statement_timeout_seconds": Accepted(0, 24 * 3600, lowest_excluded=True, unit="seconds"),
+}
+ENVIRONMENT_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 APP_KEYS = {"health_url", "process_patterns", "start_command", "log_file", "log_error_patterns", "port"}
 # Every number in the file, with what it accepts (app/core/numbers.py says why each is checked).
 VERIFICATION_NUMBERS = {
@@ -61,7 +71,8 @@ class Environment:
     backup_dirs: tuple[Path, ...] = ()
     description: str = ""
     app: AppHooks = field(default_factory=AppHooks)
-    engine_name: str = "sqlite"  # cutover.toml's `database = "x.db"` names a SQLite file
+    engine_name: str = "sqlite"  # `database = "x.db"` names a SQLite file, `url = "postgresql://..."` a database
+    online: bool = False  # the application may stay connected during a migration (PostgreSQL)
     _target: Engine = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -79,9 +90,11 @@ class Environment:
         return self._target.label
 
     def to_dict(self) -> dict:
+        where = {"database": self.label} if self.engine_name == "sqlite" else {"url": self.label}
         return {
             "name": self.name,
-            "database": self.label,
+            "engine": self.engine_name,
+            **where,
             "reference": self.reference,
             "backup_dirs": [str(p) for p in self.backup_dirs],
             "description": self.description,
@@ -131,9 +144,9 @@ def load_workspace(path: Path | str) -> Workspace:
     path = Path(path).absolute()
     data = _read_toml(path)
     _reject_unknown(path, data, TOP_LEVEL_KEYS, prefix="")
-    environments = _parse_environments(path, data.get("environments"))
     migration = _table(path, data, "migration")
     _reject_unknown(path, migration, MIGRATION_KEYS, prefix="migration.")
+    environments = _parse_environments(path, data.get("environments"), _waits(path, migration))
     plans = tuple(_resolve(path, p, "migration.plans") for p in _string_list(path, migration, "plans", "migration.plans"))
     _reject_repeated_plans(path, plans)
     checks = _parse_checks(path, _table(path, data, "checks"))
@@ -193,10 +206,19 @@ def _resolve(config_path: Path, value: str, label: str) -> Path:
     return candidate if candidate.is_absolute() else config_path.parent / candidate
 
 
-def _parse_environments(path: Path, raw) -> tuple[Environment, ...]:
+def _waits(path: Path, migration: dict) -> dict:
+    """[migration]'s lock and statement timeouts, in seconds (None: no statement limit)."""
+    waits = {"lock_timeout": 5.0, "statement_timeout": None}
+    for key, accepted in MIGRATION_NUMBERS.items():
+        if key in migration:
+            waits[key.removesuffix("_seconds")] = config_number(path, f"migration.{key}", migration[key], accepted)
+    return waits
+
+
+def _parse_environments(path: Path, raw, waits: dict) -> tuple[Environment, ...]:
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(f"{path}: no environments configured. Add at least one [environments.NAME] table with database = \"path\".")
-    environments = tuple(_parse_environment(path, name, body) for name, body in raw.items())
+    environments = tuple(_parse_environment(path, name, body, waits) for name, body in raw.items())
     references = [env.name for env in environments if env.reference]
     if len(references) > 1:
         raise ConfigError(
@@ -210,27 +232,77 @@ def _parse_environments(path: Path, raw) -> tuple[Environment, ...]:
     return environments
 
 
-def _parse_environment(path: Path, name: str, body) -> Environment:
+def _parse_environment(path: Path, name: str, body, waits: dict) -> Environment:
     label = f"environments.{name}"
     if not ENVIRONMENT_NAME.match(name):
         raise ConfigError(f"{path}: '{label}': environment names use letters, digits, '.', '_' and '-' only.")
     if not isinstance(body, dict):
         raise ConfigError(f"{path}: '{label}' must be a table ([{label}]).")
     _reject_unknown(path, body, ENVIRONMENT_KEYS, prefix=f"{label}.")
-    database = body.get("database")
-    if not isinstance(database, str) or not database.strip():
-        raise ConfigError(f"{path}: '{label}.database' is missing: give the path of the SQLite file.")
+    engine_name, location = _target(path, body, label, waits)
     reference = body.get("reference", False)
     if not isinstance(reference, bool):
         raise ConfigError(f"{path}: '{label}.reference' must be true or false.")
     return Environment(
         name=name,
-        location=_resolve(path, database, f"{label}.database"),
+        location=location,
+        engine_name=engine_name,
+        online=_flag(path, body, "online", label),
         reference=reference,
         backup_dirs=tuple(_resolve(path, d, f"{label}.backup_dirs") for d in _backup_dirs(path, body, name)),
         description=str(body.get("description", "")),
         app=_parse_app(path, _table(path, body, "app", f"{label}.app"), label),
     )
+
+
+def _target(path: Path, body: dict, label: str, waits: dict) -> tuple[str, object]:
+    """(engine, location): exactly one of `database = "file.db"` (SQLite) or `url = "postgresql://..."`."""
+    given = [key for key in ("database", "url") if key in body]
+    if not given:
+        raise ConfigError(f"{path}: '{label}.database' is missing: give the path of the SQLite file, or "
+                          "url = \"postgresql://user@host:port/database\" for a PostgreSQL database.")
+    if len(given) == 2:
+        raise ConfigError(f"{path}: '{label}' gives both 'database' and 'url': an environment is one "
+                          "database, either a SQLite file (database) or a PostgreSQL database (url).")
+    if given == ["database"]:
+        extra = [key for key in POSTGRESQL_ONLY_KEYS if key in body]
+        if extra:
+            raise ConfigError(f"{path}: '{label}.{extra[0]}' applies to PostgreSQL environments (url = ...) only.")
+        return "sqlite", _resolve(path, _text(path, body, "database", label, "the path of the SQLite file"),
+                                  f"{label}.database")
+    return "postgresql", _postgresql_location(path, body, label, waits)
+
+
+def _postgresql_location(path: Path, body: dict, label: str, waits: dict):
+    settings = {"url": _text(path, body, "url", label, "postgresql://user@host:port/database"), **waits}
+    if "password_env" in body:
+        variable = body["password_env"]
+        if not isinstance(variable, str) or not ENVIRONMENT_VARIABLE.match(variable):
+            raise ConfigError(f"{path}: '{label}.password_env' must name an environment variable (letters, "
+                              "digits and _), the one holding the password: never the password itself.")
+        settings["password_env"] = variable
+    if "schemas" in body:
+        settings["schemas"] = tuple(_string_list(path, body, "schemas", f"{label}.schemas")) or None
+        if settings["schemas"] is None:
+            raise ConfigError(f"{path}: '{label}.schemas' names no schema: leave it out for [\"public\"].")
+    try:
+        return engine_class("postgresql").location_from(settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: '{label}.url': {exc.message}") from None
+
+
+def _text(path: Path, body: dict, key: str, label: str, expected: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{path}: '{label}.{key}' is missing: give {expected}.")
+    return value
+
+
+def _flag(path: Path, body: dict, key: str, label: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: '{label}.{key}' must be true or false.")
+    return value
 
 
 def _backup_dirs(path: Path, body: dict, name: str) -> list[str]:
@@ -245,18 +317,23 @@ def _reject_shared_databases(path: Path, environments: tuple[Environment, ...]) 
     seen: dict[tuple, Environment] = {}
     for later in environments:
         earlier = seen.setdefault(later.target.identity(), later)
-        if earlier is not later:
+        if earlier is not later and later.engine_name == "sqlite":
             raise ConfigError(
                 f"{path}: 'environments.{later.name}.database' names the same file as environment "
                 f"'{earlier.name}' ({later.label} and {earlier.label} are one file: the same path, a hard "
                 "link, a symbolic link or another path to it). Each environment needs its own database."
+            )
+        if earlier is not later:
+            raise ConfigError(
+                f"{path}: 'environments.{later.name}.url' names the same database as environment "
+                f"'{earlier.name}' ({later.label} and {earlier.label}). Each environment needs its own database."
             )
 
 
 def _reject_symlinked_database(path: Path, env: Environment) -> None:
     """A restore writes the new database under the configured name: through a symbolic link it
     would replace the link, not the file, so restore refuses one. Found now, not after a migration."""
-    if os.path.islink(env.location):  # `database` names a file (a SQLite target)
+    if env.engine_name == "sqlite" and os.path.islink(env.location):
         raise ConfigError(
             f"{path}: 'environments.{env.name}.database' ({env.label}) is a symbolic link to "
             f"{os.path.realpath(env.location)}: a restore would replace the link, not the database, so a "

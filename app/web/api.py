@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from app.actions.backup_jobs import start_backup, start_restore, verify_now
+from app.actions.backup_jobs import backups_of, start_backup, start_restore, verify_now
 from app.actions.documents import comparison_document, environment_document
 from app.actions.guards import require_typed_name
 from app.actions.planning import make_prep, plan_view, save_prep, start_job
 from app.actions.verification import verify_and_record
 from app.checklist.progress import (abandon_run, cancel_step, create_run, get_run, list_runs, run_document,
                                     run_summary, sign_off, start_step)
-from app.core.backup import list_backups
 from app.core.checks import report
 from app.core.errors import UsageError
 from app.jobs.runner import cancel, log_lines
@@ -48,11 +47,7 @@ def diff():
     targets = current_targets()
     for name in (left, right):
         targets.environment(name)  # the API compares configured environments only: 404 otherwise
-    comparison = targets.compare(left, right)
-    for inspection in (comparison.left_inspection, comparison.right_inspection):
-        if not inspection.ok:
-            raise inspection.error
-    return jsonify(comparison_document(comparison))
+    return jsonify(comparison_document(targets.compared(left, right)))
 
 
 # --- backups ---------------------------------------------------------------------------
@@ -66,7 +61,7 @@ def start_backup_route(name: str):
 @bp.get("/environments/<name>/backups")
 def backups_route(name: str):
     env = current_targets().environment(name)
-    return jsonify(environment=env.name, backups=[b.to_dict() for b in list_backups(env.backup_dirs, env.target)])
+    return jsonify(environment=env.name, backups=[b.to_dict() for b in backups_of(env)])
 
 
 @bp.post("/environments/<name>/backups/<backup_id>/verify")

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from app.actions.backup_jobs import prune_backups, start_backup, start_restore, verify_now
+from app.actions.backup_jobs import backups_of, prune_backups, start_backup, start_restore, verify_now
 from app.actions.guards import require_typed_name
-from app.core.backup import list_backups
 from app.core.errors import UsageError
 from app.extensions import db
 from app.jobs.runner import log_lines
@@ -23,7 +22,7 @@ def index(name: str):
     job = db.session.get(Job, job_id) if job_id else None
     job = job if job and job.environment == env.name else None
     return render_template(
-        "backups/index.html", env=env, backups=list_backups(env.backup_dirs, env.target),
+        "backups/index.html", env=env, backups=backups_of(env),
         job=job, lines=log_lines(job.id) if job else [],
         keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
     )

@@ -1,5 +1,6 @@
 """cutover.toml: what it accepts, and the one clear message for each thing it refuses."""
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -344,7 +345,7 @@ def test_an_environment_is_shown_by_its_label_and_published_as_before(tmp_path):
 
     env = Environment("production", tmp_path / "app.db", backup_dirs=(tmp_path / "b",))
     assert env.label == str(tmp_path / "app.db")
-    assert env.to_dict() == {"name": "production", "database": str(tmp_path / "app.db"), "reference": False,
+    assert env.to_dict() == {"name": "production", "engine": "sqlite", "database": str(tmp_path / "app.db"), "reference": False,
                              "backup_dirs": [str(tmp_path / "b")], "description": ""}
 
 
@@ -359,3 +360,58 @@ def test_two_spellings_of_one_file_are_one_target(tmp_path):
     assert one.identity() == Environment("c", tmp_path / "linked.db").target.identity()
     assert one.identity() != Environment("d", tmp_path / "other.db").target.identity()
     assert one.backup_name == "app.db"
+
+
+# --- PostgreSQL environments -----------------------------------------------------------
+
+POSTGRES_ENV = '[environments.production]\nurl = "postgresql://app@db.internal:5433/shop"\n'
+
+
+def test_a_postgresql_environment_is_named_by_its_url(tmp_path):
+    workspace = load_workspace(write(tmp_path, POSTGRES_ENV + 'password_env = "SHOP_PW"\nschemas = ["public", "billing"]\n'
+                                     'online = true\n[migration]\nlock_timeout_seconds = 2.5\nstatement_timeout_seconds = 600\n'))
+    env = workspace.environment("production")
+    assert env.engine_name == "postgresql" and env.online
+    assert env.to_dict()["url"] == "postgresql://app@db.internal:5433/shop" and "database" not in env.to_dict()
+    location = env.target.location
+    assert (location.password_env, location.schemas) == ("SHOP_PW", ("public", "billing"))
+    assert (location.lock_timeout, location.statement_timeout) == (2.5, 600.0)
+
+
+def test_migration_waits_default_to_five_seconds_for_locks_and_no_statement_limit(tmp_path):
+    location = load_workspace(write(tmp_path, POSTGRES_ENV)).environment("production").target.location
+    assert (location.lock_timeout, location.statement_timeout, location.schemas) == (5.0, None, ("public",))
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ('database = "x.db"\n', "gives both 'database' and 'url'"),
+    ('password_env = "not a name"\n', "must name an environment variable"),
+    ("schemas = []\n", "names no schema"),
+    ("online = 1\n", "'environments.production.online' must be true or false"),
+    ("[migration]\nlock_timeout_seconds = 0\n", "'migration.lock_timeout_seconds' must be a positive number"),
+])
+def test_bad_postgresql_settings_name_the_key(tmp_path, extra, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_workspace(write(tmp_path, POSTGRES_ENV + extra))
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("postgresql://app:hunter2@db/shop", "carries a password"),
+    ("mysql://app@db/shop", "is not a PostgreSQL URL"),
+    ("postgresql://app@db", "names no database"),
+])
+def test_bad_urls_are_refused_without_showing_a_password(tmp_path, url, expected):
+    with pytest.raises(ConfigError) as caught:
+        load_workspace(write(tmp_path, f'[environments.production]\nurl = "{url}"\n'))
+    assert expected in caught.value.message and "hunter2" not in caught.value.message
+
+
+def test_postgresql_settings_on_a_sqlite_environment_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="applies to PostgreSQL environments"):
+        load_workspace(write(tmp_path, '[environments.production]\ndatabase = "x.db"\nonline = true\n'))
+
+
+def test_two_environments_on_one_postgresql_database_are_refused(tmp_path):
+    text = POSTGRES_ENV + '[environments.copy]\nurl = "postgresql://other@DB.internal:5433/shop"\n'
+    with pytest.raises(ConfigError, match="names the same database as environment 'production'"):
+        load_workspace(write(tmp_path, text))

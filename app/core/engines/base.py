@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar, TypeVar
 
-from app.core.errors import ConfigError, TargetUnavailable
+from app.core.errors import ConfigError, TargetUnavailable, UsageError
 
 T = TypeVar("T")
 _ENGINES: dict[str, type[Engine]] = {}
@@ -63,16 +63,30 @@ class Dialect(ABC):
     def quote_identifier(self, name: str) -> str: ...
 
 
+# What Cutover can do to a target, beyond reading and comparing it: an engine lists those it
+# implements, and the actions refuse the others before any job starts.
+CAPABILITIES = ("backup", "restore", "plan", "rehearse", "migrate", "verify", "monitor", "checklist")
+
+
 class Engine(ABC):
     """One target (a file, a database URL) as its engine reaches it."""
 
+    supports: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
+
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # how messages name the engine: "SQLite", "PostgreSQL"
     Error: ClassVar[type[Exception]] = Exception  # the driver's base error class (DB-API)
     DatabaseError: ClassVar[type[Exception]] = Exception  # ... for errors of the database itself
     dialect: ClassVar[Dialect]
 
     def __init__(self, location):
         self.location = location
+
+    @classmethod
+    def location_from(cls, settings: dict):
+        """The location `cutover.toml`'s checked settings describe (ConfigError when unusable):
+        for a file engine, the path itself."""
+        return settings["database"]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -108,6 +122,11 @@ class Engine(ABC):
     @abstractmethod
     def read_schema(self, connection, *, count_rows: bool = True):
         """The schema as a connection sees it now (a core Schema)."""
+
+    @abstractmethod
+    def compare(self, reference_schema, schema, *, left_label: str, right_label: str) -> list:
+        """Every difference between two schemas this engine read (core Differences), the
+        reference on the left, each saying what would bring the right side to match."""
 
     @abstractmethod
     def schema_text_sha256(self, connection) -> str:
@@ -251,6 +270,24 @@ class Engine(ABC):
     @abstractmethod
     def unavailable(self, exc: Exception, *, busy_timeout: float | None = None) -> TargetUnavailable:
         """A driver error met while reading the target, as the operator should read it."""
+
+
+class DifferentEngines(UsageError):
+    """Two targets of different engines: their schemas are not compared as if alike."""
+
+    code = "different_engines"
+
+
+def compare_schemas(left: Engine, right: Engine, left_schema, right_schema, *,
+                    left_label: str, right_label: str) -> list:
+    """The differences from `left` (the reference) to `right`, by their engine's rules."""
+    if left.name != right.name:
+        raise DifferentEngines(
+            f"{left_label} is a {left.title} database and {right_label} a {right.title} one: Cutover "
+            "compares schemas of the same engine only (each engine's types and rules differ). "
+            f"Compare {right_label} with an environment of its own engine.",
+            left_engine=left.name, right_engine=right.name)
+    return right.compare(left_schema, right_schema, left_label=left_label, right_label=right_label)
 
 
 def engine_for(location, kind: str = DEFAULT_ENGINE) -> Engine:

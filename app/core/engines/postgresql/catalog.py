@@ -234,6 +234,18 @@ class Catalog:
     def row_counts(self) -> dict[str, int | None]:
         return {table.name: table.row_count for table in self.tables}
 
+    def unreadable_tables(self) -> list[dict]:
+        """Tables the server cannot read: none; a table this user may not read fails the whole read."""
+        return []
+
+    def invalid_indexes(self) -> list[PgIndex]:
+        """Indexes the server does not use (left INVALID by a failed CREATE INDEX CONCURRENTLY)."""
+        return [index for table in self.tables for index in table.indexes if not index.valid]
+
+    def unvalidated_constraints(self) -> list[PgConstraint]:
+        """Constraints added NOT VALID: the rows that were there were never checked."""
+        return [c for table in self.tables for c in table.constraints if not c.validated]
+
     def canonical(self) -> dict:
         """The schema as plain data without data, sizes or OIDs: what `fingerprint()` hashes."""
         return _plain({

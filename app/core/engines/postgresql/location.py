@@ -8,7 +8,7 @@ PGPASSWORD, ~/.pgpass or PGSERVICE, which psycopg reads itself. Everything Cutov
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from app.core.errors import ConfigError
@@ -19,8 +19,15 @@ APPLICATION_NAME = "cutover"  # how Cutover's own sessions are told apart in pg_
 
 @dataclass(frozen=True)
 class PostgresLocation:
+    """Which database, which of its schemas, and how Cutover may connect and wait there."""
+
     url: str
     password_env: str | None = None
+    schemas: tuple[str, ...] = ("public",)  # what Cutover inspects and compares
+    # [migration] lock_timeout_seconds / statement_timeout_seconds: how long a migration's
+    # statement may queue for a lock, and run; None = no limit.
+    lock_timeout: float = 5.0
+    statement_timeout: float | None = None
 
     def __post_init__(self):
         check_url(self.url)
@@ -45,7 +52,7 @@ class PostgresLocation:
     def on_database(self, database: str) -> PostgresLocation:
         """The same server, user and password, another database (a scratch copy)."""
         moved = urlunsplit(urlsplit(self.url)._replace(path="/" + quote(database)))
-        return PostgresLocation(moved, self.password_env)
+        return replace(self, url=moved)
 
     def connect_arguments(self, environ=os.environ) -> dict:
         """Keyword arguments for psycopg.connect: the URL plus the password, when one is named."""
@@ -59,6 +66,11 @@ class PostgresLocation:
                 )
             arguments["password"] = environ[self.password_env]
         return arguments
+
+    def identity(self) -> tuple:
+        """One database, however the URL spells it (host case, a default port left out)."""
+        parts = self._parts()
+        return ("postgresql", (parts.hostname or "localhost").lower(), parts.port or 5432, self.database)
 
     def __str__(self) -> str:
         return self.label

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from app.core.diff import diff_schemas
 from app.core.engines.base import Dialect, Engine, QueryProblem
 from app.core.engines.sqlite import (
     backup_copy,
@@ -46,6 +47,7 @@ class SQLiteDialect(Dialect):
 
 class SQLiteEngine(Engine):
     name = "sqlite"
+    title = "SQLite"
     Error = sqlite3.Error
     DatabaseError = sqlite3.DatabaseError
     dialect = SQLiteDialect()
@@ -74,6 +76,9 @@ class SQLiteEngine(Engine):
 
     def read_schema(self, connection, *, count_rows: bool = True):
         return introspection.read_schema(connection, count_rows=count_rows)
+
+    def compare(self, reference_schema, schema, *, left_label: str, right_label: str) -> list:
+        return diff_schemas(reference_schema, schema, left_label=left_label, right_label=right_label)
 
     def schema_text_sha256(self, connection) -> str:
         return introspection.schema_text_sha256(connection)

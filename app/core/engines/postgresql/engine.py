@@ -1,0 +1,225 @@
+"""PostgresqlEngine: a target that is one PostgreSQL database, reached by URL.
+
+Implemented: naming the target, reading it (schema, facts, row counts, who is connected),
+its stamps, read-only and write transactions (bounded lock waits, one migrator at a time), and
+a scratch database to try statements on. Backups, restores, rehearsal copies and the
+whole-database checks are the next steps: until they land, each refuses in one message
+(`NotSupported`) before anything touches the database, so a PostgreSQL environment can be
+configured, inspected and compared, and is never half-handled.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from app.core.engines.base import Engine, TimedOut
+from app.core.engines.postgresql import connections, scratch, sessions, transactions
+from app.core.engines.postgresql.catalog import read_catalog
+from app.core.engines.postgresql.compare import diff_catalogs
+from app.core.engines.postgresql.dialect import PostgresDialect
+from app.core.engines.postgresql.inspection import take_snapshot
+from app.core.engines.postgresql.location import PostgresLocation
+from app.core.engines.postgresql.stamps import stamp_of
+from app.core.errors import NotSupported, TargetUnavailable
+
+
+class PostgresqlEngine(Engine):
+    name = "postgresql"
+    title = "PostgreSQL"
+    Error = psycopg.Error
+    DatabaseError = psycopg.DatabaseError
+    dialect = PostgresDialect()
+    supports = frozenset()  # reading, comparing and the checks on connections so far
+
+    def __init__(self, location):
+        if not isinstance(location, PostgresLocation):
+            location = PostgresLocation(str(location))
+        super().__init__(location)
+
+    @classmethod
+    def location_from(cls, settings: dict) -> PostgresLocation:
+        return PostgresLocation(**settings)
+
+    def __repr__(self) -> str:
+        return f"PostgresqlEngine({self.location.label!r})"
+
+    def not_yet(self, what: str) -> NotSupported:
+        return NotSupported(
+            f"{what} is not available for PostgreSQL environments yet ({self.label}): nothing was "
+            "changed. Use PostgreSQL's own tools (pg_dump, psql) for this step meanwhile.",
+            environment_url=self.label)
+
+    # --- naming -------------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        return self.location.label
+
+    @property
+    def backup_name(self) -> str:
+        return self.location.database
+
+    def identity(self) -> tuple:
+        return self.location.identity()
+
+    # --- describing ---------------------------------------------------------------------
+
+    def snapshot(self, *, deep: bool = True, busy_timeout: float = 1.0):
+        return take_snapshot(self.location, deep=deep, busy_timeout=busy_timeout)
+
+    def read_schema(self, connection, *, count_rows: bool = True):
+        return read_catalog(connection, schemas=self.location.schemas,
+                            **({} if count_rows else {"exact_count_below_rows": 0, "exact_count_below_pages": 0}))
+
+    def compare(self, reference_schema, schema, *, left_label: str, right_label: str) -> list:
+        return diff_catalogs(reference_schema, schema, left_label=left_label, right_label=right_label)
+
+    def schema_text_sha256(self, connection) -> str:
+        return self.read_schema(connection, count_rows=False).fingerprint()
+
+    def schema_rows(self, connection) -> list:
+        raise self.not_yet("Reconciling a plan with the database")
+
+    # --- has it changed? ----------------------------------------------------------------
+
+    def stamp(self) -> list:
+        return stamp_of(self.location)
+
+    def unchanged_since(self, stamp: list) -> bool:
+        return stamp_of(self.location) == stamp
+
+    def may_hold_same_bytes(self, stamp: list) -> bool:
+        return False  # no cheaper proof than the stamp: a changed stamp means changed
+
+    # --- connections and transactions ---------------------------------------------------
+
+    def open_readonly(self, *, busy_timeout: float = 1.0):
+        connection = connections.connect(self.location)
+        connection.execute("SET default_transaction_read_only = on")
+        connection.execute(f"SET lock_timeout = {max(1, round(busy_timeout * 1000))}")
+        return connection
+
+    def read_consistently(self, read, *, busy_timeout: float = 1.0):
+        try:
+            with closing(self.open_readonly(busy_timeout=busy_timeout)) as connection:
+                with self.read_transaction(connection):
+                    return read(connection)
+        except psycopg.Error as exc:
+            raise self.unavailable(exc, busy_timeout=busy_timeout) from exc
+
+    @contextmanager
+    def read_transaction(self, connection) -> Iterator:
+        connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield connection
+        finally:
+            connection.execute("ROLLBACK")
+
+    def open_for_writing(self, *, busy_timeout: float):
+        return connections.connect(self.location)
+
+    def write_transaction(self, connection):
+        return transactions.migration_transaction(
+            connection, self.location, lock_timeout=self.location.lock_timeout,
+            statement_timeout=self.location.statement_timeout)
+
+    def settle(self, *, busy_timeout: float) -> bool:
+        return False  # PostgreSQL recovers an interrupted transaction itself
+
+    # --- checks -------------------------------------------------------------------------
+
+    def quick_check(self, connection, *, stopped_is_answer: bool = True) -> str:
+        raise self.not_yet("The whole-database integrity check")
+
+    def integrity_problems(self, connection, limit: int) -> list[str]:
+        raise self.not_yet("The whole-database integrity check")
+
+    def foreign_key_violations(self, connection):
+        raise self.not_yet("The foreign-key check")
+
+    @contextmanager
+    def time_limit(self, connection, seconds: float | None):
+        if seconds is None:
+            yield
+            return
+        connection.execute(f"SET statement_timeout = {max(1, round(seconds * 1000))}")
+        try:
+            yield
+        except pg_errors.QueryCanceled:
+            raise TimedOut() from None
+        finally:
+            if not connection.closed:
+                connection.execute("RESET statement_timeout")
+
+    @contextmanager
+    def reads_only(self, connection):
+        connection.execute("BEGIN READ ONLY")
+        try:
+            yield connection
+        finally:
+            connection.execute("ROLLBACK")
+
+    def rolled_back_row_writes(self, connection):
+        raise self.not_yet("The smoke test")
+
+    def changes(self, connection) -> int:
+        raise self.not_yet("Counting a statement's changed rows")
+
+    def is_interrupt(self, exc: Exception) -> bool:
+        return isinstance(exc, pg_errors.QueryCanceled)
+
+    # --- copies -------------------------------------------------------------------------
+
+    @contextmanager
+    def schema_scratch(self):
+        with scratch.scratch_database(self.location) as name:
+            with connections.connect(self.location.on_database(name)) as connection:
+                yield connection
+
+    def scratch_copy(self, destination, *, busy_timeout: float) -> None:
+        raise self.not_yet("Rehearsal")
+
+    def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
+        raise self.not_yet("Backup")
+
+    def quick_check_copy(self) -> str:
+        raise self.not_yet("Verifying a backup")
+
+    # --- a restored copy ----------------------------------------------------------------
+
+    side_files = ()
+    safety_side_files = ()
+
+    def set_journal_mode(self, mode: str) -> str:
+        raise self.not_yet("Restore")
+
+    def fold_side_files(self, *, busy_timeout: float) -> str | None:
+        raise self.not_yet("Restore")
+
+    def holders(self) -> list:
+        try:
+            with connections.connect(self.location) as connection:
+                return [session.as_process() for session in sessions.other_sessions(connection)]
+        except psycopg.Error as exc:
+            raise self.unavailable(exc) from exc
+
+    # --- errors -------------------------------------------------------------------------
+
+    def error_reason(self, exc: Exception) -> str:
+        if isinstance(exc, pg_errors.LockNotAvailable):
+            return "locked"
+        if isinstance(exc, pg_errors.InsufficientPrivilege):
+            return "unreadable"
+        if isinstance(exc, psycopg.OperationalError):
+            return "unreachable"
+        return "error"
+
+    def unavailable(self, exc: Exception, *, busy_timeout: float | None = None) -> TargetUnavailable:
+        if isinstance(exc, TargetUnavailable):
+            return exc
+        said = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        return TargetUnavailable(f"{self.label} could not be read: {said}.", path=self.label,
+                                 reason=self.error_reason(exc))

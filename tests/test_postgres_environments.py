@@ -1,0 +1,155 @@
+"""PostgreSQL environments end to end: cutover.toml, the CLI as a real subprocess, the API and the
+dashboard, against databases on the suite's real PostgreSQL server."""
+import json
+
+import pytest
+
+from tests.conftest import log_in, make_app
+from tests.test_cli import cli
+
+DEV_SCHEMA = """
+CREATE TYPE mood AS ENUM ('calm', 'busy');
+CREATE TABLE goals (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text NOT NULL,
+                    root_id bigint REFERENCES goals (id), mood mood);
+CREATE INDEX goals_root ON goals (root_id);
+INSERT INTO goals (title) VALUES ('a'), ('b');
+"""
+PROD_SCHEMA = """
+CREATE TYPE mood AS ENUM ('calm', 'busy');
+CREATE TABLE goals (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, title text NOT NULL, mood mood);
+INSERT INTO goals (title) VALUES ('a'), ('b'), ('c');
+"""
+
+
+@pytest.fixture
+def databases(pg_server):
+    names = {"dev": pg_server.create_database("dev"), "prod": pg_server.create_database("prod")}
+    pg_server.psql(DEV_SCHEMA, database=names["dev"])
+    pg_server.psql(PROD_SCHEMA, database=names["prod"])
+    yield names
+    for name in names.values():
+        pg_server.drop_database(name)
+
+
+@pytest.fixture
+def config(tmp_path, pg_server, databases):
+    path = tmp_path / "cutover.toml"
+    path.write_text(f"""
+[migration]
+lock_timeout_seconds = 2
+
+[environments.development]
+url = "{pg_server.url(databases['dev'])}"
+reference = true
+
+[environments.production]
+url = "{pg_server.url(databases['prod'])}"
+""")
+    return path
+
+
+def test_envs_json_names_the_engine_and_the_url(tmp_path, config, pg_server, databases):
+    result = cli(tmp_path, config, "envs", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    envs = {env["name"]: env for env in json.loads(result.stdout)["environments"]}
+    production = envs["production"]
+    assert production["engine"] == "postgresql"
+    assert production["url"] == pg_server.url(databases["prod"]) and "database" not in production
+    assert production["row_counts"] == {"goals": 3}
+    assert production["facts"]["server_version_num"] >= 150000
+    assert production["status"] == "ok"
+
+
+def test_envs_text(tmp_path, config):
+    result = cli(tmp_path, config, "envs")
+    assert result.returncode == 0, result.stderr
+    assert "production: postgresql://" in result.stdout and "PostgreSQL 15" in result.stdout
+
+
+def test_diff_between_two_postgresql_environments(tmp_path, config):
+    result = cli(tmp_path, config, "diff", "development", "production", "--json")
+    assert result.returncode == 1, result.stderr
+    found = {(d["object"], d["name"]): d for d in json.loads(result.stdout)["differences"]}
+    assert found[("column", "root_id")]["fix"] == "additive"
+    assert ("constraint", "goals_root_id_fkey") in found or any(k[0] == "constraint" for k in found)
+    assert found[("index", "goals_root")]["fix"] in ("additive", "rebuild")
+
+
+def test_a_database_compared_with_itself_has_no_differences(tmp_path, config):
+    result = cli(tmp_path, config, "diff", "development", "development")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No differences" in result.stdout
+
+
+def test_a_password_in_the_url_is_refused_at_load_and_never_printed(tmp_path, pg_server, databases):
+    path = tmp_path / "cutover.toml"
+    path.write_text(f'[environments.production]\nurl = "{pg_server.url(databases["prod"], password="hunter2")}"\n')
+    result = cli(tmp_path, path, "envs")
+    assert result.returncode == 2
+    assert "hunter2" not in result.stdout + result.stderr
+    assert "password_env" in result.stderr
+
+
+def test_a_server_that_is_down_is_one_clear_line(tmp_path):
+    path = tmp_path / "cutover.toml"
+    path.write_text('[environments.production]\nurl = "postgresql://app@127.0.0.1:1/shop"\n')
+    result = cli(tmp_path, path, "envs")
+    assert result.returncode == 1
+    assert "UNAVAILABLE (unreachable)" in result.stdout and "Is the server running" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_mutating_commands_refuse_before_touching_the_database(tmp_path, config, pg_server, databases):
+    before = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
+    for command in (["backup", "production"], ["backups", "production"], ["plan", "production"],
+                    ["rehearse", "production"], ["migrate", "production", "--yes"], ["verify", "production"],
+                    ["restore", "production", "20260101_000000", "--yes"], ["monitor-start", "production"],
+                    ["run-checklist", "production", "--yes"]):
+        result = cli(tmp_path, config, *command)
+        assert result.returncode != 0, command
+        said = result.stdout + result.stderr
+        assert "not available for PostgreSQL yet" in said and "nothing was changed" in said, (command, said)
+        assert "Traceback" not in said
+    after = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
+    assert after == before
+    assert not [name for name in pg_server.databases() if name.startswith("cutover_")]
+    assert not (tmp_path / "backups").exists()
+
+
+def test_the_api_compares_and_refuses_alike(tmp_path, config, api_headers):
+    app = make_app(tmp_path, config)
+    client = app.test_client()
+    diff = client.get("/api/v1/diff?left=development&right=production", headers=api_headers)
+    assert diff.status_code == 200 and diff.get_json()["differences"]
+    refused = client.post("/api/v1/environments/production/backups", headers=api_headers)
+    assert refused.status_code == 409 and refused.get_json()["error"] == "not_supported"
+
+
+def test_the_dashboard_shows_both_databases_and_their_drift(tmp_path, config):
+    app = make_app(tmp_path, config)
+    client = app.test_client()
+    log_in(client)
+    page = client.get("/").get_data(as_text=True)
+    assert "PostgreSQL 15" in page and "all valid" in page
+    assert "is <strong>behind</strong> development" in page
+    assert "root_id" in page
+
+
+def test_a_sqlite_reference_and_a_postgresql_target_are_shown_but_not_compared(tmp_path, pg_server, databases,
+                                                                               demo_dir):
+    path = tmp_path / "mixed.toml"
+    path.write_text(f"""
+[environments.development]
+database = "{demo_dir / 'goals_dev.db'}"
+reference = true
+
+[environments.production]
+url = "{pg_server.url(databases['prod'])}"
+""")
+    app = make_app(tmp_path, path)
+    client = app.test_client()
+    log_in(client)
+    page = client.get("/").get_data(as_text=True)
+    assert "development is a SQLite database and production a PostgreSQL one" in page
+    result = cli(tmp_path, path, "diff", "development", "production")
+    assert result.returncode == 2 and "compares schemas of the same engine only" in result.stderr
