@@ -77,7 +77,7 @@ class SnapshotCache:
             if cached and cached[0] == self._stamp(path) and not refresh:
                 return cached[1]
             previous = cached[1] if cached else None
-            if wait_for_checks or refresh or self._recent_checks(previous):
+            if wait_for_checks or refresh or not engine.slow_deep_checks or self._recent_checks(previous):
                 inspection = self._inspect_now(path, previous, refresh)
             else:
                 inspection = self._inspect_shallow_and_check_later(path)

@@ -72,6 +72,9 @@ class Engine(ABC):
     """One target (a file, a database URL) as its engine reaches it."""
 
     supports: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
+    # A snapshot's whole-database checks cost a pass over every byte (SQLite's quick_check), so
+    # the dashboard runs them in the background; False when a snapshot has no such part.
+    slow_deep_checks: ClassVar[bool] = True
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""  # how messages name the engine: "SQLite", "PostgreSQL"

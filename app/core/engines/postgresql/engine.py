@@ -33,6 +33,7 @@ class PostgresqlEngine(Engine):
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
     supports = frozenset()  # reading, comparing and the checks on connections so far
+    slow_deep_checks = False  # a snapshot is the catalog and counts: nothing to run apart
 
     def __init__(self, location):
         if not isinstance(location, PostgresLocation):
