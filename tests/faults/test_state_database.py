@@ -148,8 +148,8 @@ def test_a_read_only_disk(tmp_path, demo_config):
 # can (nobody can even read).
 LOCKER = """
 import sqlite3, sys, time
-path, kind, hold = sys.argv[1], sys.argv[2], float(sys.argv[3])
-connection = sqlite3.connect(path, isolation_level=None)
+path, kind, hold, wait = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+connection = sqlite3.connect(path, isolation_level=None, timeout=wait)
 if kind == "exclusive":
     connection.execute("PRAGMA locking_mode = EXCLUSIVE")
 connection.execute("BEGIN EXCLUSIVE")
@@ -163,10 +163,39 @@ print("released", flush=True)
 
 
 def lock_state_database(state_db: Path, kind: str, hold: float) -> subprocess.Popen:
-    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(state_db), kind, str(hold)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert locker.stdout.readline() == "locked\n", locker.stderr.read()
+    locker = try_to_lock(state_db, kind, hold)
+    assert locker is not None, "another process kept the dashboard's database locked"
     return locker
+
+
+def try_to_lock(state_db: Path, kind: str, hold: float, wait: float = 5.0) -> subprocess.Popen | None:
+    """A process holding the lock for `hold` seconds, or None when the database stayed busy
+    for `wait` seconds."""
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(state_db), kind, str(hold), str(wait)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if locker.stdout.readline() == "locked\n":
+        return locker
+    said = locker.stderr.read()
+    stop_locker(locker)
+    assert "database is locked" in said, said
+    return None
+
+
+def lock_while_paused(pid: int, state_db: Path, hold: float) -> subprocess.Popen:
+    """Pause the worker's group and take the dashboard's database from another process.
+
+    The pause may land while the worker itself holds the database (writing a log line); then
+    nobody can take it until the worker goes on, so it is resumed briefly and paused again."""
+    for _ in range(20):
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            locker = try_to_lock(state_db, "writer", hold, wait=0.5)
+        finally:
+            os.killpg(pid, signal.SIGCONT)
+        if locker is not None:
+            return locker
+        time.sleep(0.05)
+    raise AssertionError("the worker kept the dashboard's database locked through 20 pauses")
 
 
 def stop_locker(locker: subprocess.Popen) -> None:
@@ -260,11 +289,7 @@ def lock_during_the_transaction(app, tmp_path: Path, run_id: int, hold: float):
     watcher = LineWatcher(tmp_path / "state.db", job.id)
     try:
         assert watcher.wait_for(at_line("Phase 1: Add columns")) is not None, [r[2] for r in watcher.lines]
-        os.killpg(job.pid, signal.SIGSTOP)
-        try:
-            locker = lock_state_database(tmp_path / "state.db", "writer", hold)
-        finally:
-            os.killpg(job.pid, signal.SIGCONT)
+        locker = lock_while_paused(job.pid, tmp_path / "state.db", hold)
         locked_at = time.monotonic()
         try:
             deadline = time.monotonic() + hold + 3 * Config.STATE_BUSY_TIMEOUT
