@@ -193,7 +193,7 @@ def _run_baseline(context: JobContext, baseline: Baseline) -> Baseline:
 def _verified_run_backup(context: JobContext):
     backup, record = run_backup(context)
     context.emit("info", f"Verifying backup {backup.id} again (every copy's hash and quick_check)")
-    result = verify_backup(backup)
+    result = verify_backup(backup, target=context.environment.target)
     for check in result.copies:
         context.emit("ok" if check.ok else "error", f"{'✓' if check.ok else '✗'} {check.path}: {check.reason}")
     if not result.verified:

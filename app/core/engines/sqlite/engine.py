@@ -48,6 +48,8 @@ class SQLiteDialect(Dialect):
 class SQLiteEngine(Engine):
     name = "sqlite"
     title = "SQLite"
+    investigate_damage = backup_copy.INVESTIGATE
+    copy_check_name = "quick_check"
     Error = sqlite3.Error
     DatabaseError = sqlite3.DatabaseError
     dialect = SQLiteDialect()
@@ -146,6 +148,31 @@ class SQLiteEngine(Engine):
     def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
         return backup_copy.take_snapshot(self.path, copies, method, busy_timeout, progress, log,
                                          complete, fan_out)
+
+    @classmethod
+    def holds_target_bytes(cls, method: str) -> bool:
+        return method == backup_copy.LOCKED_COPY
+
+    def check_backup_source(self) -> None:
+        files.check_file(self.path)
+
+    def backup_size(self) -> int:
+        return backup_copy.size_with_wal(self.path)
+
+    def source_record(self) -> tuple[str, str | None]:
+        return backup_copy.source_record(self.path)
+
+    def is_source_of(self, source: str, source_realpath: str | None) -> bool:
+        return backup_copy.is_source_of(self.path, source, source_realpath)
+
+    def backup_facts(self, taken, copy_path) -> dict:
+        return backup_copy.backup_facts(self.path, taken, Path(copy_path))
+
+    def check_backup_copy(self, path) -> str:
+        return backup_copy.quick_check_file(Path(path))
+
+    def read_backup_copy(self, path):
+        return introspection.inspect_database(Path(path), deep=False)
 
     def quick_check_copy(self) -> str:
         return backup_copy.quick_check_file(self.path)
