@@ -360,7 +360,7 @@ _WRITING_VERBS = ("INSERT", "UPDATE", "DELETE", "MERGE")
 # Functions that act without writing a table, which a READ ONLY transaction still lets run.
 _ACTING_FUNCTIONS = ("nextval", "setval", "set_config", "pg_terminate_backend", "pg_cancel_backend",
                      "pg_reload_conf", "pg_rotate_logfile", "pg_switch_wal", "pg_promote", "pg_notify",
-                     "dblink_exec", "lo_import", "lo_export", "lo_unlink", "pg_create_restore_point")
+                     "dblink_exec", "lo_import", "lo_export", "lo_unlink")
 _ACTING_PREFIXES = ("pg_advisory_", "pg_try_advisory_", "pg_create_", "pg_drop_replication_slot")
 
 
@@ -443,13 +443,13 @@ class PostgresDialect(Dialect):
         """A value that ALTER TYPE ... ADD VALUE adds cannot be used in the same transaction
         (PostgreSQL: "unsafe use of new value"). Any later string equal to it counts as a use:
         the text alone cannot tell a cast to the enum from another string."""
-        added: dict[str, int] = {}
+        added: set[str] = set()
         problems = []
         for position, sql in enumerate(statements):
             tokens = significant(self.tokens(sql))
             label = _added_enum_value(tokens)
             if label is not None:
-                added.setdefault(label, position)
+                added.add(label)
                 continue
             used = next((value for value in map(string_value, tokens) if value in added), None)
             if used is not None:
