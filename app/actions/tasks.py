@@ -262,7 +262,7 @@ def restore_task(context: JobContext) -> dict:
 
 
 def _plans(context: JobContext):
-    return load_plans([Path(p) for p in context.params["plans"]])
+    return load_plans([Path(p) for p in context.params["plans"]], context.environment.target.dialect)
 
 
 def rehearse_task(context: JobContext) -> dict:

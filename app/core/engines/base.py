@@ -10,7 +10,7 @@ code only passes it back to the engine or runs SQL on it, and catches `engine.Er
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import import_module
@@ -72,7 +72,21 @@ class Dialect(ABC):
 
     @abstractmethod
     def forbidden_reason(self, sql: str) -> str | None:
-        """Why a plan may not run `sql` inside the migration's one transaction, or None."""
+        """Why a plan may not run `sql` in any phase, or None."""
+
+    @abstractmethod
+    def needs_own_transaction(self, sql: str) -> str | None:
+        """Why `sql` cannot run inside a transaction, so that only a phase declared
+        `-- phase: TITLE (no transaction)` may run it; None when a transaction can hold it."""
+
+    @abstractmethod
+    def no_transaction_phase_problem(self) -> str | None:
+        """Why this engine cannot run a phase outside the migration's transaction, or None."""
+
+    @abstractmethod
+    def transaction_problems(self, statements: Sequence[str]) -> list[tuple[int, str]]:
+        """(position, reason) for each of `statements`, run in order in one transaction, that
+        fails because of an earlier one in that transaction."""
 
     @abstractmethod
     def quote_identifier(self, name: str) -> str: ...

@@ -18,7 +18,7 @@ from app.core.engines.sqlite import (
     swap,
     transactions,
 )
-from app.core.engines.sqlite.dialect import read_only_query_problem, statement_is_complete
+from app.core.engines.sqlite import dialect as rules
 from app.core.fsutil import file_identity
 from app.core.processes import processes_holding
 from app.core.sql import quote_identifier
@@ -26,20 +26,25 @@ from app.core.sql import quote_identifier
 
 class SQLiteDialect(Dialect):
     def statement_is_complete(self, text: str) -> bool:
-        return statement_is_complete(text)
+        return rules.statement_is_complete(text)
 
     def read_only_query_problem(self, sql: str) -> QueryProblem | None:
-        return read_only_query_problem(sql)
+        return rules.read_only_query_problem(sql)
 
     def split_statements(self, text: str) -> list[tuple[str, int]]:
-        from app.core.plans import split_statements  # plans reads its dialect from here
-
-        return split_statements(text)
+        return rules.split_statements(text)
 
     def forbidden_reason(self, sql: str) -> str | None:
-        from app.core.plans import forbidden_reason
+        return rules.forbidden_reason(sql)
 
-        return forbidden_reason(sql)
+    def needs_own_transaction(self, sql: str) -> str | None:
+        return None  # what cannot run in a transaction is refused outright (VACUUM)
+
+    def no_transaction_phase_problem(self) -> str | None:
+        return rules.NO_TRANSACTION_PHASE_PROBLEM
+
+    def transaction_problems(self, statements) -> list[tuple[int, str]]:
+        return []
 
     def quote_identifier(self, name: str) -> str:
         return quote_identifier(name)
