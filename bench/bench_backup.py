@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from app.core.backup import BACKUP_API, LOCKED_COPY, create_backup, verify_backup
+from app.core.backup import create_backup, verify_backup
+from app.core.engines.sqlite.backup_copy import BACKUP_API, LOCKED_COPY
 from bench.datagen import DATA_DIR, large_pair
 
 WRITER = """

@@ -95,10 +95,7 @@ def test_the_engine_folder_is_the_only_place_that_names_the_engines_modules_from
 
 
 ENGINES = CORE / "engines"
-# Engine-neutral core modules that still import one engine's modules, each waiting to ask the
-# target's engine instead; the list may only shrink. The demo is not on it: it builds two SQLite
-# files and says so.
-NOT_YET_ENGINE_NEUTRAL = {"app/core/backup.py", "app/core/plans.py"}
+# The demo builds two SQLite files and says so: it may use the SQLite engine's tools.
 BUILDS_SQLITE_FILES = {"app/core/demo.py"}
 
 
@@ -115,10 +112,7 @@ def engine_internals_importers() -> set[str]:
 
 def test_neutral_core_modules_reach_an_engine_only_through_the_interface():
     importers = engine_internals_importers() - BUILDS_SQLITE_FILES
-    new = importers - NOT_YET_ENGINE_NEUTRAL
-    assert not new, f"{sorted(new)} import an engine's modules: ask the target's engine (engine_for) instead"
-    moved = NOT_YET_ENGINE_NEUTRAL - importers
-    assert not moved, f"{sorted(moved)} no longer import an engine's modules: take them off the list"
+    assert not importers, f"{sorted(importers)} import an engine's modules: ask the target's engine (engine_for) instead"
 
 # Imported through the real `app` package: its __init__ loads the Flask factory only on demand.
 IMPORTS_NO_FLASK = """

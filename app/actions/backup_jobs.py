@@ -48,7 +48,7 @@ def restore_job(env: Environment, backup_id: str, operator: str) -> Job:
 
 def verify_now(env: Environment, backup_id: str, operator: str):
     require_capability(env, "backup")
-    result = verify_backup(find_backup(env.backup_dirs, env.target, backup_id))
+    result = verify_backup(find_backup(env.backup_dirs, env.target, backup_id), target=env.target)
     audit.record(operator, "verify", target=f"{env.name}/{backup_id}", result="ok" if result.verified else "failed")
     return result
 

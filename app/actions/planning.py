@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.actions.guards import refuse_outside_open_run, refuse_unapproved_migration, require_capability
+from app.core.engines import Dialect
 from app.core.errors import UsageError
 from app.core.plans import PlanSet, load_plan_set
 from app.core.prep import PrepPlan, generate_prep
@@ -35,10 +36,11 @@ def plan_paths(targets: Targets, env: Environment, explicit: list[str] | None = 
     return ([prep] if prep.is_file() else []) + list(targets.workspace.plans)
 
 
-def load_plans(paths: list[Path]) -> PlanSet:
+def load_plans(paths: list[Path], dialect: Dialect) -> PlanSet:
+    """The plan set as the target's dialect (`env.target.dialect`) splits and checks it."""
     if not paths:
         raise UsageError("No migration plans: add [migration] plans = [...] to cutover.toml, or give --plan FILE.")
-    return load_plan_set(paths)
+    return load_plan_set(paths, dialect=dialect)
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ def reference_schema(targets: Targets, env: Environment):
 def plan_view(targets: Targets, env: Environment, explicit: list[str] | None = None) -> PlanView:
     require_capability(env, "plan")
     paths = plan_paths(targets, env, explicit)
-    plan_set = load_plans(paths)
+    plan_set = load_plans(paths, env.target.dialect)
     reconciliation = reconcile(env.target, plan_set, busy_timeout=targets.cache.busy_timeout)
     reference, schema = reference_schema(targets, env)
     checked = preflight(reconciliation, schema, target_label=env.name,
@@ -83,7 +85,8 @@ def make_prep(targets: Targets, env: Environment, reference_name: str) -> PrepPl
         if not inspection.ok:
             raise inspection.error
         snapshots.append(inspection.snapshot)
-    configured = load_plan_set(targets.workspace.plans) if targets.workspace.plans else None
+    configured = (load_plan_set(targets.workspace.plans, dialect=env.target.dialect)
+                  if targets.workspace.plans else None)
     return generate_prep(snapshots[0].schema, snapshots[1].schema, engine=env.target,
                          plan_set=configured, target_label=env.name, reference_label=reference.name)
 
@@ -117,7 +120,7 @@ def start_job(kind: str, env: Environment, operator: str, explicit: list[str] | 
               targets: Targets, run_here: bool = False) -> Job:
     require_capability(env, kind)
     paths = plan_paths(targets, env, explicit)
-    load_plans(paths)  # a bad plan is refused here, before a job exists
+    load_plans(paths, env.target.dialect)  # a bad plan is refused here, before a job exists
     if kind == "migrate":
         refuse_outside_open_run(env.name, "migrate", operator)
         refuse_unapproved_migration(targets.workspace, env, operator)

@@ -225,7 +225,7 @@ def take_backup(context: JobContext, moment: datetime | None = None):
 def verify_task(context: JobContext) -> dict:
     env = context.environment
     backup = find_backup(env.backup_dirs, env.target, context.params["backup"])
-    result = verify_backup(backup)
+    result = verify_backup(backup, target=env.target)
     for check in result.copies:
         context.emit("ok" if check.ok else "error", f"{'✓' if check.ok else '✗'} {check.path}: {check.reason}")
     if not result.verified:
@@ -262,7 +262,7 @@ def restore_task(context: JobContext) -> dict:
 
 
 def _plans(context: JobContext):
-    return load_plans([Path(p) for p in context.params["plans"]])
+    return load_plans([Path(p) for p in context.params["plans"]], context.environment.target.dialect)
 
 
 def rehearse_task(context: JobContext) -> dict:

@@ -66,7 +66,7 @@ def required_index_names(targets: Targets, env: Environment) -> list[str]:
     paths = plan_paths(targets, env)
     if not paths:
         return []
-    shapes = [statement_shape(s.sql) for s in load_plans(paths).statements()]
+    shapes = [statement_shape(s.sql) for s in load_plans(paths, env.target.dialect).statements()]
     return [shape.name for shape in shapes if shape.verb == "create" and shape.object == "index" and not shape.temporary]
 
 

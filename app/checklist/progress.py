@@ -109,7 +109,7 @@ def subject_of(targets: Targets, env: Environment, checklist: Checklist, step: S
     if step.kind in ("rehearse", "migrate", "hotfix"):
         paths = step_plan_paths(targets, env, checklist, step)
         try:
-            plan_set = load_plans(paths)
+            plan_set = load_plans(paths, env.target.dialect)
         except CutoverError as error:
             return f"plan unreadable: {error.message}", ""
         return f"plan {plan_set.hash[:12]} ({', '.join(p.name for p in paths)})", plan_set.hash

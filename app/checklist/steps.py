@@ -158,7 +158,7 @@ def rehearse_step(context: JobContext) -> dict:
 def migrate_step(context: JobContext) -> dict:
     env = context.environment
     checklist, step = definition(context)
-    plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step))
+    plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step), env.target.dialect)
     backup, backup_record = _verified_run_backup(context)
     baseline = _run_baseline(context, Baseline.of_backup(backup, backup_record["stamp"], remedy=ABANDON))
     _refuse_if_application_runs(context, env)
@@ -169,7 +169,7 @@ def migrate_step(context: JobContext) -> dict:
 def hotfix_step(context: JobContext) -> dict:
     env = context.environment
     checklist, step = definition(context)
-    plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step))
+    plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step), env.target.dialect)
     backup, _ = run_backup(context)
     if not backup.verified:
         raise StepRefused(f"Backup {backup.id} is {backup.status} now; the way back must be verified first.")
@@ -193,7 +193,7 @@ def _run_baseline(context: JobContext, baseline: Baseline) -> Baseline:
 def _verified_run_backup(context: JobContext):
     backup, record = run_backup(context)
     context.emit("info", f"Verifying backup {backup.id} again (every copy's hash and quick_check)")
-    result = verify_backup(backup)
+    result = verify_backup(backup, target=context.environment.target)
     for check in result.copies:
         context.emit("ok" if check.ok else "error", f"{'✓' if check.ok else '✗'} {check.path}: {check.reason}")
     if not result.verified:
@@ -212,7 +212,7 @@ def _run_rehearsal(context: JobContext, checklist, env: Environment):
     rehearse = next((s for s in checklist.steps if s.kind == "rehearse"), None)
     if not rehearsal or rehearse is None:
         raise StepRefused("This run has no passing rehearsal.")
-    return rehearsal, load_plans(step_plan_paths(context.targets, env, checklist, rehearse))
+    return rehearsal, load_plans(step_plan_paths(context.targets, env, checklist, rehearse), env.target.dialect)
 
 
 def _check_run_rehearsal(context: JobContext, checklist, env: Environment) -> None:

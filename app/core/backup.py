@@ -53,17 +53,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from app.core.engines import Engine, engine_for
-from app.core.engines.sqlite.backup_copy import (  # noqa: F401  (the methods: callers outside the core)
-    BACKUP_API,
-    LOCKED_COPY,
-    METHODS,
-    SQLITE_VERSION,
-    SnapshotTaken,
-    quick_check_file,
-    source_failed,
-)
-from app.core.engines.sqlite.files import check_file
-from app.core.errors import BackupError, CutoverError, NotFound, UsageError
+from app.core.engines.base import SnapshotTaken
+from app.core.errors import BackupError, CutoverError, NotFound, UsageError, source_damaged
 from app.core.fsutil import (
     Progress,
     copy_and_hash,
@@ -78,7 +69,6 @@ from app.core.fsutil import (
     sha256_of_file,
     write_file_atomically,
 )
-from app.core.inspect import inspect_database
 
 MANIFEST_FORMAT = "cutover-backup/1"
 BACKUP_ID = re.compile(r"[0-9]{8}_[0-9]{6}(?:_[0-9]+)?")  # [0-9]: \d also matches other scripts' digits
@@ -104,21 +94,26 @@ class Manifest:
     sha256: str
     schema_fingerprint: str
     row_counts: dict
-    sqlite_version: str
     method: str
-    journal_mode: str  # of the source; copies are stored with a rollback-journal header
-    page_size: int
-    page_count: int
     copies: tuple[str, ...]
+    # A SQLite source's facts (its copies are stored with a rollback-journal header).
+    sqlite_version: str = ""
+    journal_mode: str = ""
+    page_size: int = 0
+    page_count: int = 0
     verification: dict | None = None  # the latest verify_backup outcome, when recorded
     # The source's real path (symlinks resolved) when the backup was taken: two databases
     # may share a file name and a backup folder, so the name alone cannot say whose a backup
     # is. Manifests written before it was recorded lack it (None).
     source_realpath: str | None = None
+    # The engine the backup was taken by, and its own facts (a PostgreSQL server's version,
+    # pg_dump's); a manifest without them is a SQLite file's, as every manifest once was.
+    engine: str = "sqlite"
+    engine_facts: dict | None = None
     format: str = MANIFEST_FORMAT
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "format": self.format,
             "id": self.id,
             "database_name": self.database_name,
@@ -128,15 +123,17 @@ class Manifest:
             "sha256": self.sha256,
             "schema_fingerprint": self.schema_fingerprint,
             "row_counts": dict(self.row_counts),
-            "sqlite_version": self.sqlite_version,
+            **({"sqlite_version": self.sqlite_version} if self.engine == "sqlite" else {}),
             "method": self.method,
-            "journal_mode": self.journal_mode,
-            "page_size": self.page_size,
-            "page_count": self.page_count,
+            **({"journal_mode": self.journal_mode, "page_size": self.page_size, "page_count": self.page_count}
+               if self.engine == "sqlite" else {}),
             "copies": list(self.copies),
             "verification": self.verification,
             "source_realpath": self.source_realpath,
         }
+        if self.engine != "sqlite":
+            data.update(engine=self.engine, engine_facts=self.engine_facts)
+        return data
 
     def to_json(self) -> bytes:
         return (json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n").encode()
@@ -146,8 +143,12 @@ class Manifest:
         """Read a manifest, checking every field's type (manifests are files anyone can edit)."""
         if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
             raise ValueError(f"not a {MANIFEST_FORMAT} manifest")
-        values = {name: data.get(name) for name in _MANIFEST_TYPES}
-        for name, kind in _MANIFEST_TYPES.items():
+        engine = data.get("engine", "sqlite")
+        if not isinstance(engine, str):
+            raise ValueError("field 'engine' must name an engine")
+        types = {**_MANIFEST_TYPES, **(_SQLITE_MANIFEST_TYPES if engine == "sqlite" else {})}
+        values = {name: data.get(name) for name in types}
+        for name, kind in types.items():
             if not isinstance(values[name], kind) or isinstance(values[name], bool):
                 raise ValueError(f"field {name!r} is missing or not a {kind.__name__}")
         if not all(isinstance(path, str) for path in values["copies"]):
@@ -158,15 +159,19 @@ class Manifest:
         source_realpath = data.get("source_realpath")
         if source_realpath is not None and not isinstance(source_realpath, str):
             raise ValueError("field 'source_realpath' must be a path")
+        engine_facts = data.get("engine_facts")
+        if engine_facts is not None and not isinstance(engine_facts, dict):
+            raise ValueError("field 'engine_facts' must be an object")
         values["copies"] = tuple(values["copies"])
-        return cls(**values, verification=verification, source_realpath=source_realpath)
+        return cls(**values, verification=verification, source_realpath=source_realpath,
+                   engine=engine, engine_facts=engine_facts)
 
 
 _MANIFEST_TYPES = {
     "id": str, "database_name": str, "source": str, "created_at": str, "size_bytes": int,
-    "sha256": str, "schema_fingerprint": str, "row_counts": dict, "sqlite_version": str,
-    "method": str, "journal_mode": str, "page_size": int, "page_count": int, "copies": list,
+    "sha256": str, "schema_fingerprint": str, "row_counts": dict, "method": str, "copies": list,
 }
+_SQLITE_MANIFEST_TYPES = {"sqlite_version": str, "journal_mode": str, "page_size": int, "page_count": int}
 
 
 @dataclass(frozen=True)
@@ -500,18 +505,18 @@ def create_backup(
     holds the target): closing our descriptor of the source drops every POSIX lock this
     process holds on it, SQLite's included ("How To Corrupt", 2.2).
     """
-    source = Path(os.path.abspath(target_file(source)))
+    source = _catalogued(source)
     say = log or (lambda line: None)
     folders = usable_backup_folders(backup_dirs)
-    check_file(source)
+    source.check_backup_source()
     for folder in folders:
-        remove_stale_partials(folder, f"{source.name}.backup_")
+        remove_stale_partials(folder, f"{source.backup_name}.backup_")
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    backup_id = free_backup_id(folders, source.name, moment)
-    check_free_space(folders, _size_with_wal(source))
-    copies = _PartialCopies.create(folders, source.name, backup_id)
+    backup_id = free_backup_id(folders, source.backup_name, moment)
+    check_free_space(folders, source.backup_size())
+    copies = _PartialCopies.create(folders, source.backup_name, backup_id)
     try:
-        say(f"Backing up {source} as {backup_id} into {len(folders)} folder(s).")
+        say(f"Backing up {source.label} as {backup_id} into {len(folders)} folder(s).")
         with ThreadPoolExecutor(max_workers=3 * len(folders) + 1) as pool:
             manifest, snapshot = _snapshot_and_check(
                 source, copies, pool, backup_id, moment, method, busy_timeout, verify, progress, say)
@@ -536,9 +541,9 @@ def _snapshot_and_check(source, copies, pool, backup_id, moment, method, busy_ti
 
     def complete(paths: list[Path]) -> None:
         if verify:
-            quick_checks.update({path: pool.submit(_quick_check_part, path) for path in paths})
+            quick_checks.update({path: pool.submit(_quick_check_part, source, path) for path in paths})
 
-    snapshot = engine_for(source).backup_snapshot(
+    snapshot = source.backup_snapshot(
         copies, method=method, busy_timeout=busy_timeout, progress=progress, log=say,
         complete=complete, fan_out=_hash_and_fan_out)
     flushed = pool.submit(copies.fsync)  # to disk while we read the copies back
@@ -547,10 +552,10 @@ def _snapshot_and_check(source, copies, pool, backup_id, moment, method, busy_ti
         say("Snapshot taken; verifying every copy before publishing it.")
         temporaries = tuple(copy.temporary for copy in copies.copies)
         checks = _finish_checks(
-            pool, temporaries, manifest, [quick_checks[p] for p in temporaries],
-            # The backup API's copy was hashed by reading it back; a locked copy's hash
+            source, pool, temporaries, manifest, [quick_checks[p] for p in temporaries],
+            # A copy hashed by reading it back needs no second read; a locked copy's hash
             # is the source's, so every copy of it is read back here.
-            hashed=copies.first.temporary if snapshot.method == BACKUP_API else None,
+            hashed=copies.first.temporary if snapshot.hashed_from_copy else None,
             described=copies.first.temporary,
         )
         manifest = _verified_manifest(source, manifest, copies, checks)
@@ -558,43 +563,31 @@ def _snapshot_and_check(source, copies, pool, backup_id, moment, method, busy_ti
     return manifest, snapshot
 
 
-def _size_with_wal(path: Path) -> int:
-    wal = path.with_name(path.name + "-wal")
-    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
-
-
-def _snapshot_manifest(source, backup_id, moment, snapshot: SnapshotTaken, copies) -> Manifest:
-    """Describe the snapshot from the copy itself: what the source held at that moment."""
-    try:
-        facts = inspect_database(copies.first.temporary, deep=False)
-    except CutoverError as exc:
-        raise source_failed(source, exc.message) from None
+def _snapshot_manifest(source: Engine, backup_id, moment, snapshot: SnapshotTaken, copies) -> Manifest:
+    """What the source held at the snapshot's moment, as its engine describes it."""
+    recorded_source, recorded_realpath = source.source_record()
     return Manifest(
         id=backup_id,
-        database_name=source.name,
-        source=str(source),
+        database_name=source.backup_name,
+        source=recorded_source,
         created_at=moment.isoformat(timespec="seconds"),
         size_bytes=snapshot.size,
         sha256=snapshot.sha256,
-        schema_fingerprint=facts.schema.fingerprint(),
-        row_counts=facts.row_counts(),
-        sqlite_version=SQLITE_VERSION,
         method=snapshot.method,
-        journal_mode=snapshot.journal_mode,
-        page_size=facts.facts.page_size,
-        page_count=facts.facts.page_count,
         copies=tuple(str(copy.final) for copy in copies.copies),
-        source_realpath=os.path.realpath(source),
+        source_realpath=recorded_realpath,
+        **({} if source.name == "sqlite" else {"engine": source.name}),
+        **source.backup_facts(snapshot, copies.first.temporary),
     )
 
 
-def _verified_manifest(source: Path, manifest: Manifest, copies: _PartialCopies,
+def _verified_manifest(source: Engine, manifest: Manifest, copies: _PartialCopies,
                        checks: tuple[CopyCheck, ...]) -> Manifest:
     """Judge the hidden copies' checks; the manifest records the outcome under final names."""
     failed = [(copy, check) for copy, check in zip(copies.copies, checks) if not check.ok]
     if failed and all(check.sha256 == manifest.sha256 for check in checks):
         # Every copy holds exactly the bytes read from the source: the source is damaged.
-        raise source_failed(source, failed[0][1].reason)
+        raise source_damaged(source.label, failed[0][1].reason, source.investigate_damage)
     if failed:
         copy, check = failed[0]
         raise BackupError(
@@ -626,7 +619,7 @@ def _now_text() -> str:
 # --- verifying ------------------------------------------------------------------------
 
 
-def verify_backup(backup: Backup, *, record: bool = True) -> VerificationResult:
+def verify_backup(backup: Backup, *, record: bool = True, target=None) -> VerificationResult:
     """Check every copy now: SHA-256, quick_check, exact row counts and schema fingerprint.
 
     The hash read and the SQLite checks of every copy run in parallel threads (hashlib
@@ -640,7 +633,7 @@ def verify_backup(backup: Backup, *, record: bool = True) -> VerificationResult:
             for path in backup.copies
         )
         return VerificationResult(backup.id, False, checked_at, checks)
-    checks = _check_copies(backup.copies, backup.manifest)
+    checks = _check_copies(_copy_reader(backup.manifest, target), backup.copies, backup.manifest)
     missing = [path for path in backup.manifest.copies if Path(path) not in backup.copies]
     checks += tuple(CopyCheck(path, False, "copy is missing") for path in missing)
     verified = bool(checks) and all(check.ok for check in checks)
@@ -650,17 +643,25 @@ def verify_backup(backup: Backup, *, record: bool = True) -> VerificationResult:
     return result
 
 
-def _check_copies(paths: tuple[Path, ...], manifest: Manifest) -> tuple[CopyCheck, ...]:
-    """Three independent reads per copy, all in parallel: its SHA-256, SQLite's
-    quick_check (the slowest: about 2.4 s per GB) and its row counts + fingerprint."""
+def _copy_reader(manifest: Manifest, target) -> Engine:
+    """The engine that reads this backup's copies: the target's own when given (a PostgreSQL
+    copy is read by restoring it on the target's server), else the manifest's engine's."""
+    if target is not None:
+        return engine_for(target)
+    return engine_for(manifest.source, manifest.engine)
+
+
+def _check_copies(reader: Engine, paths: tuple[Path, ...], manifest: Manifest) -> tuple[CopyCheck, ...]:
+    """Three independent reads per copy, all in parallel: its SHA-256, its integrity check
+    (SQLite's quick_check, the slowest: about 2.4 s per GB) and its row counts + fingerprint."""
     if not paths:
         return ()
     with ThreadPoolExecutor(max_workers=min(12, 3 * len(paths))) as pool:
-        quick_checks = [pool.submit(_quick_check_part, path) for path in paths]
-        return _finish_checks(pool, paths, manifest, quick_checks)
+        quick_checks = [pool.submit(_quick_check_part, reader, path) for path in paths]
+        return _finish_checks(reader, pool, paths, manifest, quick_checks)
 
 
-def _finish_checks(pool, paths, manifest: Manifest, quick_checks: list[Future], *,
+def _finish_checks(reader: Engine, pool, paths, manifest: Manifest, quick_checks: list[Future], *,
                    hashed: Path | None = None, described: Path | None = None) -> tuple[CopyCheck, ...]:
     """Hash and content checks next to the running quick_checks.
 
@@ -674,12 +675,12 @@ def _finish_checks(pool, paths, manifest: Manifest, quick_checks: list[Future], 
         return pool.submit(_hash_part, path)
 
     def content_part(path: Path):
-        return _done([]) if path == described else pool.submit(_content_part, path, manifest)
+        return _done([]) if path == described else pool.submit(_content_part, reader, path, manifest)
 
     hashes = [hash_part(path) for path in paths]
     contents = [content_part(path) for path in paths]
     parts = [(h.result(), c.result(), k.result()) for h, c, k in zip(hashes, quick_checks, contents)]
-    return tuple(_combine(path, manifest, *part) for path, part in zip(paths, parts))
+    return tuple(_combine(reader, path, manifest, *part) for path, part in zip(paths, parts))
 
 
 def _done(value) -> Future:
@@ -707,20 +708,20 @@ def _is_regular_file(path: Path) -> bool:
         return False
 
 
-def _quick_check_part(path: Path) -> str | None:
+def _quick_check_part(reader: Engine, path: Path) -> str | None:
     if not _is_regular_file(path):
         return None  # the hash part says why
     try:
-        return quick_check_file(path)
+        return reader.check_backup_copy(path)
     except CutoverError as exc:
         return f"cannot be opened as a database: {exc.message}"
 
 
-def _content_part(path: Path, manifest: Manifest) -> list[str]:
+def _content_part(reader: Engine, path: Path, manifest: Manifest) -> list[str]:
     if not _is_regular_file(path):
         return []
     try:
-        return content_problems(inspect_database(path, deep=False), manifest)
+        return content_problems(reader.read_backup_copy(path), manifest)
     except CutoverError as exc:
         return [f"cannot be opened as a database: {exc.message}"]
 
@@ -740,13 +741,13 @@ def content_problems(snapshot, manifest: Manifest) -> list[str]:
     return problems
 
 
-def _combine(path: Path, manifest: Manifest, hashed, quick_check, content) -> CopyCheck:
+def _combine(reader: Engine, path: Path, manifest: Manifest, hashed, quick_check, content) -> CopyCheck:
     size, sha256, read_problem = hashed
     if read_problem:
         problems = [read_problem]
     elif quick_check != "ok":
         # Counts read from damaged pages mean nothing; the damage is the reason.
-        problems = [f"quick_check: {(quick_check or '').splitlines()[0]}"]
+        problems = [f"{reader.copy_check_name}: {(quick_check or '').splitlines()[0]}"]
     else:
         problems = content
     if sha256 is not None and sha256 != manifest.sha256:
@@ -796,8 +797,8 @@ def list_backups(backup_dirs: Iterable, database) -> list[Backup]:
     refused (listed as problems, never opened); copies no readable manifest claims are
     listed as not attributed ("unverifiable" when no manifest is beside them).
     """
-    database = _database_path(database)
-    found = _collect(_existing_folders(backup_dirs), database.name)
+    database = _catalogued(database)
+    found = _collect(_existing_folders(backup_dirs), database.backup_name)
     backups = [_assemble(database, backup_id, item) for backup_id, item in found.items()]
     return sorted((b for b in backups if b is not None), key=lambda b: _id_order(b.id), reverse=True)
 
@@ -805,41 +806,39 @@ def list_backups(backup_dirs: Iterable, database) -> list[Backup]:
 def find_backup(backup_dirs: Iterable, database, backup_id) -> Backup:
     """`database`'s backup with that id; the id is checked before any file is touched."""
     check_backup_id(backup_id)
-    database = _database_path(database)
+    database = _catalogued(database)
     folders = _existing_folders(backup_dirs)
-    found = _collect(folders, database.name, only_id=backup_id)
+    found = _collect(folders, database.backup_name, only_id=backup_id)
     backup = _assemble(database, backup_id, found[backup_id]) if backup_id in found else None
     if backup is None:
         where = ", ".join(str(folder) for folder in folders) or "no existing backup folder"
-        raise NotFound(f"No backup {backup_id} of {database} in {where}.", backup_id=backup_id)
+        raise NotFound(f"No backup {backup_id} of {database.label} in {where}.", backup_id=backup_id)
     return backup
 
 
 def target_file(target):
-    """The file a target is: the catalogue and restore still work on files (a SQLite target),
-    so an engine is taken at its location; a path is taken as it is."""
+    """The file a SQLite target is (restore still works on files): an engine is taken at its
+    location; a path is taken as it is."""
     return target.location if isinstance(target, Engine) else target
 
 
-def _database_path(database) -> Path:
-    """The database file's absolute path, as create_backup records it; its name is checked
-    because backups are named after it."""
-    database = target_file(database)
+def _catalogued(database) -> Engine:
+    """The target's engine (a SQLite file's path is taken as one); the name its backups are
+    filed under is checked, because every copy is named after it."""
+    if isinstance(database, Engine):
+        check_database_name(database.backup_name)
+        return database
     if not isinstance(database, (str, os.PathLike)):
         raise UsageError(f"{database!r} is not a database file's path.", database=repr(database))
-    check_database_name(Path(database).name)
-    return Path(os.path.abspath(database))
+    check_database_name(Path(database).name)  # before the path is touched at all
+    return engine_for(Path(os.path.abspath(database)))
 
 
 def belongs_to(manifest: Manifest, database) -> bool:
-    """Was this backup taken from the database file `database`?
-
-    Compared by path and by real path, never by file name. A manifest written before the
-    real path was recorded is judged by its source path (resolved now).
-    """
-    here = {os.path.abspath(database), os.path.realpath(database)}
-    recorded = {manifest.source, manifest.source_realpath or os.path.realpath(manifest.source)}
-    return bool(here & recorded)
+    """Was this backup taken from `database` (an engine, or a SQLite file's path)? Asked of
+    the target's engine (by path and real path for a file, never by name alone)."""
+    engine = engine_for(database)
+    return manifest.engine == engine.name and engine.is_source_of(manifest.source, manifest.source_realpath)
 
 
 def _existing_folders(backup_dirs: Iterable) -> list[Path]:
@@ -881,14 +880,14 @@ def _entries(folder: Path) -> list[os.DirEntry]:
                           directory=str(folder), reason="unreadable") from None
 
 
-def _assemble(database: Path, backup_id: str, item: _Found) -> Backup | None:
+def _assemble(database: Engine, backup_id: str, item: _Found) -> Backup | None:
     """`database`'s part of the files found under this id, or None when it has none.
 
     A copy and a manifest belong to whoever the manifest beside the copy names; a copy
     whose own manifest is missing or unreadable, to whoever a readable manifest lists it
     among its copies. What nobody can be shown to own is listed, not attributed.
     """
-    readable, unreadable = _read_manifests(item, database.name, backup_id)
+    readable, unreadable = _read_manifests(item, database.backup_name, backup_id)
 
     def owner(copy: Path) -> bool | None:
         beside = manifest_path(copy)
@@ -910,12 +909,12 @@ def _assemble(database: Path, backup_id: str, item: _Found) -> Backup | None:
             own.problems.append(
                 f"{', '.join(map(str, unknown.copies))}: no manifest says which database this was "
                 "taken from; it is not counted as part of this backup and is left alone")
-        return _backup_of(database.name, backup_id, own, [readable[p] for p in own.manifests if p in readable])
+        return _backup_of(database.backup_name, backup_id, own, [readable[p] for p in own.manifests if p in readable])
     if unknown.copies or unknown.manifests or unknown.problems:  # a planted symlink is shown too
         unknown.problems.append(
             "no readable manifest says which database this was taken from (another database "
-            f"named {database.name} may share the folder): it is listed, never pruned")
-        return replace(_backup_of(database.name, backup_id, unknown, []), attributed=False)
+            f"named {database.backup_name} may share the folder): it is listed, never pruned")
+        return replace(_backup_of(database.backup_name, backup_id, unknown, []), attributed=False)
     return None
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from app.core.backup import LOCKED_COPY
 from app.core.engines import engine_for
+from app.core.engines.base import engine_class
 from app.core.errors import TargetChanged
 from app.core.events import Emit, discard
 from app.core.fsutil import sha256_of_file
@@ -39,7 +39,7 @@ class Baseline:
     def of_backup(cls, backup, stamp: list, **words) -> Baseline:
         """The baseline of a verified backup (a core Backup) whose stamp was taken just before it."""
         manifest = backup.manifest
-        byte_copy = manifest is not None and manifest.method == LOCKED_COPY
+        byte_copy = manifest is not None and engine_class(manifest.engine).holds_target_bytes(manifest.method)
         return cls(stamp, backup.id, sha256=manifest.sha256 if byte_copy else None, **words)
 
     @property

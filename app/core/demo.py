@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 # The demo is two SQLite files: it is built with the SQLite engine's own tools.
 from .engines.sqlite.building import Connection, build_database_file, remove_database_files
+from .engines.sqlite.engine import SQLiteEngine
 from .engines.sqlite.transactions import immediate_transaction
 from .errors import ConfigError
 from .plans import PlanStatement, parse_plan_text
@@ -465,13 +466,14 @@ def _build_development(connection: Connection, seed: int, plans: dict[str, bytes
     # Development is exactly "the plans applied": each file in one transaction, phase by phase.
     for content in plans.values():
         with immediate_transaction(connection):
-            for statement in parse_plan_text(content.decode("utf-8")).statements():
+            for statement in parse_plan_text(content.decode("utf-8"), dialect=SQLiteEngine.dialect).statements():
                 connection.execute(statement.sql)
 
 
 def _build_production(connection: Connection, seed: int, plans: dict[str, bytes]) -> None:
     dataset = generate_dataset(random.Random(f"{seed}:production"), PROD_SIZE)
-    migration = parse_plan_text(plans[PLAN_FILES[0]].decode("utf-8")).statements()
+    migration = parse_plan_text(plans[PLAN_FILES[0]].decode("utf-8"),
+                                dialect=SQLiteEngine.dialect).statements()
     with immediate_transaction(connection):
         _create_base_schema(connection, drifted=True)
         _insert_rows(connection, dataset, drifted=True, keep=_created_before_attempt)

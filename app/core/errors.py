@@ -125,3 +125,14 @@ class NotSupported(CutoverError):
 
     code = "not_supported"
     http_status = 409
+
+
+def source_damaged(source: str, problem: str, investigate: str) -> BackupError:
+    """A backup refused because its source failed the check at snapshot time."""
+    return BackupError(
+        f"The source database {source} failed its integrity check at snapshot time "
+        f"({problem}). No backup was kept: a backup of a damaged database cannot be "
+        f"trusted. {investigate}",
+        source=str(source),
+        reason="source_damaged",
+    )

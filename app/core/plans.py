@@ -1,19 +1,22 @@
 """Migration plans: `.sql` files split into phases and statements, checked before anything runs.
 
 Format: a line `-- phase: TITLE` starts a phase (statements before the first one belong
-to a phase named after the file); statements end where `sqlite3.complete_statement` says
-they do, so a `;` inside a string or inside a trigger's BEGIN ... END body does not split
-one. The `--` lines just before a statement are kept with it for display.
+to a phase named after the file); statements end where the target's dialect says they do
+(app/core/engines/*/dialect.py), so a `;` inside a string or a trigger's or function's body
+does not split one. The `--` lines just before a statement are kept with it for display.
 
-Loading refuses statements that would break the single transaction a migration runs in
-(BEGIN, COMMIT, SAVEPOINT, ...), that cannot run inside one (VACUUM), that reach outside
-the backed-up file (ATTACH) or that change the connection or the file behind SQLite's back
-(PRAGMA). A plan set's hash covers each statement exactly as it will be executed: no
-normal form of SQL text is semantics-preserving in SQLite (a double-quoted "Archived" that
-names no column is a string; a view's unaliased column is named after its expression's
-text, spacing and case included; comments inside a CREATE are stored in the schema), so
-the hash that was reviewed and rehearsed is exactly what runs. Comments between
-statements and phase titles are not executed and do not count.
+Loading refuses what the dialect says a plan may not run: statements that would break the
+single transaction a migration runs in (BEGIN, COMMIT, SAVEPOINT, ...), that reach outside
+the backed-up database, or that cannot run inside a transaction. Where the engine can run a
+phase outside that transaction, a phase declared `-- phase: TITLE (no transaction)` may hold
+the last kind (PostgreSQL's CREATE INDEX CONCURRENTLY); such a phase is not atomic, and an
+engine that cannot run one (SQLite) refuses the plan. A plan set's hash covers each statement
+exactly as it will be executed: no normal form of SQL text is semantics-preserving in SQLite
+(a double-quoted "Archived" that names no column is a string; a view's unaliased column is
+named after its expression's text, spacing and case included; comments inside a CREATE are
+stored in the schema), so the hash that was reviewed and rehearsed is exactly what runs.
+Comments between statements and phase titles are not executed and do not count; which
+statements run outside the transaction does.
 
 A line `-- accept-drop: KIND NAME` (KIND is index, trigger or view) declares that the plan
 means to destroy that object without re-creating it (e.g. a table rebuild that leaves an
@@ -29,7 +32,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.engines.sqlite.dialect import statement_is_complete
+from app.core.engines.base import DEFAULT_ENGINE, Dialect, engine_class
 from app.core.errors import PlanError
 from app.core.sql import (
     Token,
@@ -45,13 +48,8 @@ _PHASE_MARKER = re.compile(r"^\s*--\s*phase\s*:\s*(.+?)\s*$", re.IGNORECASE)
 _ACCEPT_MARKER = re.compile(r"^\s*--\s*accept-drop\s*:(.*)$", re.IGNORECASE)
 ACCEPTABLE_KINDS = ("index", "trigger", "view")
 
-_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
-_PRAGMA_REASONS = {
-    "writable_schema": "it lets SQL edit sqlite_schema directly, which can corrupt the database",
-    "journal_mode": ("it cannot change inside a transaction, and would switch off crash safety "
-                     "if it could"),
-    "foreign_keys": "it is silently ignored inside a transaction, so it would not do what it says",
-}
+# `-- phase: TITLE (no transaction)`: the phase runs outside the migration's transaction.
+_NO_TRANSACTION = re.compile(r"^(.*?)\s*\(\s*no\s+transaction\s*\)$", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- data
@@ -66,6 +64,7 @@ class PlanStatement:
     comments: tuple[str, ...]  # the `--` lines just before it, without the dashes
     index: int  # 0-based position in the plan set
     phase_number: int = 1  # 1-based position of its phase in the plan set
+    transactional: bool = True  # False in a phase declared `(no transaction)`
 
     @property
     def description(self) -> str:
@@ -96,9 +95,10 @@ class Phase:
     file: str = ""
     line: int = 0  # line of the `-- phase:` marker, 0 for the file's implicit first phase
     comments: tuple[str, ...] = ()
+    transactional: bool = True  # False when declared `-- phase: TITLE (no transaction)`
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "number": self.number,
             "title": self.title,
             "file": self.file,
@@ -106,6 +106,9 @@ class Phase:
             "comments": list(self.comments),
             "statements": [statement.to_dict() for statement in self.statements],
         }
+        if not self.transactional:  # only then: plans without such phases keep their shape
+            data["transactional"] = False
+        return data
 
 
 @dataclass(frozen=True)
@@ -170,16 +173,26 @@ class PlanSet:
 # --------------------------------------------------------------------------- loading
 
 
-def load_plan_set(paths) -> PlanSet:
-    """Load plan files in order (they run in this order); raises PlanError, nothing runs."""
+def default_dialect() -> Dialect:
+    """The dialect of a target named by nothing but its location (SQLite's)."""
+    return engine_class(DEFAULT_ENGINE).dialect
+
+
+def load_plan_set(paths, *, dialect: Dialect | None = None) -> PlanSet:
+    """Load plan files in order (they run in this order) as `dialect` (the target's engine's;
+    by default the default engine's) splits and refuses them; raises PlanError, nothing runs."""
+    dialect = dialect if dialect is not None else default_dialect()
     plans, index, phase_number = [], 0, 1
     for path in paths:
-        plan = load_plan(path, first_index=index, first_phase=phase_number)
+        plan = load_plan(path, first_index=index, first_phase=phase_number, dialect=dialect)
         plans.append(plan)
         index += len(plan.statements())
         phase_number += len(plan.phases)
     if not plans:
         raise PlanError("No plan files were given: name at least one .sql file.")
+    if len(plans) > 1:
+        # Each file was checked alone; the migration's one transaction spans them all.
+        _refuse(_transaction_problems([s for plan in plans for s in plan.statements()], dialect))
     return make_plan_set(plans)
 
 
@@ -190,19 +203,24 @@ def make_plan_set(plans) -> PlanSet:
 
 
 def plan_hash(statements, acceptances=()) -> str:
-    """SHA-256 of the statements in order, each exactly as it is executed, and of the
-    objects the plan accepts to destroy."""
+    """SHA-256 of the statements in order, each exactly as it is executed, of the objects
+    the plan accepts to destroy and of which statements run outside the transaction."""
+    statements = list(statements)
     executed = [statement.sql for statement in statements]
     accepted = [[acceptance.kind, acceptance.name] for acceptance in acceptances]
-    payload = json.dumps([HASH_VERSION, executed, accepted], separators=(",", ":"),
-                         ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    payload = [HASH_VERSION, executed, accepted]
+    outside = [position for position, statement in enumerate(statements) if not statement.transactional]
+    if outside:  # only then, so that a plan without such a phase keeps the hash it always had
+        payload.append({"outside_transaction": outside})
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load_plan(path, *, first_index: int = 0, first_phase: int = 1) -> Plan:
+def load_plan(path, *, first_index: int = 0, first_phase: int = 1, dialect: Dialect | None = None) -> Plan:
     path = Path(path)
     text = read_plan_text(path)
-    plan = parse_plan_text(text, file=str(path), first_index=first_index, first_phase=first_phase)
+    plan = parse_plan_text(text, file=str(path), first_index=first_index, first_phase=first_phase,
+                           dialect=dialect)
     if not plan.statements():
         raise PlanError(f"{path} contains no SQL statements: check that it is the right file.",
                         file=str(path))
@@ -233,29 +251,33 @@ def read_plan_text(path: Path) -> str:
 
 
 def parse_plan_text(text: str, *, file: str = "<plan>", first_index: int = 0,
-                    first_phase: int = 1) -> Plan:
-    """Split plan text into phases and statements; raises PlanError for what cannot run."""
-    parser = _PlanParser(file, first_index, first_phase)
+                    first_phase: int = 1, dialect: Dialect | None = None) -> Plan:
+    """Split plan text into phases and statements as `dialect` does (by default the default
+    engine's); raises PlanError for what cannot run."""
+    dialect = dialect if dialect is not None else default_dialect()
+    parser = _PlanParser(file, first_index, first_phase, dialect)
     # Split on "\n" only: str.splitlines() also splits on characters that may sit inside a
     # string literal, and joining the lines again would change the literal.
     for number, line in enumerate(text.split("\n"), start=1):
         parser.feed(number, line)
     plan = parser.finish()
-    _refuse_forbidden(plan)
+    _refuse_forbidden(plan, dialect)
     return plan
 
 
 class _PlanParser:
-    """Accumulates lines until SQLite says a statement is complete."""
+    """Accumulates lines until the dialect says a statement is complete."""
 
-    def __init__(self, file: str, first_index: int, first_phase: int):
+    def __init__(self, file: str, first_index: int, first_phase: int, dialect: Dialect):
         self.file = file
+        self.dialect = dialect
         self.stem = Path(file).stem
         self.next_index = first_index
         self.phase_number = first_phase
         self.phases: list[Phase] = []
         self.header: tuple[str, ...] = ()
         self.title, self.title_line, self.phase_comments = self.stem, 0, ()
+        self.transactional = True
         self.statements: list[PlanStatement] = []
         self.buffer: list[str] = []
         self.buffer_line = 0
@@ -279,7 +301,7 @@ class _PlanParser:
                 return
             self.buffer_line = number
         self.buffer.append(line)
-        if statement_is_complete("\n".join(self.buffer)):
+        if self.dialect.statement_is_complete("\n".join(self.buffer)):
             self._take_statements("\n".join(self.buffer), self.buffer_line)
             self.buffer = []
 
@@ -289,22 +311,41 @@ class _PlanParser:
         elif self.comments:
             self.header = tuple(self.comments)  # before the first marker: about the file
             self.comments = []
-        self.title, self.title_line = title, number
+        self.title, self.transactional = self._phase_title(title, number)
+        self.title_line = number
         self.phase_comments, self.comments = tuple(self.comments), []
+
+    def _phase_title(self, marked: str, number: int) -> tuple[str, bool]:
+        """(title, transactional) of `-- phase: TITLE` or `-- phase: TITLE (no transaction)`."""
+        outside = _NO_TRANSACTION.match(marked)
+        if not outside:
+            return marked, True
+        title = outside.group(1)
+        where = f"{self.file}:{number}"
+        problem = self.dialect.no_transaction_phase_problem()
+        if problem:
+            raise PlanError(f"{where}: `-- phase: {marked}` cannot be run: {problem}. Remove "
+                            "`(no transaction)`, and any statement that needs it.",
+                            file=self.file, line=number)
+        if not title:
+            raise PlanError(f"{where}: the phase has no title: write `-- phase: TITLE (no transaction)`.",
+                            file=self.file, line=number)
+        return title, False
 
     def _close_phase(self) -> None:
         if self.statements or self.title_line:
             self.phases.append(Phase(self.title, tuple(self.statements), self.phase_number,
-                                     self.file, self.title_line, self.phase_comments))
+                                     self.file, self.title_line, self.phase_comments,
+                                     self.transactional))
             self.phase_number += 1
         self.statements = []
 
     def _take_statements(self, text: str, first_line: int) -> None:
-        for sql, offset in split_statements(text):
+        for sql, offset in self.dialect.split_statements(text):
             self.statements.append(PlanStatement(
                 file=self.file, line=first_line + offset, phase=self.title, sql=sql,
                 comments=tuple(self.comments), index=self.next_index,
-                phase_number=self.phase_number))
+                phase_number=self.phase_number, transactional=self.transactional))
             self.next_index += 1
             self.comments = []
 
@@ -333,80 +374,39 @@ def parse_acceptance(text: str, file: str, line: int) -> Acceptance:
     return Acceptance(kind, _identifier(names[0]), file, line)
 
 
-def split_statements(text: str) -> list[tuple[str, int]]:
-    """(statement, line offset) for each statement in complete text; `a; b;` gives two.
-
-    A `;` ends a statement only where sqlite3.complete_statement agrees, so one inside a
-    CREATE TRIGGER body stays in it.
-    """
-    pieces, current = [], []
-    for token in tokenize(text):
-        current.append(token)
-        if token.kind == "semicolon" and statement_is_complete(_joined(current)):
-            pieces.append(current)
-            current = []
-    pieces.append(current)
-    statements, consumed = [], 0
-    for piece in pieces:
-        piece_text = _joined(piece)
-        if any(t.kind not in ("space", "comment", "semicolon") for t in piece):
-            leading = len(piece_text) - len(piece_text.lstrip())
-            offset = text.count("\n", 0, consumed + leading)
-            statements.append((piece_text.strip(), offset))
-        consumed += len(piece_text)
-    return statements
-
-
-def _joined(tokens: list[Token]) -> str:
-    return "".join(token.text for token in tokens)
-
-
 # --------------------------------------------------------------------------- refusals
 
 
-def _refuse_forbidden(plan: Plan) -> None:
+def _refuse_forbidden(plan: Plan, dialect: Dialect) -> None:
     problems = []
     for statement in plan.statements():
-        reason = forbidden_reason(statement.sql)
+        reason = dialect.forbidden_reason(statement.sql)
+        if not reason and statement.transactional:
+            reason = dialect.needs_own_transaction(statement.sql)
         if reason:
             problems.append((statement, reason))
+    problems += _transaction_problems(plan.statements(), dialect)
+    _refuse(sorted(problems, key=lambda problem: problem[0].index))
+
+
+def _transaction_problems(statements: list[PlanStatement], dialect: Dialect) -> list[tuple[PlanStatement, str]]:
+    """What fails because of an earlier statement in the migration's one transaction."""
+    inside = [statement for statement in statements if statement.transactional]
+    return [(inside[position], reason)
+            for position, reason in dialect.transaction_problems([s.sql for s in inside])]
+
+
+def _refuse(problems: list[tuple[PlanStatement, str]]) -> None:
     if not problems:
         return
     lines = [f"{s.file}:{s.line}: {first_line(s.sql)}: {reason}" for s, reason in problems]
     raise PlanError(
         "The plan was refused and nothing ran:\n" + "\n".join(lines),
-        file=plan.path,
+        file=problems[0][0].file,
         line=problems[0][0].line,
         problems=[{"file": s.file, "line": s.line, "statement": first_line(s.sql), "reason": r}
                   for s, r in problems],
     )
-
-
-def forbidden_reason(sql: str) -> str | None:
-    """Why a statement may not be part of a plan, or None when it may."""
-    tokens = significant_tokens(sql)
-    first = tokens[0].text.upper() if tokens and tokens[0].kind == "word" else ""
-    if first in _TRANSACTION_CONTROL:
-        return (f"{first} controls transactions. Cutover runs the whole plan set in one "
-                "transaction so that a failure changes nothing; a plan's own BEGIN/COMMIT/"
-                "SAVEPOINT would commit or end it half-way. Remove it.")
-    if first == "VACUUM":
-        return ("VACUUM cannot run inside a transaction and rewrites the whole file. Run it "
-                "separately, after the migration, if you need it.")
-    if first in ("ATTACH", "DETACH"):
-        return (f"{first} would let the plan reach another database file, which is neither "
-                "backed up nor covered by the migration's transaction. Remove it.")
-    if first == "PRAGMA":
-        return _pragma_reason(tokens)
-    return None
-
-
-def _pragma_reason(tokens: list[Token]) -> str:
-    name = (_name_at(tokens, 1)[1] or "").lower()
-    why = _PRAGMA_REASONS.get(name, "a PRAGMA changes the connection or the file outside the "
-                                    "migration's control")
-    return (f"PRAGMA {name} is not allowed in a plan: {why}. Cutover refuses every PRAGMA "
-            "(it runs quick_check and foreign_key_check itself); remove it.")
 
 
 def first_line(sql: str) -> str:

@@ -18,7 +18,7 @@ reviewed, saved, rehearsed and run like any other plan:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.core.ddl import add_column_sql
@@ -55,13 +55,14 @@ class PrepPlan:
     left_to_plan: tuple[str, ...]  # what the migration plan set adds itself
     target_label: str
     reference_label: str
+    dialect: Dialect | None = field(default=None, repr=False, compare=False)  # the target's
 
     @property
     def empty(self) -> bool:
         return not self.items
 
     def plan(self, file: str = "prep.sql") -> Plan:
-        return parse_plan_text(self.text, file=file)
+        return parse_plan_text(self.text, file=file, dialect=self.dialect)
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the plan file atomically (never a half-written plan); refuses to overwrite."""
@@ -110,7 +111,7 @@ def generate_prep(
     text = render_prep(items, not_added, tuple(collector.left_to_plan),
                        target_label, reference_label)
     return PrepPlan(text, tuple(items), not_added, tuple(collector.left_to_plan),
-                    target_label, reference_label)
+                    target_label, reference_label, engine.dialect)
 
 
 def _planned_objects(plan_set: PlanSet | None) -> set[tuple]:

@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from app.core.backup import (
-    BACKUP_API,
-    LOCKED_COPY,
     Backup,
     check_backup_id,
     create_backup,
@@ -24,6 +22,7 @@ from app.core.backup import (
     prune,
     verify_backup,
 )
+from app.core.engines.sqlite.backup_copy import BACKUP_API, LOCKED_COPY
 from app.core.errors import NotFound, UsageError
 from tests.faults.helpers import file_state, listing, logical_state, make_database, sha256
 

@@ -1,18 +1,23 @@
-"""Plan files: phases, statements split the way SQLite splits them, refusals, the hash."""
+"""Plan files: phases, statements split the way the target's dialect splits them (SQLite's
+unless told), refusals, phases outside the transaction, the hash."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.core.demo import create_demo_workspace
+from app.core.engines.postgresql.dialect import PostgresDialect
 from app.core.errors import PlanError
 from app.core.plans import (
     describe,
     load_plan,
     load_plan_set,
+    make_plan_set,
     parse_plan_text,
     statement_shape,
 )
+
+POSTGRES = PostgresDialect()
 
 DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_instances.sql")
 
@@ -329,3 +334,92 @@ def test_temporary_objects_are_marked():
     assert statement_shape("CREATE TEMP TABLE scratch (x)").temporary
     assert statement_shape("CREATE TABLE temp.scratch (x)").temporary
     assert not statement_shape("CREATE TABLE main.scratch (x)").temporary
+
+
+# --------------------------------------------------------------------------- phases outside the transaction
+
+
+def test_a_sqlite_plan_keeps_the_hash_signed_rehearsals_hold():
+    plan = parse_plan_text("-- phase: a\nCREATE TABLE t (x);\n-- accept-drop: index i\n"
+                           "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;\n")
+    assert make_plan_set([plan]).hash == "4ef1cc58789ee7569a3c1b01b587570893ff81335fbad0a0eb2d3f49f43354f6"
+
+
+def test_a_phase_outside_the_transaction_is_refused_on_sqlite(tmp_path):
+    path = write(tmp_path, "CREATE TABLE a (x);\n-- phase: Later (no transaction)\nCREATE TABLE b (y);\n")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path)
+    assert caught.value.message == (
+        f"{path}:2: `-- phase: Later (no transaction)` cannot be run: SQLite runs a whole plan set "
+        "in one transaction, so a phase cannot run outside it. Remove `(no transaction)`, and any "
+        "statement that needs it.")
+    assert caught.value.details["line"] == 2
+
+
+def test_a_phase_declared_outside_the_transaction_is_recorded():
+    plan = parse_plan_text(
+        "-- phase: Columns\nALTER TABLE items ADD COLUMN name text;\n"
+        "-- phase: Indexes (No Transaction)\nCREATE INDEX CONCURRENTLY items_name ON items (name);\n"
+        "DROP INDEX CONCURRENTLY items_old;\n", file="plan.sql", dialect=POSTGRES)
+    assert [(p.title, p.transactional) for p in plan.phases] == [("Columns", True), ("Indexes", False)]
+    assert [s.transactional for s in plan.statements()] == [True, False, False]
+    assert [s.phase for s in plan.statements()] == ["Columns", "Indexes", "Indexes"]
+    shapes = [phase.to_dict() for phase in plan.phases]
+    assert "transactional" not in shapes[0] and shapes[1]["transactional"] is False
+
+
+def test_what_cannot_run_in_a_transaction_is_refused_outside_such_a_phase_naming_the_fix(tmp_path):
+    path = write(tmp_path, "-- phase: Indexes\nCREATE INDEX CONCURRENTLY items_name ON items (name);\n")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path, dialect=POSTGRES)
+    assert caught.value.message == (
+        f"The plan was refused and nothing ran:\n{path}:2: CREATE INDEX CONCURRENTLY items_name ON items "
+        "(name);: PostgreSQL cannot run CREATE INDEX CONCURRENTLY inside a transaction block; put it "
+        "in a phase of its own declared `-- phase: TITLE (no transaction)`.")
+
+
+def test_a_phase_outside_the_transaction_still_refuses_what_no_phase_may_run(tmp_path):
+    path = write(tmp_path, "-- phase: Cleanup (no transaction)\nVACUUM items;\nBEGIN;\nDISCARD ALL;\n")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path, dialect=POSTGRES)
+    assert [(p["line"], p["reason"].split(" ")[0]) for p in caught.value.details["problems"]] == [
+        (3, "BEGIN"), (4, "DISCARD")]
+
+
+def test_a_phase_outside_the_transaction_needs_a_title(tmp_path):
+    path = write(tmp_path, "-- phase: (no transaction)\nVACUUM;\n")
+    with pytest.raises(PlanError, match=rf"^{path}:1: the phase has no title"):
+        load_plan(path, dialect=POSTGRES)
+
+
+def test_the_hash_covers_which_statements_run_outside_the_transaction():
+    statements = "CREATE INDEX items_name ON items (name);\nANALYZE items;\n"
+    inside = parse_plan_text(f"-- phase: Indexes\n{statements}", dialect=POSTGRES)
+    outside = parse_plan_text(f"-- phase: Indexes (no transaction)\n{statements}", dialect=POSTGRES)
+    split = parse_plan_text("-- phase: Indexes\nCREATE INDEX items_name ON items (name);\n"
+                            "-- phase: Statistics (no transaction)\nANALYZE items;\n", dialect=POSTGRES)
+    hashes = {make_plan_set([plan]).hash for plan in (inside, outside, split)}
+    assert len(hashes) == 3
+    # Without such a phase, a PostgreSQL plan's hash is made as every plan's always was.
+    renamed = parse_plan_text(f"-- phase: Other title\n{statements}", dialect=POSTGRES)
+    assert make_plan_set([renamed]).hash == make_plan_set([inside]).hash
+
+
+def test_a_new_enum_value_cannot_be_used_in_the_migrations_transaction(tmp_path):
+    adds = write(tmp_path, "ALTER TYPE mood ADD VALUE 'sad';\n", "adds.sql")
+    uses = write(tmp_path, "-- phase: Data\nUPDATE people SET mood = 'sad';\n", "uses.sql")
+    with pytest.raises(PlanError) as caught:
+        load_plan_set([adds, uses], dialect=POSTGRES)
+    assert caught.value.details["problems"][0]["line"] == 2
+    assert caught.value.details["file"] == str(uses)
+    assert "it uses the enum value 'sad'" in caught.value.message
+    with pytest.raises(PlanError, match="unsafe use of new value"):
+        parse_plan_text("ALTER TYPE mood ADD VALUE 'sad';\nSELECT 'sad'::mood;\n", dialect=POSTGRES)
+    later = write(tmp_path, "-- phase: Data (no transaction)\nUPDATE people SET mood = 'sad';\n", "later.sql")
+    assert len(load_plan_set([adds, later], dialect=POSTGRES).statements()) == 2
+
+
+def test_statements_are_split_by_the_dialect_given():
+    text = "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$;\nSELECT f();\n"
+    statements = parse_plan_text(text, dialect=POSTGRES).statements()
+    assert [(s.line, s.sql.splitlines()[-1]) for s in statements] == [(1, "$$;"), (6, "SELECT f();")]

@@ -18,13 +18,12 @@ import pytest
 import app.core.fsutil as fsutil
 from app.core import backup as backup_module
 from app.core.backup import (
-    BACKUP_API,
-    LOCKED_COPY,
     create_backup,
     find_backup,
     list_backups,
     verify_backup,
 )
+from app.core.engines.sqlite.backup_copy import BACKUP_API, LOCKED_COPY
 from app.core.errors import BackupError, RestoreRefused
 from app.core.restore import restore_backup
 from tests.faults.helpers import (

@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 import pytest
 
 from app.core.engines.sqlite import backup_copy
-from app.core.backup import BACKUP_API, LOCKED_COPY, create_backup, verify_backup
+from app.core.backup import create_backup, verify_backup
+from app.core.engines.sqlite.backup_copy import BACKUP_API, LOCKED_COPY
 from app.core.restore import restore_backup
 from tests.faults.helpers import (
     assert_consistent_prefix,

@@ -10,7 +10,7 @@ code only passes it back to the engine or runs SQL on it, and catches `engine.Er
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import import_module
@@ -39,6 +39,21 @@ class QueryProblem:
     message: str  # for the operator, with the database's own words in it
 
 
+@dataclass(frozen=True)
+class SnapshotTaken:
+    """What a backup's snapshot wrote into its partial copies."""
+
+    size: int
+    sha256: str
+    method: str  # how it was taken ("locked_copy", "backup_api", "pg_dump")
+    journal_mode: str  # SQLite's, of the source; "" for an engine without one
+    # Facts read at the snapshot's own moment, when the engine reads them from the source
+    # rather than from the copy (PostgreSQL: counts and fingerprint in pg_dump's snapshot).
+    described: dict | None = None
+    # The hash was computed by reading the first copy back, so that copy needs no second read.
+    hashed_from_copy: bool = False
+
+
 class Dialect(ABC):
     """How the engine's SQL is written: where statements end, what a plan may not do, names."""
 
@@ -57,7 +72,21 @@ class Dialect(ABC):
 
     @abstractmethod
     def forbidden_reason(self, sql: str) -> str | None:
-        """Why a plan may not run `sql` inside the migration's one transaction, or None."""
+        """Why a plan may not run `sql` in any phase, or None."""
+
+    @abstractmethod
+    def needs_own_transaction(self, sql: str) -> str | None:
+        """Why `sql` cannot run inside a transaction, so that only a phase declared
+        `-- phase: TITLE (no transaction)` may run it; None when a transaction can hold it."""
+
+    @abstractmethod
+    def no_transaction_phase_problem(self) -> str | None:
+        """Why this engine cannot run a phase outside the migration's transaction, or None."""
+
+    @abstractmethod
+    def transaction_problems(self, statements: Sequence[str]) -> list[tuple[int, str]]:
+        """(position, reason) for each of `statements`, run in order in one transaction, that
+        fails because of an earlier one in that transaction."""
 
     @abstractmethod
     def quote_identifier(self, name: str) -> str: ...
@@ -72,6 +101,8 @@ class Engine(ABC):
     """One target (a file, a database URL) as its engine reaches it."""
 
     supports: ClassVar[frozenset[str]] = frozenset(CAPABILITIES)
+    investigate_damage: ClassVar[str] = ""  # what to do when the target fails a check
+    copy_check_name: ClassVar[str] = "integrity check"  # how a backup copy's check is named
     # A snapshot's whole-database checks cost a pass over every byte (SQLite's quick_check), so
     # the dashboard runs them in the background; False when a snapshot has no such part.
     slow_deep_checks: ClassVar[bool] = True
@@ -241,6 +272,45 @@ class Engine(ABC):
         `complete(paths)` is told as soon as copies are whole (their checks may start);
         `fan_out(copies, size, progress)` hashes the first copy into the others when the
         engine wrote only the first. Returns what was taken (size, sha256, method, mode)."""
+
+    # --- backups: the catalogue (folders, names, manifests, publishing) is neutral; what a
+    # copy is, what it holds and whose it is are the engine's ------------------------------
+
+    @classmethod
+    def holds_target_bytes(cls, method: str) -> bool:
+        """Is a backup taken by `method` a byte-for-byte copy of the target (so that equal
+        hashes prove the target unchanged)?"""
+        return False
+
+    @abstractmethod
+    def check_backup_source(self) -> None:
+        """Refuse (TargetUnavailable) a target that cannot be backed up, before any file exists."""
+
+    @abstractmethod
+    def backup_size(self) -> int:
+        """Bytes a backup copy may take at most: what each backup folder must have free."""
+
+    @abstractmethod
+    def source_record(self) -> tuple[str, str | None]:
+        """(source, source_realpath) a manifest records: how this target is named, and the
+        name that survives other spellings (a file's real path)."""
+
+    @abstractmethod
+    def is_source_of(self, source: str, source_realpath: str | None) -> bool:
+        """Was a backup whose manifest records these taken from this very target?"""
+
+    @abstractmethod
+    def backup_facts(self, taken: SnapshotTaken, copy_path) -> dict:
+        """The manifest's `schema_fingerprint`, `row_counts` and engine fields for a snapshot
+        just written to `copy_path` (BackupError when the source proved damaged)."""
+
+    @abstractmethod
+    def check_backup_copy(self, path) -> str:
+        """'ok', or what is wrong with a backup copy as a whole (its integrity, not its content)."""
+
+    @abstractmethod
+    def read_backup_copy(self, path):
+        """What a backup copy holds: an object with row_counts() and schema.fingerprint()."""
 
     @abstractmethod
     def quick_check_copy(self) -> str:

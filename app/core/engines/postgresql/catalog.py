@@ -340,13 +340,21 @@ def read_catalog(connection: psycopg.Connection, *, schemas=DEFAULT_SCHEMAS,
         raise UsageError("read_catalog needs an autocommit connection: it opens its own transaction.")
     connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     try:
-        # Names in the default schema print bare, everything else qualified.
-        connection.execute("SELECT set_config('search_path', %s, true), set_config('lock_timeout', %s, true)",
-                           [sql_identifier(schemas[0]), f"{lock_timeout_ms}ms"])
-        reader = _Reader(connection, schemas, exact_count_below_rows, exact_count_below_pages)
-        return reader.catalog()
+        return read_catalog_in_transaction(
+            connection, schemas=schemas, exact_count_below_rows=exact_count_below_rows,
+            exact_count_below_pages=exact_count_below_pages, lock_timeout_ms=lock_timeout_ms)
     finally:
         connection.execute("ROLLBACK")
+
+
+def read_catalog_in_transaction(connection: psycopg.Connection, *, schemas, exact_count_below_rows: int,
+                                exact_count_below_pages: int, lock_timeout_ms: int) -> Catalog:
+    """read_catalog inside the caller's open REPEATABLE READ transaction (a backup reads the
+    catalog in the very snapshot pg_dump is given); its settings last until that transaction ends."""
+    # Names in the default schema print bare, everything else qualified.
+    connection.execute("SELECT set_config('search_path', %s, true), set_config('lock_timeout', %s, true)",
+                       [sql_identifier(schemas[0]), f"{lock_timeout_ms}ms"])
+    return _Reader(connection, tuple(schemas), exact_count_below_rows, exact_count_below_pages).catalog()
 
 
 # A relation or type that belongs to an extension is the extension's: CREATE EXTENSION makes it.

@@ -18,10 +18,12 @@ from app.core.errors import BackupError, CutoverError
 _OUTPUT_KEPT = 4000  # characters of a failing program's stderr shown to the operator
 
 
-def dump(location: PostgresLocation, destination: Path, *, server_major: int) -> None:
-    """Write the target's custom-format dump to `destination` (which must not exist yet)."""
+def dump(location: PostgresLocation, destination: Path, *, server_major: int, snapshot: str | None = None) -> None:
+    """Write the target's custom-format dump to `destination`; `snapshot` (pg_export_snapshot's)
+    makes it describe exactly the moment a transaction of ours sees."""
     pg_dump = client_tool("pg_dump", server_major)
     _run([str(pg_dump.path), "--format=custom", "--no-password", f"--file={destination}",
+          *([f"--snapshot={snapshot}"] if snapshot else []),
           f"--dbname={location.url}"], location, failure=lambda said: BackupError(
               f"pg_dump could not dump {location.label}: {said}. No backup was kept.",
               reason="dump_failed"))
@@ -49,3 +51,13 @@ def _environment(location: PostgresLocation) -> dict[str, str]:
     if password is not None:
         environment["PGPASSWORD"] = password
     return environment
+
+
+def archive_problem(location: PostgresLocation, dump_file: Path, *, server_major: int) -> str:
+    """'ok' when pg_restore can read the archive's table of contents, else what it said."""
+    pg_restore = client_tool("pg_restore", server_major)
+    finished = subprocess.run([str(pg_restore.path), "--list", str(dump_file)], capture_output=True,
+                              text=True, env=_environment(location))
+    if finished.returncode == 0:
+        return "ok"
+    return (finished.stderr.strip() or f"exit status {finished.returncode}").splitlines()[0]

@@ -16,14 +16,14 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from app.core.engines.base import Engine, TimedOut
-from app.core.engines.postgresql import connections, scratch, sessions, transactions
+from app.core.engines.postgresql import backups, connections, scratch, sessions, transactions
 from app.core.engines.postgresql.catalog import read_catalog
 from app.core.engines.postgresql.compare import diff_catalogs
 from app.core.engines.postgresql.dialect import PostgresDialect
 from app.core.engines.postgresql.inspection import take_snapshot
 from app.core.engines.postgresql.location import PostgresLocation
 from app.core.engines.postgresql.stamps import stamp_of
-from app.core.errors import NotSupported, TargetUnavailable
+from app.core.errors import ConfigError, NotSupported, TargetUnavailable, UsageError
 
 
 class PostgresqlEngine(Engine):
@@ -32,7 +32,9 @@ class PostgresqlEngine(Engine):
     Error = psycopg.Error
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
-    supports = frozenset()  # reading, comparing and the checks on connections so far
+    supports = frozenset({"backup"})
+    copy_check_name = "pg_restore --list"
+    investigate_damage = "Investigate the source: the server's log, and amcheck if it is installed."
     slow_deep_checks = False  # a snapshot is the catalog and counts: nothing to run apart
 
     def __init__(self, location):
@@ -184,7 +186,39 @@ class PostgresqlEngine(Engine):
         raise self.not_yet("Rehearsal")
 
     def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
-        raise self.not_yet("Backup")
+        if method not in (None, backups.PG_DUMP):
+            raise UsageError(f"PostgreSQL backups are taken by {backups.PG_DUMP}, not {method!r}.")
+        return backups.take_dump(self.location, copies, progress=progress, log=log, complete=complete,
+                                 fan_out=fan_out)
+
+    def check_backup_source(self) -> None:
+        try:
+            with connections.connect(self.location) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise self.unavailable(exc) from exc
+
+    def backup_size(self) -> int:
+        with connections.connect(self.location) as connection:
+            return connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+    def source_record(self) -> tuple[str, str | None]:
+        return self.label, None
+
+    def is_source_of(self, source: str, source_realpath: str | None) -> bool:
+        try:
+            return PostgresLocation(source).identity() == self.identity()
+        except ConfigError:
+            return False  # not a PostgreSQL URL: another engine's backup
+
+    def backup_facts(self, taken, copy_path) -> dict:
+        return dict(taken.described)
+
+    def check_backup_copy(self, path) -> str:
+        return backups.check_archive(self.location, path)
+
+    def read_backup_copy(self, path):
+        return backups.restored(self.location, path)
 
     def quick_check_copy(self) -> str:
         raise self.not_yet("Verifying a backup")

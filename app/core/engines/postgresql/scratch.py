@@ -57,9 +57,10 @@ def scratch_database(location: PostgresLocation, *, template: str | None = None)
 
 
 def _create(admin, location: PostgresLocation, name: str, template: str | None) -> None:
-    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template is not None:
-        statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    # An empty scratch is made from template0: template1 may hold a site's own objects, which
+    # a restore into it would then meet twice.
+    statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+        sql.Identifier(name), sql.Identifier(template or "template0"))
     try:
         admin.execute(statement)
     except pg_errors.InsufficientPrivilege:

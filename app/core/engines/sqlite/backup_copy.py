@@ -11,15 +11,16 @@ import errno
 import os
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from app.core.engines.base import SnapshotTaken
 from app.core.engines.sqlite.copies import backup_api_copy
 from app.core.engines.sqlite.files import classify_sqlite_error, open_readonly
 from app.core.engines.sqlite.integrity import quick_check
+from app.core.engines.sqlite.introspection import inspect_database
 from app.core.engines.sqlite.transactions import read_transaction
-from app.core.errors import BackupError, CutoverError, UsageError
+from app.core.errors import BackupError, CutoverError, UsageError, source_damaged
 from app.core.fsutil import Progress, copy_and_hash
 
 LOCKED_COPY = "locked_copy"
@@ -28,14 +29,6 @@ METHODS = (LOCKED_COPY, BACKUP_API)
 STEP_BYTES = 8 * 1024 * 1024  # backup API step: progress granularity, not a consistency risk
 MMAP_BYTES = 2**31 - 1  # SQLite caps it at its own maximum (2 GB in Debian's build)
 SQLITE_VERSION = sqlite3.sqlite_version
-
-
-@dataclass(frozen=True)
-class SnapshotTaken:
-    size: int
-    sha256: str
-    method: str
-    journal_mode: str
 
 
 def choose_method(journal_mode: str, requested: str | None) -> str:
@@ -93,7 +86,7 @@ def take_snapshot(source: Path, copies, method: str | None, busy_timeout: float,
             complete([copies.first.temporary])
             size, sha256 = fan_out(copies, snapshot_bytes, progress)
             complete([copy.temporary for copy in copies.copies[1:]])
-            return SnapshotTaken(size, sha256, method, journal_mode)
+            return SnapshotTaken(size, sha256, method, journal_mode, hashed_from_copy=True)
     finally:
         os.close(source_fd)
 
@@ -139,11 +132,44 @@ def _backup_api_error(exc: sqlite3.Error, source: Path, copies) -> CutoverError:
     return classify_sqlite_error(exc, source)
 
 
+INVESTIGATE = "Investigate the source (sqlite3's .recover may save what is left)."
+
+
 def source_failed(source: Path, problem: str) -> BackupError:
-    return BackupError(
-        f"The source database {source} failed its integrity check at snapshot time "
-        f"({problem}). No backup was kept: a backup of a damaged database cannot be "
-        "trusted. Investigate the source (sqlite3's .recover may save what is left).",
-        source=str(source),
-        reason="source_damaged",
-    )
+    return source_damaged(str(source), problem, INVESTIGATE)
+
+
+# --- what the backup catalogue asks of a SQLite copy ----------------------------------
+
+
+def size_with_wal(path: Path) -> int:
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def source_record(path: Path) -> tuple[str, str]:
+    return str(Path(os.path.abspath(path))), os.path.realpath(path)
+
+
+def is_source_of(path: Path, source: str, source_realpath: str | None) -> bool:
+    """Compared by path and by real path, never by file name. A manifest written before the
+    real path was recorded is judged by its source path (resolved now)."""
+    here = {os.path.abspath(path), os.path.realpath(path)}
+    recorded = {source, source_realpath or os.path.realpath(source)}
+    return bool(here & recorded)
+
+
+def backup_facts(source: Path, taken: SnapshotTaken, copy_path: Path) -> dict:
+    """Described from the copy itself: what the source held at the snapshot's moment."""
+    try:
+        snapshot = inspect_database(copy_path, deep=False)
+    except CutoverError as exc:
+        raise source_failed(source, exc.message) from None
+    return {
+        "schema_fingerprint": snapshot.schema.fingerprint(),
+        "row_counts": snapshot.row_counts(),
+        "sqlite_version": SQLITE_VERSION,
+        "journal_mode": taken.journal_mode,
+        "page_size": snapshot.facts.page_size,
+        "page_count": snapshot.facts.page_count,
+    }

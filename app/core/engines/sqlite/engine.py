@@ -18,7 +18,7 @@ from app.core.engines.sqlite import (
     swap,
     transactions,
 )
-from app.core.engines.sqlite.dialect import read_only_query_problem, statement_is_complete
+from app.core.engines.sqlite import dialect as rules
 from app.core.fsutil import file_identity
 from app.core.processes import processes_holding
 from app.core.sql import quote_identifier
@@ -26,20 +26,25 @@ from app.core.sql import quote_identifier
 
 class SQLiteDialect(Dialect):
     def statement_is_complete(self, text: str) -> bool:
-        return statement_is_complete(text)
+        return rules.statement_is_complete(text)
 
     def read_only_query_problem(self, sql: str) -> QueryProblem | None:
-        return read_only_query_problem(sql)
+        return rules.read_only_query_problem(sql)
 
     def split_statements(self, text: str) -> list[tuple[str, int]]:
-        from app.core.plans import split_statements  # plans reads its dialect from here
-
-        return split_statements(text)
+        return rules.split_statements(text)
 
     def forbidden_reason(self, sql: str) -> str | None:
-        from app.core.plans import forbidden_reason
+        return rules.forbidden_reason(sql)
 
-        return forbidden_reason(sql)
+    def needs_own_transaction(self, sql: str) -> str | None:
+        return None  # what cannot run in a transaction is refused outright (VACUUM)
+
+    def no_transaction_phase_problem(self) -> str | None:
+        return rules.NO_TRANSACTION_PHASE_PROBLEM
+
+    def transaction_problems(self, statements) -> list[tuple[int, str]]:
+        return []
 
     def quote_identifier(self, name: str) -> str:
         return quote_identifier(name)
@@ -48,6 +53,8 @@ class SQLiteDialect(Dialect):
 class SQLiteEngine(Engine):
     name = "sqlite"
     title = "SQLite"
+    investigate_damage = backup_copy.INVESTIGATE
+    copy_check_name = "quick_check"
     Error = sqlite3.Error
     DatabaseError = sqlite3.DatabaseError
     dialect = SQLiteDialect()
@@ -146,6 +153,31 @@ class SQLiteEngine(Engine):
     def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
         return backup_copy.take_snapshot(self.path, copies, method, busy_timeout, progress, log,
                                          complete, fan_out)
+
+    @classmethod
+    def holds_target_bytes(cls, method: str) -> bool:
+        return method == backup_copy.LOCKED_COPY
+
+    def check_backup_source(self) -> None:
+        files.check_file(self.path)
+
+    def backup_size(self) -> int:
+        return backup_copy.size_with_wal(self.path)
+
+    def source_record(self) -> tuple[str, str | None]:
+        return backup_copy.source_record(self.path)
+
+    def is_source_of(self, source: str, source_realpath: str | None) -> bool:
+        return backup_copy.is_source_of(self.path, source, source_realpath)
+
+    def backup_facts(self, taken, copy_path) -> dict:
+        return backup_copy.backup_facts(self.path, taken, Path(copy_path))
+
+    def check_backup_copy(self, path) -> str:
+        return backup_copy.quick_check_file(Path(path))
+
+    def read_backup_copy(self, path):
+        return introspection.inspect_database(Path(path), deep=False)
 
     def quick_check_copy(self) -> str:
         return backup_copy.quick_check_file(self.path)
