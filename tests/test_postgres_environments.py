@@ -155,3 +155,15 @@ url = "{pg_server.url(databases['prod'])}"
     assert "development is a SQLite database and production a PostgreSQL one" in page
     result = cli(tmp_path, path, "diff", "development", "production")
     assert result.returncode == 2 and "compares schemas of the same engine only" in result.stderr
+
+
+def test_the_backups_page_takes_a_verified_backup_and_offers_no_restore_yet(tmp_path, config, pg_server):
+    (tmp_path / "backups" / "production").mkdir(parents=True)
+    app = make_app(tmp_path, config)
+    client = app.test_client()
+    log_in(client)
+    result = cli(tmp_path, config, "backup", "production")
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = client.get("/environments/production/backups").get_data(as_text=True)
+    assert "verified" in page and "pg_dump" in page
+    assert "Restore production" not in page and "not available yet" in page
