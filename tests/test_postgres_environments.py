@@ -101,9 +101,9 @@ def test_a_server_that_is_down_is_one_clear_line(tmp_path):
 
 def test_mutating_commands_refuse_before_touching_the_database(tmp_path, config, pg_server, databases):
     before = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
-    for command in (["backup", "production"], ["backups", "production"], ["plan", "production"],
+    for command in (["plan", "production"],
                     ["rehearse", "production"], ["migrate", "production", "--yes"], ["verify", "production"],
-                    ["restore", "production", "20260101_000000", "--yes"], ["monitor-start", "production"],
+                    ["monitor-start", "production"],
                     ["run-checklist", "production", "--yes"]):
         result = cli(tmp_path, config, *command)
         assert result.returncode != 0, command
@@ -113,7 +113,18 @@ def test_mutating_commands_refuse_before_touching_the_database(tmp_path, config,
     after = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
     assert after == before
     assert not [name for name in pg_server.databases() if name.startswith("cutover_")]
-    assert not (tmp_path / "backups").exists()
+
+
+def test_backup_and_backups_through_the_cli(tmp_path, config, pg_server, databases):
+    (tmp_path / "backups" / "production").mkdir(parents=True)
+    made = cli(tmp_path, config, "backup", "production", "--json")
+    assert made.returncode == 0, made.stdout + made.stderr
+    backup_id = json.loads(made.stdout)["id"]
+    listed = cli(tmp_path, config, "backups", "production", "--json")
+    backups = json.loads(listed.stdout)["backups"]
+    assert [(b["id"], b["status"]) for b in backups] == [(backup_id, "verified")]
+    assert backups[0]["manifest"]["row_counts"] == {"goals": 3}
+    assert not [name for name in pg_server.databases() if name.startswith("cutover_")]
 
 
 def test_the_api_compares_and_refuses_alike(tmp_path, config, api_headers):
@@ -121,7 +132,7 @@ def test_the_api_compares_and_refuses_alike(tmp_path, config, api_headers):
     client = app.test_client()
     diff = client.get("/api/v1/diff?left=development&right=production", headers=api_headers)
     assert diff.status_code == 200 and diff.get_json()["differences"]
-    refused = client.post("/api/v1/environments/production/backups", headers=api_headers)
+    refused = client.post("/api/v1/environments/production/rehearse", headers=api_headers)
     assert refused.status_code == 409 and refused.get_json()["error"] == "not_supported"
 
 
@@ -157,7 +168,17 @@ url = "{pg_server.url(databases['prod'])}"
     assert result.returncode == 2 and "compares schemas of the same engine only" in result.stderr
 
 
-def test_the_backups_page_takes_a_verified_backup_and_offers_no_restore_yet(tmp_path, config, pg_server):
+def test_restore_through_the_cli_gives_the_backup_back(tmp_path, config, pg_server, databases):
+    (tmp_path / "backups" / "production").mkdir(parents=True)
+    backup_id = json.loads(cli(tmp_path, config, "backup", "production", "--json").stdout)["id"]
+    pg_server.psql("INSERT INTO goals (title) VALUES ('after the backup')", database=databases["prod"])
+    result = cli(tmp_path, config, "restore", "production", backup_id, "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert pg_server.psql("SELECT count(*) FROM goals", database=databases["prod"]).strip() == "3"
+    assert (tmp_path / "backups" / "production" / "safety").is_dir()
+
+
+def test_the_backups_page_takes_a_verified_backup_and_offers_its_restore(tmp_path, config, pg_server):
     (tmp_path / "backups" / "production").mkdir(parents=True)
     app = make_app(tmp_path, config)
     client = app.test_client()
@@ -166,4 +187,4 @@ def test_the_backups_page_takes_a_verified_backup_and_offers_no_restore_yet(tmp_
     assert result.returncode == 0, result.stdout + result.stderr
     page = client.get("/environments/production/backups").get_data(as_text=True)
     assert "verified" in page and "pg_dump" in page
-    assert "Restore production" not in page and "not available yet" in page
+    assert "Restore production" in page  # a verified backup can be restored from here

@@ -38,6 +38,7 @@ from app.core.backup import (
     belongs_to,
     check_free_space,
     content_problems,
+    create_backup,
     folder_error,
     id_for,
     target_file,
@@ -108,8 +109,12 @@ def restore_backup(
     RestoreFailed is raised only if something fails after the swap began; its message
     names the safety copy.
     """
-    target = Path(os.path.abspath(target_file(target)))
     say = log or (lambda line: None)
+    engine = engine_for(target)
+    if not engine.target_is_file:
+        return _restore_database(engine, backup, safety_dir=Path(safety_dir), app_running_check=app_running_check,
+                                 now=now, allow_other_source=allow_other_source, say=say)
+    target = Path(os.path.abspath(target_file(target)))
     manifest = _check_request(target, backup, allow_other_source)
     good_copy, rejected = _choose_good_copy(backup, say)
     _refuse_if_running(app_running_check, target)
@@ -135,6 +140,51 @@ def restore_backup(
     )
 
 
+def _restore_database(engine, backup: Backup, *, safety_dir: Path, app_running_check: AppRunningCheck,
+                      now: datetime | None, allow_other_source: bool, say: Log) -> RestoreResult:
+    """The restore of a target that is not a file: the same refusals and safety backup first,
+    then the engine puts the copy in place all or nothing (engines/*/restore.py)."""
+    manifest = _check_source(backup, engine, allow_other_source)
+    good_copy, rejected = _choose_good_copy(backup, say, target=engine)
+    _refuse_if_running(app_running_check, engine.label)
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    safety = _safety_backup(engine, safety_dir, moment, say)
+    _refuse_if_running(app_running_check, engine.label)
+    try:
+        engine.replace_with_backup(good_copy, manifest, say=say)
+    except RestoreRefused as exc:
+        raise RestoreRefused(f"{exc.message} The safety backup {safety.id} is kept.", **exc.details) from None
+    say(f"Restored backup {backup.id} into {engine.label}.")
+    return RestoreResult(
+        engine.label, backup.id, str(good_copy), rejected, tuple(map(str, safety.copies)),
+        dict(manifest.row_counts), manifest.schema_fingerprint, "", moment.isoformat(timespec="seconds"))
+
+
+def _check_source(backup: Backup, engine, allow_other_source: bool) -> Manifest:
+    if backup.manifest is None:
+        raise _refused(f"Backup {backup.id} has no manifest, so it cannot be verified.")
+    if not belongs_to(backup.manifest, engine) and not allow_other_source:
+        raise _refused(
+            f"Backup {backup.id} was taken from {backup.manifest.source}, not {engine.label}. Restoring "
+            "another database's backup here must be asked for explicitly.",
+            source=backup.manifest.source, target=engine.label)
+    return backup.manifest
+
+
+def _safety_backup(engine, safety_dir: Path, moment: datetime, say: Log) -> Backup:
+    """A verified backup of the database as it is now, the way back from this restore."""
+    if not safety_dir.is_dir():
+        raise _refused(f"The safety folder {safety_dir} does not exist; create it first.",
+                       directory=str(safety_dir))
+    try:
+        safety = create_backup(engine, [safety_dir], now=moment, log=say)
+    except BackupError as exc:
+        raise _refused(f"No safety backup of the current database could be made: {exc.message}",
+                       **exc.details) from None
+    say(f"Safety backup of the current database: {', '.join(map(str, safety.copies))}.")
+    return safety
+
+
 def _refused(message: str, **details) -> RestoreRefused:
     return RestoreRefused(message + " Nothing was changed.", **details)
 
@@ -158,9 +208,9 @@ def _check_request(target: Path, backup: Backup, allow_other_source: bool) -> Ma
     return backup.manifest
 
 
-def _choose_good_copy(backup: Backup, say: Log) -> tuple[Path, tuple[CopyCheck, ...]]:
+def _choose_good_copy(backup: Backup, say: Log, target=None) -> tuple[Path, tuple[CopyCheck, ...]]:
     say(f"Verifying the copies of backup {backup.id}.")
-    result = verify_backup(backup, record=True)
+    result = verify_backup(backup, record=True, target=target)
     rejected = tuple(check for check in result.copies if not check.ok)
     for check in rejected:
         say(f"Copy {check.path} rejected: {check.reason}.")

@@ -321,6 +321,13 @@ class Engine(ABC):
     side_files: ClassVar[tuple[str, ...]] = ()  # files beside the target that belong to it
     safety_side_files: ClassVar[tuple[str, ...]] = ("",)  # what a safety copy keeps ("" = the target)
 
+    target_is_file: ClassVar[bool] = True  # a restore then swaps files (restore.py); else the engine's
+
+    def replace_with_backup(self, copy_path, manifest, *, say) -> None:
+        """Put a verified backup copy in place of the target, all or nothing (engines whose
+        target is not a file; for a file, restore.py swaps it itself)."""
+        raise NotImplementedError
+
     @abstractmethod
     def set_journal_mode(self, mode: str) -> str:
         """Switch a replacement to the journal mode its backup recorded; the mode now."""

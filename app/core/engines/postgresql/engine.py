@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 
 import psycopg
 from psycopg import errors as pg_errors
 
 from app.core.engines.base import Engine, TimedOut
-from app.core.engines.postgresql import backups, connections, scratch, sessions, transactions
+from app.core.engines.postgresql import backups, connections, restore, scratch, sessions, transactions
 from app.core.engines.postgresql.catalog import read_catalog
 from app.core.engines.postgresql.compare import diff_catalogs
 from app.core.engines.postgresql.dialect import PostgresDialect
@@ -32,7 +33,8 @@ class PostgresqlEngine(Engine):
     Error = psycopg.Error
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
-    supports = frozenset({"backup"})
+    supports = frozenset({"backup", "restore"})
+    target_is_file = False
     copy_check_name = "pg_restore --list"
     investigate_damage = "Investigate the source: the server's log, and amcheck if it is installed."
     slow_deep_checks = False  # a snapshot is the catalog and counts: nothing to run apart
@@ -227,6 +229,10 @@ class PostgresqlEngine(Engine):
 
     side_files = ()
     safety_side_files = ()
+
+    def replace_with_backup(self, copy_path, manifest, *, say) -> None:
+        restore.replace_with(self.location, Path(copy_path), manifest.schema_fingerprint,
+                             dict(manifest.row_counts), say)
 
     def set_journal_mode(self, mode: str) -> str:
         raise self.not_yet("Restore")
