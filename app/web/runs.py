@@ -35,7 +35,7 @@ def create():
     try:
         run = create_run(targets, targets.environment(request.form.get("environment", "")), acting_operator())
     except (Conflict, UsageError) as refusal:
-        flash(refusal.message, "error")
+        flash(refusal.message, "refusal")
         return redirect(url_for("runs.index"), code=303)
     return redirect(url_for("runs.detail", run_id=run.id), code=303)
 
@@ -63,13 +63,15 @@ def state(run_id: int):
 
 
 def _acting(run_id: int, action) -> Response:
+    """`action` returns (message, category) or None; a refusal is flashed as one."""
     try:
-        message = action(get_run(run_id))
+        outcome = action(get_run(run_id))
     except (Conflict, UsageError) as refusal:
-        flash(refusal.message, "error")
+        flash(refusal.message, "refusal")
     else:
-        if message:
-            flash(message)
+        if outcome:
+            message, category = outcome
+            flash(message, category)
     return redirect(url_for("runs.detail", run_id=run_id, _anchor=request.form.get("anchor") or None), code=303)
 
 
@@ -77,26 +79,28 @@ def _acting(run_id: int, action) -> Response:
 def start(run_id: int, step_id: str):
     def act(run):
         job = start_step(current_targets(), run, step_id, acting_operator(), note=request.form.get("note", ""))
-        return None if job.active else f"{step_id}: {job.state}."
+        return None if job.active else (f"{step_id}: {job.state}.", "success" if job.state == "passed" else "failure")
     return _acting(run_id, act)
 
 
 @bp.post("/<int:run_id>/steps/<step_id>/cancel")
 def cancel(run_id: int, step_id: str):
-    return _acting(run_id, lambda run: f"{step_id}: {cancel_step(current_targets(), run, step_id, acting_operator()).state}.")
+    return _acting(run_id, lambda run: (
+        f"{step_id}: {cancel_step(current_targets(), run, step_id, acting_operator()).state}.", "success"))
 
 
 @bp.post("/<int:run_id>/steps/<step_id>/signoff")
 def signoff(run_id: int, step_id: str):
     def act(run):
         signature = sign_off(current_targets(), run, step_id, acting_operator(), request.form.get("note", ""))
-        return f"{'Approved' if signature.kind == 'approval' else 'Signed off'}: {signature.subject}."
+        return f"{'Approved' if signature.kind == 'approval' else 'Signed off'}: {signature.subject}.", "success"
     return _acting(run_id, act)
 
 
 @bp.post("/<int:run_id>/abandon")
 def abandon(run_id: int):
-    return _acting(run_id, lambda run: f"Run {abandon_run(run, acting_operator(), request.form.get('reason', '')).id} abandoned.")
+    return _acting(run_id, lambda run: (
+        f"Run {abandon_run(run, acting_operator(), request.form.get('reason', '')).id} abandoned.", "success"))
 
 
 @bp.get("/<int:run_id>/report")
