@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.browser.conftest import log_in, screenshot, start_server, stop_server
+from tests.browser.conftest import ARTIFACTS, log_in, screenshot, start_server, stop_server
 from tests.browser.test_runs_browser import step_state
 
 pytestmark = pytest.mark.browser
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 WIDE, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 CHATTY = ("for i in range(300): print(f'row batch {i} checked', flush=True)\n"
           "print('Chatty verdict: all 300 batches checked', flush=True)")
-SLOW = ("import time\nfor i in range(100):\n    print(f'slow line {i}', flush=True)\n    time.sleep(0.1)\n"
+SLOW = ("import time\nfor i in range(200):\n    print(f'slow line {i}', flush=True)\n    time.sleep(0.1)\n"
         "print('Slow verdict: done', flush=True)")
 LAST = "print('Last verdict: nothing left', flush=True)"
 
@@ -108,7 +108,7 @@ def test_the_run_page_at_a_glance(browser, tmp_path, demo_config):
         assert at_end(page, "#log-chatty")
         page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
         assert abs(page.evaluate("document.getElementById('run-progress').getBoundingClientRect().top")) <= 1
-        screenshot(page, "cockpit-run-live-scrolled-1400")
+        page.screenshot(path=str(ARTIFACTS / "cockpit-run-live-scrolled-1400.png"))  # the viewport, header stuck
 
         watcher = phone.new_page()
         log_in(watcher, server)
@@ -119,6 +119,18 @@ def test_the_run_page_at_a_glance(browser, tmp_path, demo_config):
                        "#run-head a:has-text('Download report')", "#run-progress a[href='#step-last']"):
             within_the_screen(watcher, action)
         screenshot(watcher, "cockpit-run-live-390")
+
+        # The running step's job page: htmx replaces its panel twice a second; the log keeps
+        # following the tail, or the operator's place once they scrolled up.
+        watcher.goto(server.url + page.get_attribute("#sum-slow a.step-job", "href"))
+        assert watcher.get_attribute(".job", "data-state") == "running"
+        watcher.wait_for_timeout(1200)
+        assert at_end(watcher, ".job .log")
+        screenshot(watcher, "cockpit-job-live-390")
+        watcher.eval_on_selector(".job .log", "log => { log.scrollTop = 0; }")
+        watcher.wait_for_timeout(1200)
+        assert watcher.get_attribute(".job", "data-state") == "running"
+        assert watcher.eval_on_selector(".job .log", "log => log.scrollTop") == 0
 
         assert step_state(page, "slow", ["passed"], timeout=30000) == "passed"
         page.wait_for_function("() => document.querySelector('#step-last .step-fold').open")
@@ -168,6 +180,8 @@ def test_outcomes_and_every_page_on_a_phone(browser, tmp_path, demo_config):
     try:
         page = wide.new_page()
         log_in(page, server)
+        page.wait_for_selector('[data-environment="production"] .status:has-text("healthy")', timeout=20000)
+        screenshot(page, "cockpit-dashboard-1400")
         # At 1400 px the navigation is one row.
         tops = page.eval_on_selector_all(".topbar .mainnav a, .topbar .who", "els => els.map(e => e.getBoundingClientRect().top)")
         assert max(tops) - min(tops) < 8, tops
