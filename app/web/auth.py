@@ -111,5 +111,5 @@ def logout():
     audit.record(operator.username, "logout")
     logout_user()
     session.clear()
-    flash("You are logged out.")
+    flash("You are logged out.", "success")
     return redirect(url_for("auth.login"))

@@ -31,14 +31,17 @@ def index(name: str):
 @bp.post("")
 def create(name: str):
     backup_id, job = start_backup(current_targets().environment(name), acting_operator())
-    flash(f"Backup {backup_id} started.")
+    flash(f"Backup {backup_id} started.", "success")
     return redirect(url_for("backups.index", name=name, job=job.id))
 
 
 @bp.post("/<backup_id>/verify")
 def verify(name: str, backup_id: str):
     result = verify_now(current_targets().environment(name), backup_id, acting_operator())
-    flash(f"Backup {backup_id} {'verified: every copy checks out' if result.verified else 'did NOT verify'}.")
+    if result.verified:
+        flash(f"Backup {backup_id} verified: every copy checks out.", "success")
+    else:
+        flash(f"Backup {backup_id} did NOT verify.", "failure")
     return redirect(url_for("backups.index", name=name))
 
 
@@ -48,7 +51,7 @@ def restore(name: str, backup_id: str):
     try:
         require_typed_name(env, request.form.get("confirm", ""), "Restore")
     except UsageError as refusal:
-        flash(refusal.message)
+        flash(refusal.message, "refusal")
         return redirect(url_for("backups.index", name=name))
     job = start_restore(env, backup_id, acting_operator())
     return redirect(url_for("backups.index", name=name, job=job.id))
@@ -57,5 +60,5 @@ def restore(name: str, backup_id: str):
 @bp.post("/prune")
 def prune(name: str):
     removed = prune_backups(current_targets().environment(name), acting_operator())
-    flash(f"Pruned {len(removed)} backup(s): {', '.join(b.id for b in removed) or 'nothing was old enough'}.")
+    flash(f"Pruned {len(removed)} backup(s): {', '.join(b.id for b in removed) or 'nothing was old enough'}.", "success")
     return redirect(url_for("backups.index", name=name))

@@ -95,7 +95,7 @@ def verify(name: str):
 def monitor(name: str):
     targets = current_targets()
     window = start_window(targets, targets.environment(name), acting_operator(), reason="started from the health page")
-    flash(f"Watching {name} until {window.ends_at:%Y-%m-%d %H:%M} UTC.")
+    flash(f"Watching {name} until {window.ends_at:%Y-%m-%d %H:%M} UTC.", "success")
     return redirect(url_for("health.index", name=name))
 
 
@@ -105,7 +105,7 @@ def monitor_stop(name: str):
     window = active_window(name)
     if window is not None:
         stop_window(window, acting_operator())
-        flash("Monitoring stopped.")
+        flash("Monitoring stopped.", "success")
     return redirect(url_for("health.index", name=name))
 
 

@@ -47,7 +47,7 @@ def prep(name: str):
     prep_plan = make_prep(targets, env, request.form.get("reference") or (reference.name if reference else ""))
     if request.form.get("save") == "1":
         path = save_prep(targets, env, prep_plan, acting_operator())
-        flash(f"Prep plan saved as {path}; it now runs first in {env.name}'s plan set.")
+        flash(f"Prep plan saved as {path}; it now runs first in {env.name}'s plan set.", "success")
         return redirect(url_for("migration.index", name=name))
     return render_template("migration/prep.html", env=env, prep=prep_plan, prep_file=prep_path(targets, env))
 
@@ -66,7 +66,7 @@ def migrate(name: str):
     try:
         require_typed_name(env, request.form.get("confirm", ""), "Migration")
     except UsageError as refusal:
-        flash(refusal.message)
+        flash(refusal.message, "refusal")
         return redirect(url_for("migration.index", name=name))
     job = start_job("migrate", env, acting_operator(), None, targets=targets)
     return redirect(url_for("migration.index", name=name, job=job.id))

@@ -1,5 +1,6 @@
 """Backups through the API and the page: start, list, verify, restore, prune; bad ids."""
 import pathlib
+import re
 import sqlite3
 import sys
 import time
@@ -153,9 +154,35 @@ def test_the_page_refuses_a_restore_without_the_typed_name(app, logged_in, clien
     token = csrf_token_from(logged_in.get("/environments/production/backups").get_data(as_text=True))
     response = logged_in.post(f"/environments/production/backups/{backup_id}/restore",
                               data={"csrf_token": token, "confirm": "prod"}, follow_redirects=True)
-    assert "type the environment name (production) to confirm" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "type the environment name (production) to confirm" in html
+    assert '<p class="flash msg msg-refusal" data-outcome="refusal" role="alert">Restore not started' in html
     with app.app_context():
         assert db.session.query(Job).filter_by(kind="restore").count() == 0
+
+
+def test_a_backup_that_does_not_verify_is_flashed_as_a_failure(logged_in, client, api_headers):
+    backup_id, done = take_backup(client, api_headers)
+    copy = pathlib.Path(done["job"]["result"]["copies"][0])
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    token = csrf_token_from(logged_in.get("/environments/production/backups").get_data(as_text=True))
+    html = logged_in.post(f"/environments/production/backups/{backup_id}/verify", data={"csrf_token": token},
+                          follow_redirects=True).get_data(as_text=True)
+    assert f'<p class="flash msg msg-failure" data-outcome="failure" role="alert">Backup {backup_id} did NOT verify.' in html
+
+
+def test_every_flash_names_its_outcome():
+    """A message without a category would render as a success, however it reads."""
+    outcomes = {"success", "refusal", "failure", "warning"}
+    exempt = {"dashboard.py"}  # its one message ("inspected again") is a success, the default's style
+    for path in pathlib.Path("app/web").glob("*.py"):
+        for call in re.findall(r"\bflash\((.*)\)\s*$", path.read_text(), re.MULTILINE):
+            category = re.search(r',\s*("?)(\w+)\1$', call)
+            assert category or path.name in exempt, f"{path}: flash({call}) names no outcome"
+            if category and category.group(1):
+                assert category.group(2) in outcomes, (path, call)
 
 
 def test_actions_are_audited(app, client, api_headers):

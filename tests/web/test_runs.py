@@ -1,0 +1,41 @@
+"""The run page: its progress header, steps folded to one line, a wait said once, refusals."""
+import re
+
+from tests.conftest import csrf_token_from
+
+
+def open_run(logged_in) -> tuple[int, str]:
+    html = logged_in.get("/runs").get_data(as_text=True)
+    created = logged_in.post("/runs", data={"csrf_token": csrf_token_from(html), "environment": "production"})
+    run_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    return run_id, logged_in.get(f"/runs/{run_id}").get_data(as_text=True)
+
+
+def summaries(html: str) -> dict[str, str]:
+    return dict(re.findall(r'id="verdict-([\w-]+)" title="[^"]*">([^<]*)</span>', html))
+
+
+def test_a_new_run_says_where_it_stands_and_opens_only_the_step_to_act_on(logged_in):
+    _, html = open_run(logged_in)
+    assert re.search(r"<strong>0 of 12 done</strong> —\s*now: <a href=\"#step-verify-target\"", html)
+    assert 'href="#step-verify-target" class="tl tl-ready"' in html
+    folds = re.findall(r'<li class="step card" id="step-([\w-]+)">\s*<details class="step-fold" ?(open)?>', html)
+    assert [step for step, opened in folds if opened] == ["verify-target"] and len(folds) == 12
+    waits = [text for text in summaries(html).values() if text]
+    assert waits == ["Waits for: Verify the target (ready)"]  # said once, not by each of the eleven
+
+
+def test_the_state_partial_refreshes_the_header_and_the_summaries(logged_in):
+    run_id, _ = open_run(logged_in)
+    state = logged_in.get(f"/runs/{run_id}/state").get_data(as_text=True)
+    assert 'id="run-progress" aria-label="Run progress" hx-swap-oob="true"' in state
+    assert state.count('class="step-summary"') == 12 and state.count('class="step-head') == 12
+    assert 'id="sum-verify-target" data-open="true"' in state and 'id="sum-backup" data-open="false"' in state
+
+
+def test_starting_a_blocked_step_is_flashed_as_a_refusal(logged_in):
+    run_id, html = open_run(logged_in)
+    response = logged_in.post(f"/runs/{run_id}/steps/backup/start", data={"csrf_token": csrf_token_from(html)},
+                              follow_redirects=True)
+    assert re.search(r'<p class="flash msg msg-refusal" data-outcome="refusal" role="alert">[^<]*Waits for',
+                     response.get_data(as_text=True))
