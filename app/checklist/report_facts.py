@@ -270,13 +270,11 @@ def success_criteria(facts: dict, views: list[StepView]) -> list[dict]:
     ledger_check = checks.get("row_count_ledger")
     index_check = checks.get("required_indexes")
     after = facts["schema"].get("after")
+    abandoned = facts["run"]["status"] == "abandoned"
     criteria = [
-        _criterion("Migration completed", _done(state.get("migrate")), "the migrate step committed"),
-        _criterion("Hotfix applied", _done(state.get("hotfix")),
-                   "the hotfix step committed" if state.get("hotfix") != "skipped" else "no hotfix configured"),
-        _criterion("All tests passed", _all_tests_passed(facts["verification"], smoke, state.get("smoke")),
-                   "every verification check and the smoke test passed" if facts["verification"]
-                   else "not run yet (verify step)"),
+        _criterion("Migration completed", _done(state.get("migrate")), _step_evidence("migrate", state, abandoned)),
+        _criterion("Hotfix applied", _done(state.get("hotfix")), _step_evidence("hotfix", state, abandoned)),
+        _criterion("All tests passed", *_tests_passed(facts["verification"], smoke, state.get("smoke"))),
         _criterion("No data loss", ledger_check["passed"] if ledger_check else None,
                    ledger_check["summary"] if ledger_check else "no row-count ledger yet (verify step)"),
         _criterion("Performance improved", None,
@@ -286,10 +284,9 @@ def success_criteria(facts: dict, views: list[StepView]) -> list[dict]:
                    unmeasured=_unjudged(monitoring)),
         _criterion("No user issues", *_user_issues(monitoring), unmeasured=_unjudged(monitoring)),
         _criterion("Production verified", (after == [] and _done(state.get("verify"))) if after is not None else None,
-                   "schema matches the reference and verification passed" if after == [] else
-                   f"{len(after)} difference(s) from the reference remain" if after else "not measured"),
+                   _verified_evidence(after, _done(state.get("verify")))),
     ]
-    if facts["run"]["status"] == "abandoned":  # nothing more will be measured in this run
+    if abandoned:  # nothing more will be measured in this run
         for criterion in criteria:
             if criterion["unmeasured"] == "not measured yet":
                 criterion["unmeasured"] = "not measured: the run was abandoned"
@@ -302,10 +299,42 @@ def _criterion(name: str, met: bool | None, evidence: str, *, unmeasured: str | 
             "unmeasured": (unmeasured or "not measured yet") if met is None else None}
 
 
-def _all_tests_passed(verification: dict | None, smoke: dict, smoke_state: str | None) -> bool | None:
+def _step_evidence(kind: str, state: dict, abandoned: bool) -> str:
+    """What the migrate or hotfix step did, in words that match its tick."""
+    now = state.get(kind)
+    if now is None:
+        return f"this run's checklist has no {kind} step"
+    if now in ("passed", "signed_off"):
+        return f"the {kind} step committed"
+    if now == "skipped":
+        return f"no {kind} configured"
+    if now in ("blocked", "ready"):
+        return f"the {kind} step never ran" if abandoned else f"the {kind} step has not run yet"
+    return f"the {kind} step is {now.replace('_', ' ')}"
+
+
+def _tests_passed(verification: dict | None, smoke: dict, smoke_state: str | None) -> tuple[bool | None, str]:
     if verification is None:
-        return None
-    return bool(verification.get("passed")) and smoke.get("passed", smoke_state == "skipped")
+        return None, "not run yet (verify step)"
+    if not verification.get("passed"):
+        return False, "a verification check failed (see Verification)"
+    if smoke_state in ("skipped", None):
+        return True, "every verification check passed; " + (
+            "no smoke test is configured" if smoke_state else "this run's checklist has no smoke test")
+    if "passed" not in smoke:
+        return None, "verification passed; the smoke test has not run"
+    if not smoke["passed"]:
+        return False, "the smoke test failed (see Verification)"
+    return True, "every verification check and the smoke test passed"
+
+
+def _verified_evidence(after: list | None, verified: bool | None) -> str:
+    if after is None:
+        return "not measured"
+    if after:
+        return f"{len(after)} difference(s) from the reference remain"
+    return ("schema matches the reference and verification passed" if verified
+            else "schema matches the reference; verification has not passed")
 
 
 def _unjudged(monitoring: dict | None) -> str | None:
@@ -355,10 +384,10 @@ def _user_issues(monitoring: dict | None) -> tuple[bool | None, str]:
 
     if monitoring is None:
         return None, "the monitoring window has not started"
-    if monitoring["state"] == "active":
-        return None, "judged when the monitoring window ends"
     if monitoring.get("outlived_run"):
         return None, monitoring["outlived_run"]
+    if monitoring["state"] == "active":
+        return None, "judged when the monitoring window ends"
     samples = db.session.scalars(select(HealthSample).where(HealthSample.window_id == monitoring["id"]))
     log_results = [r for s in samples for r in json.loads(s.results or "[]") if r["name"] == "application_log"]
     if not log_results:

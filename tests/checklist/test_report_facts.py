@@ -115,3 +115,29 @@ def test_a_window_ending_after_the_run_was_abandoned_does_not_settle_its_step(bu
         monitor = next(step for step in facts["steps"] if step["id"] == "monitor")
         assert monitor["state"] == "abandoned" and criteria(facts)["24 hours stable"]["met"] is None
         assert facts["monitoring"]["outlived_run"]
+
+
+def test_evidence_never_claims_what_did_not_happen(build_app):
+    """A criterion's words match its tick: no "the migrate step committed" beside a step that
+    does not exist or never ran, no "every check passed" beside a failure."""
+    app = build_app(SHORT_CHECKLIST)
+    with app.app_context():
+        run = watching_run(app)
+        abandon_run(run, "admin", "wrong maintenance slot")
+        found = criteria(report_facts(targets_of(app), run))
+        assert found["Migration completed"]["evidence"] == "this run's checklist has no migrate step"
+        assert found["Hotfix applied"]["evidence"] == "this run's checklist has no hotfix step"
+        assert "the run was abandoned at" in found["No user issues"]["evidence"]
+        assert found["Production verified"]["evidence"] == "23 difference(s) from the reference remain"
+
+
+def test_tests_are_ticked_from_verification_and_smoke_alike():
+    from app.checklist.report_facts import _tests_passed
+
+    passed, failed = {"passed": True}, {"passed": False}
+    assert _tests_passed(None, {}, "ready") == (None, "not run yet (verify step)")
+    assert _tests_passed(failed, {}, "ready")[0] is False
+    assert _tests_passed(passed, {}, "ready") == (None, "verification passed; the smoke test has not run")
+    assert _tests_passed(passed, failed, "failed") == (False, "the smoke test failed (see Verification)")
+    assert _tests_passed(passed, {}, "skipped")[0] is True
+    assert _tests_passed(passed, passed, "passed") == (True, "every verification check and the smoke test passed")
