@@ -33,7 +33,7 @@ def add_operator(instance, name: str, password: str) -> None:
 
 
 def drift_text(page) -> str:
-    page.wait_for_selector('[data-environment="production"] .status:has-text("healthy")', timeout=20000)
+    page.wait_for_selector('[data-environment="production"] .status:not(.status-checking)', timeout=20000)
     return page.inner_text(".drift")
 
 
