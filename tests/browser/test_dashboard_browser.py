@@ -21,6 +21,7 @@ def test_login_and_see_both_environments_and_the_drift(page, live_server):
     page.wait_for_selector('[data-environment="production"] .status:has-text("2 orphans")', timeout=20000)
     assert "2 rows point at missing parents" in page.locator('[data-environment="production"]').inner_text()
     assert "behind" in page.locator(".drift-status").inner_text()
+    page.click('#differences details[data-group="activity_definitions"] summary')
     group_id = page.locator("#differences tr", has_text="activity_definitions.group_id")
     assert group_id.count() == 1 and "additive" in group_id.inner_text()
     table = page.locator('details[data-table="activity_definitions"]')
