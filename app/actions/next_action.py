@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from app.actions.guards import open_run
 from app.actions.monitoring import active_window
 from app.actions.planning import prep_path
+from app.core.errors import CutoverError
+from app.core.plans import load_plan_set
+from app.core.prep import left_to_prep
 
 # What each action leads to (the pages turn these into links and buttons).
 PREP, START_RUN, CONTINUE_RUN, WATCH, NOTHING = "prep", "start_run", "continue_run", "watch", "nothing"
@@ -25,6 +28,7 @@ class EnvironmentFacts:
     readable: bool = True
     migratable: bool = True  # its engine runs plans and the checklist
     differences: int | None = None  # from the reference; None when they could not be compared
+    to_prep: int | None = None  # of those, what a prep plan would add (the plans create the rest); None: unknown
     prep_saved: bool = False
     open_run: int | None = None
     active_window: int | None = None
@@ -67,19 +71,23 @@ def next_action(facts: EnvironmentFacts) -> NextAction:
     if facts.differences is None:
         return NextAction(NOTHING, "Compare it first",
                           f"{name} could not be compared with {reference or 'a reference'}: see the comparison.")
-    if facts.differences and not facts.prep_saved:
+    if facts.differences and not facts.prep_saved and facts.to_prep != 0:
+        lacks = (f"{name} lacks {_count(facts.to_prep, 'table, column or index', 'tables, columns or indexes')} "
+                 f"of {reference} that the migration plans do not create" if facts.to_prep else
+                 f"{name} differs from {reference} in {_count(facts.differences, 'way', 'ways')}")
         return NextAction(PREP, "Prep the drift",
-                          f"{name} differs from {reference} in {_count(facts.differences, 'way')}: generate the prep "
-                          "plan (additive only) so the migration meets the schema it was written for.")
+                          f"{lacks}: generate the prep plan (additive only) so the migration meets the schema it "
+                          "was written for.")
     if facts.differences:
         return NextAction(START_RUN, "Start a checklist run",
-                          f"The prep plan is saved and runs first in {name}'s plan set: the checklist backs up, "
-                          "rehearses and migrates.")
+                          (f"The prep plan is saved and runs first in {name}'s plan set" if facts.prep_saved else
+                           f"The migration plans create what {name} lacks of {reference}")
+                          + ": the checklist backs up, rehearses and migrates.")
     return NextAction(NOTHING, "Nothing to migrate", f"{name} matches {reference}.")
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
 
 
 def environment_facts(targets, env, comparison=None) -> EnvironmentFacts:
@@ -99,8 +107,21 @@ def environment_facts(targets, env, comparison=None) -> EnvironmentFacts:
         readable=targets.inspect(env, wait_for_checks=False).ok,
         migratable="checklist" in env.target.supports,
         differences=len(comparison.differences) if comparison and comparison.differences is not None else None,
+        to_prep=_left_to_prep(targets, comparison),
         prep_saved=prep_path(targets, env).is_file(),
         open_run=run.id if run else None,
         active_window=window.id if window else None,
         window_is_the_runs=bool(run and window and window.started_at >= run.created_at),
     )
+
+
+def _left_to_prep(targets, comparison) -> int | None:
+    """How many differences a prep plan would add, the configured plans read as make_prep reads
+    them; None when there is nothing to read it from."""
+    if comparison is None or comparison.differences is None:
+        return None
+    try:
+        plan_set = load_plan_set(targets.workspace.plans) if targets.workspace.plans else None
+    except CutoverError:
+        return None  # a plan that does not load: the Migration page says why
+    return len(left_to_prep(comparison.differences, plan_set))

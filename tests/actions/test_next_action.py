@@ -20,9 +20,21 @@ def facts(**changes) -> EnvironmentFacts:
 
 
 def test_drift_without_a_prep_plan_asks_for_the_prep():
-    action = next_action(facts())
+    action = next_action(facts(to_prep=3))
     assert (action.kind, action.title) == (PREP, "Prep the drift")
-    assert "differs from development in 23 ways" in action.why
+    assert action.why.startswith("production lacks 3 tables, columns or indexes of development that the "
+                                 "migration plans do not create: generate the prep plan")
+
+
+def test_drift_the_prep_cannot_be_told_apart_from_still_asks_for_the_prep():
+    action = next_action(facts(to_prep=None))
+    assert action.kind == PREP and "differs from development in 23 ways" in action.why
+
+
+def test_differences_the_plans_create_themselves_need_no_prep():
+    action = next_action(facts(to_prep=0))
+    assert action.kind == START_RUN
+    assert action.why.startswith("The migration plans create what production lacks of development")
 
 
 def test_drift_with_a_saved_prep_plan_asks_for_a_run():
@@ -92,7 +104,8 @@ def test_the_demo_walk_from_drift_to_watching(build_app):
         targets = targets_of(app)
         production = targets.environment("production")
         assert action_now(app, "development").title == "Nothing to migrate"
-        assert action_now(app).kind == PREP
+        prep = action_now(app)
+        assert prep.kind == PREP and "lacks 3 tables, columns or indexes" in prep.why  # as the prep plan adds
 
         save_prep(targets, production, make_prep(targets, production, "development"), "admin")
         assert action_now(app).kind == START_RUN
