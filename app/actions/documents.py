@@ -126,3 +126,114 @@ def table_views(comparison) -> list[TableView]:
             _pair_rows("index", name, _visible_indexes(left), _visible_indexes(right), lookup) if both else [],
         ))
     return views
+
+
+# --------------------------------------------------------------------------- differences, grouped
+
+# How each kind of object is added where only the reference has it.
+_ADDED_BY = {"table": "CREATE TABLE", "column": "ALTER TABLE … ADD COLUMN", "index": "CREATE INDEX",
+             "trigger": "CREATE TRIGGER", "view": "CREATE VIEW", "sequence": "CREATE SEQUENCE",
+             "enum": "CREATE TYPE", "extension": "CREATE EXTENSION", "constraint": "ALTER TABLE … ADD CONSTRAINT"}
+_HOLDS_ROWS = ("table", "column")
+_PLURALS = {"index": "indexes"}
+
+
+def plural(noun: str, count: int) -> str:
+    return noun if count == 1 else _PLURALS.get(noun, noun + "s")
+
+
+def kind_meaning(kind: str, fix: str, left: str, right: str) -> str:
+    """What every difference of one object kind and one fix has in common, said once."""
+    rows = kind in _HOLDS_ROWS
+    if fix == "additive":
+        return (f"{left} has them and {right} lacks them: {_ADDED_BY.get(kind, 'a CREATE statement')} adds them; "
+                f"nothing already in {right} is changed or at risk.")
+    if fix == "rebuild":
+        return ("They cannot be changed in place: the table is rebuilt (or rewritten under a lock), which is where "
+                "rows get lost if it is done carelessly. Each one says why." if rows else
+                "Defined differently: each is dropped and created again (or built under a lock); no table data is "
+                "lost. Each one says how they differ.")
+    return (f"{right} has them and {left} does not: only dropping them removes them"
+            + (", and their data with them." if rows else "; no table data is lost."))
+
+
+@dataclass(frozen=True)
+class KindCount:
+    """How many differences of one object kind need one fix."""
+
+    object: str
+    fix: str
+    count: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.count} {plural(self.object, self.count)}"
+
+
+def _kind_counts(differences: list[dict]) -> list[KindCount]:
+    counts: dict[tuple[str, str], int] = {}
+    for d in differences:
+        counts[(d["object"], d["fix"])] = counts.get((d["object"], d["fix"]), 0) + 1
+    return [KindCount(kind, fix, n) for (kind, fix), n in counts.items()]
+
+
+@dataclass(frozen=True)
+class KindGroup:
+    """One kind of difference, explained once for all of its members."""
+
+    kind: KindCount
+    meaning: str
+
+
+def difference_kinds(comparison) -> list[KindGroup]:
+    """Each (object kind, fix) present, counted, with what it means; the riskiest last."""
+    kinds = _kind_counts([d.to_dict() for d in comparison.differences or []])
+    order = {"additive": 0, "rebuild": 1, "destructive": 2}
+    return [KindGroup(k, kind_meaning(k.object, k.fix, comparison.left, comparison.right))
+            for k in sorted(kinds, key=lambda k: (order.get(k.fix, 3), k.object))]
+
+
+@dataclass(frozen=True)
+class TableGroup:
+    """Every difference of one table (or of no table: views and other free-standing objects)."""
+
+    table: str | None
+    differences: list[dict]
+
+    @property
+    def kinds(self) -> list[KindCount]:
+        return _kind_counts(self.differences)
+
+
+def differences_by_table(comparison) -> list[TableGroup]:
+    """The differences in the diff's own order, gathered by the table they belong to."""
+    groups: dict[str | None, list[dict]] = {}
+    for d in comparison.differences or []:
+        groups.setdefault(d.table.lower() if d.table else None, []).append(d.to_dict())
+    return [TableGroup(items[0]["table"], items) for items in groups.values()]
+
+
+# --------------------------------------------------------------------------- an environment's badge
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The environment card's badge: what matters most about it, in a few words."""
+
+    tone: str  # "good" | "warn" | "bad" | "checking"
+    text: str
+
+
+def environment_condition(doc: dict, inspection: Inspection, differences: int | None) -> Condition:
+    """"healthy" only when integrity is ok, no row is orphaned and the schema matches the
+    reference; otherwise what is wrong ("2 orphans · drifted"). `differences` counts those from
+    the reference (None: not compared, as for the reference itself)."""
+    if doc["status"] == "unavailable":
+        return Condition("bad", "unavailable")
+    if doc["status"] == "problem":
+        return Condition("bad", "integrity problem")
+    if doc["status"] == "checking":
+        return Condition("checking", "checking…")
+    orphans = getattr(inspection.snapshot.facts, "foreign_key_violations", 0) or 0  # none on PostgreSQL yet
+    worries = ([f"{orphans} {plural('orphan', orphans)}"] if orphans else []) + (["drifted"] if differences else [])
+    return Condition("warn", " · ".join(worries)) if worries else Condition("good", "healthy")

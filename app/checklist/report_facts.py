@@ -38,8 +38,9 @@ def report_facts(targets: Targets, run: Run) -> dict:
     facts = {
         "run": {"id": run.id, "environment": run.environment, "database": env.label, "status": run.status,
                 "status_note": run.status_note, "created_by": run.created_by, "created_at": iso_time(run.created_at),
-                "finished_at": iso_time(run.finished_at), "complete": run_is_complete(views)},
-        "steps": [_step_facts(view) for view in views],
+                "finished_at": iso_time(run.finished_at), "complete": run_is_complete(views),
+                "steps_done": sum(view.satisfied for view in views), "steps_total": len(views)},
+        "steps": [_step_facts(view, run) for view in views],
         "timeline": _timeline(run, jobs, views),
         "failures": _failures(views),
         "backup": _backup_facts(env, run),
@@ -47,7 +48,7 @@ def report_facts(targets: Targets, run: Run) -> dict:
         "ledger": _ledger(targets, env, run),
         "verification": passed_result(run.id, "verify") or _latest_result(jobs, "verify"),
         "smoke": passed_result(run.id, "smoke") or _latest_result(jobs, "smoke"),
-        "monitoring": _monitoring(views),
+        "monitoring": _monitoring(views, run),
     }
     facts["criteria"] = success_criteria(facts, views)
     # The report leaves the dashboard (a download, an e-mail): no secret goes with it.
@@ -66,13 +67,33 @@ def _redacted(value, secrets: list[str]):
     return value
 
 
-def _step_facts(view: StepView) -> dict:
+def _step_facts(view: StepView, run: Run) -> dict:
     job = view.job
-    return {"id": view.id, "title": view.definition.title, "kind": view.definition.kind, "state": view.state,
-            "reason": view.reason, "attempts": len(view.attempts), "operator": job.operator if job else None,
+    state, reason = _state_in_run(view, run)
+    return {"id": view.id, "title": view.definition.title, "kind": view.definition.kind, "state": state,
+            "reason": reason, "attempts": len(view.attempts), "operator": job.operator if job else None,
             "started_at": iso_time(job.started_at) if job else None,
             "finished_at": iso_time(job.finished_at) if job else None, "duration_seconds": view.duration_seconds(),
             "excerpt": _excerpt(job), "signatures": [s.to_dict() for s in view.signatures]}
+
+
+def _state_in_run(view: StepView, run: Run) -> tuple[str, str]:
+    """A step of an abandoned run that was waiting, or still watching, did not finish in it:
+    "ready" would invite a click the run no longer takes, and how a window ends after the run
+    was abandoned is not this run's monitor step passing or failing."""
+    if run.status != "abandoned":
+        return view.state, view.reason
+    if view.window is not None and _outlived(view.window, run):
+        return "abandoned", f"The run was abandoned while window {view.window.id} was watching."
+    if view.state in ("blocked", "ready"):
+        return "abandoned", "Never ran: the run was abandoned."
+    return view.state, view.reason
+
+
+def _outlived(window, run: Run) -> bool:
+    """The monitoring window was still watching when the run was abandoned."""
+    return run.status == "abandoned" and (window.state == "active" or (
+        window.state == "finished" and run.finished_at is not None and window.ends_at > run.finished_at))
 
 
 def _excerpt(job: Job | None) -> list[dict]:
@@ -99,7 +120,8 @@ def _timeline(run: Run, jobs: list[Job], views: list[StepView]) -> list[dict]:
         if job.started_at:
             events.append({"time": iso_time(job.started_at), "text": f"{title} started by {job.operator} (job {job.id})"})
         if job.finished_at:
-            events.append({"time": iso_time(job.finished_at), "text": f"{title} {job.state}" + (f": {job.error}" if job.error else "")})
+            events.append({"time": iso_time(job.finished_at), "text": _job_outcome(title, job)})
+    events += _window_end(views)
     for view in views:
         for signature in view.signatures:
             s = signature.signature
@@ -109,6 +131,26 @@ def _timeline(run: Run, jobs: list[Job], views: list[StepView]) -> list[dict]:
     if run.finished_at:
         events.append({"time": iso_time(run.finished_at), "text": f"Run {run.status}" + (f": {run.status_note}" if run.status_note else "")})
     return sorted(events, key=lambda event: event["time"])
+
+
+def _job_outcome(title: str, job: Job) -> str:
+    """What a finished job did. The monitor step's job only starts its window: it passes when
+    the window ends clean, hours later, so its job's end is no pass."""
+    window = job.result_document.get("window") if job.kind == "monitor" and job.state == "passed" else None
+    if window is not None:
+        return f"{title}: window {window} started"
+    return f"{title} {job.state}" + (f": {job.error}" if job.error else "")
+
+
+def _window_end(views: list[StepView]) -> list[dict]:
+    from app.actions.monitoring import window_summary
+
+    window = next((v.window for v in views if v.definition.kind == "monitor" and v.window is not None), None)
+    if window is None or window.state != "finished":
+        return []
+    failed = window_summary(window)["counts"]["failed"]
+    outcome = "clean" if window_summary(window)["clean"] else f"not clean ({failed} tick(s) failed)"
+    return [{"time": iso_time(window.ends_at), "text": f"Monitoring window {window.id} ended {outcome}"}]
 
 
 def _failures(views: list[StepView]) -> list[dict]:
@@ -205,13 +247,18 @@ def _latest_result(jobs: list[Job], kind: str) -> dict | None:
     return attempts[-1].result_document if attempts else None
 
 
-def _monitoring(views: list[StepView]) -> dict | None:
+def _monitoring(views: list[StepView], run: Run) -> dict | None:
+    """The run's window; `outlived_run` says why its outcome is not this run's (None: it is)."""
     from app.actions.monitoring import window_summary
 
     view = next((v for v in views if v.definition.kind == "monitor"), None)
     if view is None or view.window is None:
         return None
-    return window_summary(view.window)
+    summary = window_summary(view.window)
+    summary["outlived_run"] = (f"the run was abandoned at {iso_time(run.finished_at)} while window {view.window.id} "
+                               "was still watching; what it saw later belongs to no run"
+                               if _outlived(view.window, run) else None)
+    return summary
 
 
 def success_criteria(facts: dict, views: list[StepView]) -> list[dict]:
@@ -223,28 +270,79 @@ def success_criteria(facts: dict, views: list[StepView]) -> list[dict]:
     ledger_check = checks.get("row_count_ledger")
     index_check = checks.get("required_indexes")
     after = facts["schema"].get("after")
-    return [
-        _criterion("Migration completed", _done(state.get("migrate")), "the migrate step committed"),
-        _criterion("Hotfix applied", _done(state.get("hotfix")),
-                   "the hotfix step committed" if state.get("hotfix") != "skipped" else "no hotfix configured"),
-        _criterion("All tests passed", bool(facts["verification"] and facts["verification"].get("passed"))
-                   and smoke.get("passed", state.get("smoke") == "skipped"),
-                   "every verification check and the smoke test passed"),
+    abandoned = facts["run"]["status"] == "abandoned"
+    criteria = [
+        _criterion("Migration completed", _done(state.get("migrate")), _step_evidence("migrate", state, abandoned)),
+        _criterion("Hotfix applied", _done(state.get("hotfix")), _step_evidence("hotfix", state, abandoned)),
+        _criterion("All tests passed", *_tests_passed(facts["verification"], smoke, state.get("smoke"))),
         _criterion("No data loss", ledger_check["passed"] if ledger_check else None,
                    ledger_check["summary"] if ledger_check else "no row-count ledger yet (verify step)"),
-        _criterion("Performance improved", index_check["passed"] if index_check else None,
-                   (index_check["summary"] + " (query timings are not measured)") if index_check
-                   else "no index check yet"),
-        _criterion("24 hours stable", _stable_for_a_day(monitoring), _monitoring_evidence(monitoring)),
-        _criterion("No user issues", *_user_issues(monitoring)),
+        _criterion("Performance improved", None,
+                   "Cutover does not time queries" + (f"; what it checked: {index_check['summary']}" if index_check
+                                                      else ""), unmeasured="not measured"),
+        _criterion("24 hours stable", _stable_for_a_day(monitoring), _monitoring_evidence(monitoring),
+                   unmeasured=_unjudged(monitoring)),
+        _criterion("No user issues", *_user_issues(monitoring), unmeasured=_unjudged(monitoring)),
         _criterion("Production verified", (after == [] and _done(state.get("verify"))) if after is not None else None,
-                   "schema matches the reference and verification passed" if after == [] else
-                   f"{len(after)} difference(s) from the reference remain" if after else "not measured"),
+                   _verified_evidence(after, _done(state.get("verify")))),
     ]
+    if abandoned:  # nothing more will be measured in this run
+        for criterion in criteria:
+            if criterion["unmeasured"] == "not measured yet":
+                criterion["unmeasured"] = "not measured: the run was abandoned"
+    return criteria
 
 
-def _criterion(name: str, met: bool | None, evidence: str) -> dict:
-    return {"name": name, "met": met, "evidence": evidence}
+def _criterion(name: str, met: bool | None, evidence: str, *, unmeasured: str | None = None) -> dict:
+    """`unmeasured` says why `met` is None when "not measured yet" would be untrue."""
+    return {"name": name, "met": met, "evidence": evidence,
+            "unmeasured": (unmeasured or "not measured yet") if met is None else None}
+
+
+def _step_evidence(kind: str, state: dict, abandoned: bool) -> str:
+    """What the migrate or hotfix step did, in words that match its tick."""
+    now = state.get(kind)
+    if now is None:
+        return f"this run's checklist has no {kind} step"
+    if now in ("passed", "signed_off"):
+        return f"the {kind} step committed"
+    if now == "skipped":
+        return f"no {kind} configured"
+    if now in ("blocked", "ready"):
+        return f"the {kind} step never ran" if abandoned else f"the {kind} step has not run yet"
+    return f"the {kind} step is {now.replace('_', ' ')}"
+
+
+def _tests_passed(verification: dict | None, smoke: dict, smoke_state: str | None) -> tuple[bool | None, str]:
+    if verification is None:
+        return None, "not run yet (verify step)"
+    if not verification.get("passed"):
+        return False, "a verification check failed (see Verification)"
+    if smoke_state in ("skipped", None):
+        return True, "every verification check passed; " + (
+            "no smoke test is configured" if smoke_state else "this run's checklist has no smoke test")
+    if "passed" not in smoke:
+        return None, "verification passed; the smoke test has not run"
+    if not smoke["passed"]:
+        return False, "the smoke test failed (see Verification)"
+    return True, "every verification check and the smoke test passed"
+
+
+def _verified_evidence(after: list | None, verified: bool | None) -> str:
+    if after is None:
+        return "not measured"
+    if after:
+        return f"{len(after)} difference(s) from the reference remain"
+    return ("schema matches the reference and verification passed" if verified
+            else "schema matches the reference; verification has not passed")
+
+
+def _unjudged(monitoring: dict | None) -> str | None:
+    if monitoring and monitoring.get("outlived_run"):
+        return "not judged in this run"
+    if monitoring and monitoring["state"] == "active":
+        return "judged when the window ends"
+    return None
 
 
 def _done(state: str | None) -> bool | None:
@@ -261,7 +359,7 @@ def _window_hours(monitoring: dict) -> float:
 
 def _stable_for_a_day(monitoring: dict | None) -> bool | None:
     """A clean window proves "24 hours stable" only if it lasted 24 hours."""
-    if monitoring is None or monitoring["state"] == "active":
+    if monitoring is None or monitoring["state"] == "active" or monitoring.get("outlived_run"):
         return None
     return monitoring["clean"] and _window_hours(monitoring) >= STABLE_HOURS
 
@@ -269,7 +367,12 @@ def _stable_for_a_day(monitoring: dict | None) -> bool | None:
 def _monitoring_evidence(monitoring: dict | None) -> str:
     if monitoring is None:
         return "the monitoring window has not started"
+    if monitoring.get("outlived_run"):
+        return monitoring["outlived_run"]
     counts, hours = monitoring["counts"], _window_hours(monitoring)
+    if monitoring["state"] == "active":
+        return (f"window {monitoring['id']} is still watching until {monitoring['ends_at']}: so far {counts['passed']} "
+                f"tick(s) passed, {counts['failed']} failed, {counts['missed']} missed")
     short = f"; the window lasted {hours:g} h, shorter than {STABLE_HOURS:g}" if hours < STABLE_HOURS else ""
     return (f"window {monitoring['id']} ({monitoring['state']}, {hours:g} h): {counts['passed']} tick(s) passed, "
             f"{counts['failed']} failed, {counts['missed']} missed{short}")
@@ -279,7 +382,11 @@ def _user_issues(monitoring: dict | None) -> tuple[bool | None, str]:
     """Users' trouble shows as errors in the application's log, scanned on every tick."""
     from app.models import HealthSample
 
-    if monitoring is None or monitoring["state"] == "active":
+    if monitoring is None:
+        return None, "the monitoring window has not started"
+    if monitoring.get("outlived_run"):
+        return None, monitoring["outlived_run"]
+    if monitoring["state"] == "active":
         return None, "judged when the monitoring window ends"
     samples = db.session.scalars(select(HealthSample).where(HealthSample.window_id == monitoring["id"]))
     log_results = [r for s in samples for r in json.loads(s.results or "[]") if r["name"] == "application_log"]

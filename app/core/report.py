@@ -64,15 +64,23 @@ def _summary(run: dict) -> str:
              f"- Status: **{run['status']}**" + (f" ({escape(run['status_note'])})" if run["status_note"] else "")]
     if run["finished_at"]:
         lines.append(f"- Finished at {run['finished_at']}")
-    if not run["complete"]:
-        lines.append("- **Not complete:** some steps have not passed (see below).")
+    if run["status"] == "abandoned":
+        lines.append(f"- **Abandoned:** {_done_steps(run)} were done; the others will not run in this run.")
+    elif not run["complete"]:
+        lines.append(f"- **Not complete yet:** {_done_steps(run)} are done (see below).")
     return "\n".join(lines)
+
+
+def _done_steps(run: dict) -> str:
+    if run.get("steps_total") is None:  # facts from before the counts were kept
+        return "some steps"
+    return f"{run['steps_done']} of {run['steps_total']} steps"
 
 
 def _criteria(criteria: list[dict]) -> str:
     lines = ["## Success criteria", "", "Ticked from measured facts, not from clicks.", ""]
     for item in criteria:
-        unknown = " (not measured yet)" if item["met"] is None else ""
+        unknown = f" ({item.get('unmeasured') or 'not measured yet'})" if item["met"] is None else ""
         lines.append(f"- {MARKS[item['met']]} **{item['name']}**{unknown}: {escape(item['evidence'])}")
     return "\n".join(lines)
 
@@ -168,11 +176,16 @@ def _monitoring(window: dict | None) -> str:
     if window is None:
         return "## Monitoring\n\nThe monitoring window has not started."
     counts = window["counts"]
-    return "\n".join(["## Monitoring", "",
-                      f"- Window {window['id']}: {window['started_at']} to {window['ends_at']}, a tick every "
-                      f"{window['interval_seconds']} s; state **{window['state']}**",
-                      f"- Ticks: {counts['passed']} passed, {counts['failed']} failed, {counts['missed']} missed"
-                      + (" (a gap: nothing ran then)" if counts["missed"] else ""),
+    ticks = (f"{counts['passed']} passed, {counts['failed']} failed, {counts['missed']} missed"
+             + (" (a gap: nothing ran then)" if counts["missed"] else ""))
+    head = (f"- Window {window['id']}: {window['started_at']} to {window['ends_at']}, a tick every "
+            f"{window['interval_seconds']} s")
+    if window.get("outlived_run"):
+        return "\n".join(["## Monitoring", "", f"{head}; **not this run's**: {escape(window['outlived_run'])}"])
+    if window["state"] == "active":
+        return "\n".join(["## Monitoring", "", f"{head}; **still watching**", f"- Ticks so far: {ticks}",
+                          "- Clean: judged when the window ends"])
+    return "\n".join(["## Monitoring", "", f"{head}; state **{window['state']}**", f"- Ticks: {ticks}",
                       f"- Clean: {'yes' if window['clean'] else 'no'}"])
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from app.actions.documents import environment_document, table_views
+from app.actions.documents import (difference_kinds, differences_by_table, environment_condition,
+                                   environment_document, table_views)
+from app.actions.next_action import environment_facts, next_action
 from app.targets import current_targets
 
 bp = Blueprint("dashboard", __name__)
@@ -17,14 +19,25 @@ def index():
     environments = [(env, targets.inspect(env, wait_for_checks=False)) for env in targets.workspace.environments]
     pair = _chosen_pair(targets)
     comparison = targets.compare(*pair, wait_for_checks=False) if pair else None
-    tables = table_views(comparison) if comparison and comparison.differences is not None else []
+    compared = comparison is not None and comparison.differences is not None
     return render_template(
         "dashboard/index.html",
         workspace=targets.workspace,
-        environments=[(env, inspection, environment_document(env, inspection)) for env, inspection in environments],
+        environments=[_card(targets, env, inspection, comparison) for env, inspection in environments],
         comparison=comparison,
-        tables=tables,
+        tables=table_views(comparison) if compared else [],
+        kinds=difference_kinds(comparison) if compared else [],
+        groups=differences_by_table(comparison) if compared else [],
     )
+
+
+def _card(targets, env, inspection, comparison):
+    """An environment's card: its document, its badge and the one thing to do next."""
+    doc = environment_document(env, inspection)
+    reference = targets.workspace.reference
+    shown = comparison if comparison and reference and (comparison.left, comparison.right) == (reference.name, env.name) else None
+    facts = environment_facts(targets, env, shown)
+    return env, inspection, doc, environment_condition(doc, inspection, facts.differences), next_action(facts)
 
 
 def _chosen_pair(targets):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.actions.guards import open_run, require_typed_name
+from app.actions.next_action import environment_facts, next_action
 from app.actions.planning import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
 from app.core.errors import CutoverError, UsageError
 from app.extensions import db
@@ -29,6 +30,7 @@ def index(name: str):
         "migration/index.html", env=env, view=view, plan_error=plan_error, job=job,
         lines=log_lines(job.id) if job else [], rehearsal=latest_rehearsal(env),
         prep_file=prep_path(targets, env), reference=targets.workspace.reference, open_run=open_run(env.name),
+        action=next_action(environment_facts(targets, env)),
     )
 
 

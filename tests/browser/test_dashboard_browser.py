@@ -18,12 +18,14 @@ def test_login_and_see_both_environments_and_the_drift(page, live_server):
     assert cards.count() == 2
     assert page.locator('[data-environment="development"] h2').inner_text().lower() == "development"
     # the whole-file checks land in the background; the card refreshes itself (htmx)
-    page.wait_for_selector('[data-environment="production"] .status:has-text("healthy")', timeout=20000)
+    page.wait_for_selector('[data-environment="production"] .status:has-text("2 orphans")', timeout=20000)
     assert "2 rows point at missing parents" in page.locator('[data-environment="production"]').inner_text()
     assert "behind" in page.locator(".drift-status").inner_text()
+    page.click('#differences details[data-group="activity_definitions"] summary')
     group_id = page.locator("#differences tr", has_text="activity_definitions.group_id")
     assert group_id.count() == 1 and "additive" in group_id.inner_text()
     table = page.locator('details[data-table="activity_definitions"]')
+    table.locator("summary").click()
     assert table.get_attribute("open") is not None
     assert table.locator("tr.change-only_left:not(.index-row)", has_text="group_id").count() == 1
     assert table.locator("tr.index-row.change-only_left", has_text="idx_activity_definitions_group_id").count() == 1

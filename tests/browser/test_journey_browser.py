@@ -33,7 +33,7 @@ def add_operator(instance, name: str, password: str) -> None:
 
 
 def drift_text(page) -> str:
-    page.wait_for_selector('[data-environment="production"] .status:has-text("healthy")', timeout=20000)
+    page.wait_for_selector('[data-environment="production"] .status:not(.status-checking)', timeout=20000)
     return page.inner_text(".drift")
 
 
@@ -59,6 +59,7 @@ def test_the_whole_journey(browser, tmp_path):
         page.on("request", lambda request: foreign.append(request.url) if not request.url.startswith(server.url) else None)
         log_in(page, server)
         drift_before = drift_text(page)
+        page.click('#differences details[data-group="activity_definitions"] summary')
         assert "behind" in drift_before and "group_id" in page.inner_text("#differences")
         screenshot(page, "journey-1-dashboard-drift")
         stop_server(server)

@@ -614,8 +614,8 @@ def test_the_demo_checklist_end_to_end(build_app):
     Not measurable in the demo, so not asserted as met: "No user issues" (the demo
     configures no application log_file, so no tick scans one: the criterion stays None).
     Not met on purpose: "24 hours stable" needs a window of 24 hours, and this one lasts 1.8
-    seconds (the evidence says so). "Performance improved" checks the required indexes, not
-    query timings.
+    seconds (the evidence says so). Never measured: "Performance improved" (Cutover takes no
+    query timings; the evidence names the index check it did run).
     """
     app = build_app(fast_monitor=True)
     with app.app_context():
@@ -651,11 +651,11 @@ def test_the_demo_checklist_end_to_end(build_app):
 
         facts = report_facts(targets, run)
         criteria = {c["name"]: c["met"] for c in facts["criteria"]}
-        not_measurable = {"No user issues"}
+        not_measurable = {"No user issues", "Performance improved"}
         assert {name: met for name, met in criteria.items() if name not in not_measurable} == {
             "Migration completed": True, "Hotfix applied": True, "All tests passed": True, "No data loss": True,
-            "Performance improved": True, "24 hours stable": False, "Production verified": True}
-        assert criteria["No user issues"] is None
+            "24 hours stable": False, "Production verified": True}
+        assert criteria["No user issues"] is None and criteria["Performance improved"] is None
         stable = next(c for c in facts["criteria"] if c["name"] == "24 hours stable")
         assert "ended" not in stable["evidence"] and "shorter than 24" in stable["evidence"]
         assert facts["schema"]["after"] == [] and facts["schema"]["before"]

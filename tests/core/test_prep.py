@@ -11,7 +11,7 @@ from app.core.engines import engine_for
 from app.core.inspect import inspect_database
 from app.core.migrate import apply_plan
 from app.core.plans import load_plan_set, make_plan_set
-from app.core.prep import generate_prep
+from app.core.prep import generate_prep, left_to_prep
 from app.core.reconcile import reconcile
 
 DEMO_PLANS = ("plans/migrate_database_improvements.sql", "plans/hotfix_activity_instances.sql")
@@ -90,6 +90,17 @@ def test_demo_prep_adds_exactly_the_drift_and_leaves_the_rest_to_the_plan(demo):
     assert prep.not_added == ()
     assert [s.phase for s in prep.plan().statements()] == [
         "Prep: tables", "Prep: columns", "Prep: columns"]
+
+
+def test_what_is_left_to_prep_is_what_the_prep_adds_without_trying_it(demo):
+    """The dashboard's cheap reading: no copy tried, the same three objects as the prep."""
+    differences = diff_schemas(schema(demo / "goals_dev.db"), schema(demo / "goals.db"))
+    wanted = left_to_prep(differences, demo_plans(demo))
+    assert [(d.object, d.table, d.name) for d in wanted] == [
+        ("column", "activity_definitions", "group_id"), ("table", "activity_groups", "activity_groups"),
+        ("column", "goals", "target_date")]
+    assert len(left_to_prep(differences, None)) == len(differences) == 23  # without plans, prep adds it all
+    assert left_to_prep([], demo_plans(demo)) == []
 
 
 def test_prep_then_the_plans_leave_no_difference_from_development(demo):

@@ -196,13 +196,22 @@ def test_summary_names_the_database_status_and_finish():
     assert "Not complete" not in summary
 
 
-def test_an_incomplete_run_says_so_with_its_status_note():
+def test_an_abandoned_run_says_so_with_its_status_note_and_what_was_done():
     f = facts()
-    f["run"].update(status="abandoned", status_note="operator gave up", finished_at=None, complete=False)
+    f["run"].update(status="abandoned", status_note="operator gave up", finished_at=None, complete=False,
+                    steps_done=1, steps_total=3)
     summary = render_markdown(f).split("\n## ")[0]
     assert "- Status: **abandoned** (operator gave up)" in summary
-    assert "- **Not complete:** some steps have not passed (see below)." in summary
+    assert "- **Abandoned:** 1 of 3 steps were done; the others will not run in this run." in summary
+    assert "not passed" not in summary and "yet" not in summary  # nothing more is coming
     assert "Finished at" not in summary
+
+
+def test_an_open_incomplete_run_counts_what_is_done():
+    f = facts()
+    f["run"].update(status="open", finished_at=None, complete=False, steps_done=2, steps_total=3)
+    summary = render_markdown(f).split("\n## ")[0]
+    assert "- **Not complete yet:** 2 of 3 steps are done (see below)." in summary
 
 
 def test_steps_table_has_one_row_per_step_with_state_duration_and_attempts():
@@ -322,12 +331,21 @@ def test_a_run_with_nothing_done_says_so_in_every_section():
     assert "## Row-count ledger\n\nNo tables were counted." in markdown
 
 
-def test_monitoring_still_running_has_no_gap_note():
+def test_monitoring_still_running_says_so_and_judges_nothing_yet():
     f = facts()
     f["monitoring"].update(state="active", clean=False, counts={"passed": 3, "failed": 1, "missed": 0, "running": 0})
     text = section(render_markdown(f), "## Monitoring")
-    assert "state **active**" in text and "- Ticks: 3 passed, 1 failed, 0 missed\n" in text
-    assert "- Clean: no" in text
+    assert "**still watching**" in text and "- Ticks so far: 3 passed, 1 failed, 0 missed\n" in text
+    assert "- Clean: judged when the window ends" in text and "Clean: no" not in text
+
+
+def test_a_window_that_outlived_an_abandoned_run_is_not_reported_as_its_own():
+    f = facts()
+    f["monitoring"].update(state="active", clean=False, outlived_run="the run was abandoned at T while window 4 "
+                                                                     "was still watching; what it saw later belongs to no run")
+    text = section(render_markdown(f), "## Monitoring")
+    assert "**not this run's**: the run was abandoned at T while window 4 was still watching" in text
+    assert "active" not in text and "Clean" not in text
 
 
 # --------------------------------------------------------------------------- criteria
@@ -341,6 +359,14 @@ def test_criteria_are_ticked_only_when_met_is_true():
     assert "- [x] **24 hours stable**: window 4 (finished)" in text
     assert text.count("[x]") == 2 and text.count("[ ]") == 2
     assert text.count("(not measured yet)") == 1
+
+
+def test_an_unmeasured_criterion_says_why_it_was_not_measured():
+    f = facts()
+    f["criteria"].append({"name": "Performance improved", "met": None, "unmeasured": "not measured",
+                          "evidence": "Cutover does not time queries"})
+    text = section(render_markdown(f), "## Success criteria")
+    assert "- [ ] **Performance improved** (not measured): Cutover does not time queries" in text
 
 
 def test_an_unmet_criterion_is_not_called_unmeasured():

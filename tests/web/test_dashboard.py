@@ -47,6 +47,27 @@ def test_dashboard_shows_both_environments_and_the_drift(logged_in):
     assert "FK orphans" in html and "rows point at missing parents" in html
 
 
+def test_the_drift_is_grouped_and_each_kind_explained_once(logged_in):
+    html = settled_dashboard(logged_in)
+    differences = html[html.index('id="differences"'):html.index('id="tables"')]
+    assert differences.count('class="meaning"') == 3  # additive columns, indexes, tables
+    assert differences.count("ALTER TABLE … ADD COLUMN adds them") == 1
+    assert "<strong>14 columns</strong>" in differences and "<strong>7 indexes</strong>" in differences
+    assert differences.count('<details class="diff-group"') == 7  # one per table with a difference
+    # side by side repeats no explanation: its rows carry the fix and the change only
+    tables = html[html.index('id="tables"'):]
+    assert "ADD COLUMN can add it" not in tables and "<details class=\"card table-card" in tables and " open" not in tables
+
+
+def test_the_badge_names_the_orphans_and_the_drift_and_the_next_action(logged_in):
+    html = settled_dashboard(logged_in)
+    assert '<span class="status status-ok condition-warn">2 orphans · drifted</span>' in card(html, "production")
+    assert '<span class="status status-ok condition-good">healthy</span>' in card(html, "development")
+    assert 'data-next-action="prep"' in card(html, "production")
+    assert 'href="/environments/production/migration#prep"' in card(html, "production")
+    assert "data-next-action" not in card(html, "development")
+
+
 def test_dashboard_counts_match_the_seed(logged_in):
     dev_card = card(logged_in.get("/").get_data(as_text=True), "development")
     for table, count in [("goals", "45"), ("activity_instances", "79"), ("metric_values", "116")]:

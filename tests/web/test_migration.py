@@ -103,6 +103,18 @@ def test_the_page_shows_predictions_and_prep(logged_in):
     assert "ready to run" in saved.get_data(as_text=True)
 
 
+def test_the_page_says_what_to_do_next_before_and_after_the_prep(logged_in):
+    html = logged_in.get("/environments/production/migration").get_data(as_text=True)
+    assert 'data-next-action="prep"' in html and 'action="/environments/production/migration/prep"' in html
+    token = csrf_token_from(html)
+    saved = logged_in.post("/environments/production/migration/prep",
+                           data={"csrf_token": token, "save": "1", "reference": "development"}, follow_redirects=True)
+    html = saved.get_data(as_text=True)
+    assert 'data-next-action="start_run"' in html and "Start a checklist run" in html
+    assert '<form method="post" action="/runs" class="inline">' in html
+    assert '<input type="hidden" name="environment" value="production">' in html
+
+
 def test_the_page_wants_the_typed_name_to_migrate(app, logged_in):
     token = csrf_token_from(logged_in.get("/environments/production/migration").get_data(as_text=True))
     response = logged_in.post("/environments/production/migration/migrate",

@@ -472,7 +472,7 @@ def test_report_is_markdown(client, api_headers):
         f'attachment; filename="cutover-run-{run["id"]}-production.md"')
     text = response.get_data(as_text=True)
     assert text.startswith(f"# Cutover completion report: run {run['id']} on production\n")
-    assert "**Not complete:**" in text
+    assert "**Not complete yet:** 0 of 12 steps are done" in text
 
 
 # --------------------------------------------------------------------------- authentication
