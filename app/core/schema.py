@@ -32,32 +32,32 @@ from app.core.sql import (
 DEFERRED = "DEFERRABLE INITIALLY DEFERRED"
 
 
-def _plain(value):
+def plain(value):
     """Tuples as JSON lists, nested value objects as their to_dict()."""
-    if isinstance(value, _Plain):
+    if isinstance(value, Plain):
         return value.to_dict()
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain(item) for item in value]
     return value
 
 
-class _Plain:
+class Plain:
     # Fields left out of to_dict() while they hold their default: facts only some schemas
     # have, so that every other schema reads exactly as it always did.
     _OMITTED_WHEN_UNSET: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
-            field.name: _plain(getattr(self, field.name))
+            field.name: plain(getattr(self, field.name))
             for field in fields(self)
             if field.name not in self._OMITTED_WHEN_UNSET or getattr(self, field.name)
         }
 
 
 @dataclass(frozen=True)
-class Column(_Plain):
+class Column(Plain):
     name: str
     type: str  # declared type verbatim, "" when none was declared
     not_null: bool
@@ -89,7 +89,7 @@ class Column(_Plain):
 
 
 @dataclass(frozen=True)
-class IndexColumn(_Plain):
+class IndexColumn(Plain):
     name: str | None  # None for an expression
     expression: str | None  # normalised expression, None for a plain column
     desc: bool
@@ -100,7 +100,7 @@ class IndexColumn(_Plain):
 
 
 @dataclass(frozen=True)
-class Index(_Plain):
+class Index(Plain):
     name: str
     table: str
     columns: tuple[IndexColumn, ...]
@@ -124,7 +124,7 @@ class Index(_Plain):
 
 
 @dataclass(frozen=True)
-class ForeignKey(_Plain):
+class ForeignKey(Plain):
     columns: tuple[str, ...]
     table: str  # the parent (referenced) table
     to: tuple[str | None, ...]  # parent columns; None where the parent's primary key is implied
@@ -151,7 +151,7 @@ def is_virtual_table_sql(sql: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Table(_Plain):
+class Table(Plain):
     name: str
     columns: tuple[Column, ...]
     indexes: tuple[Index, ...]
@@ -299,7 +299,7 @@ def explain_unreadable(table: Table) -> str:
 
 
 @dataclass(frozen=True)
-class Trigger(_Plain):
+class Trigger(Plain):
     name: str
     table: str
     sql: str
@@ -311,7 +311,7 @@ class Trigger(_Plain):
 
 
 @dataclass(frozen=True)
-class View(_Plain):
+class View(Plain):
     name: str
     sql: str
 
@@ -421,7 +421,7 @@ class Schema:
 
     def canonical(self) -> dict:
         """The normalised schema, as plain data: what `fingerprint()` hashes."""
-        return _plain(
+        return plain(
             {
                 "tables": [self._canonical_table(table) for table in _by_name(self.tables)],
                 "triggers": {ascii_lower(t.name): t.comparable(self.names()) for t in self.triggers},
@@ -478,7 +478,7 @@ def _by_name(objects) -> list:
 
 
 @dataclass(frozen=True)
-class Facts(_Plain):
+class Facts(Plain):
     path: str
     size_bytes: int  # main file plus its -wal file when there is one
     page_size: int

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
@@ -23,27 +23,12 @@ from psycopg import sql
 from app.core.engines.postgresql.connections import connect
 from app.core.engines.postgresql.location import PostgresLocation
 from app.core.errors import TargetUnavailable, UsageError
+from app.core.schema import Plain, plain
 
 DEFAULT_SCHEMAS = ("public",)
 EXACT_COUNT_BELOW_ROWS = 100_000  # tables estimated below this are counted with count(*)
 EXACT_COUNT_BELOW_PAGES = 1_000  # never-analyzed tables this small (8 MB) are counted too
 LOCK_TIMEOUT_MS = 5_000
-
-
-def _plain(value):
-    """Tuples as JSON lists, nested value objects as their to_dict()."""
-    if isinstance(value, _Plain):
-        return value.to_dict()
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
-
-
-class _Plain:
-    def to_dict(self) -> dict:
-        return {field.name: _plain(getattr(self, field.name)) for field in fields(self)}
 
 
 _SPACING = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")|\s+""")
@@ -61,7 +46,7 @@ def normalise_definition(text: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class PgColumn(_Plain):
+class PgColumn(Plain):
     name: str
     type: str  # format_type: "character varying(80)", "numeric(10,2)", "app.status"
     not_null: bool
@@ -82,7 +67,7 @@ class PgColumn(_Plain):
 
 
 @dataclass(frozen=True)
-class PgConstraint(_Plain):
+class PgConstraint(Plain):
     name: str
     kind: str  # "primary_key", "unique", "check", "foreign_key", "exclusion"
     definition: str  # pg_get_constraintdef: "CHECK ((price > (0)::numeric))", "FOREIGN KEY ..."
@@ -102,7 +87,7 @@ class PgConstraint(_Plain):
 
 
 @dataclass(frozen=True)
-class PgIndex(_Plain):
+class PgIndex(Plain):
     name: str
     table: str
     method: str  # btree, hash, gin, gist, brin, ...
@@ -123,7 +108,7 @@ _INDEX_NAME = re.compile(r'^(CREATE (?:UNIQUE )?INDEX )(?:"(?:[^"]|"")*"|\S+) ')
 
 
 @dataclass(frozen=True)
-class PgTable(_Plain):
+class PgTable(Plain):
     name: str
     schema: str
     kind: str  # "table" or "partitioned"
@@ -148,7 +133,7 @@ class PgTable(_Plain):
 
 
 @dataclass(frozen=True)
-class PgSequence(_Plain):
+class PgSequence(Plain):
     name: str
     type: str  # smallint, integer, bigint
     start: int
@@ -166,7 +151,7 @@ class PgSequence(_Plain):
 
 
 @dataclass(frozen=True)
-class PgView(_Plain):
+class PgView(Plain):
     name: str
     definition: str  # pg_get_viewdef: the SELECT
     materialized: bool = False
@@ -178,7 +163,7 @@ class PgView(_Plain):
 
 
 @dataclass(frozen=True)
-class PgTrigger(_Plain):
+class PgTrigger(Plain):
     name: str
     table: str
     definition: str  # pg_get_triggerdef: the CREATE TRIGGER statement
@@ -189,7 +174,7 @@ class PgTrigger(_Plain):
 
 
 @dataclass(frozen=True)
-class PgEnum(_Plain):
+class PgEnum(Plain):
     name: str
     labels: tuple[str, ...]  # in sort order
 
@@ -198,7 +183,7 @@ class PgEnum(_Plain):
 
 
 @dataclass(frozen=True)
-class PgExtension(_Plain):
+class PgExtension(Plain):
     name: str
     version: str
     schema: str
@@ -208,7 +193,7 @@ class PgExtension(_Plain):
 
 
 @dataclass(frozen=True)
-class PgFacts(_Plain):
+class PgFacts(Plain):
     database: str
     server_version: str  # "15.14 (Debian 15.14-1.pgdg120+1)"
     server_version_num: int  # 150014
@@ -248,7 +233,7 @@ class Catalog:
 
     def canonical(self) -> dict:
         """The schema as plain data without data, sizes or OIDs: what `fingerprint()` hashes."""
-        return _plain({
+        return plain({
             "tables": {table.name: _canonical_table(table) for table in self.tables},
             "sequences": {s.name: s.comparable() for s in self.sequences},
             "views": {v.name: v.comparable() for v in self.views},

@@ -21,6 +21,7 @@ from psycopg import sql
 from app.core.engines.postgresql.connections import connect
 from app.core.engines.postgresql.location import PostgresLocation
 from app.core.errors import CutoverError
+from app.core.fsutil import process_alive
 
 PREFIX = "cutover_scratch_"
 _NAME = re.compile(PREFIX + r"([0-9a-f]{8})_(\d+)_[0-9a-f]+$")
@@ -93,14 +94,4 @@ def _abandoned(name: str) -> bool:
     match = _NAME.match(name)
     if match is None or match.group(1) != _host_tag():
         return False  # another host's: only it can tell whether its maker still runs
-    return not _process_alive(int(match.group(2)))
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return not process_alive(int(match.group(2)))
