@@ -556,7 +556,9 @@ def _snapshot_and_check(source, copies, pool, backup_id, moment, method, busy_ti
             # A copy hashed by reading it back needs no second read; a locked copy's hash
             # is the source's, so every copy of it is read back here.
             hashed=copies.first.temporary if snapshot.hashed_from_copy else None,
-            described=copies.first.temporary,
+            # A manifest described from the first copy need not be checked against it; one
+            # read from the source's own snapshot (PostgreSQL) is proven by restoring the copy.
+            described=copies.first.temporary if snapshot.described is None else None,
         )
         manifest = _verified_manifest(source, manifest, copies, checks)
     flushed.result()

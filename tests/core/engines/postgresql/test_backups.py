@@ -49,6 +49,20 @@ def test_a_backup_is_a_verified_dump_with_a_manifest_in_every_folder(target, tmp
     assert not scratch_left(pg_server)
 
 
+def test_creating_a_backup_restores_every_copy_before_calling_it_verified(target, tmp_path, pg_server, monkeypatch):
+    from app.core.engines.postgresql import backups
+
+    restored = []
+    real = backups.restored
+    monkeypatch.setattr(backups, "restored", lambda location, path: restored.append(path) or real(location, path))
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+    backup = create_backup(target, folders)
+    assert backup.status == "verified"
+    assert sorted(path.parent for path in restored) == folders  # each hidden copy, before publishing
+
+
 def test_listed_and_found_as_the_targets_own(target, tmp_path):
     backup = create_backup(target, [tmp_path])
     assert [b.id for b in list_backups([tmp_path], target)] == [backup.id]
