@@ -103,8 +103,12 @@ class PostgresqlEngine(Engine):
 
     def open_readonly(self, *, busy_timeout: float = 1.0):
         connection = connections.connect(self.location)
-        connection.execute("SET default_transaction_read_only = on")
-        connection.execute(f"SET lock_timeout = {max(1, round(busy_timeout * 1000))}")
+        try:
+            connection.execute("SET default_transaction_read_only = on")
+            connection.execute(f"SET lock_timeout = {max(1, round(busy_timeout * 1000))}")
+        except BaseException:
+            connection.close()
+            raise
         return connection
 
     def read_consistently(self, read, *, busy_timeout: float = 1.0):
