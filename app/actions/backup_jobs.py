@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import select
@@ -25,9 +26,18 @@ def backups_of(env: Environment) -> list[Backup]:
     return list_backups(env.backup_dirs, env.target)
 
 
+def create_default_backup_folder(env: Environment) -> None:
+    """The default backups/<name> folder is made on the first backup (owner-only, like the
+    copies in it); folders the configuration names must exist already."""
+    if not env.backup_dirs_configured:
+        for folder in env.backup_dirs:
+            Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def start_backup(env: Environment, operator: str, *, run_here: bool = False) -> tuple[str, Job]:
     """Record the backup job with its id fixed now, so the caller can name the backup at once."""
     require_capability(env, "backup")
+    create_default_backup_folder(env)
     moment = datetime.now(timezone.utc)
     backup_id = free_backup_id(usable_backup_folders(env.backup_dirs), env.target.backup_name, moment)
     job = create_job("backup", env.name, operator, {"moment": moment.isoformat(), "backup": backup_id})

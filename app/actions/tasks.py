@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from app.actions.backup_jobs import create_default_backup_folder
 from app.actions.guards import refuse_outside_open_run
 from app.actions.monitoring import end_watch_after_restore
 from app.actions.planning import load_plans, matching_rehearsal, plan_view, reference_schema
@@ -210,6 +211,7 @@ def backup_task(context: JobContext) -> dict:
 def take_backup(context: JobContext, moment: datetime | None = None):
     """A verified backup of the job's environment into every folder, its copies logged."""
     env = context.environment
+    create_default_backup_folder(env)
     backup = create_backup(
         env.target, env.backup_dirs, now=moment, busy_timeout=context.targets.cache.busy_timeout,
         progress=context.progress, log=lambda line: context.emit("info", line),

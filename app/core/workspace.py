@@ -69,6 +69,10 @@ class Environment:
     location: Path | str  # a SQLite file's path; an engine whose target is no file has its own form
     reference: bool = False
     backup_dirs: tuple[Path, ...] = ()
+    # False when cutover.toml names no backup_dirs and the default backups/<name> is used: that
+    # one folder Cutover may create itself. A configured folder that is missing (an unmounted
+    # disk) is an error, never created.
+    backup_dirs_configured: bool = True
     description: str = ""
     app: AppHooks = field(default_factory=AppHooks)
     engine_name: str = "sqlite"  # `database = "x.db"` names a SQLite file, `url = "postgresql://..."` a database
@@ -250,6 +254,7 @@ def _parse_environment(path: Path, name: str, body, waits: dict) -> Environment:
         online=_flag(path, body, "online", label),
         reference=reference,
         backup_dirs=tuple(_resolve(path, d, f"{label}.backup_dirs") for d in _backup_dirs(path, body, name)),
+        backup_dirs_configured="backup_dirs" in body,
         description=str(body.get("description", "")),
         app=_parse_app(path, _table(path, body, "app", f"{label}.app"), label),
     )
