@@ -90,12 +90,15 @@ def login():
     if throttle().blocked(key, current_app.config["CUTOVER_LOGIN_ATTEMPTS"]):
         error = "Too many failed attempts. Wait 15 minutes and try again."
         audit.record(username[:NAME_LIMIT] or "?", "login", result="throttled")
-        return render_template("auth/login.html", error=error, next=request.form.get("next", "")), 429
+        return render_template("auth/login.html", error=error, next=request.form.get("next", ""),
+                               username=username[:NAME_LIMIT]), 429
     operator = db.session.scalar(select(Operator).where(Operator.username == username))
     if not password_matches(operator, request.form.get("password", "")):
         throttle().fail(key)
         audit.record(username[:NAME_LIMIT] or "?", "login", result="failed")
-        return render_template("auth/login.html", error=LOGIN_FAILED, next=request.form.get("next", "")), 401
+        # The name typed stays in the form: only the password is asked for again.
+        return render_template("auth/login.html", error=LOGIN_FAILED, next=request.form.get("next", ""),
+                               username=username[:NAME_LIMIT]), 401
     throttle().clear(key)
     session.clear()  # nothing from before the login survives into the operator's session
     login_user(operator)

@@ -139,3 +139,16 @@ def test_a_head_one_entry_behind_is_a_crash_not_a_deletion(app, client):
         head = audit._head_path()
         head.write_text(f"{entries[-2].id} {entries[-2].entry_hash}\n")
         assert audit.verify_chain() is None
+
+
+def test_a_failed_login_keeps_the_name_and_asks_for_the_password_again(client):
+    response = log_in(client, "admin", "not-the-password")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 401
+    assert 'name="username" autocomplete="username" required value="admin"' in page
+    assert 'autocomplete="current-password" required autofocus' in page
+
+
+def test_a_typed_name_is_escaped_when_shown_again(client):
+    page = log_in(client, '"><script>alert(1)</script>', "x").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page and "&#34;&gt;&lt;script&gt;" in page
