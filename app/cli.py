@@ -334,7 +334,7 @@ def verify_command(environment: str, as_json: bool):
         for note in baseline.notes:
             click.echo(f"  ({note})")
         for result in results:
-            click.echo(f"{'✓' if result.passed else '✗'} {result.name}: {result.summary}")
+            click.echo(result.line())
             for line in result.evidence[:10]:
                 click.echo(f"    {line}")
     sys.exit(0 if document["passed"] else 1)

@@ -269,7 +269,7 @@ def verify_step(context: JobContext) -> dict:
 def _emit_checks(context: JobContext, results) -> None:
     """A line per check, then its evidence (a failing check's as errors)."""
     for result in results:
-        context.emit("ok" if result.passed else "error", f"{'✓' if result.passed else '✗'} {result.name}: {result.summary}")
+        context.emit("ok" if result.passed else "error", result.line())
         for line in result.evidence[:EVIDENCE_LINES]:
             context.emit("info" if result.passed else "error", f"    {line}")
 

@@ -23,6 +23,12 @@ class CheckResult:
     def detail(self) -> str:
         return self.summary
 
+    def line(self) -> str:
+        """One line for a log or a terminal: ✓/✗, then the summary, which names the check
+        itself ("integrity_check: ok") or is given the name in front."""
+        said = self.summary if self.summary.startswith(self.name) else f"{self.name}: {self.summary}"
+        return f"{'✓' if self.passed else '✗'} {said}"
+
     def to_dict(self) -> dict:
         return {"name": self.name, "passed": self.passed, "summary": self.summary,
                 "evidence": list(self.evidence), "duration_ms": self.duration_ms}
