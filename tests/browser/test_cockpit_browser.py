@@ -180,7 +180,7 @@ def test_outcomes_and_every_page_on_a_phone(browser, tmp_path, demo_config):
     try:
         page = wide.new_page()
         log_in(page, server)
-        page.wait_for_selector('[data-environment="production"] .status:has-text("healthy")', timeout=20000)
+        page.wait_for_selector('[data-environment="production"] .status:not(.status-checking)', timeout=20000)
         screenshot(page, "cockpit-dashboard-1400")
         # At 1400 px the navigation is one row.
         tops = page.eval_on_selector_all(".topbar .mainnav a, .topbar .who", "els => els.map(e => e.getBoundingClientRect().top)")
@@ -209,7 +209,7 @@ def test_outcomes_and_every_page_on_a_phone(browser, tmp_path, demo_config):
         for name, (path, actions) in {**PAGES, "job": ("/jobs/1", [".job .log"])}.items():
             small.goto(server.url + path)
             if name == "dashboard":
-                small.wait_for_selector('[data-environment="production"] .status:has-text("healthy")', timeout=20000)
+                small.wait_for_selector('[data-environment="production"] .status:not(.status-checking)', timeout=20000)
             fits_the_screen(small)
             for action in [".who button:has-text('Log out')", *actions]:
                 within_the_screen(small, action)
