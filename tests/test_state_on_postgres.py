@@ -44,6 +44,9 @@ def dispose(*apps) -> None:
         if thread.name.endswith("(_reap)"):
             thread.join(30)
     for app in apps:
+        bus = app.extensions.get("cutover.logbus")
+        if bus is not None:
+            bus.stop()  # its reader holds a connection of its own
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

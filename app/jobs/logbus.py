@@ -139,6 +139,7 @@ class LogBus:
         self._wanted = False  # a new feed waits for its first read
         self._wake = threading.Event()  # set by a new feed: read now, do not finish a pause
         self._thread: threading.Thread | None = None
+        self._stopping = False
         self._admitted: dict[str, int] = {}  # live viewers per client address
 
     # -- admission -------------------------------------------------------------------
@@ -303,6 +304,14 @@ class LogBus:
 
     # -- the reader ------------------------------------------------------------------
 
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the reader now and close its connection (before the state database goes away)."""
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
     def _ensure_reader(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._read_forever, name="cutover-logbus", daemon=True)
@@ -320,6 +329,9 @@ class LogBus:
         idle_since = None
         while True:
             with self._lock:
+                if self._stopping:
+                    self._thread = None
+                    return
                 viewers = sum(feed.viewers for feed in self._feeds.values())
                 if not self._feeds:
                     idle_since = idle_since or time.monotonic()
