@@ -42,7 +42,7 @@ class LockNotGranted(Exception):
 def migration_transaction(connection: psycopg.Connection, location: PostgresLocation, *,
                           lock_timeout: float, statement_timeout: float | None) -> Iterator[psycopg.Connection]:
     """BEGIN; the timeouts; the migrators' advisory lock; COMMIT, or ROLLBACK on any exception."""
-    with _watching_for_blockers(connection, location) as watcher, connection.transaction():
+    with _BlockerWatcher(location, connection.info.backend_pid) as watcher, connection.transaction():
         _set_local(connection, "lock_timeout", lock_timeout)
         _set_local(connection, "statement_timeout", statement_timeout)
         _take_migration_lock(connection, location)
@@ -107,12 +107,6 @@ class _BlockerWatcher:
     def __exit__(self, *exc_info):
         self._stop.set()
         self._thread.join(timeout=5)
-
-
-@contextmanager
-def _watching_for_blockers(connection, location: PostgresLocation):
-    with _BlockerWatcher(location, connection.info.backend_pid) as watcher:
-        yield watcher
 
 
 def _first_line(exc: Exception) -> str:
