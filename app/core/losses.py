@@ -160,7 +160,7 @@ def _partial_where(sql: str | None) -> str | None:
     return normalise_tokens(keep_possible_strings(tokens[where + 1:])).rstrip(";").rstrip()
 
 
-def _names(connection) -> set[tuple[str, str]]:
+def object_names(connection) -> set[tuple[str, str]]:
     return {(kind, ascii_lower(name)) for kind, name in connection.execute(
         "SELECT type, name FROM main.sqlite_schema")}
 
@@ -174,13 +174,13 @@ class LossWatch:
     `saw(statement)` after each statement that ran notes which objects of the start have
     vanished by then (an object may come back later: only the end counts)."""
 
-    def __init__(self, connection):
-        self.connection = connection
-        self.before = schema_objects(connection)
+    def __init__(self, engine, connection):
+        self.engine, self.connection = engine, connection
+        self.before = engine.schema_objects(connection)
         self.destroyed_by: dict[tuple[str, str], PlanStatement] = {}
 
     def saw(self, statement: PlanStatement) -> None:
-        present = _names(self.connection)
+        present = self.engine.object_names(self.connection)
         for item in self.before:
             key = (item.kind, ascii_lower(item.name))
             if key not in present and key not in self.destroyed_by:
@@ -188,9 +188,9 @@ class LossWatch:
 
     def losses(self, acceptances: Iterable[Acceptance] = ()) -> list[Loss]:
         acceptances = list(acceptances)
-        after = schema_objects(self.connection)
+        after = self.engine.schema_objects(self.connection)
         kept = {(item.kind, item.identity) for item in after}
-        owners = _names(self.connection)
+        owners = self.engine.object_names(self.connection)
         names_after = {(item.kind, ascii_lower(item.name)) for item in after}
         losses = []
         for item in self.before:

@@ -20,17 +20,13 @@ very same `apply_plan` there, then checks what the run did.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 from app.core.baseline import Baseline, accept_current_state, refuse_if_changed
-from app.core.diff import diff_schemas
 from app.core.engines import Engine, engine_for
 from app.core.errors import Conflict, CutoverError, MigrationFailed, RehearsalMismatch, TargetChanged
 from app.core.events import Emit, collecting, discard
@@ -82,6 +78,11 @@ class ApplyResult:
     quick_check_after: str | None = None
     foreign_keys: dict | None = None  # {"before", "after", "new", "pre_existing", "new_samples"}
     timings: dict = field(default_factory=dict)
+    # Where the commit landed, read just before it ({"at", "wal_lsn"} on PostgreSQL: a
+    # point-in-time-recovery target); None for an engine without one.
+    commit_point: dict | None = None
+    # Phases declared `(no transaction)`: run one statement at a time after the commit.
+    outside_transaction: dict | None = None
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(("applied", "skipped", "failed", "not_run"), 0)
@@ -99,6 +100,8 @@ class ApplyResult:
             "quick_check_before": self.quick_check_before,
             "quick_check_after": self.quick_check_after,
             "foreign_keys": self.foreign_keys,
+            "commit_point": self.commit_point,
+            "outside_transaction": self.outside_transaction,
             "timings": {name: _round(value) for name, value in self.timings.items()},
             "statements": [result.to_dict() for result in self.statements],
         }
@@ -189,9 +192,10 @@ def apply_plan(
     engine = engine_for(path)
     run = _Run(engine, plan_set, emit, label)
     statements, phases = len(plan_set.statements()), len(plan_set.phases())
+    outside = _phases_outside(plan_set)
     run.say("info", f"Migrating {run.name}: plan {plan_set.hash[:12]}, "
                     f"{_count(statements, 'statement')} in {_count(phases, 'phase')}, "
-                    "one transaction")
+                    "one transaction" + (f", then {_count(len(outside), 'phase')} outside it" if outside else ""))
     try:
         if baseline is not None:
             baseline = accept_current_state(engine, baseline, emit=emit, busy_timeout=busy_timeout)
@@ -206,12 +210,13 @@ def apply_plan(
     except _REFUSALS as exc:
         run.say("error", f"Refused: {exc.message}")
         raise
-    result = run.result(committed=True)
-    counts = result.counts()
+    counts = run.result(committed=True).counts()
     run.say("ok", f"Committed: {counts['applied']} statements applied, {counts['skipped']} "
-                  f"skipped, in {result.duration_ms:.0f} ms; schema "
-                  f"{result.fingerprint_before[:12]} → {result.fingerprint_after[:12]}")
-    return result
+                  f"skipped, in {(time.perf_counter() - run.started) * 1000:.0f} ms; schema "
+                  f"{run.facts['fingerprint_before'][:12]} → {run.facts['fingerprint_after'][:12]}")
+    if outside:
+        _run_outside_transaction(run, outside, busy_timeout)
+    return run.result(committed=True)
 
 
 # Raised before anything changed (immediate_transaction rolled back an empty transaction):
@@ -221,7 +226,7 @@ _REFUSALS = (RehearsalMismatch, TargetChanged, Conflict)
 
 def _migrate(connection, run: _Run, rehearsal: dict | None, precondition,
              baseline: Baseline | None) -> None:
-    run.say("info", "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT")
+    run.say("info", run.engine.transaction_opened_line())
     if baseline is not None:
         refuse_if_changed(run.engine, baseline)
         run.say("ok", f"✓ {run.name} is unchanged since {baseline.moment}: backup "
@@ -233,14 +238,14 @@ def _migrate(connection, run: _Run, rehearsal: dict | None, precondition,
     if rehearsal is not None:
         check_rehearsal(rehearsal, run.plan_set, run.facts["fingerprint_before"],
                         run.engine.schema_text_sha256(connection))
-    run.facts["quick_check_before"] = _require_quick_check(connection, run, "before")
+    run.facts["quick_check_before"] = _require_integrity(connection, run, "before")
     before = run.engine.foreign_key_violations(connection)
     _report_pre_existing(run, before)
     run.timed("checks_before_ms", started)
     started = time.perf_counter()
     context = PlanContext.of(run.plan_set.statements())
-    watch = LossWatch(connection)
-    for phase in run.plan_set.phases():
+    watch = LossWatch(run.engine, connection)
+    for phase in _phases_inside(run.plan_set):
         run.say("info", f"Phase {phase.number}: {phase.title} "
                         f"({_count(len(phase.statements), 'statement')})")
         for statement in phase.statements:
@@ -249,10 +254,56 @@ def _migrate(connection, run: _Run, rehearsal: dict | None, precondition,
     run.timed("statements_ms", started)
     started = time.perf_counter()
     _refuse_unaccepted_losses(run, watch)
-    run.facts["quick_check_after"] = _require_quick_check(connection, run, "after")
+    run.facts["quick_check_after"] = _require_integrity(connection, run, "after")
     _compare_foreign_keys(run, before, run.engine.foreign_key_violations(connection))
     run.facts["fingerprint_after"] = schema_fingerprint(run.engine, connection)
     run.timed("checks_after_ms", started)
+    run.facts["commit_point"] = run.engine.commit_point(connection)
+    if run.facts["commit_point"]:
+        point = run.facts["commit_point"]
+        run.say("info", f"Committing at {point['at']}, WAL {point['wal_lsn']} (a point-in-time-recovery target "
+                        "just before this migration)")
+
+
+def _phases_inside(plan_set: PlanSet) -> list:
+    return [phase for phase in plan_set.phases() if phase.transactional]
+
+
+def _phases_outside(plan_set: PlanSet) -> list:
+    return [phase for phase in plan_set.phases() if not phase.transactional]
+
+
+def _run_outside_transaction(run: _Run, phases: list, busy_timeout: float) -> None:
+    """Phases declared `(no transaction)`: each statement on its own, after the commit, not atomic.
+
+    The plan's transaction is committed by now; what fails here stops the run and says exactly
+    what ran, what did not, and that the committed part stays (rolling it back is a restore)."""
+    run.say("warning", f"Now {_count(len(phases), 'phase')} declared (no transaction): each statement "
+                       "commits on its own; this part is NOT atomic")
+    done = {"phases": [phase.number for phase in phases], "completed": False}
+    run.facts["outside_transaction"] = done
+    context = PlanContext.of(run.plan_set.statements())
+    with closing(run.engine.open_for_writing(busy_timeout=busy_timeout)) as connection:
+        for phase in phases:
+            run.say("info", f"Phase {phase.number}: {phase.title} ({_count(len(phase.statements), 'statement')}, "
+                            "no transaction)")
+            for statement in phase.statements:
+                try:
+                    with run.engine.outside_transaction(connection):
+                        _apply_statement(connection, statement, context, run)
+                except Exception as exc:
+                    done["failure"] = str(getattr(exc, "message", exc))
+                    run.say("error", f"Stopped in phase {phase.number}: the transaction's part stays committed; "
+                                     "what ran before this statement stays too. Fix the cause and run the plan "
+                                     "again (reconciliation skips what is done), or restore the backup.")
+                    raise MigrationFailed(
+                        f"{_where(statement)} failed outside the transaction: {done['failure']} The plan's "
+                        "transactional part was committed and stays.", result=run.result(True, {
+                            "reason": "outside_transaction", "message": done["failure"],
+                            "statement": statement.to_dict(), "error": done["failure"]}),
+                        path=run.engine.label, reason="outside_transaction") from exc
+    done["completed"] = True
+    run.say("ok", f"Phases outside the transaction done: {', '.join(str(p) for p in done['phases'])}")
 
 
 def _refuse_unaccepted_losses(run: _Run, watch: LossWatch) -> None:
@@ -294,18 +345,22 @@ def _apply_statement(connection, statement: PlanStatement, context: PlanContext,
         return
     if decision.action == "conflict":
         raise _conflict(statement, decision, (time.perf_counter() - started) * 1000, run)
-    changes_before = connection.total_changes
+    changes_before = run.engine.changes(connection)
     try:
         cursor = connection.execute(statement.sql)
     except run.engine.Error as exc:
+        if run.engine.error_reason(exc) == "locked":
+            # A lock not granted in time: the engine's transaction names who held it.
+            run.record(StatementResult(statement, "failed", f"Error: {exc}", (time.perf_counter() - started) * 1000))
+            raise
         raise _statement_error(statement, exc, (time.perf_counter() - started) * 1000, run) from exc
     rows = None
     if statement.shape.is_data:
-        # Python reports no rowcount for `WITH ... UPDATE`; total_changes knows (it also
-        # counts rows changed by triggers, which rowcount would not).
+        # Python's sqlite3 reports no rowcount for `WITH ... UPDATE`; total_changes knows (it
+        # also counts rows changed by triggers, which rowcount would not).
         rows = cursor.rowcount
-        if rows < 0:
-            rows = connection.total_changes - changes_before
+        if rows < 0 and changes_before is not None:
+            rows = run.engine.changes(connection) - changes_before
     cursor.close()  # a plan's SELECT must not keep a statement open across COMMIT
     elapsed = (time.perf_counter() - started) * 1000
     run.record(StatementResult(statement, "applied", _success_text(statement, rows), elapsed, rows))
@@ -345,7 +400,7 @@ def _migration_failed(run: _Run, connection, exc: Exception,
                       busy_timeout: float) -> MigrationFailed:
     # immediate_transaction has rolled back by now (or SQLite did, for some errors). If even
     # ROLLBACK failed, closing the connection is what undoes the transaction.
-    if connection.in_transaction:
+    if getattr(connection, "in_transaction", False):
         connection.close()
     reason, message, error = _explain(run, exc, busy_timeout)
     run.say("error", f"Rolled back: {run.name} is exactly as it was before the migration.")
@@ -378,8 +433,12 @@ def _explain(run: _Run, exc: Exception, busy_timeout: float) -> tuple[str, str, 
 # --------------------------------------------------------------------------- checks
 
 
-def _require_quick_check(connection, run: _Run, when: str) -> str:
-    result = run.engine.quick_check(connection, stopped_is_answer=False)
+def _require_integrity(connection, run: _Run, when: str) -> str | None:
+    result = run.engine.integrity_in_transaction(connection)
+    if result is None:
+        if when == "before":
+            run.say("info", f"Integrity: {run.engine.title} checks every constraint as each statement runs")
+        return None
     if result == "ok":
         run.say("info", f"Integrity {when}: quick_check ok")
         return result
@@ -485,12 +544,8 @@ def rehearse(
     started, timings = time.perf_counter(), {}
     rehearsed_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     target = engine_for(path)
-    folder = Path(tempfile.mkdtemp(prefix="cutover-rehearsal-", dir=workdir))
-    try:
-        outcome = _rehearse_in(folder, target, plan_set, reference_schema, say,
-                               busy_timeout, timings)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    say("info", f"Rehearsal: taking a consistent snapshot of {target.label}")
+    outcome = _rehearse_in(target, plan_set, reference_schema, say, busy_timeout, timings, workdir)
     timings["total_ms"] = (time.perf_counter() - started) * 1000
     fingerprint, checks, differences, applied, schema_sha256 = outcome
     failure = _first_failure(checks, applied)
@@ -501,15 +556,18 @@ def rehearse(
                            schema_sha256)
 
 
-def _rehearse_in(folder: Path, target: Engine, plan_set, reference, say, busy_timeout, timings):
-    copy = folder / target.backup_name
-    say("info", f"Rehearsal: taking a consistent snapshot of {target.label}")
+def _rehearse_in(target: Engine, plan_set, reference, say, busy_timeout, timings, workdir):
     started = time.perf_counter()
-    snapshot_database(target, copy, busy_timeout=busy_timeout)
+    with target.rehearsal_copy(workdir=workdir, busy_timeout=busy_timeout,
+                               say=lambda text: say("info", f"Snapshot: {text}")) as copy:
+        return _rehearse_on(copy, target, plan_set, reference, say, busy_timeout, timings, started)
+
+
+def _rehearse_on(copy: Engine, target: Engine, plan_set, reference, say, busy_timeout, timings, started):
     before, schema_sha256 = _read_copy(copy, lambda engine, connection: (
-        engine.read_schema(connection), engine.schema_text_sha256(connection)))
+        engine.read_schema_exactly(connection), engine.schema_text_sha256(connection)))
     timings["snapshot_ms"] = (time.perf_counter() - started) * 1000
-    say("info", f"Snapshot taken ({copy.stat().st_size / 1e6:,.1f} MB) in "
+    say("info", f"Snapshot taken ({copy.backup_size() / 1e6:,.1f} MB) in "
                 f"{timings['snapshot_ms']:.0f} ms; applying the plan to it")
     started = time.perf_counter()
     applied = _apply_quietly(copy, plan_set, say, busy_timeout, f"the snapshot of {target.label}")
@@ -518,10 +576,10 @@ def _rehearse_in(folder: Path, target: Engine, plan_set, reference, say, busy_ti
     checks = _apply_checks(applied)
     differences = []
     if applied.committed:
-        after = _read_copy(copy, lambda engine, connection: engine.read_schema(connection))
+        after = _read_copy(copy, lambda engine, connection: engine.read_schema_exactly(connection))
         checks.append(_row_count_check(before, after, plan_set))
         if reference is not None:
-            differences = [d.to_dict() for d in diff_schemas(
+            differences = [d.to_dict() for d in target.compare(
                 reference, after, left_label="reference", right_label="rehearsed target")]
             checks.append(_reference_check(differences))
     for check in checks:
@@ -531,14 +589,13 @@ def _rehearse_in(folder: Path, target: Engine, plan_set, reference, say, busy_ti
     return before.fingerprint(), checks, differences, applied, schema_sha256
 
 
-def _read_copy(copy: Path, read):
+def _read_copy(copy: Engine, read):
     """Read the rehearsal's private copy (nobody else writes it)."""
-    engine = engine_for(copy)
-    with closing(engine.open_readonly()) as connection:
-        return read(engine, connection)
+    with closing(copy.open_readonly()) as connection:
+        return read(copy, connection)
 
 
-def _apply_quietly(copy: Path, plan_set, say, busy_timeout, label: str) -> ApplyResult:
+def _apply_quietly(copy: Engine, plan_set, say, busy_timeout, label: str) -> ApplyResult:
     try:
         return apply_plan(copy, plan_set, emit=say, busy_timeout=busy_timeout, label=label)
     except MigrationFailed as exc:
@@ -553,12 +610,17 @@ def _apply_checks(applied: ApplyResult) -> list[CheckResult]:
     keys = applied.foreign_keys or {}
     return [
         CheckResult("apply", True, f"{counts['applied']} applied, {counts['skipped']} skipped"),
-        CheckResult("integrity", applied.quick_check_after == "ok",
-                    f"quick_check {applied.quick_check_after}"),
+        _integrity_check(applied),
         CheckResult("foreign_keys", not keys.get("new"),
                     f"{keys.get('new', 0):,} new violations, "
                     f"{keys.get('before', 0):,} pre-existing"),
     ]
+
+
+def _integrity_check(applied: ApplyResult) -> CheckResult:
+    if applied.quick_check_after is None:
+        return CheckResult("integrity", True, "constraints checked by the server as each statement ran")
+    return CheckResult("integrity", applied.quick_check_after == "ok", f"quick_check {applied.quick_check_after}")
 
 
 def _row_count_check(before: Schema, after: Schema, plan_set: PlanSet) -> CheckResult:
@@ -577,7 +639,7 @@ def _row_count_check(before: Schema, after: Schema, plan_set: PlanSet) -> CheckR
             # A table that could not be counted before (an unreadable virtual table) has
             # nothing to compare with; one that cannot be counted now has changed.
             if now.row_count is None:
-                changed.append(f"{table.name} {table.row_count:,} → unreadable ({now.unreadable})")
+                changed.append(f"{table.name} {table.row_count:,} → unreadable ({getattr(now, 'unreadable', '')})")
             elif now.row_count != table.row_count:
                 changed.append(f"{table.name} {table.row_count:,} → {now.row_count:,}")
     if changed:

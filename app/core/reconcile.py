@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from app.core.ddl import add_column_sql
 from app.core.engines import Engine, engine_for
+from app.core.engines.base import Decision, rebuild_schema
 from app.core.losses import Loss, LossWatch, unmatched_acceptances
 from app.core.plans import PlanSet, PlanStatement, StatementShape, statement_shape
 from app.core.schema import Column, Schema, SchemaRow
@@ -74,21 +75,9 @@ def rows_from_schema(schema: Schema) -> list[SchemaRow]:
 @contextmanager
 def schema_copy(engine: Engine, rows: Iterable[SchemaRow]) -> Iterator[tuple[Any, list[str]]]:
     """A connection to the engine's schema scratch holding the same schema and no rows; and
-    what could not be copied. The scratch is dropped on exit.
-
-    Tables first, so that indexes, views and triggers find them whatever their order.
-    """
+    what could not be copied. The scratch is dropped on exit."""
     with engine.schema_scratch() as connection:
-        warnings = []
-        ordered = sorted(rows, key=lambda row: _CREATE_ORDER.index(row.type))
-        for row in ordered:
-            try:
-                connection.execute(row.sql)
-            except engine.Error as exc:
-                # e.g. a virtual table whose module this SQLite lacks: reconciliation still
-                # works for everything else, and says what it could not reproduce.
-                warnings.append(f"could not reproduce {row.type} {row.name} on the schema copy: {exc}")
-        yield connection, warnings
+        yield connection, rebuild_schema(engine, connection, rows)
 
 
 def schema_fingerprint(engine: Engine, connection) -> str:
@@ -102,14 +91,6 @@ def schema_fingerprint(engine: Engine, connection) -> str:
 
 
 # --------------------------------------------------------------------------- decisions
-
-
-@dataclass(frozen=True)
-class Decision:
-    action: str  # "run" | "skip" | "conflict"
-    message: str = ""  # for skip and conflict, as the log shows it
-    existing: str | None = None  # normalised definition of what is there (conflicts)
-    planned: str | None = None  # normalised definition the plan asks for (conflicts)
 
 
 RUN = Decision("run")
@@ -138,6 +119,9 @@ class PlanContext:
 
 def decide(engine: Engine, connection, sql: str, context: PlanContext) -> Decision:
     """Skip, conflict or run `sql`, judged on the database `connection` (of `engine`) is open on."""
+    own = engine.decide(connection, sql)
+    if own is not None:
+        return own
     shape = statement_shape(sql)
     if shape.temporary:
         return RUN  # temporary objects are not part of the file
@@ -604,13 +588,10 @@ def phase_status(outcomes: tuple[StatementOutcome, ...]) -> str:
 
 def reconcile(target, plan_set: PlanSet, *, busy_timeout: float = 1.0) -> Reconciliation:
     """Predict every statement of `plan_set` on `target` (its Engine, or a SQLite file's
-    path); reads only its schema."""
+    path); reads only its schema, which the engine copies to a private database."""
     engine = engine_for(target)
-    try:
-        rows = engine.read_consistently(engine.schema_rows, busy_timeout=busy_timeout)
-    except engine.Error as exc:
-        raise engine.unavailable(exc, busy_timeout=busy_timeout) from None
-    return reconcile_rows(engine, rows, plan_set, target=str(engine.location))
+    with engine.schema_clone(busy_timeout=busy_timeout) as (copy, warnings):
+        return _reconcile_on(engine, copy, list(warnings), plan_set, target=str(engine.location))
 
 
 def reconcile_schema(engine: Engine, schema: Schema, plan_set: PlanSet, *,
@@ -623,17 +604,22 @@ def reconcile_schema(engine: Engine, schema: Schema, plan_set: PlanSet, *,
 def reconcile_rows(engine: Engine, rows: list[SchemaRow], plan_set: PlanSet, *,
                    target: str) -> Reconciliation:
     with schema_copy(engine, rows) as (copy, warnings):
-        schema = engine.read_schema(copy)
-        context = PlanContext.of(plan_set.statements())
-        watch = LossWatch(copy)
-        outcomes_by_phase = []
-        for phase in plan_set.phases():
-            outcomes = []
-            for statement in phase.statements:
-                outcomes.append(predict(engine, copy, statement, context))
-                watch.saw(statement)
-            outcomes_by_phase.append((phase, outcomes))
-        losses = watch.losses(plan_set.acceptances())
+        return _reconcile_on(engine, copy, warnings, plan_set, target=target)
+
+
+def _reconcile_on(engine: Engine, copy, warnings: list[str], plan_set: PlanSet, *,
+                  target: str) -> Reconciliation:
+    schema = engine.read_schema(copy)
+    context = PlanContext.of(plan_set.statements())
+    watch = LossWatch(engine, copy)
+    outcomes_by_phase = []
+    for phase in plan_set.phases():
+        outcomes = []
+        for statement in phase.statements:
+            outcomes.append(predict(engine, copy, statement, context))
+            watch.saw(statement)
+        outcomes_by_phase.append((phase, outcomes))
+    losses = watch.losses(plan_set.acceptances())
     warnings += [f"{a.file}:{a.line}: accept-drop of {a.kind} {a.name} names nothing the plan "
                  "destroys on this target" for a in unmatched_acceptances(plan_set.acceptances(), losses)]
     phases = []

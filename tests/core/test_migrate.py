@@ -274,7 +274,7 @@ def test_apply_result_to_dict_shape(demo):
     assert set(data) == {"path", "plan_hash", "committed", "started_at", "duration_ms",
                          "fingerprint_before", "fingerprint_after", "counts", "failure",
                          "quick_check_before", "quick_check_after", "foreign_keys", "timings",
-                         "statements"}
+                         "statements", "commit_point", "outside_transaction"}
     assert set(data["timings"]) == {"checks_before_ms", "statements_ms", "checks_after_ms"}
     assert {k: v for k, v in data["statements"][4].items() if k != "duration_ms"} == {
         "index": 4, "file": str(demo / DEMO_PLANS[0]), "line": 19, "phase": "Backfill root_id",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar, TypeVar
@@ -52,6 +52,16 @@ class SnapshotTaken:
     described: dict | None = None
     # The hash was computed by reading the first copy back, so that copy needs no second read.
     hashed_from_copy: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What reconciliation makes of one plan statement on one database."""
+
+    action: str  # "run" | "skip" | "conflict"
+    message: str = ""  # for skip and conflict, as the log shows it
+    existing: str | None = None  # normalised definition of what is there (conflicts)
+    planned: str | None = None  # normalised definition the plan asks for (conflicts)
 
 
 class Dialect(ABC):
@@ -241,8 +251,55 @@ class Engine(ABC):
         allowed and that is always rolled back (a smoke test)."""
 
     @abstractmethod
-    def changes(self, connection) -> int:
-        """Rows changed so far on `connection`, by cascades and triggers too."""
+    def changes(self, connection) -> int | None:
+        """Rows changed so far on `connection`, by cascades and triggers too; None when the
+        driver's rowcount of each statement is always exact and nothing else is kept."""
+
+    def transaction_opened_line(self) -> str:
+        """The log line saying the migration's transaction is open, and what holds it safe."""
+        return "Transaction open: nobody sees a change before COMMIT"
+
+    def commit_point(self, connection) -> dict | None:
+        """Read inside the migration just before COMMIT: where the commit lands (a recovery target)."""
+        return None
+
+    def outside_transaction(self, connection) -> AbstractContextManager:
+        """How one statement of a phase declared `(no transaction)` runs: on its own, committed."""
+        raise NotImplementedError
+
+    def read_schema_exactly(self, connection):
+        """read_schema with every table counted exactly (never an estimate): a rehearsal's ledger."""
+        return self.read_schema(connection)
+
+    def integrity_in_transaction(self, connection) -> str | None:
+        """'ok' or problems of the whole-database check a migration runs before and after its
+        statements, inside its transaction; None when the engine has none worth running there."""
+        return self.quick_check(connection, stopped_is_answer=False)
+
+    def decide(self, connection, sql: str) -> Decision | None:
+        """Reconcile one plan statement with the database: run, skip or conflict. None: the
+        schema-text rules of app/core/reconcile.py decide (SQLite's schema is its CREATE texts)."""
+        return None
+
+    def schema_objects(self, connection) -> list:
+        """Every index, trigger and view (core SchemaObjects), with what identifies it: what a
+        plan must not lose without saying so (losses.py)."""
+        raise NotImplementedError
+
+    def object_names(self, connection) -> set[tuple[str, str]]:
+        """(kind, lower-case name) of every table, view, index and trigger now."""
+        raise NotImplementedError
+
+    def schema_clone(self, *, busy_timeout: float) -> AbstractContextManager:
+        """(connection, warnings): a private database holding the target's schema and no rows,
+        dropped on exit, on which reconciliation tries the plan. By default the target's
+        `schema_rows` rebuilt on a `schema_scratch`, tables first."""
+        return _rebuilt_schema(self, busy_timeout)
+
+    def rehearsal_copy(self, *, workdir, busy_timeout: float, say: Callable[[str], None]) -> AbstractContextManager:
+        """An Engine on a private copy of the target's schema and rows (one consistent moment),
+        removed on exit whatever happens; `workdir` has room for a copy."""
+        raise NotImplementedError
 
     @abstractmethod
     def is_interrupt(self, exc: Exception) -> bool:
@@ -350,6 +407,33 @@ class Engine(ABC):
     @abstractmethod
     def unavailable(self, exc: Exception, *, busy_timeout: float | None = None) -> TargetUnavailable:
         """A driver error met while reading the target, as the operator should read it."""
+
+
+SCHEMA_ROW_ORDER = ("table", "index", "view", "trigger")
+
+
+def rebuild_schema(engine: Engine, connection, rows) -> list[str]:
+    """Run `rows` (SchemaRows) on a schema scratch, tables first so that indexes, views and
+    triggers find them whatever their order; what could not be rebuilt, in words."""
+    warnings = []
+    for row in sorted(rows, key=lambda row: SCHEMA_ROW_ORDER.index(row.type)):
+        try:
+            connection.execute(row.sql)
+        except engine.Error as exc:
+            # e.g. a virtual table whose module this SQLite lacks: reconciliation still
+            # works for everything else, and says what it could not reproduce.
+            warnings.append(f"could not reproduce {row.type} {row.name} on the schema copy: {exc}")
+    return warnings
+
+
+@contextmanager
+def _rebuilt_schema(engine: Engine, busy_timeout: float):
+    try:
+        rows = engine.read_consistently(engine.schema_rows, busy_timeout=busy_timeout)
+    except engine.Error as exc:
+        raise engine.unavailable(exc, busy_timeout=busy_timeout) from None
+    with engine.schema_scratch() as connection:
+        yield connection, rebuild_schema(engine, connection, rows)
 
 
 class DifferentEngines(UsageError):

@@ -1,9 +1,13 @@
 """SQLiteEngine: a target that is one SQLite file (and its -wal, -shm and -journal)."""
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
+from app.core import losses
 from app.core.diff import diff_schemas
 from app.core.engines.base import Dialect, Engine, QueryProblem
 from app.core.engines.sqlite import (
@@ -149,6 +153,25 @@ class SQLiteEngine(Engine):
 
     def scratch_copy(self, destination, *, busy_timeout: float) -> None:
         copies.snapshot_database(self.path, destination, busy_timeout=busy_timeout)
+
+    def transaction_opened_line(self) -> str:
+        return "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT"
+
+    @contextmanager
+    def rehearsal_copy(self, *, workdir, busy_timeout: float, say):
+        folder = Path(tempfile.mkdtemp(prefix="cutover-rehearsal-", dir=workdir))
+        try:
+            copy = folder / self.backup_name
+            self.scratch_copy(copy, busy_timeout=busy_timeout)
+            yield SQLiteEngine(copy)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def schema_objects(self, connection) -> list:
+        return losses.schema_objects(connection)
+
+    def object_names(self, connection) -> set[tuple[str, str]]:
+        return losses.object_names(connection)
 
     def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
         return backup_copy.take_snapshot(self.path, copies, method, busy_timeout, progress, log,
