@@ -101,9 +101,7 @@ def test_a_server_that_is_down_is_one_clear_line(tmp_path):
 
 def test_mutating_commands_refuse_before_touching_the_database(tmp_path, config, pg_server, databases):
     before = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
-    for command in (["plan", "production"],
-                    ["rehearse", "production"], ["migrate", "production", "--yes"], ["verify", "production"],
-                    ["monitor-start", "production"],
+    for command in (["verify", "production"], ["monitor-start", "production"],
                     ["run-checklist", "production", "--yes"]):
         result = cli(tmp_path, config, *command)
         assert result.returncode != 0, command
@@ -132,7 +130,7 @@ def test_the_api_compares_and_refuses_alike(tmp_path, config, api_headers):
     client = app.test_client()
     diff = client.get("/api/v1/diff?left=development&right=production", headers=api_headers)
     assert diff.status_code == 200 and diff.get_json()["differences"]
-    refused = client.post("/api/v1/environments/production/rehearse", headers=api_headers)
+    refused = client.post("/api/v1/environments/production/verify", headers=api_headers)
     assert refused.status_code == 409 and refused.get_json()["error"] == "not_supported"
 
 
@@ -189,3 +187,62 @@ def test_the_backups_page_takes_a_verified_backup_and_offers_its_restore(tmp_pat
     page = client.get("/environments/production/backups").get_data(as_text=True)
     assert "verified" in page and "pg_dump" in page
     assert "Restore production" in page  # a verified backup can be restored from here
+
+
+PLAN = """-- phase: Hierarchy
+ALTER TABLE goals ADD COLUMN root_id bigint REFERENCES goals (id);
+CREATE INDEX goals_root ON goals (root_id);
+-- phase: Data
+UPDATE goals SET root_id = 1 WHERE id > 1;
+"""
+
+
+def with_plan(config, text=PLAN):
+    plan = config.parent / "plan.sql"
+    plan.write_text(text)
+    config.write_text(config.read_text().replace("[migration]\n", '[migration]\nplans = ["plan.sql"]\n'))
+    (config.parent / "backups" / "production").mkdir(parents=True, exist_ok=True)
+    return plan
+
+
+def titles_and_roots(pg_server, database) -> str:
+    return pg_server.psql("SELECT string_agg(g::text, ',' ORDER BY id) FROM goals g", database=database).strip()
+
+
+def test_plan_rehearse_and_migrate_through_the_cli(tmp_path, config, pg_server, databases):
+    with_plan(config)
+    planned = cli(tmp_path, config, "plan", "production", "--json")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    outcomes = [s["outcome"] for p in json.loads(planned.stdout)["reconciliation"]["phases"] for s in p["statements"]]
+    assert outcomes == ["will_run", "will_run", "will_run"]
+    rehearsed = cli(tmp_path, config, "rehearse", "production")
+    assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
+    assert "root_id" not in pg_server.psql("SELECT * FROM goals LIMIT 0", database=databases["prod"])
+    migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    assert "Using the passing rehearsal" in migrated.stdout and "WAL" in migrated.stdout
+    assert titles_and_roots(pg_server, databases["prod"]) == "(1,a,,),(2,b,,1),(3,c,,1)"
+    diff = cli(tmp_path, config, "diff", "development", "production", "--json")
+    assert diff.returncode == 0, diff.stdout
+    assert not [name for name in pg_server.databases() if name.startswith("cutover_")]
+
+
+def test_a_plan_predicted_to_fail_exits_1_and_migrate_changes_nothing(tmp_path, config, pg_server, databases):
+    with_plan(config, PLAN + "ALTER TABLE goals ADD COLUMN owner_id int REFERENCES users (id);\n")
+    planned = cli(tmp_path, config, "plan", "production")
+    assert planned.returncode == 1 and 'relation "users" does not exist' in planned.stdout
+    before = titles_and_roots(pg_server, databases["prod"])
+    migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert migrated.returncode == 1 and "nothing was changed" in migrated.stdout + migrated.stderr
+    assert titles_and_roots(pg_server, databases["prod"]) == before
+
+
+def test_migrate_refuses_while_the_application_is_connected_and_names_it(tmp_path, config, pg_server, databases):
+    import psycopg
+    with_plan(config)
+    before = titles_and_roots(pg_server, databases["prod"])
+    with psycopg.connect(pg_server.url(databases["prod"]), application_name="shop-web"):
+        migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    said = migrated.stdout + migrated.stderr
+    assert migrated.returncode == 1 and "shop-web" in said, said
+    assert titles_and_roots(pg_server, databases["prod"]) == before

@@ -299,7 +299,7 @@ def migrate_task(context: JobContext) -> dict:
     try:
         applied = apply_plan(env.target, plan_set, emit=context.emit,
                              busy_timeout=context.targets.cache.busy_timeout, rehearsal=rehearsal,
-                             baseline=Baseline.of_backup(backup, stamp),
+                             baseline=_baseline(context, env, backup, stamp),
                              # A run opened while this job backed up and rehearsed owns the target now.
                              precondition=lambda: refuse_outside_open_run(env.name, "migrate", context.job.operator))
     except MigrationFailed as failure:
@@ -307,6 +307,15 @@ def migrate_task(context: JobContext) -> dict:
         raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup.id} is verified.", document) from None
     context.emit("ok", f"✓ Migration of {env.name} committed: plan {plan_set.hash[:12]}")
     return {"backup": backup.id, "plan_hash": plan_set.hash, "apply": applied.to_dict()}
+
+
+def _baseline(context: JobContext, env, backup, stamp: list) -> Baseline | None:
+    """The backup the migration must still match, unless the application is declared online."""
+    if not env.online:
+        return Baseline.of_backup(backup, stamp)
+    context.emit("warning", f"{env.name} is declared online: the application stays connected, so rows it "
+                            f"writes after backup {backup.id} are not in that backup. Restoring it would lose them.")
+    return None
 
 
 def _refuse_known_failures(context: JobContext, env, plan_set) -> None:
@@ -320,6 +329,8 @@ def _refuse_known_failures(context: JobContext, env, plan_set) -> None:
 
 
 def refuse_if_application_runs(env) -> None:
+    if env.online:
+        return  # declared: the application stays connected during the migration
     running = application_running(env.target, list(env.app.process_patterns))
     if running:
         names = "; ".join(f"pid {p.pid}: {p.cmdline[:80]}" for p in running)

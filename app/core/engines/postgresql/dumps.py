@@ -18,12 +18,13 @@ from app.core.errors import BackupError, CutoverError
 _OUTPUT_KEPT = 4000  # characters of a failing program's stderr shown to the operator
 
 
-def dump(location: PostgresLocation, destination: Path, *, server_major: int, snapshot: str | None = None) -> None:
+def dump(location: PostgresLocation, destination: Path, *, server_major: int, snapshot: str | None = None,
+         schema_only: bool = False) -> None:
     """Write the target's custom-format dump to `destination`; `snapshot` (pg_export_snapshot's)
     makes it describe exactly the moment a transaction of ours sees."""
     pg_dump = client_tool("pg_dump", server_major)
     _run([str(pg_dump.path), "--format=custom", "--no-password", f"--file={destination}",
-          *([f"--snapshot={snapshot}"] if snapshot else []),
+          *([f"--snapshot={snapshot}"] if snapshot else []), *(["--schema-only"] if schema_only else []),
           f"--dbname={location.url}"], location, failure=lambda said: BackupError(
               f"pg_dump could not dump {location.label}: {said}. No backup was kept.",
               reason="dump_failed"))

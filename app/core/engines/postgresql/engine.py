@@ -1,11 +1,11 @@
 """PostgresqlEngine: a target that is one PostgreSQL database, reached by URL.
 
 Implemented: naming the target, reading it (schema, facts, row counts, who is connected),
-its stamps, read-only and write transactions (bounded lock waits, one migrator at a time), and
-a scratch database to try statements on. Backups, restores, rehearsal copies and the
-whole-database checks are the next steps: until they land, each refuses in one message
-(`NotSupported`) before anything touches the database, so a PostgreSQL environment can be
-configured, inspected and compared, and is never half-handled.
+its stamps, verified backups and all-or-nothing restores, plans (reconciled on a copy of the
+schema), rehearsals on a copy of the data, and migrations in one transaction with bounded
+lock waits and one migrator at a time. What is not implemented yet (verification, the
+monitoring window, the checklist) refuses in one message (`NotSupported`) before anything
+touches the database, so a PostgreSQL environment is never half-handled.
 """
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from app.core.engines.base import Engine, TimedOut
-from app.core.engines.postgresql import backups, connections, restore, scratch, sessions, transactions
-from app.core.engines.postgresql.catalog import read_catalog
+from app.core.engines.postgresql import (
+    backups, clones, connections, migrating, reconciling, restore, scratch, sessions, transactions,
+)
 from app.core.engines.postgresql.compare import diff_catalogs
 from app.core.engines.postgresql.dialect import PostgresDialect
 from app.core.engines.postgresql.inspection import take_snapshot
@@ -33,7 +34,7 @@ class PostgresqlEngine(Engine):
     Error = psycopg.Error
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
-    supports = frozenset({"backup", "restore"})
+    supports = frozenset({"backup", "restore", "plan", "rehearse", "migrate"})
     target_is_file = False
     copy_check_name = "pg_restore --list"
     investigate_damage = "Investigate the source: the server's log, and amcheck if it is installed."
@@ -76,8 +77,10 @@ class PostgresqlEngine(Engine):
         return take_snapshot(self.location, deep=deep, busy_timeout=busy_timeout)
 
     def read_schema(self, connection, *, count_rows: bool = True):
-        return read_catalog(connection, schemas=self.location.schemas,
-                            **({} if count_rows else {"exact_count_below_rows": 0, "exact_count_below_pages": 0}))
+        return migrating.read_catalog_here(connection, self.location.schemas, count_rows=count_rows)
+
+    def read_schema_exactly(self, connection):
+        return migrating.read_catalog_here(connection, self.location.schemas, exact=True)
 
     def compare(self, reference_schema, schema, *, left_label: str, right_label: str) -> list:
         return diff_catalogs(reference_schema, schema, left_label=left_label, right_label=right_label)
@@ -86,7 +89,46 @@ class PostgresqlEngine(Engine):
         return self.read_schema(connection, count_rows=False).fingerprint()
 
     def schema_rows(self, connection) -> list:
-        raise self.not_yet("Reconciling a plan with the database")
+        raise self.not_yet("Rebuilding a schema statement by statement")  # schema_clone copies it whole
+
+    # --- plans --------------------------------------------------------------------------
+
+    def decide(self, connection, sql: str):
+        return reconciling.decide(connection, sql)
+
+    def schema_objects(self, connection) -> list:
+        return migrating.schema_objects(connection, self.location.schemas)
+
+    def object_names(self, connection) -> set[tuple[str, str]]:
+        return migrating.object_names(connection, self.location.schemas)
+
+    @contextmanager
+    def schema_clone(self, *, busy_timeout: float):
+        try:
+            with clones.schema_copy(self.location) as copy:
+                with connections.connect(copy) as connection:
+                    yield connection, []
+        except psycopg.Error as exc:
+            raise self.unavailable(exc, busy_timeout=busy_timeout) from exc
+
+    @contextmanager
+    def rehearsal_copy(self, *, workdir, busy_timeout: float, say):
+        with clones.data_copy(self.location, workdir=workdir, say=say) as copy:
+            yield PostgresqlEngine(copy)
+
+    def transaction_opened_line(self) -> str:
+        statement = (f"statement_timeout {self.location.statement_timeout:g} s"
+                     if self.location.statement_timeout else "no statement_timeout")
+        return (f"Transaction open (lock_timeout {self.location.lock_timeout:g} s, {statement}, the migrators' "
+                "advisory lock held): nobody sees a change before COMMIT")
+
+    def commit_point(self, connection) -> dict:
+        return migrating.commit_point(connection)
+
+    @contextmanager
+    def outside_transaction(self, connection):
+        connection.execute(f"SET lock_timeout = {max(1, round(self.location.lock_timeout * 1000))}")
+        yield connection  # autocommit: each statement commits on its own
 
     # --- has it changed? ----------------------------------------------------------------
 
@@ -143,11 +185,14 @@ class PostgresqlEngine(Engine):
     def quick_check(self, connection, *, stopped_is_answer: bool = True) -> str:
         raise self.not_yet("The whole-database integrity check")
 
+    def integrity_in_transaction(self, connection) -> None:
+        return None  # the server checks every constraint as each statement runs; amcheck is verify's
+
     def integrity_problems(self, connection, limit: int) -> list[str]:
         raise self.not_yet("The whole-database integrity check")
 
     def foreign_key_violations(self, connection):
-        raise self.not_yet("The foreign-key check")
+        return migrating.foreign_key_violations(connection, self.location.schemas)
 
     @contextmanager
     def time_limit(self, connection, seconds: float | None):
@@ -174,8 +219,8 @@ class PostgresqlEngine(Engine):
     def rolled_back_row_writes(self, connection):
         raise self.not_yet("The smoke test")
 
-    def changes(self, connection) -> int:
-        raise self.not_yet("Counting a statement's changed rows")
+    def changes(self, connection) -> None:
+        return None  # a statement's rowcount is exact on PostgreSQL
 
     def is_interrupt(self, exc: Exception) -> bool:
         return isinstance(exc, pg_errors.QueryCanceled)
@@ -189,7 +234,7 @@ class PostgresqlEngine(Engine):
                 yield connection
 
     def scratch_copy(self, destination, *, busy_timeout: float) -> None:
-        raise self.not_yet("Rehearsal")
+        raise self.not_yet("A file copy")  # a PostgreSQL copy is a database: rehearsal_copy
 
     def backup_snapshot(self, copies, *, method, busy_timeout, progress, log, complete, fan_out):
         if method not in (None, backups.PG_DUMP):
@@ -254,7 +299,7 @@ class PostgresqlEngine(Engine):
     # --- errors -------------------------------------------------------------------------
 
     def error_reason(self, exc: Exception) -> str:
-        if isinstance(exc, pg_errors.LockNotAvailable):
+        if isinstance(exc, (pg_errors.LockNotAvailable, transactions.LockNotGranted)):
             return "locked"
         if isinstance(exc, pg_errors.InsufficientPrivilege):
             return "unreadable"

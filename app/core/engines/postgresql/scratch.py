@@ -65,6 +65,9 @@ def _create(admin, location: PostgresLocation, name: str, template: str | None) 
     try:
         admin.execute(statement)
     except pg_errors.InsufficientPrivilege:
+        if template:
+            raise ScratchRefused(f"only {template}'s owner or a superuser may copy it as a template",
+                                 reason="not_owner") from None
         raise ScratchRefused(
             f"Cutover's user on {location.server} may not create databases, and needs a scratch "
             "database to rehearse on and to verify backups in: ALTER ROLE ... CREATEDB, or use "

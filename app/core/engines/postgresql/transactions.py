@@ -23,19 +23,32 @@ from psycopg import errors as pg_errors
 from app.core.engines.postgresql import sessions
 from app.core.engines.postgresql.connections import connect
 from app.core.engines.postgresql.location import PostgresLocation
-from app.core.errors import Conflict
+from app.core.errors import Conflict, CutoverError
 
 # One advisory lock key for "a Cutover migration", the same in every process.
 MIGRATION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"cutover migration").digest()[:8], "big", signed=True)
 _WATCH_INTERVAL_SECONDS = 0.1
 
 
-class LockNotGranted(Exception):
+class LockNotGranted(CutoverError):
     """A statement waited `lock_timeout` for a lock; `holders` are the sessions it waited for."""
 
+    code = "locked"
+    http_status = 409
+
     def __init__(self, message: str, holders: list[sessions.Session]):
-        super().__init__(message)
+        super().__init__(message, holders=[holder.to_dict() for holder in holders])
         self.holders = holders
+
+
+def _lock_refused(exc: Exception, location: PostgresLocation, lock_timeout: float,
+                  holders: list[sessions.Session]) -> LockNotGranted:
+    held_by = "; ".join(holder.describe() for holder in holders) or "a session that ended before it could be named"
+    return LockNotGranted(
+        f"{location.label}: {_first_line(exc)}: a lock was not granted within lock_timeout "
+        f"({lock_timeout:g} s); it is held by {held_by}. Nothing was changed: the transaction rolled back, "
+        "and the application's readers waited no longer than the timeout. Stop that session (or wait for "
+        "it to finish) and migrate again.", holders)
 
 
 @contextmanager
@@ -49,7 +62,7 @@ def migration_transaction(connection: psycopg.Connection, location: PostgresLoca
         try:
             yield connection
         except pg_errors.LockNotAvailable as exc:
-            raise LockNotGranted(_first_line(exc), watcher.holders) from exc
+            raise _lock_refused(exc, location, lock_timeout, watcher.holders) from exc
 
 
 def _set_local(connection, setting: str, seconds: float | None) -> None:
