@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from app.core.engines.base import Dialect, QueryProblem
 from app.core.engines.postgresql.lexer import Token, pieces, significant, string_value, tokenize
+from app.core.engines.postgresql.lockrisk import LockRisk, lock_risks
 
 _NO_TRANSACTION_FIX = "put it in a phase of its own declared `-- phase: TITLE (no transaction)`"
 
@@ -269,6 +270,10 @@ class PostgresDialect(Dialect):
         and this check cannot see inside functions: the real guard is that the query runs
         in a READ ONLY transaction, under the target's role."""
         return _query_problem(self.tokens(sql))
+
+    def lock_risks(self, sql: str) -> list[LockRisk]:
+        """The locks each statement takes and whether it rewrites or scans under them."""
+        return lock_risks(sql, standard_conforming_strings=self.standard_conforming_strings)
 
     def quote_identifier(self, name: str) -> str:
         """A name in double quotes, a double quote inside it doubled."""
