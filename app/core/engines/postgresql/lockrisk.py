@@ -62,17 +62,25 @@ def lock_risks(sql: str, *, standard_conforming_strings: bool = True) -> list[Lo
         for risk in _without_repeats(_statement_risks(tokens)):
             if (risk.table is None or risk.table not in created) and risk not in found:
                 found.append(risk)
-        created.add(_created_table(tokens))
+        new_table = _created_table(tokens)
+        if new_table:
+            created.add(new_table)
     return found
 
 
 def _without_repeats(risks: Iterator[LockRisk]) -> list[LockRisk]:
     """A brief ACCESS EXCLUSIVE says nothing more when the same statement already holds that
-    lock on the table for longer."""
+    lock on the table for longer, or already said so (one statement takes its lock once)."""
     risks = list(risks)
     held_longer = {risk.table for risk in risks if risk.lock == ACCESS_EXCLUSIVE and risk.level != "low"}
-    return [risk for risk in risks
-            if not (risk.kind == "access_exclusive" and risk.level == "low" and risk.table in held_longer)]
+    kept, briefly_held = [], set()
+    for risk in risks:
+        if risk.kind == "access_exclusive" and risk.level == "low":
+            if risk.table in held_longer or risk.table in briefly_held:
+                continue
+            briefly_held.add(risk.table)
+        kept.append(risk)
+    return kept
 
 
 # --------------------------------------------------------------------------- reading tokens
@@ -177,13 +185,19 @@ def _created_table(tokens: list[Token]) -> str | None:
 # --------------------------------------------------------------------------- the risks
 
 
-def _brief(table: str | None, what: str, *, fix: str = _BRIEF_FIX) -> LockRisk:
+def _brief(table: str | None, what: str, *, fix: str = _BRIEF_FIX, also: str = "") -> LockRisk:
+    """`also`: the tables the statement locks as well, which only the server knows."""
     where = table or "the table"
     return LockRisk(
         "access_exclusive", "low", ACCESS_EXCLUSIVE, table,
-        f"{what} takes an ACCESS EXCLUSIVE lock on {where} for a moment, but while it waits for a "
+        f"{what} takes an ACCESS EXCLUSIVE lock on {where}{also} for a moment, but while it waits for a "
         f"transaction already using {where}, every later read and write of {where} queues behind it.",
         fix)
+
+
+# Dropping a foreign key drops its triggers on the referenced table, under ACCESS EXCLUSIVE.
+_ALSO_REFERENCED = " (and on every table its foreign keys reference)"
+_ALSO_REFERENCED_BY_ONE = " (and on the table it references, if it drops a foreign key)"
 
 
 def _brief_write_block(table: str | None, what: str) -> LockRisk:
@@ -215,7 +229,7 @@ def _statement_risks(tokens: list[Token]) -> Iterator[LockRisk]:
         yield from _create(tokens)
     elif first == "DROP" and second == "TABLE":
         for name in _table_list(tokens, _skip_if_exists(tokens, 2)):
-            yield _brief(name, "DROP TABLE")
+            yield _brief(name, "DROP TABLE", also=_ALSO_REFERENCED)
     elif first == "DROP" and second == "INDEX" and not _has_words(tokens[:3], "CONCURRENTLY"):
         yield _brief(None, "DROP INDEX",
                      fix=f"DROP INDEX CONCURRENTLY {_NO_TRANSACTION}, which waits for no one's lock")
@@ -314,8 +328,12 @@ def _alter_command(table: str | None, command: list[Token]) -> Iterator[LockRisk
         yield from _attach_partition(command)
     elif first == "DETACH" and _has_words(command, "CONCURRENTLY"):
         return  # SHARE UPDATE EXCLUSIVE on the parent
+    elif first == "DETACH" and second == "PARTITION":
+        yield _brief(table, "DETACH PARTITION")
+        yield _brief(_name(command, 2)[0], "DETACH PARTITION")
     elif first == "DROP":
-        yield _brief(table, "DROP CONSTRAINT" if second == "CONSTRAINT" else "DROP COLUMN")
+        yield _brief(table, "DROP CONSTRAINT" if second == "CONSTRAINT" else "DROP COLUMN",
+                     also=_ALSO_REFERENCED_BY_ONE)
     elif first == "RENAME":
         yield _brief(table, "RENAME")
     else:
@@ -519,7 +537,7 @@ def _alter_column(table: str | None, command: list[Token]) -> Iterator[LockRisk]
     column, position = _name(command, 0)
     rest = command[position:]
     words = _words(rest, 3) + ["", "", ""]
-    if words[:1] == ["TYPE"] or words == ["SET", "DATA", "TYPE"]:
+    if words[0] == "TYPE" or words[:3] == ["SET", "DATA", "TYPE"]:
         yield _alter_type(table, column, rest[1 if words[0] == "TYPE" else 3:])
     elif words[:3] == ["SET", "NOT", "NULL"]:
         yield _not_null_scan(table, f"ALTER COLUMN {column} SET NOT NULL")
