@@ -320,7 +320,13 @@ def _alter_command(table: str | None, command: list[Token]) -> Iterator[LockRisk
         if _has_words(command, "USER_CATALOG_TABLE"):
             yield _brief(table, "ALTER TABLE ... SET (user_catalog_table)")
         # other storage parameters take SHARE UPDATE EXCLUSIVE
-    elif first == "SET" and second in ("TABLESPACE", "LOGGED", "UNLOGGED", "ACCESS"):
+    elif first == "SET" and second == "TABLESPACE":
+        yield LockRisk(
+            "rewrite", "high", ACCESS_EXCLUSIVE, table,
+            f"ALTER TABLE ... SET TABLESPACE copies all of {table}'s files (not its indexes) under "
+            f"an ACCESS EXCLUSIVE lock: every read and write of {table} waits for as long as the "
+            "copy takes, which grows with its size.")
+    elif first == "SET" and second in ("LOGGED", "UNLOGGED", "ACCESS"):
         yield _rewrite(table, f"ALTER TABLE ... SET {second}", None)
     elif first in ("ENABLE", "DISABLE") and "TRIGGER" in (second, third):
         yield _brief_write_block(table, f"ALTER TABLE ... {first} TRIGGER")
