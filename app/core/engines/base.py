@@ -101,6 +101,12 @@ class Dialect(ABC):
     @abstractmethod
     def quote_identifier(self, name: str) -> str: ...
 
+    def lock_risks(self, sql: str) -> Sequence:
+        """What running `sql` does to the application through its locks (rewrites, scans,
+        writes or reads made to wait), as objects with `to_dict()`; none when the engine
+        has nothing to say."""
+        return ()
+
 
 # What Cutover can do to a target, beyond reading and comparing it: an engine lists those it
 # implements, and the actions refuse the others before any job starts.
