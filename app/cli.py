@@ -253,6 +253,9 @@ def _print_plan_view(view) -> None:
         for outcome in phase.outcomes:
             message = f" ({outcome.message})" if outcome.outcome != "will_run" else ""
             click.echo(f"  {OUTCOME_MARKS[outcome.outcome]} {outcome.statement.description}{message}")
+            for risk in outcome.lock_risks:
+                safer = f" Safer: {risk.fix}" if risk.fix else ""
+                click.echo(f"      lock risk ({risk.level}, {risk.lock}): {risk.message}{safer}")
     for loss in reconciliation.losses:
         if loss.accepted:
             click.echo(f"ACCEPTED loss: {loss.message()} ({loss.acceptance_line})")

@@ -401,6 +401,7 @@ class StatementOutcome:
     existing: str | None = None  # conflicts: the definition that is there
     planned: str | None = None  # conflicts: the definition the plan asks for
     losses: tuple[Loss, ...] = ()  # what it destroys that the plan does not get back
+    lock_risks: tuple = ()  # the dialect's LockRisks: what the application waits for meanwhile
 
     def to_dict(self) -> dict:
         return {
@@ -411,6 +412,7 @@ class StatementOutcome:
             "existing": self.existing,
             "planned": self.planned,
             "losses": [loss.to_dict() for loss in self.losses],
+            "lock_risks": [risk.to_dict() for risk in self.lock_risks],
         }
 
 
@@ -421,13 +423,14 @@ def predict(engine: Engine, connection, statement: PlanStatement,
     if decision.action != "run":
         return StatementOutcome(statement, decision.action, decision.message, None,
                                 decision.existing, decision.planned)
+    risks = tuple(engine.dialect.lock_risks(statement.sql))
     try:
         connection.execute(statement.sql)
     except engine.Error as exc:
-        return StatementOutcome(statement, "will_fail", str(exc))
+        return StatementOutcome(statement, "will_fail", str(exc).strip(), lock_risks=risks)
     note = statement_note(statement.shape)
     message = "will run (new)" if creates_something(statement.shape) else "will run"
-    return StatementOutcome(statement, "will_run", message, note)
+    return StatementOutcome(statement, "will_run", message, note, lock_risks=risks)
 
 
 def creates_something(shape: StatementShape) -> bool:

@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql as pg_sql
 
 from app.core.engines.base import Decision
-from app.core.engines.postgresql.dialect import Token, significant, tokenize
+from app.core.engines.postgresql.lexer import Token, significant, tokenize
 
 RUN = Decision("run")
 PROBE_SCHEMA = "cutover_probe"

@@ -214,3 +214,13 @@ def test_the_stamp_moves_with_writes_to_this_database_only(tmp_path, pg_server, 
     stamp = target.stamp()
     pg_server.psql("ALTER TABLE goals ADD COLUMN x int", database=pg_database)
     assert not target.unchanged_since(stamp)
+
+
+def test_the_preview_rates_each_statements_lock_risk(tmp_path, target):
+    text = ("ALTER TABLE goals ADD COLUMN parent_id int REFERENCES goals (id);\n"
+            "CREATE INDEX goals_parent ON goals (parent_id);\n"
+            "CREATE TABLE tags (id serial PRIMARY KEY);\n")
+    outcomes = reconcile(target, plan(tmp_path, text)).outcomes()
+    risks = [[risk["kind"] for risk in outcome.to_dict()["lock_risks"]] for outcome in outcomes]
+    assert "index_not_concurrent" in risks[1] and risks[2] == []
+    assert risks[0]  # a foreign key added with its column blocks writes to the parent
