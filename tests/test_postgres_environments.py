@@ -101,7 +101,7 @@ def test_a_server_that_is_down_is_one_clear_line(tmp_path):
 
 def test_mutating_commands_refuse_before_touching_the_database(tmp_path, config, pg_server, databases):
     before = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
-    for command in (["verify", "production"], ["monitor-start", "production"],
+    for command in (["monitor-start", "production"],
                     ["run-checklist", "production", "--yes"]):
         result = cli(tmp_path, config, *command)
         assert result.returncode != 0, command
@@ -222,6 +222,10 @@ def test_plan_rehearse_and_migrate_through_the_cli(tmp_path, config, pg_server, 
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     assert "Using the passing rehearsal" in migrated.stdout and "WAL" in migrated.stdout
     assert titles_and_roots(pg_server, databases["prod"]) == "(1,a,,),(2,b,,1),(3,c,,1)"
+    verified = cli(tmp_path, config, "verify", "production", "--json")
+    checks = {check["name"]: check for check in json.loads(verified.stdout)["checks"]}
+    assert checks["integrity_check"]["passed"] and checks["required_indexes"]["passed"]
+    assert checks["row_count_ledger"]["passed"], checks["row_count_ledger"]
     diff = cli(tmp_path, config, "diff", "development", "production", "--json")
     assert diff.returncode == 0, diff.stdout
     assert not [name for name in pg_server.databases() if name.startswith("cutover_")]

@@ -16,7 +16,6 @@ from app.core.errors import CutoverError
 from app.core.liveness import liveness_checks
 from app.core.migrate import Violations
 from app.core.newrows import new_rows_check
-from app.core.plans import statement_shape
 from app.core.workspace import Environment
 from app.extensions import db
 from app.models import Job
@@ -66,8 +65,9 @@ def required_index_names(targets: Targets, env: Environment) -> list[str]:
     paths = plan_paths(targets, env)
     if not paths:
         return []
-    shapes = [statement_shape(s.sql) for s in load_plans(paths, env.target.dialect).statements()]
-    return [shape.name for shape in shapes if shape.verb == "create" and shape.object == "index" and not shape.temporary]
+    dialect = env.target.dialect
+    names = [dialect.created_index(statement.sql) for statement in load_plans(paths, dialect).statements()]
+    return [name for name in names if name]
 
 
 def verify_environment(targets: Targets, env: Environment, *,

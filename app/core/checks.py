@@ -17,9 +17,8 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from app.core.assertions import single_statement, validate_assertion
-from app.core.diff import diff_schemas
 from app.core.engines import engine_for
-from app.core.engines.base import TimedOut
+from app.core.engines.base import TimedOut, compare_schemas
 from app.core.errors import CutoverError
 from app.core.results import CheckResult, report  # noqa: F401  (report: callers outside the core)
 from app.core.sql import ascii_lower, significant_tokens, tokenize
@@ -88,14 +87,17 @@ def integrity_check(path: Path, *, busy_timeout: float = 1.0,
         with closing(engine.open_readonly(busy_timeout=busy_timeout)) as conn:
             with engine.time_limit(conn, time_limit):
                 rows = engine.integrity_problems(conn, INTEGRITY_MESSAGES)
+                scope = engine.integrity_scope(conn)
     except TimedOut:
         return CheckResult("integrity_check", False,
                            f"integrity_check: timed out after {time_limit:g} s")
     except engine.Error as exc:
         raise engine.unavailable(exc) from None
+    covered = (scope,) if scope else ()
     if rows == ["ok"]:
-        return CheckResult("integrity_check", True, "integrity_check: ok")
-    return CheckResult("integrity_check", False, f"integrity_check found {len(rows)} problem(s)", tuple(rows))
+        return CheckResult("integrity_check", True, "integrity_check: ok", covered)
+    return CheckResult("integrity_check", False, f"integrity_check found {len(rows)} problem(s)",
+                       tuple(rows) + covered)
 
 
 # --------------------------------------------------------------------------- assertions
@@ -301,7 +303,8 @@ def schema_check(path, reference_path, *, accepted: Iterable[tuple] = (),
             reference = engine_for(reference_path).read_schema(connection)
         with _reading(path, busy_timeout, time_limit) as connection:
             target = engine_for(path).read_schema(connection)
-        differences = diff_schemas(reference, target, left_label="reference", right_label="target")
+        differences = compare_schemas(engine_for(reference_path), engine_for(path), reference, target,
+                                      left_label="reference", right_label="target")
         unexplained, allowed = [], []
         for difference in differences:
             key = _difference_key((difference.object, difference.table, difference.name))
@@ -346,9 +349,9 @@ def row_count_ledger(path, manifest_row_counts: dict, *, declared: dict[str, int
 
     def work() -> CheckResult:
         with _reading(path, busy_timeout, time_limit) as connection:
-            tables = engine_for(path).read_schema(connection).tables
+            tables = engine_for(path).read_schema_exactly(connection).tables
         now = {table.name: table.row_count for table in tables}
-        unreadable = {table.name: table.unreadable for table in tables if table.unreadable}
+        unreadable = {table.name: table.unreadable for table in tables if getattr(table, "unreadable", None)}
         evidence, wrong = [], []
         for table in sorted(set(manifest_row_counts) | set(now), key=ascii_lower):
             before, after = manifest_row_counts.get(table), now.get(table)
@@ -395,14 +398,15 @@ def _uncounted(table: str, before: int | None, problem: str | None) -> str:
 
 def required_indexes(path, names: Iterable[str], *, time_limit: float = DEFAULT_TIME_LIMIT,
                      busy_timeout: float = 1.0) -> CheckResult:
-    """Every named index exists (names compare as SQLite does: ASCII case-insensitively)."""
+    """Every named index exists (names compare ASCII case-insensitively, as SQLite's do)."""
     name = "required_indexes"
     names = list(names)
 
     def work() -> CheckResult:
+        engine = engine_for(path)
         with _reading(path, busy_timeout, time_limit) as connection:
-            present = {ascii_lower(index): table for index, table in connection.execute(
-                "SELECT name, tbl_name FROM main.sqlite_schema WHERE type = 'index'")}
+            present = {ascii_lower(item.name): item.table for item in engine.schema_objects(connection)
+                       if item.kind == "index"}
         missing = [index for index in names if ascii_lower(index) not in present]
         evidence = tuple(
             f"{index}: MISSING" if index in missing else f"{index}: present on {present[ascii_lower(index)]}"
@@ -450,7 +454,8 @@ def _smoke_in_transaction(engine, connection, statements: list[str], time_limit:
             before = engine.changes(connection)
             try:
                 cursor = connection.execute(statement.strip().rstrip(";"))
-                cursor.fetchall()
+                if cursor.description is not None:  # RETURNING rows: read them all, as the application would
+                    cursor.fetchall()
             except engine.DatabaseError as exc:
                 if engine.is_interrupt(exc):
                     raise
@@ -458,7 +463,7 @@ def _smoke_in_transaction(engine, connection, statements: list[str], time_limit:
                 evidence.append(f"{number}. {_short(statement)}: FAILED: {exc}")
                 break
             direct = max(cursor.rowcount, 0)
-            total = engine.changes(connection) - before
+            total = direct if before is None else engine.changes(connection) - before
             evidence.append(f"{number}. {_short(statement)}: {_count(direct, 'row')} changed"
                             + (f", {total:,} in all with cascades and triggers"
                                if total != direct else ""))

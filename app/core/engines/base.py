@@ -101,6 +101,10 @@ class Dialect(ABC):
     @abstractmethod
     def quote_identifier(self, name: str) -> str: ...
 
+    def created_index(self, sql: str) -> str | None:
+        """The name of the index `sql` creates, if it creates one (verification requires it after)."""
+        return None
+
     def lock_risks(self, sql: str) -> Sequence:
         """What running `sql` does to the application through its locks (rewrites, scans,
         writes or reads made to wait), as objects with `to_dict()`; none when the engine
@@ -238,6 +242,10 @@ class Engine(ABC):
     @abstractmethod
     def integrity_problems(self, connection, limit: int) -> list[str]:
         """The full integrity check: ['ok'] or up to `limit` problems."""
+
+    def integrity_scope(self, connection) -> str | None:
+        """What `integrity_problems` covers when that is less than the whole database, in words."""
+        return None
 
     @abstractmethod
     def foreign_key_violations(self, connection):

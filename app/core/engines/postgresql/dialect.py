@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from app.core.engines.base import Dialect, QueryProblem
 from app.core.engines.postgresql.lexer import Token, pieces, significant, string_value, tokenize
 from app.core.engines.postgresql.lockrisk import LockRisk, lock_risks
+from app.core.engines.postgresql.shapes import statement_shape
 
 _NO_TRANSACTION_FIX = "put it in a phase of its own declared `-- phase: TITLE (no transaction)`"
 
@@ -274,6 +275,10 @@ class PostgresDialect(Dialect):
     def lock_risks(self, sql: str) -> list[LockRisk]:
         """The locks each statement takes and whether it rewrites or scans under them."""
         return lock_risks(sql, standard_conforming_strings=self.standard_conforming_strings)
+
+    def created_index(self, sql: str) -> str | None:
+        shape = statement_shape(sql)
+        return shape.name if shape.action == "create" and shape.kind == "index" else None
 
     def quote_identifier(self, name: str) -> str:
         """A name in double quotes, a double quote inside it doubled."""

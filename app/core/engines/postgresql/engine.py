@@ -15,10 +15,11 @@ from pathlib import Path
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 
 from app.core.engines.base import Engine, TimedOut
 from app.core.engines.postgresql import (
-    backups, clones, connections, migrating, reconciling, restore, scratch, sessions, transactions,
+    backups, clones, connections, migrating, reconciling, restore, scratch, sessions, transactions, verifying,
 )
 from app.core.engines.postgresql.compare import diff_catalogs
 from app.core.engines.postgresql.dialect import PostgresDialect
@@ -34,7 +35,7 @@ class PostgresqlEngine(Engine):
     Error = psycopg.Error
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
-    supports = frozenset({"backup", "restore", "plan", "rehearse", "migrate"})
+    supports = frozenset({"backup", "restore", "plan", "rehearse", "migrate", "verify"})
     target_is_file = False
     copy_check_name = "pg_restore --list"
     investigate_damage = "Investigate the source: the server's log, and amcheck if it is installed."
@@ -189,7 +190,10 @@ class PostgresqlEngine(Engine):
         return None  # the server checks every constraint as each statement runs; amcheck is verify's
 
     def integrity_problems(self, connection, limit: int) -> list[str]:
-        raise self.not_yet("The whole-database integrity check")
+        return verifying.integrity_problems(connection, self.location.schemas, limit)
+
+    def integrity_scope(self, connection) -> str:
+        return verifying.integrity_scope(connection, self.location.schemas)
 
     def foreign_key_violations(self, connection):
         return migrating.foreign_key_violations(connection, self.location.schemas)
@@ -205,19 +209,15 @@ class PostgresqlEngine(Engine):
         except pg_errors.QueryCanceled:
             raise TimedOut() from None
         finally:
-            if not connection.closed:
+            # In a failed transaction the ROLLBACK that follows undoes the SET itself.
+            if not connection.closed and connection.info.transaction_status != TransactionStatus.INERROR:
                 connection.execute("RESET statement_timeout")
 
-    @contextmanager
     def reads_only(self, connection):
-        connection.execute("BEGIN READ ONLY")
-        try:
-            yield connection
-        finally:
-            connection.execute("ROLLBACK")
+        return verifying.read_only_here(connection)
 
     def rolled_back_row_writes(self, connection):
-        raise self.not_yet("The smoke test")
+        return verifying.rolled_back(connection)
 
     def changes(self, connection) -> None:
         return None  # a statement's rowcount is exact on PostgreSQL

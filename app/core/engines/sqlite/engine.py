@@ -10,6 +10,7 @@ from pathlib import Path
 from app.core import losses
 from app.core.diff import diff_schemas
 from app.core.engines.base import Dialect, Engine, QueryProblem
+from app.core.plans import statement_shape
 from app.core.engines.sqlite import (
     backup_copy,
     copies,
@@ -52,6 +53,12 @@ class SQLiteDialect(Dialect):
 
     def quote_identifier(self, name: str) -> str:
         return quote_identifier(name)
+
+    def created_index(self, sql: str) -> str | None:
+        shape = statement_shape(sql)
+        if shape.verb == "create" and shape.object == "index" and not shape.temporary:
+            return shape.name
+        return None
 
 
 class SQLiteEngine(Engine):
