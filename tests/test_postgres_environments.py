@@ -101,8 +101,7 @@ def test_a_server_that_is_down_is_one_clear_line(tmp_path):
 
 def test_mutating_commands_refuse_before_touching_the_database(tmp_path, config, pg_server, databases):
     before = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
-    for command in (["monitor-start", "production"],
-                    ["run-checklist", "production", "--yes"]):
+    for command in (["run-checklist", "production", "--yes"],):
         result = cli(tmp_path, config, *command)
         assert result.returncode != 0, command
         said = result.stdout + result.stderr
@@ -130,7 +129,7 @@ def test_the_api_compares_and_refuses_alike(tmp_path, config, api_headers):
     client = app.test_client()
     diff = client.get("/api/v1/diff?left=development&right=production", headers=api_headers)
     assert diff.status_code == 200 and diff.get_json()["differences"]
-    refused = client.post("/api/v1/environments/production/verify", headers=api_headers)
+    refused = client.post("/api/v1/runs", json={"environment": "production"}, headers=api_headers)
     assert refused.status_code == 409 and refused.get_json()["error"] == "not_supported"
 
 
@@ -250,3 +249,13 @@ def test_migrate_refuses_while_the_application_is_connected_and_names_it(tmp_pat
     said = migrated.stdout + migrated.stderr
     assert migrated.returncode == 1 and "shop-web" in said, said
     assert titles_and_roots(pg_server, databases["prod"]) == before
+
+
+def test_the_monitoring_window_watches_new_rows(tmp_path, config, pg_server, databases):
+    started = cli(tmp_path, config, "monitor-start", "production", "--interval-minutes", "0.001")
+    assert started.returncode == 0, started.stdout + started.stderr
+    pg_server.psql("INSERT INTO goals (title) VALUES ('d')", database=databases["prod"])
+    ticked = cli(tmp_path, config, "monitor-tick")
+    assert ticked.returncode == 0 and ticked.stdout.startswith("window 1 tick ") and \
+        ticked.stdout.rstrip().endswith(": passed"), ticked.stdout + ticked.stderr
+    assert "Traceback" not in ticked.stdout + ticked.stderr

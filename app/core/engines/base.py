@@ -243,6 +243,14 @@ class Engine(ABC):
     def integrity_problems(self, connection, limit: int) -> list[str]:
         """The full integrity check: ['ok'] or up to `limit` problems."""
 
+    def watched_tables(self, connection) -> list[tuple[str, str | None, list[str]]]:
+        """(table, the key that tells newer rows apart or None, nullable columns), for the new-rows watch."""
+        raise NotImplementedError
+
+    def rows_after(self, connection, table: str, key: str, after, columns: list[str]) -> tuple[int, Any, dict]:
+        """(rows whose `key` is above `after` (all when None), the highest key, NULLs per column)."""
+        raise NotImplementedError
+
     def integrity_scope(self, connection) -> str | None:
         """What `integrity_problems` covers when that is less than the whole database, in words."""
         return None

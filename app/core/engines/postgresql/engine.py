@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 
 from app.core.engines.base import Engine, TimedOut
 from app.core.engines.postgresql import (
-    backups, clones, connections, migrating, reconciling, restore, scratch, sessions, transactions, verifying,
+    backups, clones, connections, migrating, reconciling, restore, scratch, sessions, transactions, verifying, watching,
 )
 from app.core.engines.postgresql.compare import diff_catalogs
 from app.core.engines.postgresql.dialect import PostgresDialect
@@ -35,7 +35,7 @@ class PostgresqlEngine(Engine):
     Error = psycopg.Error
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
-    supports = frozenset({"backup", "restore", "plan", "rehearse", "migrate", "verify"})
+    supports = frozenset({"backup", "restore", "plan", "rehearse", "migrate", "verify", "monitor"})
     target_is_file = False
     copy_check_name = "pg_restore --list"
     investigate_damage = "Investigate the source: the server's log, and amcheck if it is installed."
@@ -96,6 +96,12 @@ class PostgresqlEngine(Engine):
 
     def decide(self, connection, sql: str):
         return reconciling.decide(connection, sql)
+
+    def watched_tables(self, connection) -> list:
+        return watching.watched_tables(connection, self.location.schemas)
+
+    def rows_after(self, connection, table: str, key: str, after, columns: list[str]):
+        return watching.rows_after(connection, table, key, after, columns)
 
     def schema_objects(self, connection) -> list:
         return migrating.schema_objects(connection, self.location.schemas)

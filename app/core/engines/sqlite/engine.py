@@ -24,6 +24,7 @@ from app.core.engines.sqlite import (
     transactions,
 )
 from app.core.engines.sqlite import dialect as rules
+from app.core.engines.sqlite import watching
 from app.core.fsutil import file_identity
 from app.core.processes import processes_holding
 from app.core.sql import quote_identifier
@@ -173,6 +174,12 @@ class SQLiteEngine(Engine):
             yield SQLiteEngine(copy)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def watched_tables(self, connection) -> list:
+        return watching.watched_tables(connection)
+
+    def rows_after(self, connection, table: str, key: str, after, columns: list[str]):
+        return watching.rows_after(connection, table, key, after, columns)
 
     def schema_objects(self, connection) -> list:
         return losses.schema_objects(connection)
