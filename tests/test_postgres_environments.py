@@ -143,7 +143,7 @@ def test_the_dashboard_shows_both_databases_and_their_drift(tmp_path, config):
     assert "goals_root</span>\n(root_id)" in page  # the index's columns, as the server prints them
     assert "checking…" not in page  # a catalog read has no slow part to wait for
     assert page.count(">healthy</span>") == 1 and page.count(">drifted</span>") == 1  # production is behind
-    assert 'data-next-action="nothing"' in page and "not available for its engine yet" in page
+    assert 'data-next-action="migrate"' in page and "the checklist is not available for its engine yet" in page
 
 
 def test_a_sqlite_reference_and_a_postgresql_target_are_shown_but_not_compared(tmp_path, pg_server, databases,
@@ -259,3 +259,15 @@ def test_the_monitoring_window_watches_new_rows(tmp_path, config, pg_server, dat
     assert ticked.returncode == 0 and ticked.stdout.startswith("window 1 tick ") and \
         ticked.stdout.rstrip().endswith(": passed"), ticked.stdout + ticked.stderr
     assert "Traceback" not in ticked.stdout + ticked.stderr
+
+
+def test_the_migration_page_previews_a_postgresql_plan(tmp_path, config):
+    with_plan(config)
+    app = make_app(tmp_path, config)
+    client = app.test_client()
+    log_in(client)
+    page = client.get("/environments/production/migration")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200, text[:2000]
+    assert "CREATE INDEX goals_root ON goals (root_id)" in text and "lock risk" in text
+    assert "Traceback" not in text

@@ -39,6 +39,7 @@ class RunRequired(Conflict):
 
 
 _DOING = {"backup": "backing it up", "restore": "restoring it", "plan": "planning its migration",
+          "prep": "writing a prep plan for its drift",
           "rehearse": "rehearsing its migration", "migrate": "migrating it", "verify": "verifying it",
           "monitor": "watching it after a migration", "checklist": "the production checklist"}
 

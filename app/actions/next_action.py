@@ -18,6 +18,7 @@ from app.core.prep import left_to_prep
 
 # What each action leads to (the pages turn these into links and buttons).
 PREP, START_RUN, CONTINUE_RUN, WATCH, NOTHING = "prep", "start_run", "continue_run", "watch", "nothing"
+MIGRATE = "migrate"  # the engine migrates, but not through the checklist yet
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class EnvironmentFacts:
     reference_name: str | None  # the environment the others should match; None when none is marked
     is_reference: bool = False
     readable: bool = True
-    migratable: bool = True  # its engine runs plans and the checklist
+    migratable: bool = True  # its engine runs plans
+    checklist: bool = True  # ... and the checklist
+    preppable: bool = True  # ... and writes prep plans
     differences: int | None = None  # from the reference; None when they could not be compared
     to_prep: int | None = None  # of those, what a prep plan would add (the plans create the rest); None: unknown
     prep_saved: bool = False
@@ -71,13 +74,17 @@ def next_action(facts: EnvironmentFacts) -> NextAction:
     if facts.differences is None:
         return NextAction(NOTHING, "Compare it first",
                           f"{name} could not be compared with {reference or 'a reference'}: see the comparison.")
-    if facts.differences and not facts.prep_saved and facts.to_prep != 0:
+    if facts.differences and facts.preppable and not facts.prep_saved and facts.to_prep != 0:
         lacks = (f"{name} lacks {_count(facts.to_prep, 'table, column or index', 'tables, columns or indexes')} "
                  f"of {reference} that the migration plans do not create" if facts.to_prep else
                  f"{name} differs from {reference} in {_count(facts.differences, 'way', 'ways')}")
         return NextAction(PREP, "Prep the drift",
                           f"{lacks}: generate the prep plan (additive only) so the migration meets the schema it "
                           "was written for.")
+    if facts.differences and not facts.checklist:
+        return NextAction(MIGRATE, "Rehearse and migrate",
+                          f"{name} differs from {reference}; the checklist is not available for its engine yet: "
+                          "preview, rehearse and migrate on the Migration page (each backs up and checks first).")
     if facts.differences:
         return NextAction(START_RUN, "Start a checklist run",
                           (f"The prep plan is saved and runs first in {name}'s plan set" if facts.prep_saved else
@@ -105,7 +112,9 @@ def environment_facts(targets, env, comparison=None) -> EnvironmentFacts:
     return EnvironmentFacts(
         env.name, facts.reference_name,
         readable=targets.inspect(env, wait_for_checks=False).ok,
-        migratable="checklist" in env.target.supports,
+        migratable="migrate" in env.target.supports,
+        checklist="checklist" in env.target.supports,
+        preppable="prep" in env.target.supports,
         differences=len(comparison.differences) if comparison and comparison.differences is not None else None,
         to_prep=_left_to_prep(targets, comparison),
         prep_saved=prep_path(targets, env).is_file(),

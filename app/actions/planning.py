@@ -75,7 +75,7 @@ def plan_view(targets: Targets, env: Environment, explicit: list[str] | None = N
 
 
 def make_prep(targets: Targets, env: Environment, reference_name: str) -> PrepPlan:
-    require_capability(env, "plan")
+    require_capability(env, "prep")
     reference = targets.environment(reference_name)
     if reference.name == env.name:
         raise UsageError(f"Prep brings {env.name} to another environment; choose a different reference.")

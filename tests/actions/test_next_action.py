@@ -120,3 +120,9 @@ def test_the_demo_walk_from_drift_to_watching(build_app):
 
         abandon_run(run, "admin", "wrong slot")
         assert (action_now(app).kind, action_now(app).run) == (WATCH, None)  # the window goes on alone
+
+
+def test_an_engine_without_the_checklist_is_sent_to_the_migration_page():
+    facts = EnvironmentFacts("production", "development", differences=3, to_prep=2, checklist=False, preppable=False)
+    action = next_action(facts)
+    assert action.kind == "migrate" and "Migration page" in action.why

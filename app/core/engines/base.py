@@ -114,7 +114,7 @@ class Dialect(ABC):
 
 # What Cutover can do to a target, beyond reading and comparing it: an engine lists those it
 # implements, and the actions refuse the others before any job starts.
-CAPABILITIES = ("backup", "restore", "plan", "rehearse", "migrate", "verify", "monitor", "checklist")
+CAPABILITIES = ("backup", "restore", "plan", "prep", "rehearse", "migrate", "verify", "monitor", "checklist")
 
 
 class Engine(ABC):
