@@ -99,14 +99,12 @@ def test_a_server_that_is_down_is_one_clear_line(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_mutating_commands_refuse_before_touching_the_database(tmp_path, config, pg_server, databases):
+def test_prep_is_refused_before_touching_the_database(tmp_path, config, pg_server, databases):
     before = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
-    for command in (["run-checklist", "production", "--yes"],):
-        result = cli(tmp_path, config, *command)
-        assert result.returncode != 0, command
-        said = result.stdout + result.stderr
-        assert "not available for PostgreSQL yet" in said and "nothing was changed" in said, (command, said)
-        assert "Traceback" not in said
+    result = cli(tmp_path, config, "prep", "production", "--reference", "development")
+    said = result.stdout + result.stderr
+    assert result.returncode != 0 and "not available for PostgreSQL yet" in said and "nothing was changed" in said, said
+    assert "Traceback" not in said
     after = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
     assert after == before
     assert not [name for name in pg_server.databases() if name.startswith("cutover_")]
@@ -129,7 +127,8 @@ def test_the_api_compares_and_refuses_alike(tmp_path, config, api_headers):
     client = app.test_client()
     diff = client.get("/api/v1/diff?left=development&right=production", headers=api_headers)
     assert diff.status_code == 200 and diff.get_json()["differences"]
-    refused = client.post("/api/v1/runs", json={"environment": "production"}, headers=api_headers)
+    refused = client.post("/api/v1/environments/production/prep", json={"reference": "development"},
+                          headers=api_headers)
     assert refused.status_code == 409 and refused.get_json()["error"] == "not_supported"
 
 
@@ -271,3 +270,32 @@ def test_the_migration_page_previews_a_postgresql_plan(tmp_path, config):
     assert page.status_code == 200, text[:2000]
     assert "CREATE INDEX goals_root ON goals (root_id)" in text and "lock risk" in text
     assert "Traceback" not in text
+
+
+def test_the_checklist_runs_headless_on_postgresql(tmp_path, config, pg_server, databases):
+    with_plan(config)
+    config.write_text(config.read_text() + """
+[verification]
+monitor_hours = 0.0005
+monitor_interval_minutes = 0.005
+
+[checklist]
+order = ["verify-target", "app-stopped", "data-volume", "backup", "integrity", "rehearse", "migrate", "verify",
+         "monitor"]
+""")
+    done = cli(tmp_path, config, "run-checklist", "production", "--yes")
+    said = done.stdout + done.stderr
+    assert done.returncode == 0, said
+    assert "✓ not development's database" in said and "amcheck is not installed" in said
+    assert done.stdout.rstrip().endswith("Run 1 finished: every step passed.")
+    assert titles_and_roots(pg_server, databases["prod"]) == "(1,a,,),(2,b,,1),(3,c,,1)"
+    assert not [name for name in pg_server.databases() if name.startswith("cutover_")]
+    app = make_app(tmp_path, config, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'instance' / 'cutover.db'}")
+    client = app.test_client()
+    log_in(client, password="cli-admin-password")
+    report = client.get("/runs/1/report")
+    text = report.get_data(as_text=True)
+    assert report.status_code == 200 and "WAL" in text, text[:3000]
+    from app.extensions import db
+    with app.app_context():
+        db.engine.dispose()

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from app.checklist.progress import StepView, passed_result, run_is_complete, step_views
 from app.core.backup import find_backup
-from app.core.diff import diff_schemas
 from app.core.errors import CutoverError
 from app.core.engines import engine_for
+from app.core.engines.base import compare_schemas
 from app.core.inspect import inspect_database
 from app.core.report import render_markdown
 from app.extensions import db
@@ -194,10 +194,17 @@ def _schema_facts(targets: Targets, env, run: Run) -> dict:
         return {"reference": reference.name, "error": error.message}
     facts = {"reference": reference.name, "before": None, "after": None}
     backup = _backup_copy(env, run)
-    if backup is not None:
-        facts["before"] = _differences(reference_schema, _schema_at(backup, env), reference.name)
+    if backup is not None and env.target.target_is_file:
+        try:
+            facts["before"] = _differences(reference, reference_schema, env, _schema_at(backup, env))
+        except CutoverError as error:
+            facts["before_error"] = error.message
+    elif backup is not None:
+        # Reading a dump's schema means restoring it: not done to draw a page.
+        facts["before_error"] = "the backup is a dump; its schema is read only by restoring it"
     try:
-        facts["after"] = _differences(reference_schema, inspect_database(env.target, deep=False).schema, reference.name)
+        facts["after"] = _differences(reference, reference_schema, env,
+                                      inspect_database(env.target, deep=False).schema)
     except CutoverError as error:
         facts["after_error"] = error.message
     return facts
@@ -221,9 +228,12 @@ def _schema_at(copy_path, env):
         return engine.read_schema(connection)
 
 
-def _differences(reference_schema, schema, reference_name: str) -> list[dict]:
+def _differences(reference, reference_schema, env, schema) -> list[dict]:
+    """Raises DifferentEngines (a CutoverError) when the two cannot be compared."""
+    differences = compare_schemas(reference.target, env.target, reference_schema, schema,
+                                  left_label=reference.name, right_label="target")
     return [{"object": d.object, "table": d.table, "name": d.name, "fix": d.fix, "explanation": d.explanation}
-            for d in diff_schemas(reference_schema, schema, left_label=reference_name, right_label="target")]
+            for d in differences]
 
 
 def _ledger(targets: Targets, env, run: Run) -> list[dict]:

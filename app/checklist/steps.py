@@ -55,6 +55,8 @@ def definition(context: JobContext):
 
 def verify_target_step(context: JobContext) -> dict:
     env = context.environment
+    if not env.target.target_is_file:
+        return _verify_database_target(context, env)
     path = env.location  # this step checks the configured SQLite file itself
     resolved = path.resolve()
     context.emit("info", f"{env.name} is configured as {path}")
@@ -73,6 +75,27 @@ def verify_target_step(context: JobContext) -> dict:
     return {"path": str(path), "resolved": str(resolved), "stamp": before, "size_bytes": facts.size_bytes,
             "journal_mode": facts.journal_mode, "fingerprint": snapshot.schema.fingerprint(),
             "tables": len(snapshot.schema.tables)}
+
+
+def _verify_database_target(context: JobContext, env: Environment) -> dict:
+    """A target on a server: it answers, it is no other environment's database, and it holds still."""
+    context.emit("info", f"{env.name} is configured as {env.label}")
+    for other in context.targets.workspace.environments:
+        if other.name != env.name and other.engine_name == env.engine_name and other.target.identity() == env.target.identity():
+            raise StepRefused(f"{env.name}'s database {env.label} is {other.name}'s too ({other.label}). Fix "
+                              f"environments.{env.name} in cutover.toml before migrating.")
+        if other.name != env.name:
+            context.emit("ok", f"✓ not {other.name}'s database ({other.label})")
+    before = env.target.stamp()
+    snapshot = inspect_database(env.target, deep=False, busy_timeout=context.targets.cache.busy_timeout)
+    if env.target.stamp() != before:
+        raise StepRefused(f"{env.label} changed while it was being inspected: something is writing to it. Stop it and retry.")
+    fingerprint = snapshot.schema.fingerprint()
+    context.emit("info", f"{env.target.title} {snapshot.facts.server_version}, {snapshot.facts.size_bytes:,} bytes, "
+                         f"{len(snapshot.schema.tables)} tables")
+    context.emit("ok", f"✓ {env.name} is {env.label}; schema fingerprint {fingerprint}")
+    return {"url": env.label, "stamp": before, "size_bytes": snapshot.facts.size_bytes,
+            "fingerprint": fingerprint, "tables": len(snapshot.schema.tables)}
 
 
 def _refuse_other_environments_file(context: JobContext, env: Environment, resolved: Path) -> None:
@@ -138,12 +161,23 @@ def run_backup(context: JobContext):
 
 def integrity_step(context: JobContext) -> dict:
     backup, _ = run_backup(context)
+    if not context.environment.target.target_is_file:
+        return _database_integrity(context, backup)
     copy = backup.copies[0]
     context.emit("info", f"PRAGMA integrity_check on backup {backup.id}: {copy} (reads every page; every copy "
                          f"has sha256 {backup.manifest.sha256[:16]}…)")
     result = check_integrity(context, copy, failure="The backup copy is damaged: {summary}. Do not migrate; "
                                                     "take a new backup.")
     return {"backup": backup.id, "copy": str(copy), **result}
+
+
+def _database_integrity(context: JobContext, backup) -> dict:
+    """A dump was proven by restoring it when it was taken; here the database itself is checked."""
+    target = context.environment.target
+    context.emit("info", f"Backup {backup.id} was verified by restoring it into a scratch database; checking "
+                         f"{target.label} itself before it is migrated")
+    result = check_integrity(context, target, failure=f"{{summary}} in {target.label}. Do not migrate it as it is.")
+    return {"backup": backup.id, **result}
 
 
 def rehearse_step(context: JobContext) -> dict:

@@ -35,7 +35,7 @@ class PostgresqlEngine(Engine):
     Error = psycopg.Error
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
-    supports = frozenset({"backup", "restore", "plan", "rehearse", "migrate", "verify", "monitor"})
+    supports = frozenset({"backup", "restore", "plan", "rehearse", "migrate", "verify", "monitor", "checklist"})
     target_is_file = False
     copy_check_name = "pg_restore --list"
     investigate_damage = "Investigate the source: the server's log, and amcheck if it is installed."
