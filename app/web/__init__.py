@@ -8,3 +8,4 @@ def register_blueprints(app: Flask) -> None:
     for module in (auth, dashboard, runs, backups, migration, health, jobs, api):
         app.register_blueprint(module.bp)
     health.init_app(app)
+    jobs.init_app(app)
