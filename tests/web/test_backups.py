@@ -147,6 +147,11 @@ def test_the_page_starts_a_backup_and_shows_its_panel(logged_in):
     assert 'class="card job job-passed' in html and "Backup · production" in html
     assert "Backing up" in html  # the job's lines are on the page, not only in the polled panel
     assert 'data-backup="' in html
+    # The log and the table print the size the same way.
+    size = re.search(r'data-label="Size">([^<]+)</td>', html).group(1)
+    assert f"written: {size}, sha256" in html
+    # A backup taken by hand names its job; no checklist run claims it.
+    assert re.search(rf'<a href="/jobs/{job_id}">job {job_id}</a> <span class="muted small">by hand, admin', html)
 
 
 def test_the_page_refuses_a_restore_without_the_typed_name(app, logged_in, client, api_headers):
