@@ -197,6 +197,7 @@ def test_outcomes_and_every_page_on_a_phone(browser, tmp_path, demo_config):
         row.locator("summary:has-text('Restore')").click()
         row.locator("input[name=confirm]").fill("prod")
         row.locator("button:has-text('Restore production')").click()
+        page.wait_for_selector(".flash.msg-refusal")  # the form posts in the background, then the page follows
         refusal = page.locator(".flash")
         assert refusal.count() == 1 and refusal.inner_text().startswith("Restore not started")
         assert refusal.get_attribute("class") == "flash msg msg-refusal" and refusal.get_attribute("role") == "alert"
@@ -223,6 +224,7 @@ def test_outcomes_and_every_page_on_a_phone(browser, tmp_path, demo_config):
         within_the_screen(small, "tr[data-backup] button:has-text('Restore production')")
         row.locator("input[name=confirm]").fill("prod")
         row.locator("button:has-text('Restore production')").click()
+        small.wait_for_selector(".flash.msg-refusal[role=alert]")
         assert small.locator(".flash.msg-refusal[role=alert]").count() == 1
         fits_the_screen(small)
         within_the_screen(small, ".flash.msg-refusal")
