@@ -55,6 +55,15 @@
       .catch(function () { form.submit(); });
   });
 
+  // A table wider than the screen scrolls inside its card; the keyboard must reach it too.
+  function reachable() {
+    document.querySelectorAll(".diff-table, .side-by-side, .counts").forEach(function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) { table.tabIndex = 0; } else { table.removeAttribute("tabindex"); }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", reachable);
+  window.addEventListener("resize", reachable);
+
   // A log's last line is its verdict: logs open at their end, and one folded away opens at
   // its end too. A job panel htmx replaces while the job runs keeps following the tail, or
   // keeps the operator's place if they scrolled up to read.

@@ -25,7 +25,7 @@
   // Step heads are replaced only when what the server renders changed (CSRF tokens aside):
   // a head replaced while someone reaches for its button would swallow the click.
   var rendered = {};
-  var SWAPPED = "#run-head, #run-progress, [id^=sum-], [id^=head-]";
+  var SWAPPED = "#run-head, #run-progress, [id^=sum-], [id^=job-link-], [id^=head-]";
   function withoutTokens(html) { return html.replace(/name="csrf_token" value="[^"]*"/g, ""); }
   function foldAsTold(current, fresh) {
     var fold = current.parentElement;

@@ -122,7 +122,7 @@ def test_the_run_page_at_a_glance(browser, tmp_path, demo_config):
 
         # The running step's job page: htmx replaces its panel twice a second; the log keeps
         # following the tail, or the operator's place once they scrolled up.
-        watcher.goto(server.url + page.get_attribute("#sum-slow a.step-job", "href"))
+        watcher.goto(server.url + page.get_attribute("#step-slow a.step-job", "href"))
         assert watcher.get_attribute(".job", "data-state") == "running"
         watcher.wait_for_timeout(1200)
         assert at_end(watcher, ".job .log")
@@ -145,7 +145,7 @@ def test_the_run_page_at_a_glance(browser, tmp_path, demo_config):
         assert at_end(page, "#log-chatty")  # opened at its end: the verdict in view
         screenshot(page, "cockpit-run-finished-1400")
 
-        job_url = server.url + page.get_attribute("#sum-chatty a.step-job", "href")
+        job_url = server.url + page.get_attribute("#step-chatty a.step-job", "href")
         page.goto(job_url)
         assert at_end(page, ".job .log")
         screenshot(page, "cockpit-job-1400")
