@@ -41,8 +41,11 @@
     var body = new FormData(form);
     if (button && button.name) { body.append(button.name, button.value); }
     if (button) { button.disabled = true; }
-    fetch(form.action, { method: "POST", body: body, credentials: "same-origin", headers: { "Accept": "text/html" } })
+    fetch(form.action, { method: "POST", body: body, credentials: "same-origin",
+                         headers: { "Accept": "text/html", "X-Cutover-Stay": "1" } })
       .then(function (response) {
+        var go = response.headers.get("X-Cutover-Go");  // the redirect, not followed here
+        if (go) { window.location.assign(go); return null; }
         if (response.ok) {
           if (response.redirected) { window.location.assign(response.url); return null; }
           return response.text().then(function (html) { document.open(); document.write(html); document.close(); });
