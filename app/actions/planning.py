@@ -71,8 +71,10 @@ class PlanView:
             named = [labels[p.number] for p in self.reconciliation.phases if p.status == status]
             if named:
                 parts.append(f"{_label_list(named)} {words}")
-        verdict = self.reconciliation.summary().rsplit("; ", 1)[-1]
-        state = self.reconciliation.summary().split(":", 1)[0]
+        # The core's sentence is "<state>: <phases>; <phases>; <verdict>": its state and verdict
+        # are kept as they are (its blockers are joined by commas), only the phases are renamed.
+        sentence = self.reconciliation.summary()
+        state, verdict = sentence.split(":", 1)[0], sentence.rsplit("; ", 1)[-1]
         return f"{state}: {'; '.join(parts)}; {verdict}"
 
     def to_dict(self) -> dict:

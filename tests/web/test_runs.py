@@ -19,7 +19,8 @@ def test_a_new_run_says_where_it_stands_and_opens_only_the_step_to_act_on(logged
     _, html = open_run(logged_in)
     assert re.search(r"<strong>0 of 12 done</strong> —\s*now: <a href=\"#step-verify-target\"", html)
     assert 'href="#step-verify-target" class="tl tl-ready"' in html
-    folds = re.findall(r'<li class="step card" id="step-([\w-]+)">\s*<details class="step-fold" ?(open)?>', html)
+    folds = re.findall(r'<li class="step card" id="step-([\w-]+)">\s*<[^>]*id="job-link-[^>]*>\s*(?:</span>\s*)?'
+                       r'<details class="step-fold" ?(open)?>', html)
     assert [step for step, opened in folds if opened] == ["verify-target"] and len(folds) == 12
     waits = [text for text in summaries(html).values() if text]
     assert waits == ["Waits for: Verify the target (ready)"]  # said once, not by each of the eleven
