@@ -17,7 +17,7 @@ from app.core.engines import Dialect
 from app.core.errors import UsageError
 from app.core.plans import PlanSet, load_plan_set
 from app.core.prep import PrepPlan, generate_prep
-from app.core.reconcile import Preflight, Reconciliation, preflight, reconcile
+from app.core.reconcile import PhaseReconciliation, Preflight, Reconciliation, preflight, reconcile
 from app.core.workspace import Environment
 from app.extensions import db
 from app.jobs.runner import create_job, launch
@@ -49,6 +49,33 @@ class PlanView:
     plan_set: PlanSet
     reconciliation: Reconciliation
     preflight: Preflight
+    prep_file: Path | None = None  # the saved prep plan, when it is part of the set
+
+    def is_prep(self, phase: PhaseReconciliation) -> bool:
+        return self.prep_file is not None and Path(phase.file) == self.prep_file
+
+    def phase_labels(self) -> dict[int, str]:
+        """Prep phases count on their own ("Prep 1"), so the migration plan's phases keep the
+        numbers they had before a prep plan was saved in front of them."""
+        labels, counts = {}, {True: 0, False: 0}
+        for phase in self.reconciliation.phases:
+            prep = self.is_prep(phase)
+            counts[prep] += 1
+            labels[phase.number] = f"{'Prep' if prep else 'Phase'} {counts[prep]}"
+        return labels
+
+    def summary(self) -> str:
+        """The reconciliation's sentence in the page's phase labels."""
+        labels, parts = self.phase_labels(), []
+        for status, words in _STATUS_WORDS:
+            named = [labels[p.number] for p in self.reconciliation.phases if p.status == status]
+            if named:
+                parts.append(f"{_label_list(named)} {words}")
+        # The core's sentence is "<state>: <phases>; <phases>; <verdict>": its state and verdict
+        # are kept as they are (its blockers are joined by commas), only the phases are renamed.
+        sentence = self.reconciliation.summary()
+        state, verdict = sentence.split(":", 1)[0], sentence.rsplit("; ", 1)[-1]
+        return f"{state}: {'; '.join(parts)}; {verdict}"
 
     def to_dict(self) -> dict:
         return {"plans": [str(p) for p in self.paths], "plan_hash": self.plan_set.hash,
@@ -71,7 +98,33 @@ def plan_view(targets: Targets, env: Environment, explicit: list[str] | None = N
     reference, schema = reference_schema(targets, env)
     checked = preflight(reconciliation, schema, target_label=env.name,
                         reference_label=reference.name if reference else "the reference")
-    return PlanView(paths, plan_set, reconciliation, checked)
+    prep = prep_path(targets, env)
+    return PlanView(paths, plan_set, reconciliation, checked, prep.absolute() if prep in paths else None)
+
+
+_STATUS_WORDS = (("applied", "applied"), ("partly_applied", "partly applied"),
+                 ("pending", "not started"), ("data_only", "data only"))
+
+
+def _label_list(labels: list[str]) -> str:
+    """['Prep 1', 'Prep 2', 'Phase 1', 'Phase 3'] -> 'prep 1-2, phases 1, 3'."""
+    groups: dict[str, list[int]] = {}
+    for label in labels:
+        kind, number = label.split()
+        groups.setdefault(kind, []).append(int(number))
+    return ", ".join(_numbers(kind.lower(), numbers) for kind, numbers in groups.items())
+
+
+def _numbers(kind: str, numbers: list[int]) -> str:
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    plural = len(numbers) > 1 and kind == "phase"
+    return f"{kind}{'s' if plural else ''} {text}"
 
 
 def make_prep(targets: Targets, env: Environment, reference_name: str) -> PrepPlan:

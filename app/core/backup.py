@@ -387,6 +387,18 @@ def _mb(size: int) -> str:
     return f"{size / 1_000_000:,.1f} MB"
 
 
+def _size(size: int) -> str:
+    """A file's size as the pages print it (Jinja's filesizeformat: decimal, '172.0 kB')."""
+    if size < 1000:
+        return f"{size} Bytes"
+    value, prefix = size / 1000, "kB"
+    for larger in ("MB", "GB", "TB"):
+        if value < 1000:
+            break
+        value, prefix = value / 1000, larger
+    return f"{value:.1f} {prefix}"
+
+
 # --- partial copies -------------------------------------------------------------------
 
 
@@ -526,7 +538,7 @@ def create_backup(
     except BaseException:
         copies.discard()
         raise
-    say(f"Backup {backup_id} written: {_mb(snapshot.size)}, sha256 {snapshot.sha256[:12]}...")
+    say(f"Backup {backup_id} written: {_size(snapshot.size)}, sha256 {snapshot.sha256[:12]}...")
     return _backup_from(manifest, copies)
 
 

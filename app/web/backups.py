@@ -1,7 +1,10 @@
 """Backups of one environment: list, back up now (live progress), verify again, restore, prune."""
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from app.actions.backup_jobs import backups_of, prune_backups, start_backup, start_restore, verify_now
 from app.actions.guards import require_typed_name
@@ -24,8 +27,20 @@ def index(name: str):
     return render_template(
         "backups/index.html", env=env, backups=backups_of(env),
         job=job, lines=log_lines(job.id) if job else [],
-        keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"],
+        keep_days=current_app.config["CUTOVER_BACKUP_KEEP_DAYS"], origins=backup_origins(env.name),
     )
+
+
+def backup_origins(environment: str) -> dict[str, Job]:
+    """Which job took each backup, so a row can say the checklist run it belongs to."""
+    jobs = db.session.scalars(select(Job).where(Job.environment == environment, Job.kind == "backup",
+                                                Job.state == "passed"))
+    origins = {}
+    for job in jobs:
+        backup_id = job.result_document.get("id") or json.loads(job.params or "{}").get("backup")
+        if backup_id:
+            origins[backup_id] = job
+    return origins
 
 
 @bp.post("")

@@ -17,6 +17,7 @@ class LineChart:
     last: float | None
     width: int = WIDTH
     height: int = HEIGHT
+    single: bool = False  # one reading so far: drawn as a level line across the chart
 
 
 def line_chart(title: str, values: list[float | None], unit: str = "") -> LineChart:
@@ -24,6 +25,11 @@ def line_chart(title: str, values: list[float | None], unit: str = "") -> LineCh
     known = [v for v in values if v is not None]
     if not known:
         return LineChart(title, unit, "", [], None, None, None)
+    if len(known) == 1:
+        # One reading is a level, not a dot lost in a corner: a flat line across the chart.
+        y = HEIGHT / 2
+        return LineChart(title, unit, f"M{PAD},{y:.1f} L{WIDTH - PAD},{y:.1f}", [], known[0], known[0], known[0],
+                         single=True)
     low, high = min(known), max(known)
     span = high - low
     step = (WIDTH - 2 * PAD) / max(len(values) - 1, 1)

@@ -40,14 +40,16 @@ def _requested_job(environment: str) -> Job | None:
     return job if job and job.environment == environment else None
 
 
+@bp.get("/prep")
 @bp.post("/prep")
 def prep(name: str):
-    """Show the generated prep plan; a second click with save=1 writes it into the plan set."""
+    """Show the generated prep plan (a GET, so it survives a reload); a POST with save=1
+    writes it into the plan set."""
     targets = current_targets()
     env = targets.environment(name)
     reference = targets.workspace.reference
-    prep_plan = make_prep(targets, env, request.form.get("reference") or (reference.name if reference else ""))
-    if request.form.get("save") == "1":
+    prep_plan = make_prep(targets, env, request.values.get("reference") or (reference.name if reference else ""))
+    if request.method == "POST" and request.form.get("save") == "1":
         path = save_prep(targets, env, prep_plan, acting_operator())
         flash(f"Prep plan saved as {path}; it now runs first in {env.name}'s plan set.", "success")
         return redirect(url_for("migration.index", name=name))

@@ -13,6 +13,60 @@
     if (question && !window.confirm(question)) { event.preventDefault(); }
   });
 
+  // An action that is refused or fails keeps the operator where they were (forms marked
+  // data-stay): the form posts in the background, and the server's message shows at the top
+  // of this page, the form as it was typed. Without this file the error page says the same.
+  function showInPlace(status, html) {
+    var page = new DOMParser().parseFromString(html, "text/html");
+    var said = page.querySelector("[data-error-message]");
+    var text = said ? said.textContent.trim() : "The server answered " + status + "; nothing was done.";
+    var message = document.createElement("p");
+    var outcome = status >= 500 ? "failure" : "refusal";
+    message.className = "flash msg msg-" + outcome + " in-place";
+    message.dataset.outcome = outcome;
+    message.setAttribute("role", "alert");
+    message.tabIndex = -1;
+    message.textContent = text;
+    document.querySelectorAll(".flash.in-place").forEach(function (old) { old.remove(); });
+    var main = document.querySelector("main");
+    main.insertBefore(message, main.firstChild);
+    message.scrollIntoView({ block: "nearest" });
+    message.focus({ preventScroll: true });
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (event.defaultPrevented || !form.hasAttribute("data-stay") || !window.fetch) { return; }
+    event.preventDefault();
+    var button = event.submitter;
+    var body = new FormData(form);
+    if (button && button.name) { body.append(button.name, button.value); }
+    if (button) { button.disabled = true; }
+    fetch(form.action, { method: "POST", body: body, credentials: "same-origin",
+                         headers: { "Accept": "text/html", "X-Cutover-Stay": "1" } })
+      .then(function (response) {
+        var go = response.headers.get("X-Cutover-Go");  // the redirect, not followed here
+        if (go) { window.location.assign(go); return null; }
+        if (response.ok) {
+          if (response.redirected) { window.location.assign(response.url); return null; }
+          return response.text().then(function (html) { document.open(); document.write(html); document.close(); });
+        }
+        return response.text().then(function (html) {
+          if (button) { button.disabled = false; }
+          showInPlace(response.status, html);
+        });
+      })
+      .catch(function () { form.submit(); });
+  });
+
+  // A table wider than the screen scrolls inside its card; the keyboard must reach it too.
+  function reachable() {
+    document.querySelectorAll(".diff-table, .side-by-side, .counts").forEach(function (table) {
+      if (table.scrollWidth > table.clientWidth + 1) { table.tabIndex = 0; } else { table.removeAttribute("tabindex"); }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", reachable);
+  window.addEventListener("resize", reachable);
+
   // A log's last line is its verdict: logs open at their end, and one folded away opens at
   // its end too. A job panel htmx replaces while the job runs keeps following the tail, or
   // keeps the operator's place if they scrolled up to read.

@@ -25,7 +25,7 @@
   // Step heads are replaced only when what the server renders changed (CSRF tokens aside):
   // a head replaced while someone reaches for its button would swallow the click.
   var rendered = {};
-  var SWAPPED = "#run-head, #run-progress, [id^=sum-], [id^=head-]";
+  var SWAPPED = "#run-head, #run-progress, [id^=sum-], [id^=job-link-], [id^=head-]";
   function withoutTokens(html) { return html.replace(/name="csrf_token" value="[^"]*"/g, ""); }
   function foldAsTold(current, fresh) {
     var fold = current.parentElement;
@@ -55,9 +55,14 @@
   });
   setInterval(refreshState, 3000);
 
+  // A finished or abandoned run says so in its header; nothing the stream says overrides that.
+  function closed() {
+    var element = document.getElementById("live-status");
+    return Boolean(element && element.dataset.closed === "true");
+  }
   function say(text, live) {
     status = document.getElementById("live-status") || status;
-    if (status) { status.textContent = text; status.className = "live " + (live ? "live-on" : "live-off"); }
+    if (status && !closed()) { status.textContent = text; status.className = "live " + (live ? "live-on" : "live-off"); }
   }
 
   function append(line) {
@@ -110,7 +115,11 @@
   });
   // The server ends the stream when no step runs; the browser reconnects by itself (with
   // Last-Event-ID), which is how a watcher sees the next step someone else starts.
-  source.addEventListener("end", function () { say("live log: waiting for the next step", true); refreshSoon(50); });
+  source.addEventListener("end", function () {
+    if (closed()) { source.close(); return; }
+    say("live log: waiting for the next step", true);
+    refreshSoon(50);
+  });
   source.addEventListener("error", function () {
     if (source.readyState === EventSource.CLOSED) { say("live log: disconnected (reload the page)", false); }
   });

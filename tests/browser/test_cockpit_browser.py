@@ -122,7 +122,7 @@ def test_the_run_page_at_a_glance(browser, tmp_path, demo_config):
 
         # The running step's job page: htmx replaces its panel twice a second; the log keeps
         # following the tail, or the operator's place once they scrolled up.
-        watcher.goto(server.url + page.get_attribute("#sum-slow a.step-job", "href"))
+        watcher.goto(server.url + page.get_attribute("#step-slow a.step-job", "href"))
         assert watcher.get_attribute(".job", "data-state") == "running"
         watcher.wait_for_timeout(1200)
         assert at_end(watcher, ".job .log")
@@ -145,7 +145,7 @@ def test_the_run_page_at_a_glance(browser, tmp_path, demo_config):
         assert at_end(page, "#log-chatty")  # opened at its end: the verdict in view
         screenshot(page, "cockpit-run-finished-1400")
 
-        job_url = server.url + page.get_attribute("#sum-chatty a.step-job", "href")
+        job_url = server.url + page.get_attribute("#step-chatty a.step-job", "href")
         page.goto(job_url)
         assert at_end(page, ".job .log")
         screenshot(page, "cockpit-job-1400")
@@ -197,6 +197,7 @@ def test_outcomes_and_every_page_on_a_phone(browser, tmp_path, demo_config):
         row.locator("summary:has-text('Restore')").click()
         row.locator("input[name=confirm]").fill("prod")
         row.locator("button:has-text('Restore production')").click()
+        page.wait_for_selector(".flash.msg-refusal")  # the form posts in the background, then the page follows
         refusal = page.locator(".flash")
         assert refusal.count() == 1 and refusal.inner_text().startswith("Restore not started")
         assert refusal.get_attribute("class") == "flash msg msg-refusal" and refusal.get_attribute("role") == "alert"
@@ -223,6 +224,7 @@ def test_outcomes_and_every_page_on_a_phone(browser, tmp_path, demo_config):
         within_the_screen(small, "tr[data-backup] button:has-text('Restore production')")
         row.locator("input[name=confirm]").fill("prod")
         row.locator("button:has-text('Restore production')").click()
+        small.wait_for_selector(".flash.msg-refusal[role=alert]")
         assert small.locator(".flash.msg-refusal[role=alert]").count() == 1
         fits_the_screen(small)
         within_the_screen(small, ".flash.msg-refusal")

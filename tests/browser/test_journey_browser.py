@@ -47,6 +47,11 @@ def start(page, step: str) -> str:
     return step_state(page, step, ["passed", "signed_off", "failed", "monitoring", "interrupted", "cancelled"])
 
 
+def overview(page) -> str:
+    """The run page's sticky header: how many steps are done and which one is next."""
+    return " ".join(page.inner_text("#run-progress .run-progress-text").split())
+
+
 def test_the_whole_journey(browser, tmp_path):
     instance = tmp_path / "instance"
     server = start_server(tmp_path, None)  # first start: nothing configured, the demo is created
@@ -59,6 +64,8 @@ def test_the_whole_journey(browser, tmp_path):
         page.on("request", lambda request: foreign.append(request.url) if not request.url.startswith(server.url) else None)
         log_in(page, server)
         drift_before = drift_text(page)
+        # The next-action hint: production lacks what its plans never create, so prep comes first.
+        assert page.get_attribute('[data-environment="production"] [data-next-action]', "data-next-action") == "prep"
         page.click('#differences details[data-group="activity_definitions"] summary')
         assert "behind" in drift_before and "group_id" in page.inner_text("#differences")
         screenshot(page, "journey-1-dashboard-drift")
@@ -73,11 +80,13 @@ def test_the_whole_journey(browser, tmp_path):
         page.click("text=Generate prep from development")
         screenshot(page, "journey-2-prep")
         page.click("text=Save as production's prep plan")
+        assert page.get_attribute("[data-next-action]", "data-next-action") == "start_run"
 
         page.click("text=Checklist")
         page.click("button:has-text('Start a run')")
         page.wait_for_url(re.compile(r"/runs/\d+$"))
         run_url = page.url
+        assert overview(page).startswith("0 of 12 done — now: Verify the target")
         watch = second.new_page()
         log_in(watch, server, SECOND_OPERATOR, SECOND_PASSWORD)
         watch.goto(run_url)
@@ -100,10 +109,14 @@ def test_the_whole_journey(browser, tmp_path):
                 assert state == "monitoring"
                 state = step_state(page, step, ["passed", "failed"], timeout=90000)
             assert state in ("passed", "signed_off"), f"{step}: {state}: {page.inner_text(f'#head-{step}')}"
+            # The step's one line is the tail of its log.
+            page.wait_for_function("s => document.getElementById('verdict-' + s).textContent === "
+                                   "[...document.querySelectorAll('#log-' + s + ' li span')].pop().textContent", arg=step)
             if page.locator(f"#head-{step} button:has-text('Sign off')").count():
                 sign_off(page, step)
 
         page.wait_for_selector("#run-complete")
+        assert overview(page).startswith("12 of 12 done — run finished")
         screenshot(page, "journey-4-run-complete")
         watch.wait_for_function("() => document.querySelector('#run-head .state').textContent.trim() === 'finished'",
                                 timeout=20000)

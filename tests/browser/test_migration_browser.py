@@ -14,7 +14,7 @@ def test_prep_rehearse_migrate_from_the_page(page, live_server):
     screenshot(page, "migration-blocked")
 
     page.click("text=Generate prep from development")
-    assert "CREATE TABLE activity_groups" in page.locator("pre.sql-block").inner_text()
+    assert "CREATE TABLE activity_groups" in page.locator("pre.sql-block").first.inner_text()
     screenshot(page, "migration-prep")
     page.click("text=Save as production's prep plan")
     assert "ready to run" in page.locator(".plan-state").inner_text()

@@ -147,6 +147,11 @@ def test_the_page_starts_a_backup_and_shows_its_panel(logged_in):
     assert 'class="card job job-passed' in html and "Backup · production" in html
     assert "Backing up" in html  # the job's lines are on the page, not only in the polled panel
     assert 'data-backup="' in html
+    # The log and the table print the size the same way.
+    size = re.search(r'data-label="Size">([^<]+)</td>', html).group(1)
+    assert f"written: {size}, sha256" in html
+    # A backup taken by hand names its job; no checklist run claims it.
+    assert re.search(rf'<a href="/jobs/{job_id}">job {job_id}</a> <span class="muted small">by hand, admin', html)
 
 
 def test_the_page_refuses_a_restore_without_the_typed_name(app, logged_in, client, api_headers):
@@ -304,3 +309,13 @@ def test_work_recorded_under_another_workspace_identity_still_protects_its_backu
     for app in (before, moved):
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_form_posted_in_the_background_gets_its_redirect_as_a_header_and_keeps_its_message(logged_in):
+    token = csrf_token_from(logged_in.get("/environments/production/backups").get_data(as_text=True))
+    answer = logged_in.post("/environments/production/backups/prune", data={"csrf_token": token},
+                            headers={"X-Cutover-Stay": "1"})
+    assert answer.status_code == 204 and "Location" not in answer.headers
+    assert answer.headers["X-Cutover-Go"] == "/environments/production/backups"
+    # Nothing followed the redirect, so the message waits for the page the operator opens next.
+    assert "Pruned 0 backup(s)" in logged_in.get(answer.headers["X-Cutover-Go"]).get_data(as_text=True)

@@ -18,3 +18,10 @@ def test_a_constant_series_runs_through_the_middle():
 def test_nothing_to_draw():
     chart = line_chart("latency", [None, None])
     assert chart.path == "" and chart.last is None
+
+
+def test_one_reading_is_a_level_line_across_the_chart_not_a_dot():
+    chart = line_chart("rows", [None, 42])
+    assert chart.single and chart.path.count("M") == 1 and chart.path.count("L") == 1
+    assert (chart.low, chart.high, chart.last) == (42, 42, 42)
+    assert line_chart("rows", [1, 2]).single is False

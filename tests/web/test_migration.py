@@ -1,5 +1,6 @@
 """The migration API and page: reconciliation, prep, rehearse, migrate, and the refusals."""
 import hashlib
+import re
 import sqlite3
 
 from app.extensions import db
@@ -169,3 +170,26 @@ def test_a_trigger_the_plan_destroys_is_named_and_blocks_the_migration(logged_in
     assert [p["outcome"] for p in accepted["preflight"]["problems"]] == ["will_fail"]
     html = logged_in.get("/environments/production/migration").get_data(as_text=True)
     assert "accepted</span>" in html and "by <code>-- accept-drop: trigger goals_touch</code>" in html
+
+
+def test_the_prep_view_is_a_page_a_reload_shows_again_statements_first(logged_in, demo_dir):
+    html = logged_in.get("/environments/production/migration").get_data(as_text=True)
+    assert '<form method="get" action="/environments/production/migration/prep"' in html
+    prep = logged_in.get("/environments/production/migration/prep?reference=development")
+    assert prep.status_code == 200  # a GET: a reload or a bookmark shows it again
+    text = prep.get_data(as_text=True)
+    assert text.index("CREATE TABLE activity_groups") < text.index("-- Prep plan: bring production")
+    assert '<details class="card prep-file">' in text  # the file's comments, folded under the statements
+    assert not (demo_dir / "plans/prep_production.sql").exists()  # looking never saves
+
+
+def test_prep_phases_count_on_their_own_and_the_plan_keeps_its_numbers(logged_in):
+    def phases(html):
+        return re.findall(r'<span class="phase-number">([^<]+)</span> ([^\n<]+)', html)
+
+    before = phases(logged_in.get("/environments/production/migration").get_data(as_text=True))
+    token = csrf_token_from(logged_in.get("/environments/production/migration").get_data(as_text=True))
+    after = phases(logged_in.post("/environments/production/migration/prep", data={
+        "csrf_token": token, "save": "1", "reference": "development"}, follow_redirects=True).get_data(as_text=True))
+    assert [label for label, _ in after[:2]] == ["Prep 1", "Prep 2"]
+    assert after[2:] == before and before[0][0] == "Phase 1"
