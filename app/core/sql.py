@@ -293,12 +293,18 @@ class ColumnClauses(NamedTuple):
     pk_conflict: str | None = None  # PRIMARY KEY ... ON CONFLICT X (X other than ABORT)
 
 
+def column_name(item: list[Token]) -> str:
+    """The name a column definition gives its column (what column_clauses(item).name says,
+    without reading the rest of the definition)."""
+    first = item[0]
+    # SQLite even accepts 'name' (a string) as a column name.
+    return unquote_identifier(first.text) if first.kind in ("quoted", "string") else first.text
+
+
 def column_clauses(item: list[Token], names=None) -> ColumnClauses:
     """Read COLLATE, GENERATED ... AS (expr), CHECK (...), UNIQUE and ON CONFLICT off a
     column definition. `names`: see normalise_tokens (the table's column names)."""
-    first = item[0]
-    # SQLite even accepts 'name' (a string) as a column name.
-    name = unquote_identifier(first.text) if first.kind in ("quoted", "string") else first.text
+    name = column_name(item)
     collation = generated = unique = not_null_conflict = pk_conflict = None
     checks: list[str] = []
     index = 1
@@ -367,7 +373,7 @@ def foreign_key_clauses(items: list[list[Token]]) -> list[ForeignKeyClause]:
             columns, after = parenthesised_group(body, 2)
             clauses += _references_in(body[after:], _names_in(columns))
         elif not is_table_constraint(item):
-            column = column_clauses(item).name
+            column = column_name(item)
             clauses += _references_in(item[1:], (ascii_lower(column),))
     return clauses
 

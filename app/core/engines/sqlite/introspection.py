@@ -37,6 +37,7 @@ from app.core.schema import (
 from app.core.sql import (
     ascii_lower,
     column_clauses,
+    column_name,
     conflict_action,
     create_table_items,
     foreign_key_clauses,
@@ -152,7 +153,7 @@ def _read_table(connection, name, sql, flags, index_sql, count_rows: bool) -> Ta
 
 def _column_names(items) -> frozenset[str]:
     """The names a CHECK or an index expression of this table can refer to."""
-    names = {ascii_lower(column_clauses(item).name) for item in items if not is_table_constraint(item)}
+    names = {ascii_lower(column_name(item)) for item in items if not is_table_constraint(item)}
     return frozenset(names | {"rowid", "oid", "_rowid_"})
 
 
