@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, fields, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from app.core.sql import (
@@ -74,9 +74,9 @@ class Column(Plain):
 
     def comparable(self) -> dict:
         facts = {
-            "type": normalise_sql(self.type),
+            "type": _normalised_type(self.type),
             "not_null": self.not_null,
-            "default": normalise_default(self.default),
+            "default": _normalised_default(self.default),
             "pk": self.pk,
             "hidden": self.hidden,
             "generated": self.generated,
@@ -87,6 +87,12 @@ class Column(Plain):
         if self.not_null_conflict:
             facts["not_null_conflict"] = self.not_null_conflict
         return facts
+
+
+# Declared types and defaults repeat across a schema's columns ("INTEGER", "0",
+# CURRENT_TIMESTAMP): each spelling is normalised once, not once per column compared.
+_normalised_type = lru_cache(maxsize=4096)(normalise_sql)
+_normalised_default = lru_cache(maxsize=4096)(normalise_default)
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,8 @@ class Table(Plain):
 
     @property
     def is_virtual(self) -> bool:
-        return _creates_virtual_table(self._tokens)
+        # Without the word anywhere in its text, no token can be VIRTUAL: no need to tokenize.
+        return "VIRTUAL" in self.sql.upper() and _creates_virtual_table(self._tokens)
 
     @property
     def module(self) -> str | None:
@@ -217,7 +224,7 @@ class Table(Plain):
     @property
     def autoincrement(self) -> bool:
         """AUTOINCREMENT (never reuse a rowid) is only visible in the CREATE TABLE text."""
-        return any(token.is_word("AUTOINCREMENT") for token in self._tokens)
+        return "AUTOINCREMENT" in self.sql.upper() and any(token.is_word("AUTOINCREMENT") for token in self._tokens)
 
     def column(self, name: str) -> Column | None:
         return self._columns_by_name.get(ascii_lower(name))

@@ -313,21 +313,25 @@ def column_clauses(item: list[Token], names=None) -> ColumnClauses:
         if token.kind == "lparen":  # type arguments, DEFAULT (...): not ours
             index = parenthesised_group(item, index)[1]
             continue
-        if token.is_word("COLLATE") and index + 1 < len(item):
+        # Upper-cased once per token (this runs for every column of every table read).
+        word = token.text.upper() if token.kind == "word" else None
+        if word is None:
+            pass
+        elif word == "COLLATE" and index + 1 < len(item):
             collation = _collation_name(item[index + 1])
-        elif token.is_word("AS") and index + 1 < len(item) and item[index + 1].kind == "lparen":
+        elif word == "AS" and index + 1 < len(item) and item[index + 1].kind == "lparen":
             inner, index = parenthesised_group(item, index + 1)
             generated = normalise_tokens(inner, names)
             continue
-        elif token.is_word("CHECK") and index + 1 < len(item):
+        elif word == "CHECK" and index + 1 < len(item):
             inner, index = parenthesised_group(item, index + 1)
             checks.append(f"CHECK({normalise_tokens(inner, names)})")
             continue
-        elif token.is_word("UNIQUE"):
+        elif word == "UNIQUE":
             unique = " ".join(["UNIQUE", *_conflict_clause(item, index + 1)])
-        elif token.is_word("NULL") and item[index - 1].is_word("NOT"):
+        elif word == "NULL" and item[index - 1].is_word("NOT"):
             not_null_conflict = conflict_action(item, index + 1)
-        elif token.is_word("KEY") and item[index - 1].is_word("PRIMARY"):
+        elif word == "KEY" and item[index - 1].is_word("PRIMARY"):
             after = index + 1 + (index + 1 < len(item) and item[index + 1].is_word("ASC", "DESC"))
             pk_conflict = conflict_action(item, after)
         index += 1
