@@ -180,14 +180,24 @@ def _report_clock(clock, sizes, times, startup) -> None:
               f"{(ours - startup[0]) / tables * 1000:>33.3f} {(base - startup[1]) / tables * 1000:>18.3f}")
     print(f"  start-up (one-table pair): cutover {startup[0]:.3f} s, PRAGMA diff {startup[1]:.3f} s")
     if len(sizes) > 1:
-        growth = ((times[sizes[-1]][0] - startup[0]) / sizes[-1]) / ((times[sizes[0]][0] - startup[0]) / sizes[0])
-        verdict = "linear" if growth <= 1.5 else "faster than linear"
-        print(f"  time per table above start-up, {sizes[-1]} vs {sizes[0]} tables: {growth:.2f}x -> {verdict}")
+        ours, base = (_growth(sizes, times, startup, side) for side in (0, 1))
+        # SQLite's own per-table cost grows a little with the schema (the PRAGMA diff shows it),
+        # so growth is judged against the baseline's: quadratic work would show as a multiple.
+        verdict = "linear" if ours <= max(1.5, 1.25 * base) else "faster than linear"
+        print(f"  time per table above start-up, {sizes[-1]} vs {sizes[0]} tables: cutover {ours:.2f}x, "
+              f"PRAGMA diff {base:.2f}x -> {verdict}")
     if GOAL_AT in times:
         ours, base = times[GOAL_AT]
         above = (ours - startup[0]) / (base - startup[1])
         print(f"  {GOAL_AT} tables: {ours / base:.2f}x the PRAGMA diff (goal <= {GOAL_RATIO}x): "
               f"{'met' if ours / base <= GOAL_RATIO else 'NOT met'}; above each side's start-up: {above:.2f}x")
+
+
+def _growth(sizes, times, startup, side: int) -> float:
+    """Time per table (above start-up) at the largest size over the same at the smallest."""
+    def per_table(tables):
+        return (times[tables][side] - startup[side]) / tables
+    return per_table(sizes[-1]) / per_table(sizes[0])
 
 
 def main() -> None:
