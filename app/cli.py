@@ -10,7 +10,8 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from app.actions.documents import comparison_document, environment_document, unreadable_notices
+from app.actions.documents import (check_notices, comparison_document, environment_document, plural,
+                                   unreadable_notices)
 from app.core.errors import CutoverError, UsageError
 from app.targets import current_targets
 
@@ -35,19 +36,32 @@ def print_json(document: dict) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
+CHECKS_NOT_RUN = ("whole-file checks (quick_check, foreign_key_check) not run: they read every page; "
+                  "add --check to run them")
+
+check_option = click.option(
+    "--check", is_flag=True,
+    help="Also run the whole-file checks (quick_check, foreign_key_check), which read every page; "
+         "without it the answer takes as long as reading the schema.")
+
+
 @cutover.command("envs")
 @click.option("--json", "as_json", is_flag=True, help="Print the same document as GET /api/v1/environments.")
+@check_option
 @reports_errors
-def envs_command(as_json: bool):
-    """Show every configured environment: file, facts, integrity, row counts."""
+def envs_command(as_json: bool, check: bool):
+    """Show every configured environment: file, facts, integrity (with --check), row counts.
+
+    Exits 1 when one is unavailable or a check that ran found a problem."""
     targets = current_targets()
-    docs = [environment_document(env, targets.inspect(env)) for env in targets.workspace.environments]
+    docs = [environment_document(env, targets.inspect(env, run_checks=check))
+            for env in targets.workspace.environments]
     if as_json:
         print_json({"environments": docs})
     else:
         for doc in docs:
             click.echo(_environment_text(doc))
-    sys.exit(0 if all(doc["status"] == "ok" for doc in docs) else 1)
+    sys.exit(0 if all(doc["status"] in ("ok", "not_checked") for doc in docs) else 1)
 
 
 def _environment_text(doc: dict) -> str:
@@ -62,11 +76,14 @@ def _environment_text(doc: dict) -> str:
 
 
 def _sqlite_facts(facts: dict, doc: dict) -> list[str]:
+    if doc["status"] == "not_checked":
+        checks = f"integrity: {CHECKS_NOT_RUN}"
+    else:
+        checks = f"integrity: {facts['quick_check']}; foreign-key orphans: {facts['foreign_key_violations']}"
     return [
         f"  size {facts['size_bytes']:,} bytes, {facts['page_count']:,} pages of {facts['page_size']}, "
         f"journal {facts['journal_mode']}, user_version {facts['user_version']}, SQLite {facts['sqlite_version']}",
-        f"  integrity: {facts['quick_check']}; foreign-key orphans: {facts['foreign_key_violations']}; "
-        f"fingerprint {doc['fingerprint'][:12]}",
+        f"  {checks}; fingerprint {doc['fingerprint'][:12]}",
     ]
 
 
@@ -88,14 +105,16 @@ def _shown_count(count: int | None, estimated: bool = False) -> str:
 @click.argument("left")
 @click.argument("right")
 @click.option("--json", "as_json", is_flag=True, help="Print {\"differences\": [...]} as the API does.")
+@check_option
 @reports_errors
-def diff_command(left: str, right: str, as_json: bool):
+def diff_command(left: str, right: str, as_json: bool, check: bool):
     """Compare two environments (or database files). Exits 1 when they differ, like diff(1)."""
-    comparison = current_targets().compared(left, right)
+    comparison = current_targets().compared(left, right, run_checks=check)
     if as_json:
         print_json(comparison_document(comparison))
     else:
         _print_differences(comparison)
+        _print_checks(comparison)
     sys.exit(1 if comparison.differences else 0)
 
 
@@ -112,6 +131,25 @@ def _print_differences(comparison) -> None:
     for d in comparison.differences:
         name = f"{d.table}.{d.name}" if d.table and d.object != "table" else d.name
         click.echo(f"  [{d.fix:<11}] {d.object:<7} {name}: {d.explanation}")
+
+
+def _print_checks(comparison) -> None:
+    """The schemas were compared either way; say whether the whole-file checks ran and what they found."""
+    notices = check_notices(comparison)
+    if any(notice["state"] == "not_run" for notice in notices):
+        click.echo(f"Note: {CHECKS_NOT_RUN}.")
+        return
+    found = {notice["environment"]: _check_results(notice)
+             for notice in notices if notice["quick_check"] is not None}  # PostgreSQL has no such checks
+    if found:
+        click.echo(f"Checks: {'; '.join(f'{side}: {results}' for side, results in found.items())}.")
+
+
+def _check_results(notice: dict) -> str:
+    orphans = notice["foreign_key_violations"]
+    if orphans is None:  # not looked for once quick_check failed
+        return f"quick_check {notice['quick_check']}"
+    return f"quick_check {notice['quick_check']}, {orphans} {plural('foreign-key orphan', orphans)}"
 
 
 @cutover.command("add-operator")

@@ -40,8 +40,10 @@ class Targets:
             raise NotFound(f"No environment named '{name}'. Configured environments: {known}.", environment=name)
         return env
 
-    def inspect(self, env: Environment, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
-        return self.cache.inspect(env.target, refresh=refresh, wait_for_checks=wait_for_checks)
+    def inspect(self, env: Environment, refresh: bool = False, wait_for_checks: bool = True,
+                run_checks: bool = True) -> Inspection:
+        return self.cache.inspect(env.target, refresh=refresh, wait_for_checks=wait_for_checks,
+                                  run_checks=run_checks)
 
     def resolve(self, name_or_path: str) -> tuple[str, Engine]:
         """An environment name, or else the path of a (SQLite) database file."""
@@ -56,11 +58,13 @@ class Targets:
             f"nor an existing database file."
         )
 
-    def compare(self, left: str, right: str, wait_for_checks: bool = True) -> Comparison:
+    def compare(self, left: str, right: str, wait_for_checks: bool = True, run_checks: bool = True) -> Comparison:
+        """`wait_for_checks`, `run_checks`: see SnapshotCache.inspect; a diff needs neither."""
         left_label, left_target = self.resolve(left)
         right_label, right_target = self.resolve(right)
-        left_inspection = self.cache.inspect(left_target, wait_for_checks=wait_for_checks)
-        right_inspection = self.cache.inspect(right_target, wait_for_checks=wait_for_checks)
+        options = {"wait_for_checks": wait_for_checks, "run_checks": run_checks}
+        left_inspection = self.cache.inspect(left_target, **options)
+        right_inspection = self.cache.inspect(right_target, **options)
         differences = summary = problem = None
         if left_inspection.ok and right_inspection.ok:
             try:
@@ -73,9 +77,9 @@ class Targets:
         return Comparison(left_label, right_label, left_inspection, right_inspection, differences, summary,
                           problem)
 
-    def compared(self, left: str, right: str) -> Comparison:
+    def compared(self, left: str, right: str, wait_for_checks: bool = True, run_checks: bool = True) -> Comparison:
         """compare(), for a caller that needs the differences: every reason there are none raised."""
-        comparison = self.compare(left, right)
+        comparison = self.compare(left, right, wait_for_checks, run_checks)
         for inspection in (comparison.left_inspection, comparison.right_inspection):
             if not inspection.ok:
                 raise inspection.error

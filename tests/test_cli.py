@@ -2,8 +2,10 @@
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -17,12 +19,53 @@ def cli(tmp_path, config, *args):
 
 
 def test_envs_text_and_json(tmp_path, demo_config):
-    text = cli(tmp_path, demo_config, "envs")
+    text = cli(tmp_path, demo_config, "envs", "--check")
     assert text.returncode == 0, text.stderr
     assert "development (reference)" in text.stdout and "foreign-key orphans: 2" in text.stdout
-    result = cli(tmp_path, demo_config, "envs", "--json")
+    result = cli(tmp_path, demo_config, "envs", "--json", "--check")
     envs = {e["name"]: e for e in json.loads(result.stdout)["environments"]}
     assert envs["development"]["row_counts"]["goals"] == 45
+    assert envs["production"]["status"] == "ok" and envs["production"]["facts"]["foreign_key_violations"] == 2
+
+
+def test_envs_without_check_reads_the_schema_only_and_says_so(tmp_path, demo_config):
+    text = cli(tmp_path, demo_config, "envs")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.count("whole-file checks (quick_check, foreign_key_check) not run") == 2
+    assert "add --check to run them" in text.stdout and "foreign-key orphans" not in text.stdout
+    result = cli(tmp_path, demo_config, "envs", "--json")
+    assert result.returncode == 0
+    envs = {e["name"]: e for e in json.loads(result.stdout)["environments"]}
+    production = envs["production"]
+    assert set(production) == set(json.loads(cli(tmp_path, demo_config, "envs", "--json", "--check").stdout)
+                                  ["environments"][1])  # the same keys either way
+    assert production["status"] == "not_checked" and production["row_counts"]["goals"] == 200
+    assert production["facts"]["quick_check"] is None and production["facts"]["foreign_key_violations"] is None
+
+
+def failing_quick_check(path: Path) -> None:
+    """A readable database whose quick_check fails: a NULL in a column declared NOT NULL afterwards."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.executescript(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT); INSERT INTO t (x) VALUES (NULL);"
+            "PRAGMA writable_schema = ON;"
+            "UPDATE sqlite_schema SET sql = 'CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT NOT NULL)' "
+            "WHERE name = 't';")
+
+
+def test_only_check_runs_quick_check_and_its_problem_exits_1(tmp_path, demo_dir):
+    failing_quick_check(demo_dir / "broken.db")
+    config = demo_dir / "cutover.toml"
+    config.write_text(config.read_text() + f'\n[environments.broken]\ndatabase = "{demo_dir / "broken.db"}"\n')
+    quick = cli(tmp_path, config, "envs")
+    assert quick.returncode == 0, quick.stdout + quick.stderr  # nothing was checked, nothing found
+    checked = cli(tmp_path, config, "envs", "--check")
+    assert checked.returncode == 1 and "integrity: NULL value in t.x" in checked.stdout
+    diff = cli(tmp_path, config, "diff", "broken", "broken")
+    assert diff.returncode == 0 and "not run" in diff.stdout and "NULL value" not in diff.stdout
+    diff = cli(tmp_path, config, "diff", "broken", "broken", "--check")
+    assert diff.returncode == 0, diff.stderr  # diff's exit code says whether the schemas differ
+    assert diff.stdout.endswith("Checks: broken: quick_check NULL value in t.x.\n")
 
 
 def test_envs_exits_1_when_an_environment_is_unreadable(tmp_path, demo_dir):
@@ -67,6 +110,14 @@ def test_diff_json_matches_the_api_shape_and_exits_1(tmp_path, demo_config):
     assert result.returncode == 1
     body = json.loads(result.stdout)
     assert any(d["name"] == "group_id" and d["fix"] == "additive" for d in body["differences"])
+    assert body["checks"] == [{"environment": side, "state": "not_run", "quick_check": None,
+                               "foreign_key_violations": None} for side in ("development", "production")]
+    checked = json.loads(cli(tmp_path, demo_config, "diff", "development", "production", "--json", "--check").stdout)
+    assert checked["checks"] == [{"environment": "development", "state": "done", "quick_check": "ok",
+                                  "foreign_key_violations": 0},
+                                 {"environment": "production", "state": "done", "quick_check": "ok",
+                                  "foreign_key_violations": 2}]
+    assert checked["differences"] == body["differences"]
 
 
 def test_diff_text(tmp_path, demo_config):
@@ -74,6 +125,12 @@ def test_diff_text(tmp_path, demo_config):
     assert result.returncode == 1
     assert "production is behind relative to development" in result.stdout
     assert "activity_definitions.group_id" in result.stdout
+    assert result.stdout.endswith("Note: whole-file checks (quick_check, foreign_key_check) not run: they read "
+                                  "every page; add --check to run them.\n")
+    checked = cli(tmp_path, demo_config, "diff", "development", "production", "--check")
+    assert checked.returncode == 1
+    assert checked.stdout.endswith("Checks: development: quick_check ok, 0 foreign-key orphans; "
+                                   "production: quick_check ok, 2 foreign-key orphans.\n")
 
 
 def test_diff_of_paths_and_of_identical_files_exits_0(tmp_path, demo_dir):

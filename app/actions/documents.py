@@ -29,6 +29,8 @@ def environment_document(env: Environment, inspection: Inspection) -> dict:
 def _status(inspection: Inspection) -> str:
     if inspection.checks_pending:
         return "checking"
+    if inspection.checks_not_run:
+        return "not_checked"
     return "ok" if inspection.snapshot.integrity_ok() else "problem"
 
 
@@ -39,7 +41,22 @@ def comparison_document(comparison) -> dict:
         "summary": comparison.summary.to_dict() if comparison.summary else None,
         "differences": [d.to_dict() for d in comparison.differences or []],
         "unreadable": unreadable_notices(comparison),
+        "checks": check_notices(comparison),
     }
+
+
+def check_notices(comparison) -> list[dict]:
+    """Each side's whole-file checks: "done" with their results, "pending" (running in the
+    background; null results, as on the dashboard) or "not_run" (not asked for)."""
+    notices = []
+    for side, inspection in ((comparison.left, comparison.left_inspection),
+                             (comparison.right, comparison.right_inspection)):
+        if inspection.ok:
+            facts = inspection.snapshot.facts
+            notices.append({"environment": side, "state": inspection.checks_state,
+                            "quick_check": getattr(facts, "quick_check", None),
+                            "foreign_key_violations": getattr(facts, "foreign_key_violations", None)})
+    return notices
 
 
 def unreadable_notices(comparison) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, fields, replace
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 from app.core.sql import (
@@ -73,9 +74,9 @@ class Column(Plain):
 
     def comparable(self) -> dict:
         facts = {
-            "type": normalise_sql(self.type),
+            "type": _normalised_type(self.type),
             "not_null": self.not_null,
-            "default": normalise_default(self.default),
+            "default": _normalised_default(self.default),
             "pk": self.pk,
             "hidden": self.hidden,
             "generated": self.generated,
@@ -86,6 +87,12 @@ class Column(Plain):
         if self.not_null_conflict:
             facts["not_null_conflict"] = self.not_null_conflict
         return facts
+
+
+# Declared types and defaults repeat across a schema's columns ("INTEGER", "0",
+# CURRENT_TIMESTAMP): each spelling is normalised once, not once per column compared.
+_normalised_type = lru_cache(maxsize=4096)(normalise_sql)
+_normalised_default = lru_cache(maxsize=4096)(normalise_default)
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,11 @@ def _without_conflict(tokens, *, always: bool):
 
 def is_virtual_table_sql(sql: str) -> bool:
     """True for CREATE VIRTUAL TABLE text."""
-    return [token.text.upper() for token in significant_tokens(sql)[:2]] == ["CREATE", "VIRTUAL"]
+    return _creates_virtual_table(significant_tokens(sql))
+
+
+def _creates_virtual_table(tokens) -> bool:
+    return [token.text.upper() for token in tokens[:2]] == ["CREATE", "VIRTUAL"]
 
 
 @dataclass(frozen=True)
@@ -171,14 +182,21 @@ class Table(Plain):
 
     _OMITTED_WHEN_UNSET = ("unreadable", "primary_key_conflict")
 
+    @cached_property
+    def _tokens(self) -> list:
+        # The CREATE TABLE text, tokenized once: the diff asks several questions of it
+        # (virtual? AUTOINCREMENT?) for every table, and tokenizing is what costs.
+        return significant_tokens(self.sql)
+
     @property
     def is_virtual(self) -> bool:
-        return is_virtual_table_sql(self.sql)
+        # Without the word anywhere in its text, no token can be VIRTUAL: no need to tokenize.
+        return "VIRTUAL" in self.sql.upper() and _creates_virtual_table(self._tokens)
 
     @property
     def module(self) -> str | None:
         """The module of a virtual table (`fts5`, `spellfix1`, ...); None for an ordinary one."""
-        tokens = significant_tokens(self.sql)
+        tokens = self._tokens
         using = next((i for i, token in enumerate(tokens) if token.is_word("USING")), None)
         if not self.is_virtual or using is None or using + 1 >= len(tokens):
             return None
@@ -186,7 +204,7 @@ class Table(Plain):
 
     def module_options(self) -> dict[str, str]:
         """`key=value` arguments of a virtual table (FTS's content=, content_rowid=, ...)."""
-        tokens = significant_tokens(self.sql)
+        tokens = self._tokens
         start = next((i for i, token in enumerate(tokens) if token.kind == "lparen"), None)
         if not self.is_virtual or start is None:
             return {}
@@ -206,11 +224,15 @@ class Table(Plain):
     @property
     def autoincrement(self) -> bool:
         """AUTOINCREMENT (never reuse a rowid) is only visible in the CREATE TABLE text."""
-        return any(token.is_word("AUTOINCREMENT") for token in significant_tokens(self.sql))
+        return "AUTOINCREMENT" in self.sql.upper() and any(token.is_word("AUTOINCREMENT") for token in self._tokens)
 
     def column(self, name: str) -> Column | None:
-        wanted = ascii_lower(name)
-        return next((c for c in self.columns if ascii_lower(c.name) == wanted), None)
+        return self._columns_by_name.get(ascii_lower(name))
+
+    @cached_property
+    def _columns_by_name(self) -> dict[str, Column]:
+        # The diff looks up every column of both sides by name.
+        return _by_lower_name(self.columns)
 
     def primary_key(self) -> tuple[str, ...]:
         in_key = sorted((c for c in self.columns if c.pk), key=lambda c: c.pk)
@@ -356,19 +378,39 @@ class Schema:
 
     def names(self) -> frozenset[str]:
         """Every table, view and column name, lower case: what a view or trigger can name."""
+        return self._names
+
+    @cached_property
+    def _names(self) -> frozenset[str]:
+        # Asked once per view and trigger compared: computed once per schema.
         names = {ascii_lower(t.name) for t in self.tables} | {ascii_lower(v.name) for v in self.views}
         names |= {ascii_lower(c.name) for t in self.tables for c in t.columns}
         return frozenset(names | {"rowid", "oid", "_rowid_", "new", "old"})
 
     def table(self, name: str) -> Table | None:
         """SQLite names are case-insensitive (ASCII letters only), so lookups are too."""
-        return _find(self.tables, name)
+        return self._tables_by_name.get(ascii_lower(name))
 
     def trigger(self, name: str) -> Trigger | None:
-        return _find(self.triggers, name)
+        return self._triggers_by_name.get(ascii_lower(name))
 
     def view(self, name: str) -> View | None:
-        return _find(self.views, name)
+        return self._views_by_name.get(ascii_lower(name))
+
+    # Lookups by lower-case name, built on first use. A diff looks a table up for every
+    # table, column and foreign key it compares; scanning the tuple each time made a
+    # diff quadratic in the number of tables. The schema is immutable, so the maps are too.
+    @cached_property
+    def _tables_by_name(self) -> dict[str, Table]:
+        return _by_lower_name(self.tables)
+
+    @cached_property
+    def _triggers_by_name(self) -> dict[str, Trigger]:
+        return _by_lower_name(self.triggers)
+
+    @cached_property
+    def _views_by_name(self) -> dict[str, View]:
+        return _by_lower_name(self.views)
 
     def foreign_key_target(self, fk: ForeignKey) -> tuple:
         """Comparable form of a foreign key, with an implied parent key spelled out.
@@ -392,7 +434,23 @@ class Schema:
         return key + (DEFERRED,) if fk.deferred else key
 
     def column_references(self, table: Table) -> dict[str, tuple]:
-        """Single-column foreign keys of `table`, by lower-case column name."""
+        """Single-column foreign keys of `table`, by lower-case column name.
+
+        Remembered per table: the diff asks for every column it compares. The answer is
+        keyed by the table object itself, so a table from elsewhere is never mistaken
+        for this schema's table of the same name."""
+        remembered = self._column_references.get(id(table))
+        if remembered is not None and remembered[0] is table:
+            return remembered[1]
+        references = self._compute_column_references(table)
+        self._column_references[id(table)] = (table, references)
+        return references
+
+    @cached_property
+    def _column_references(self) -> dict[int, tuple[Table, dict[str, tuple]]]:
+        return {}
+
+    def _compute_column_references(self, table: Table) -> dict[str, tuple]:
         references: dict[str, list] = {}
         for fk in table.foreign_keys:
             if len(fk.columns) == 1:
@@ -468,9 +526,12 @@ class Schema:
         }
 
 
-def _find(objects, name: str):
-    wanted = ascii_lower(name)
-    return next((item for item in objects if ascii_lower(item.name) == wanted), None)
+def _by_lower_name(objects) -> dict:
+    """Objects by lower-case name; the first wins, as a scan from the start would find."""
+    found: dict = {}
+    for item in objects:
+        found.setdefault(ascii_lower(item.name), item)
+    return found
 
 
 def _by_name(objects) -> list:

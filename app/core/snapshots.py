@@ -38,6 +38,7 @@ class Inspection:
     snapshot: Snapshot | None = None
     error: TargetUnavailable | None = None
     checked_at: str | None = None  # when quick_check and foreign_key_check last ran
+    checks_skipped: bool = False  # the caller asked for schema and counts only
 
     @property
     def ok(self) -> bool:
@@ -50,7 +51,21 @@ class Inspection:
     @property
     def checks_pending(self) -> bool:
         """Schema and counts are here; quick_check and foreign_key_check are still running."""
-        return self.ok and self.checked_at is None
+        return self.ok and self.checked_at is None and not self.checks_skipped
+
+    @property
+    def checks_not_run(self) -> bool:
+        """Schema and counts are here; quick_check and foreign_key_check were not asked for."""
+        return self.ok and self.checked_at is None and self.checks_skipped
+
+    @property
+    def checks_state(self) -> str | None:
+        """"done", "pending" (running in the background), "not_run"; None without a snapshot."""
+        if not self.ok:
+            return None
+        if self.checked_at is not None:
+            return "done"
+        return "not_run" if self.checks_skipped else "pending"
 
 
 class SnapshotCache:
@@ -63,11 +78,14 @@ class SnapshotCache:
         self._checking: set[Path] = set()
         self._engines: dict[Path, Engine] = {}  # each target's engine, picked once
 
-    def inspect(self, target, *, refresh: bool = False, wait_for_checks: bool = True) -> Inspection:
+    def inspect(self, target, *, refresh: bool = False, wait_for_checks: bool = True,
+                run_checks: bool = True) -> Inspection:
         """With wait_for_checks=False a file never checked gets its schema and counts at once
         (a fraction of a second even for gigabytes) and the whole-file checks run in the
-        background; the next call after they finish sees them. `target` is an engine (or a
-        SQLite file's path); inspections are remembered by its location."""
+        background; the next call after they finish sees them. With run_checks=False they
+        are not run at all (a one-shot command that did not ask for them; recent results
+        are still carried forward). `target` is an engine (or a SQLite file's path);
+        inspections are remembered by its location."""
         engine = engine_for(target)
         path = engine.location
         with self._guard:
@@ -77,6 +95,10 @@ class SnapshotCache:
             if cached and cached[0] == self._stamp(path) and not refresh:
                 return cached[1]
             previous = cached[1] if cached else None
+            skip_checks = not run_checks and not refresh and engine.slow_deep_checks
+            if skip_checks and not self._recent_checks(previous):
+                # Not remembered: a later caller that wants the checks must not get this.
+                return self._inspect_shallow(path)
             if wait_for_checks or refresh or not engine.slow_deep_checks or self._recent_checks(previous):
                 inspection = self._inspect_now(path, previous, refresh)
             else:
@@ -91,15 +113,22 @@ class SnapshotCache:
             self._entries.pop(path, None)
 
     def _inspect_shallow_and_check_later(self, path: Path) -> Inspection:
-        try:
-            snapshot = inspect_database(self._engine(path), deep=False, busy_timeout=self.busy_timeout)
-        except TargetUnavailable as error:
-            return Inspection(path, error=error)
+        inspection = self._inspect_shallow(path, checks_skipped=False)
+        if not inspection.ok:
+            return inspection
         with self._guard:
             if path not in self._checking:
                 self._checking.add(path)
                 threading.Thread(target=self._check_in_background, args=(path,), daemon=True).start()
-        return Inspection(path, snapshot=snapshot)
+        return inspection
+
+    def _inspect_shallow(self, path: Path, *, checks_skipped: bool = True) -> Inspection:
+        """Schema and counts only: no quick_check, no foreign_key_check."""
+        try:
+            snapshot = inspect_database(self._engine(path), deep=False, busy_timeout=self.busy_timeout)
+        except TargetUnavailable as error:
+            return Inspection(path, error=error)
+        return Inspection(path, snapshot=snapshot, checks_skipped=checks_skipped)
 
     def _check_in_background(self, path: Path) -> None:
         try:

@@ -293,12 +293,18 @@ class ColumnClauses(NamedTuple):
     pk_conflict: str | None = None  # PRIMARY KEY ... ON CONFLICT X (X other than ABORT)
 
 
+def column_name(item: list[Token]) -> str:
+    """The name a column definition gives its column (what column_clauses(item).name says,
+    without reading the rest of the definition)."""
+    first = item[0]
+    # SQLite even accepts 'name' (a string) as a column name.
+    return unquote_identifier(first.text) if first.kind in ("quoted", "string") else first.text
+
+
 def column_clauses(item: list[Token], names=None) -> ColumnClauses:
     """Read COLLATE, GENERATED ... AS (expr), CHECK (...), UNIQUE and ON CONFLICT off a
     column definition. `names`: see normalise_tokens (the table's column names)."""
-    first = item[0]
-    # SQLite even accepts 'name' (a string) as a column name.
-    name = unquote_identifier(first.text) if first.kind in ("quoted", "string") else first.text
+    name = column_name(item)
     collation = generated = unique = not_null_conflict = pk_conflict = None
     checks: list[str] = []
     index = 1
@@ -307,21 +313,25 @@ def column_clauses(item: list[Token], names=None) -> ColumnClauses:
         if token.kind == "lparen":  # type arguments, DEFAULT (...): not ours
             index = parenthesised_group(item, index)[1]
             continue
-        if token.is_word("COLLATE") and index + 1 < len(item):
+        # Upper-cased once per token (this runs for every column of every table read).
+        word = token.text.upper() if token.kind == "word" else None
+        if word is None:
+            pass
+        elif word == "COLLATE" and index + 1 < len(item):
             collation = _collation_name(item[index + 1])
-        elif token.is_word("AS") and index + 1 < len(item) and item[index + 1].kind == "lparen":
+        elif word == "AS" and index + 1 < len(item) and item[index + 1].kind == "lparen":
             inner, index = parenthesised_group(item, index + 1)
             generated = normalise_tokens(inner, names)
             continue
-        elif token.is_word("CHECK") and index + 1 < len(item):
+        elif word == "CHECK" and index + 1 < len(item):
             inner, index = parenthesised_group(item, index + 1)
             checks.append(f"CHECK({normalise_tokens(inner, names)})")
             continue
-        elif token.is_word("UNIQUE"):
+        elif word == "UNIQUE":
             unique = " ".join(["UNIQUE", *_conflict_clause(item, index + 1)])
-        elif token.is_word("NULL") and item[index - 1].is_word("NOT"):
+        elif word == "NULL" and item[index - 1].is_word("NOT"):
             not_null_conflict = conflict_action(item, index + 1)
-        elif token.is_word("KEY") and item[index - 1].is_word("PRIMARY"):
+        elif word == "KEY" and item[index - 1].is_word("PRIMARY"):
             after = index + 1 + (index + 1 < len(item) and item[index + 1].is_word("ASC", "DESC"))
             pk_conflict = conflict_action(item, after)
         index += 1
@@ -367,7 +377,7 @@ def foreign_key_clauses(items: list[list[Token]]) -> list[ForeignKeyClause]:
             columns, after = parenthesised_group(body, 2)
             clauses += _references_in(body[after:], _names_in(columns))
         elif not is_table_constraint(item):
-            column = column_clauses(item).name
+            column = column_name(item)
             clauses += _references_in(item[1:], (ascii_lower(column),))
     return clauses
 

@@ -24,8 +24,11 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 @bp.get("/environments")
 def environments():
+    # As the dashboard: never waits for the whole-file checks. Until they land (in the
+    # background) an environment's status is "checking" and their facts are null.
     targets = current_targets()
-    docs = [environment_document(env, targets.inspect(env)) for env in targets.workspace.environments]
+    docs = [environment_document(env, targets.inspect(env, wait_for_checks=False))
+            for env in targets.workspace.environments]
     return jsonify(environments=docs)
 
 
@@ -47,7 +50,7 @@ def diff():
     targets = current_targets()
     for name in (left, right):
         targets.environment(name)  # the API compares configured environments only: 404 otherwise
-    return jsonify(comparison_document(targets.compared(left, right)))
+    return jsonify(comparison_document(targets.compared(left, right, wait_for_checks=False)))
 
 
 # --- backups ---------------------------------------------------------------------------

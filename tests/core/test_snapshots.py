@@ -6,6 +6,7 @@ import time
 import pytest
 
 from app.core.engines.sqlite.stamps import file_signature
+import app.core.snapshots as snapshots
 from app.core.snapshots import SnapshotCache
 
 
@@ -97,3 +98,32 @@ def test_waiting_callers_always_get_the_checks(database):
     cache.inspect(database, wait_for_checks=False)
     complete = cache.inspect(database, refresh=True)
     assert complete.checks_are_current and complete.snapshot.facts.foreign_key_violations == 0
+
+
+def test_a_caller_can_skip_the_whole_file_checks(database, monkeypatch):
+    cache = SnapshotCache()
+    deep_reads = []
+
+    def recording(engine, *, deep, busy_timeout):
+        deep_reads.append(deep)
+        return real(engine, deep=deep, busy_timeout=busy_timeout)
+
+    real = snapshots.inspect_database
+    monkeypatch.setattr(snapshots, "inspect_database", recording)
+    quick = cache.inspect(database, run_checks=False)
+    assert quick.ok and quick.checks_not_run and not quick.checks_pending and quick.checks_state == "not_run"
+    assert quick.snapshot.facts.quick_check is None and quick.snapshot.row_counts() == {"goals": 2}
+    assert deep_reads == [False] and not cache._checking  # nothing started in the background either
+    checked = cache.inspect(database)  # not remembered: a caller that waits gets the checks
+    assert checked.checks_state == "done" and checked.snapshot.facts.quick_check == "ok"
+    assert cache.inspect(database, run_checks=False) is checked  # and real results are reused
+    assert deep_reads == [False, True]
+
+
+def test_skipping_carries_recent_checks_forward(database):
+    cache = SnapshotCache(deep_interval=3600)
+    first = cache.inspect(database)
+    add_goal(database)
+    second = cache.inspect(database, run_checks=False)
+    assert second.snapshot.row_counts() == {"goals": 3} and second.checked_at == first.checked_at
+    assert second.checks_state == "done" and second.snapshot.facts.quick_check == "ok"

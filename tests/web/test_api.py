@@ -1,10 +1,41 @@
 """The JSON API under /api/v1."""
+import time
+
+
+def settled_environments(client, api_headers) -> dict:
+    """GET /api/v1/environments once the background whole-file checks have landed."""
+    deadline = time.monotonic() + 30
+    while True:
+        envs = {env["name"]: env for env in client.get("/api/v1/environments", headers=api_headers).get_json()["environments"]}
+        if all(env["status"] != "checking" for env in envs.values()) or time.monotonic() > deadline:
+            return envs
+        time.sleep(0.05)
+
+
+def test_the_first_answer_does_not_wait_for_the_whole_file_checks(client, api_headers):
+    response = client.get("/api/v1/environments", headers=api_headers)
+    assert response.status_code == 200
+    for env in response.get_json()["environments"]:
+        assert env["status"] == "checking", env["name"]  # as the dashboard's "checking…"
+        assert env["facts"]["quick_check"] is None and env["facts"]["foreign_key_violations"] is None
+        assert env["row_counts"]["goals"] and len(env["fingerprint"]) == 64  # the schema read is there
+    assert settled_environments(client, api_headers)["production"]["facts"]["foreign_key_violations"] == 2
+
+
+def test_the_first_diff_does_not_wait_for_the_whole_file_checks(client, api_headers):
+    body = client.get("/api/v1/diff?left=development&right=production", headers=api_headers).get_json()
+    assert body["summary"]["status"] == "behind"
+    assert body["checks"] == [
+        {"environment": side, "state": "pending", "quick_check": None, "foreign_key_violations": None}
+        for side in ("development", "production")]
+    settled_environments(client, api_headers)
+    body = client.get("/api/v1/diff?left=development&right=production", headers=api_headers).get_json()
+    assert [(c["state"], c["quick_check"], c["foreign_key_violations"]) for c in body["checks"]] == [
+        ("done", "ok", 0), ("done", "ok", 2)]
 
 
 def test_environments_document(client, api_headers):
-    response = client.get("/api/v1/environments", headers=api_headers)
-    assert response.status_code == 200
-    envs = {env["name"]: env for env in response.get_json()["environments"]}
+    envs = settled_environments(client, api_headers)
     assert set(envs) == {"development", "production"}
     dev, prod = envs["development"], envs["production"]
     assert dev["reference"] is True and prod["reference"] is False

@@ -37,6 +37,7 @@ from app.core.schema import (
 from app.core.sql import (
     ascii_lower,
     column_clauses,
+    column_name,
     conflict_action,
     create_table_items,
     foreign_key_clauses,
@@ -152,7 +153,7 @@ def _read_table(connection, name, sql, flags, index_sql, count_rows: bool) -> Ta
 
 def _column_names(items) -> frozenset[str]:
     """The names a CHECK or an index expression of this table can refer to."""
-    names = {ascii_lower(column_clauses(item).name) for item in items if not is_table_constraint(item)}
+    names = {ascii_lower(column_name(item)) for item in items if not is_table_constraint(item)}
     return frozenset(names | {"rowid", "oid", "_rowid_"})
 
 
@@ -234,12 +235,15 @@ def _read_indexes(connection, table: str, index_sql: dict, names) -> tuple[Index
 
 def _read_index(connection, table, listed, sql, names) -> Index:
     name, unique, origin = listed
-    terms, where = index_key_items(sql, names) if sql else ([], None)
     rows = connection.execute(
         "SELECT seqno, cid, name, \"desc\", coll FROM pragma_index_xinfo(?, 'main') "
         "WHERE key ORDER BY seqno",
         (name,),
     ).fetchall()
+    # Only an expression term (cid -2) or a WHERE needs the CREATE INDEX text parsed; most
+    # indexes have neither, and parsing is most of the time a schema read takes.
+    needs_text = sql and (any(row[1] == -2 for row in rows) or "WHERE" in sql.upper())
+    terms, where = index_key_items(sql, names) if needs_text else ([], None)
     columns = tuple(
         IndexColumn(
             name=column if cid != -1 else "rowid",
