@@ -300,8 +300,10 @@ def backed_up(tmp_path, pg_server, target):
     return config, json.loads(made.stdout)["id"], backup_state, state(pg_server, target)
 
 
-def kill_restore(tmp_path, config, backup_id: str, at_line: str, *, also=lambda child: True) -> str:
-    """Start `cutover restore`, kill -9 its process group once it prints `at_line` (and `also` holds)."""
+def kill_restore(tmp_path, config, backup_id: str, at_line: str, *, also=lambda child: True,
+                 cli_alone: bool = False) -> str:
+    """Start `cutover restore`, kill -9 its process group (or the CLI alone, leaving its
+    pg_restore running) once it prints `at_line` and `also` holds."""
     restoring = start_cli(tmp_path, config, "restore", "production", backup_id, "--yes")
     said = []
     for line in restoring.stdout:
@@ -311,17 +313,38 @@ def kill_restore(tmp_path, config, backup_id: str, at_line: str, *, also=lambda 
             break
     else:
         raise AssertionError("the restore ended before the kill point:\n" + "".join(said))
-    return "".join(said) + kill_group(restoring)
+    if not cli_alone:
+        return "".join(said) + kill_group(restoring)
+    os.kill(restoring.pid, signal.SIGKILL)
+    restoring.wait(timeout=30)
+    restoring.stdout.close()
+    return "".join(said)
 
 
-@pytest.mark.parametrize("kill_point", ["pg_restore into the replacement", "just before the swap",
-                                        "just after the swap"])
+def _kill_leftover_group(group: int) -> None:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.parametrize("kill_point", ["pg_restore into the replacement", "the CLI alone, its pg_restore running",
+                                        "just before the swap", "just after the swap"])
 def test_kill_9_of_restore_leaves_the_old_database_or_the_backup_never_half(
-        tmp_path, pg_server, target, backed_up, kill_point):
+        tmp_path, pg_server, target, backed_up, kill_point, request):
     config, backup_id, backup_state, old_state = backed_up
     if kill_point == "pg_restore into the replacement":
         said = kill_restore(tmp_path, config, backup_id, "Safety backup of the current database",
                             also=lambda child: running_programs(child.pid, "pg_restore"))
+        expected = [old_state]
+    elif kill_point == "the CLI alone, its pg_restore running":
+        # The orphaned pg_restore may go on filling the scratch database: its maker is dead, so
+        # the next run's sweep drops it anyway (WITH (FORCE), ending any session still in it).
+        group = []
+        said = kill_restore(tmp_path, config, backup_id, "Safety backup of the current database",
+                            also=lambda child: group.append(child.pid) or running_programs(child.pid, "pg_restore"),
+                            cli_alone=True)
+        request.addfinalizer(lambda: _kill_leftover_group(group[0]))
         expected = [old_state]
     elif kill_point == "just before the swap":
         said = kill_restore(tmp_path, config, backup_id, "beside the target and checked against its manifest")
