@@ -7,6 +7,10 @@ leaves the database exactly as it was. Three rules make that safe next to a live
 - `statement_timeout` (optional) bounds any one statement.
 - a transaction-scoped advisory lock means two migrators never run at once; the second one is
   refused at once, naming the first, instead of queueing behind it.
+- a migrator that dies mid-statement (kill -9, a lost network) must not leave its transaction
+  running: the server only notices a vanished client when it next talks to it, so a long
+  statement would keep its locks, and the application blocked, until it ended. The session asks
+  the server to check its client every second (client_connection_check_interval, PostgreSQL 14+).
 When a lock is not granted in time, the transaction rolls back and the error names the sessions
 that held it, as a watcher connection saw them while the statement waited.
 """
@@ -28,6 +32,7 @@ from app.core.errors import Conflict, CutoverError
 # One advisory lock key for "a Cutover migration", the same in every process.
 MIGRATION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"cutover migration").digest()[:8], "big", signed=True)
 _WATCH_INTERVAL_SECONDS = 0.1
+_CLIENT_CHECK_MS = 1000
 
 
 class LockNotGranted(CutoverError):
@@ -58,6 +63,7 @@ def migration_transaction(connection: psycopg.Connection, location: PostgresLoca
     with _BlockerWatcher(location, connection.info.backend_pid) as watcher, connection.transaction():
         _set_local(connection, "lock_timeout", lock_timeout)
         _set_local(connection, "statement_timeout", statement_timeout)
+        _end_with_the_client(connection)
         _take_migration_lock(connection, location)
         try:
             yield connection
@@ -68,6 +74,17 @@ def migration_transaction(connection: psycopg.Connection, location: PostgresLoca
 def _set_local(connection, setting: str, seconds: float | None) -> None:
     milliseconds = 0 if seconds is None else max(1, round(seconds * 1000))  # 0 = no limit
     connection.execute(f"SET LOCAL {setting} = {milliseconds}")
+
+
+def _end_with_the_client(connection) -> None:
+    """Have the server roll back as soon as this client is gone, not when the statement ends."""
+    if connection.info.server_version < 140000:
+        return  # the setting does not exist yet: the rollback waits for the statement's end
+    try:
+        with connection.transaction():  # a savepoint: a platform without the check refuses the value
+            connection.execute(f"SET LOCAL client_connection_check_interval = {_CLIENT_CHECK_MS}")
+    except pg_errors.InvalidParameterValue:
+        pass
 
 
 def _take_migration_lock(connection, location: PostgresLocation) -> None:

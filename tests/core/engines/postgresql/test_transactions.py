@@ -105,3 +105,13 @@ def test_statement_timeout_stops_a_long_statement(location):
         migrate(location, "ALTER TABLE items ADD COLUMN price int", "SELECT pg_sleep(5)",
                 statement_timeout=0.2)
     assert columns(location) == ["id", "name"]
+
+
+def test_the_server_checks_that_the_migrator_is_still_there_while_a_statement_runs(location):
+    """So a migrator killed mid-statement is rolled back within a second, not when the statement
+    ends (tests/faults/test_postgres_faults.py kills one for real)."""
+    with connect(location) as connection:
+        with migration_transaction(connection, location, lock_timeout=5, statement_timeout=None):
+            inside = connection.execute("SHOW client_connection_check_interval").fetchone()[0]
+        after = connection.execute("SHOW client_connection_check_interval").fetchone()[0]
+    assert (inside, after) == ("1s", "0")
