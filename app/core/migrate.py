@@ -332,7 +332,8 @@ def _count(number: int, noun: str) -> str:
 def statement_line(statement: PlanStatement, outcome: str, duration_ms: float) -> str:
     """`[Phase 3] CREATE INDEX idx_x ON t(c) … ✓ Success (new) 3 ms`, as the runbook reads."""
     phase, description = statement.phase_number, statement.description
-    return f"[Phase {phase}] {description} … {outcome} {duration_ms:.0f} ms"
+    between = " " if description.endswith("…") else " … "  # a shortened one already ends in "…"
+    return f"[Phase {phase}] {description}{between}{outcome} {duration_ms:.0f} ms"
 
 
 def _apply_statement(connection, statement: PlanStatement, context: PlanContext, run: _Run) -> None:

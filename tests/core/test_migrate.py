@@ -153,16 +153,16 @@ def test_demo_production_fails_at_the_group_id_index_and_rolls_back(demo):
                "goals(id) … ✓ Success (new) N ms"),
         ("info", "Phase 2: Backfill root_id (4 statements)"),
         ("ok", "[Phase 2] WITH … UPDATE goals SET root_id = (SELECT tree.root FROM tree WHERE "
-               "tree.id = goals.id) WHERE root_… … ✓ Success: 96 rows updated (data statement, "
+               "tree.id = goals.id) WHERE root_… ✓ Success: 96 rows updated (data statement, "
                "idempotent by design) N ms"),
         ("ok", "[Phase 2] UPDATE practice_sessions SET root_id = (SELECT goals.root_id FROM goals "
-               "WHERE goals.id = practice_s… … ✓ Success: 68 rows updated (data statement, "
+               "WHERE goals.id = practice_s… ✓ Success: 68 rows updated (data statement, "
                "idempotent by design) N ms"),
         ("ok", "[Phase 2] UPDATE activity_instances SET root_id = COALESCE((SELECT ps.root_id FROM "
-               "practice_sessions AS ps WH… … ✓ Success: 600 rows updated (data statement, "
+               "practice_sessions AS ps WH… ✓ Success: 600 rows updated (data statement, "
                "idempotent by design) N ms"),
         ("ok", "[Phase 2] UPDATE metric_values SET root_id = COALESCE((SELECT ai.root_id FROM "
-               "activity_instances AS ai WHERE… … ✓ Success: 1,100 rows updated (data statement, "
+               "activity_instances AS ai WHERE… ✓ Success: 1,100 rows updated (data statement, "
                "idempotent by design) N ms"),
         ("info", "Phase 3: Indexes for root_id and hot lookups (10 statements)"),
         ("expected", "[Phase 3] CREATE INDEX idx_goals_root_id ON goals(root_id) … ⚠ Index "
@@ -232,7 +232,7 @@ def test_demo_happy_path_after_the_prep(demo):
         ("ok", "[Phase 4] UPDATE activity_instances SET updated_at = created_at WHERE updated_at "
                "IS NULL … ✓ Success: 600 rows updated (data statement, idempotent by design) N ms"),
         ("ok", "[Phase 4] CREATE TABLE audit_log (id INTEGER PRIMARY KEY, table_name TEXT NOT "
-               "NULL, row_id INTEGER NOT NULL,… … ✓ Success (new) N ms"),
+               "NULL, row_id INTEGER NOT NULL,… ✓ Success (new) N ms"),
         ("ok", "[Phase 4] CREATE INDEX idx_audit_log_row ON audit_log(table_name, row_id) … "
                "✓ Success (new) N ms"),
         ("ok", "[Phase 4] CREATE INDEX idx_goals_live_root_id ON goals(root_id) WHERE deleted_at "
@@ -262,7 +262,7 @@ def test_second_run_skips_every_ddl_statement_and_says_data_runs_again(demo):
     result, lines = run(path, demo_plans(demo))
     statement_lines = [(level, text) for level, text in lines if text.startswith("[Phase")]
     assert {level for level, text in statement_lines if "data statement" not in text} == {"expected"}
-    assert [text.split(" … ")[-1] for level, text in statement_lines if level == "ok"] == [
+    assert [text[text.index("✓"):] for level, text in statement_lines if level == "ok"] == [
         "✓ Success: 0 rows updated (data statement, idempotent by design) N ms"] * 7
     assert result.counts() == {"applied": 7, "skipped": 27, "failed": 0, "not_run": 0}
     assert result.fingerprint_before == result.fingerprint_after
@@ -566,3 +566,11 @@ def test_apply_and_rehearsal_name_the_target_by_its_engines_label(make_db):
     rehearsed = rehearse(_LabelledEngine(path), plan("CREATE TABLE u (id INTEGER PRIMARY KEY);"))
     assert rehearsed.passed and rehearsed.target == "the labelled target"
     assert str(path) not in repr(rehearsed.lines)
+
+
+def test_a_shortened_statement_is_followed_by_one_ellipsis_only():
+    from app.core.migrate import statement_line
+    from app.core.plans import PlanStatement
+    long = PlanStatement("p.sql", 1, "P", "UPDATE goals SET title = '" + "x" * 200 + "'", (), 0)
+    line = statement_line(long, "✓ Success", 3)
+    assert "… …" not in line and line.count("…") == 1
