@@ -17,7 +17,7 @@ from app.core.engines import Dialect
 from app.core.errors import UsageError
 from app.core.plans import PlanSet, load_plan_set
 from app.core.prep import PrepPlan, generate_prep
-from app.core.reconcile import PhaseReconciliation, Preflight, Reconciliation, preflight, reconcile
+from app.core.reconcile import PhaseReconciliation, Preflight, Reconciliation, number_ranges, preflight, reconcile
 from app.core.workspace import Environment
 from app.extensions import db
 from app.jobs.runner import create_job, launch
@@ -116,13 +116,7 @@ def _label_list(labels: list[str]) -> str:
 
 
 def _numbers(kind: str, numbers: list[int]) -> str:
-    runs: list[list[int]] = []
-    for number in numbers:
-        if runs and number == runs[-1][-1] + 1:
-            runs[-1].append(number)
-        else:
-            runs.append([number])
-    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+    text = number_ranges(numbers)
     plural = len(numbers) > 1 and kind == "phase"
     return f"{kind}{'s' if plural else ''} {text}"
 

@@ -555,14 +555,19 @@ _STATE_WORDS = {
 
 def _phase_list(numbers: list[int]) -> str:
     """[1, 2, 3, 5] -> 'phases 1-3, 5'."""
+    text = number_ranges(numbers)
+    return f"phase {text}" if len(numbers) == 1 else f"phases {text}"
+
+
+def number_ranges(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> '1-3, 5'."""
     runs: list[list[int]] = []
     for number in numbers:
         if runs and number == runs[-1][-1] + 1:
             runs[-1].append(number)
         else:
             runs.append([number])
-    text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
-    return f"phase {text}" if len(numbers) == 1 else f"phases {text}"
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 def count_outcomes(outcomes: Iterable[StatementOutcome]) -> dict[str, int]:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from app.core.engines.postgresql.lexer import Token, pieces, significant, tokenize
+from app.core.sql import parenthesised_group  # any tokens with lparen/rparen kinds
 
 ACCESS_EXCLUSIVE = "ACCESS EXCLUSIVE"
 SHARE = "SHARE"
@@ -151,16 +152,6 @@ def _split_commas(tokens: list[Token]) -> list[list[Token]]:
 def _has_words(tokens: list[Token], *words: str) -> bool:
     texts = [token.text.upper() if token.kind == "word" else "" for token in tokens]
     return any(texts[i: i + len(words)] == list(words) for i in range(len(texts)))
-
-
-def _parenthesized(tokens: list[Token], position: int) -> tuple[list[Token], int]:
-    """The tokens inside the parentheses that open at `position`, and the position after."""
-    depth = 0
-    for end in range(position, len(tokens)):
-        depth += {"lparen": 1, "rparen": -1}.get(tokens[end].kind, 0)
-        if depth == 0:
-            return tokens[position + 1: end], end + 1
-    return tokens[position + 1:], len(tokens)
 
 
 def _references(tokens: list[Token]) -> list[str]:
@@ -571,7 +562,7 @@ def _alter_type(table: str | None, column: str | None, new_type: list[Token]) ->
 def _vacuum(tokens: list[Token]) -> Iterator[LockRisk]:
     position, full = 1, False
     if tokens[1:2] and tokens[1].kind == "lparen":
-        options, position = _parenthesized(tokens, 1)
+        options, position = parenthesised_group(tokens, 1)
         for option in _split_commas(options):
             full = full or (option[0].is_word("FULL") and not _has_words(option, "FALSE")
                             and not _has_words(option, "OFF") and not any(t.text == "0" for t in option))
@@ -589,7 +580,7 @@ def _vacuum(tokens: list[Token]) -> Iterator[LockRisk]:
 def _cluster(tokens: list[Token]) -> Iterator[LockRisk]:
     position = _skip(tokens, 1, "VERBOSE")
     if position < len(tokens) and tokens[position].kind == "lparen":
-        _, position = _parenthesized(tokens, position)
+        _, position = parenthesised_group(tokens, position)
     table, _ = _name(tokens, position)
     yield _rewrite(table, "CLUSTER", where="" if table else "every table clustered before", fix="pg_repack, which reorders the table without holding its lock for the copy")
 
@@ -597,7 +588,7 @@ def _cluster(tokens: list[Token]) -> Iterator[LockRisk]:
 def _reindex(tokens: list[Token]) -> Iterator[LockRisk]:
     position = 1
     if tokens[1:2] and tokens[1].kind == "lparen":
-        options, position = _parenthesized(tokens, 1)
+        options, position = parenthesised_group(tokens, 1)
         if _has_words(options, "CONCURRENTLY"):
             return
     kind = tokens[position].text.upper() if position < len(tokens) else ""
