@@ -99,15 +99,28 @@ def test_a_server_that_is_down_is_one_clear_line(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def test_prep_is_refused_before_touching_the_database(tmp_path, config, pg_server, databases):
+def test_prep_writes_what_production_lacks_and_the_plan_applies_it(tmp_path, config, pg_server, databases):
     before = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
-    result = cli(tmp_path, config, "prep", "production", "--reference", "development")
+    output = tmp_path / "prep.sql"
+    result = cli(tmp_path, config, "prep", "production", "--reference", "development", "--output", str(output))
     said = result.stdout + result.stderr
-    assert result.returncode != 0 and "not available for PostgreSQL yet" in said and "nothing was changed" in said, said
-    assert "Traceback" not in said
+    assert result.returncode == 0, said
+    text = output.read_text()
+    assert "ALTER TABLE goals ADD COLUMN root_id bigint;" in text
+    # A foreign key on a table with rows is checked under a lock: named, with the safer way, not added.
+    assert "goals_root_id_fkey" in text and "add it NOT VALID, then VALIDATE CONSTRAINT" in text
+    assert "ADD CONSTRAINT" not in text.split("-- phase:")[-1]
+    assert "CREATE INDEX goals_root ON goals USING btree (root_id);" in text
     after = pg_server.psql("SELECT string_agg(title, ',' ORDER BY id) FROM goals", database=databases["prod"])
     assert after == before
     assert not [name for name in pg_server.databases() if name.startswith("cutover_")]
+    config.write_text(config.read_text().replace("[migration]\n", '[migration]\nplans = ["prep.sql"]\n'))
+    (tmp_path / "backups" / "production").mkdir(parents=True, exist_ok=True)
+    migrated = cli(tmp_path, config, "migrate", "production", "--yes")
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    diff = cli(tmp_path, config, "diff", "development", "production", "--json")
+    remaining = json.loads(diff.stdout)["differences"]
+    assert [d for d in remaining if d["object"] in ("column", "index")] == [], remaining
 
 
 def test_backup_and_backups_through_the_cli(tmp_path, config, pg_server, databases):
@@ -127,9 +140,8 @@ def test_the_api_compares_and_refuses_alike(tmp_path, config, api_headers):
     client = app.test_client()
     diff = client.get("/api/v1/diff?left=development&right=production", headers=api_headers)
     assert diff.status_code == 200 and diff.get_json()["differences"]
-    refused = client.post("/api/v1/environments/production/prep", json={"reference": "development"},
-                          headers=api_headers)
-    assert refused.status_code == 409 and refused.get_json()["error"] == "not_supported"
+    prep = client.post("/api/v1/environments/production/prep?reference=development", headers=api_headers)
+    assert prep.status_code == 200 and "root_id" in prep.get_json()["prep"]["text"]
 
 
 def test_the_dashboard_shows_both_databases_and_their_drift(tmp_path, config):

@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.core.ddl import add_column_sql
-from app.core.diff import Difference, add_column_obstacles, diff_schemas
+from app.core.diff import Difference
 from app.core.engines import Dialect, Engine
 from app.core.errors import UsageError
 from app.core.fsutil import write_file_atomically
@@ -31,12 +30,13 @@ from app.core.reconcile import rows_from_schema, schema_copy
 from app.core.schema import Column, Schema, Table
 from app.core.sql import ascii_lower
 
-PHASES = (("table", "Prep: tables"), ("column", "Prep: columns"), ("index", "Prep: indexes"))
+PHASES = (("sequence", "Prep: sequences"), ("table", "Prep: tables"), ("column", "Prep: columns"), ("constraint", "Prep: constraints"),
+          ("index", "Prep: indexes"))
 
 
 @dataclass(frozen=True)
 class PrepItem:
-    kind: str  # "table" | "column" | "index"
+    kind: str  # "sequence" | "table" | "column" | "constraint" | "index"
     table: str
     name: str
     sql: str  # one complete statement, ending with ';'
@@ -101,8 +101,8 @@ def generate_prep(
     """The additive statements that bring `target_schema` to `reference_schema`; `engine`
     is the target's (its dialect writes the plan, its schema scratch tries it)."""
     planned = _planned_objects(plan_set)
-    differences = diff_schemas(reference_schema, target_schema,
-                               left_label=reference_label, right_label=target_label)
+    differences = engine.compare(reference_schema, target_schema,
+                                 left_label=reference_label, right_label=target_label)
     collector = _Collector(reference_schema, planned, target_label, reference_label, engine.dialect)
     for difference in differences:
         collector.add(difference)
@@ -149,6 +149,7 @@ class _Collector:
                  dialect: Dialect):
         self.reference = reference
         self.dialect = dialect
+        self.writer = dialect.prep_writer()
         self.planned = planned
         self.target_label = target_label
         self.reference_label = reference_label
@@ -164,6 +165,10 @@ class _Collector:
             self._column(self.reference.table(difference.table), difference.name)
         elif additive and difference.object == "index":
             self._index(self.reference.table(difference.table), difference.name)
+        elif additive and difference.object == "sequence":
+            self._sequence(difference.name)
+        elif additive and difference.object == "constraint":
+            self._constraint(self.reference.table(difference.table), difference.name)
         else:
             self.not_added.append(_not_added_reason(difference))
 
@@ -180,39 +185,52 @@ class _Collector:
     def _table(self, table: Table) -> None:
         if self._is_planned("table", table.name, label=f"table {table.name}"):
             return
-        sql = _terminated(table.sql, self.dialect)
+        sql = self.writer.table_sql(table, self._terminated)
         self.items.append(PrepItem("table", table.name, table.name, sql,
                                    self._has(f"table {table.name}")))
-        for index in table.indexes:
-            if not index.is_automatic:
-                self._index(table, index.name)
+        for index in self.writer.table_indexes(table):
+            self._index(table, index)
 
     def _column(self, table: Table, name: str) -> None:
         label = f"{table.name}.{name}"
         if self._is_planned("column", table.name, name, label=f"column {label}"):
             return
-        column = table.column(name)
-        obstacles = add_column_obstacles(table, column) + _foreign_key_obstacles(table, column)
+        sql, obstacles = self.writer.column_sql(table, name)
         if obstacles:
             self.not_added.append(
                 f"column {label}: ADD COLUMN cannot add it because {' and '.join(obstacles)}; "
                 "the table needs a rebuild, which prep never does")
             return
-        sql = add_column_sql(table, column)
         self.items.append(PrepItem("column", table.name, name, sql, self._has(f"column {label}")))
 
-    def _index(self, table: Table, name: str) -> None:
-        index = next(i for i in table.indexes if ascii_lower(i.name) == ascii_lower(name))
-        if self._is_planned("index", index.name, label=f"index {index.name}"):
+    def _sequence(self, name: str) -> None:
+        sql = self.writer.sequence_sql(self.reference, name)
+        if sql is not None:  # None: a serial column's own, which its column's statement brings
+            self.items.append(PrepItem("sequence", name, name, sql, self._has(f"sequence {name}")))
+
+    def _constraint(self, table: Table, name: str) -> None:
+        label = f"{table.name}.{name}"
+        sql, obstacles = self.writer.constraint_sql(table, name)
+        if obstacles:
+            self.not_added.append(f"constraint {label}: {' and '.join(obstacles)}; prep never does")
             return
-        self.items.append(PrepItem("index", table.name, index.name, _terminated(index.sql, self.dialect),
-                                   self._has(f"index {index.name} on {table.name}")))
+        self.items.append(PrepItem("constraint", table.name, name, sql, self._has(f"constraint {label}")))
+
+    def _index(self, table: Table, name: str) -> None:
+        name, sql = self.writer.index_sql(table, name, self._terminated)
+        if self._is_planned("index", name, label=f"index {name}"):
+            return
+        self.items.append(PrepItem("index", table.name, name, sql, self._has(f"index {name} on {table.name}")))
+
+    def _terminated(self, sql: str) -> str:
+        return _terminated(sql, self.dialect)
 
     def ordered_items(self) -> list[PrepItem]:
-        """Tables (parents before the tables that reference them), columns, then indexes."""
-        tables = _parents_first([i for i in self.items if i.kind == "table"], self.reference)
-        rest = [i for kind in ("column", "index") for i in self.items if i.kind == kind]
-        return tables + rest
+        """Sequences, tables (parents before the tables that reference them), columns, constraints, indexes."""
+        sequences = [i for i in self.items if i.kind == "sequence"]
+        tables = _parents_first([i for i in self.items if i.kind == "table"], self.reference, self.writer)
+        rest = [i for kind in ("column", "constraint", "index") for i in self.items if i.kind == kind]
+        return sequences + tables + rest
 
 
 def _not_added_reason(difference: Difference) -> str:
@@ -238,23 +256,23 @@ def _terminated(sql: str, dialect: Dialect) -> str:
     return sql + ";" if dialect.statement_is_complete(sql + ";") else sql + "\n;"
 
 
-def _parents_first(items: list[PrepItem], reference: Schema) -> list[PrepItem]:
+def _parents_first(items: list[PrepItem], reference: Schema, writer) -> list[PrepItem]:
     """Order new tables so a table comes after the new tables it references (cycles: by name)."""
     remaining = sorted(items, key=lambda item: ascii_lower(item.name))
     ordered: list[PrepItem] = []
     while remaining:
         names = {ascii_lower(item.name) for item in remaining}
         ready = [item for item in remaining
-                 if not (_parents(reference, item.name) & (names - {ascii_lower(item.name)}))]
+                 if not (_parents(reference, item.name, writer) & (names - {ascii_lower(item.name)}))]
         chosen = ready[0] if ready else remaining[0]
         ordered.append(chosen)
         remaining.remove(chosen)
     return ordered
 
 
-def _parents(reference: Schema, table_name: str) -> set[str]:
+def _parents(reference: Schema, table_name: str, writer) -> set[str]:
     table = reference.table(table_name)
-    return {ascii_lower(fk.table) for fk in table.foreign_keys} if table else set()
+    return writer.parents(table) if table else set()
 
 
 # --------------------------------------------------------------------------- checking and text
@@ -264,13 +282,17 @@ def _keep_what_works(engine: Engine, target: Schema,
                      items: list[PrepItem]) -> tuple[list[PrepItem], list[str]]:
     """Run the items in order on a copy of the target's schema; failures become notes."""
     kept, failed = [], []
-    with schema_copy(engine, rows_from_schema(target)) as (copy, _):
+    # A server's copy is of the live schema (its catalog cannot be replayed row by row).
+    copying = (engine.schema_clone(busy_timeout=1.0) if engine.clones_live_schema
+               else schema_copy(engine, rows_from_schema(target)))
+    with copying as (copy, _):
         for item in items:
             try:
                 copy.execute(item.sql)
             except engine.Error as exc:
+                said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 failed.append(f"{item.kind} {item.name}: cannot be added before the migration "
-                              f"plan runs (SQLite says: {exc})")
+                              f"plan runs ({engine.title} says: {said})")
                 continue
             kept.append(item)
     return kept, failed

@@ -101,6 +101,11 @@ class Dialect(ABC):
     @abstractmethod
     def quote_identifier(self, name: str) -> str: ...
 
+    def prep_writer(self):
+        """How a prep plan writes its statements for this dialect (table_sql, table_indexes,
+        column_sql, index_sql, parents: see engines/sqlite/prepwriter.py)."""
+        raise NotImplementedError
+
     def created_index(self, sql: str) -> str | None:
         """The name of the index `sql` creates, if it creates one (verification requires it after)."""
         return None
@@ -311,6 +316,10 @@ class Engine(ABC):
     def object_names(self, connection) -> set[tuple[str, str]]:
         """(kind, lower-case name) of every table, view, index and trigger now."""
         raise NotImplementedError
+
+    # Prep tries its statements on `schema_clone` (a copy of the live schema) rather than on the
+    # inspected schema rebuilt from its rows: for a server, whose catalog is not a list of rows.
+    clones_live_schema: ClassVar[bool] = False
 
     def schema_clone(self, *, busy_timeout: float) -> AbstractContextManager:
         """(connection, warnings): a private database holding the target's schema and no rows,

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from app.core.engines.base import Dialect, QueryProblem
+from app.core.engines.postgresql.ddl import PgPrepWriter
 from app.core.engines.postgresql.lexer import Token, pieces, significant, string_value, tokenize
 from app.core.engines.postgresql.lockrisk import LockRisk, lock_risks
 from app.core.engines.postgresql.shapes import statement_shape
@@ -275,6 +276,9 @@ class PostgresDialect(Dialect):
     def lock_risks(self, sql: str) -> list[LockRisk]:
         """The locks each statement takes and whether it rewrites or scans under them."""
         return lock_risks(sql, standard_conforming_strings=self.standard_conforming_strings)
+
+    def prep_writer(self):
+        return PgPrepWriter()
 
     def created_index(self, sql: str) -> str | None:
         shape = statement_shape(sql)

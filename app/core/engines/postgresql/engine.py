@@ -35,7 +35,8 @@ class PostgresqlEngine(Engine):
     Error = psycopg.Error
     DatabaseError = psycopg.DatabaseError
     dialect = PostgresDialect()
-    supports = frozenset({"backup", "restore", "plan", "rehearse", "migrate", "verify", "monitor", "checklist"})
+    supports = frozenset({"backup", "restore", "plan", "prep", "rehearse", "migrate", "verify", "monitor", "checklist"})
+    clones_live_schema = True
     target_is_file = False
     copy_check_name = "pg_restore --list"
     investigate_damage = "Investigate the source: the server's log, and amcheck if it is installed."

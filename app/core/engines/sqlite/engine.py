@@ -25,6 +25,7 @@ from app.core.engines.sqlite import (
 )
 from app.core.engines.sqlite import dialect as rules
 from app.core.engines.sqlite import watching
+from app.core.engines.sqlite.prepwriter import SQLitePrepWriter
 from app.core.fsutil import file_identity
 from app.core.processes import processes_holding
 from app.core.sql import quote_identifier
@@ -54,6 +55,9 @@ class SQLiteDialect(Dialect):
 
     def quote_identifier(self, name: str) -> str:
         return quote_identifier(name)
+
+    def prep_writer(self):
+        return SQLitePrepWriter()
 
     def created_index(self, sql: str) -> str | None:
         shape = statement_shape(sql)
