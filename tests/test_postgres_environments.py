@@ -115,7 +115,6 @@ def test_prep_writes_what_production_lacks_and_the_plan_applies_it(tmp_path, con
     assert after == before
     assert not [name for name in pg_server.databases() if name.startswith("cutover_")]
     config.write_text(config.read_text().replace("[migration]\n", '[migration]\nplans = ["prep.sql"]\n'))
-    (tmp_path / "backups" / "production").mkdir(parents=True, exist_ok=True)
     migrated = cli(tmp_path, config, "migrate", "production", "--yes")
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     diff = cli(tmp_path, config, "diff", "development", "production", "--json")
@@ -211,8 +210,7 @@ def with_plan(config, text=PLAN):
     plan = config.parent / "plan.sql"
     plan.write_text(text)
     config.write_text(config.read_text().replace("[migration]\n", '[migration]\nplans = ["plan.sql"]\n'))
-    (config.parent / "backups" / "production").mkdir(parents=True, exist_ok=True)
-    return plan
+    return plan  # no backups folder yet: the first migrate makes the default one, as a backup does
 
 
 def titles_and_roots(pg_server, database) -> str:

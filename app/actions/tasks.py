@@ -292,6 +292,7 @@ def migrate_task(context: JobContext) -> dict:
     _refuse_known_failures(context, env, plan_set)
     refuse_if_application_runs(env)
     stamp = env.target.stamp()  # before the backup: a write landing during it counts as a change
+    create_default_backup_folder(env)
     backup = create_backup(env.target, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
                            progress=context.progress, log=lambda line: context.emit("info", line))
     context.emit("ok", f"✓ Backup {backup.id} verified ({len(backup.copies)} copies): the way back is ready")
