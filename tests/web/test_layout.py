@@ -8,3 +8,11 @@ def test_core_never_imports_flask_or_models():
             stripped = line.strip()
             if stripped.startswith(("import ", "from ")):
                 assert "flask" not in stripped and "app.models" not in stripped, (path, line)
+
+
+def test_every_template_is_compiled_before_the_first_request(app):
+    from app.server import compile_templates
+    app.jinja_env.cache.clear()
+    compile_templates(app)
+    names = app.jinja_env.list_templates(extensions=("html",))
+    assert len(names) > 20 and len(app.jinja_env.cache) >= len(names)
