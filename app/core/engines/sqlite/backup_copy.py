@@ -27,7 +27,6 @@ LOCKED_COPY = "locked_copy"
 BACKUP_API = "backup_api"
 METHODS = (LOCKED_COPY, BACKUP_API)
 STEP_BYTES = 8 * 1024 * 1024  # backup API step: progress granularity, not a consistency risk
-MMAP_BYTES = 2**31 - 1  # SQLite caps it at its own maximum (2 GB in Debian's build)
 SQLITE_VERSION = sqlite3.sqlite_version
 
 
@@ -55,11 +54,10 @@ def run_quick_check(connection: sqlite3.Connection) -> str:
 def quick_check_file(path: Path) -> str:
     """quick_check of one of our own files (a backup copy, a restore's replacement).
 
-    Memory-mapped reads make it ~15% faster. Only for files nobody else writes:
-    SQLite warns that a mapped file truncated by another process can crash the reader.
-    """
+    Read through SQLite's page cache, not memory-mapped: a mapping made it a few percent
+    faster but made the process's memory grow with the file (1.1 GB resident for a 1 GB
+    backup); reads through the cache keep it flat whatever the size."""
     with closing(open_readonly(path)) as connection:
-        connection.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         return run_quick_check(connection)
 
 
