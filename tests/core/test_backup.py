@@ -184,7 +184,7 @@ def test_log_lines_tell_the_story(source, folders):
         "Publishing the copies.",
         f"Published {folders[0] / 'goals.db.backup_20250301_120000'}",
     ]
-    assert lines[-1].startswith("Backup 20250301_120000 written: 0.")
+    assert lines[-1].startswith("Backup 20250301_120000 written: ") and " kB, sha256 " in lines[-1]
 
 
 # --- listing and finding ---------------------------------------------------------------
