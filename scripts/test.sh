@@ -34,4 +34,6 @@ if [ "${CI:-}" = true ] || [ "${CUTOVER_FRESH_VENV:-}" = 1 ] || [ ! -x "$venv/bi
   "$python" -m venv --clear "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-exec "$venv/bin/python" -m pytest "$@"
+# One worker per core (pytest-xdist); each test file stays on one worker so module fixtures
+# are built once. `scripts/test.sh -n 0` runs in a single process.
+exec "$venv/bin/python" -m pytest -n auto --dist loadfile "$@"

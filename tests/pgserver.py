@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the suite: one throwaway cluster per test session.
+"""A real PostgreSQL server for the suite: one throwaway cluster per test session (per xdist worker).
 
 Debian's server binaries (`postgresql` package) are started on a free loopback port with
 their socket in a private folder; every test gets a fresh database of its own. initdb refuses

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.browser
 WIDE, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 CHATTY = ("for i in range(300): print(f'row batch {i} checked', flush=True)\n"
           "print('Chatty verdict: all 300 batches checked', flush=True)")
-SLOW = ("import time\nfor i in range(200):\n    print(f'slow line {i}', flush=True)\n    time.sleep(0.1)\n"
-        "print('Slow verdict: done', flush=True)")
+# The slow step runs until the test lets it finish (or two minutes pass): a fixed length was
+# too short when a loaded machine made the browser slower than the step.
+SLOW = ("import os, time\nfor i in range(1200):\n    if os.path.exists({release!r}):\n        break\n"
+        "    print(f'slow line {{i}}', flush=True)\n    time.sleep(0.1)\nprint('Slow verdict: done', flush=True)")
 LAST = "print('Last verdict: nothing left', flush=True)"
 
 
@@ -27,11 +29,20 @@ def command_step(step_id: str, title: str, script: str) -> str:
 
 
 def three_step_checklist(config):
-    """A long log, a step that runs long enough to watch, and a last one."""
+    """A long log, a step that runs until release_slow_step(config), and a last one."""
     text = config.read_text().split("[checklist.steps.hotfix]")[0]
+    slow = SLOW.format(release=str(slow_step_release(config)))
     config.write_text(text + '[checklist]\norder = ["chatty", "slow", "last"]\n\n' + command_step("chatty", "Chatty", CHATTY)
-                      + command_step("slow", "Slow", SLOW) + command_step("last", "Last", LAST))
+                      + command_step("slow", "Slow", slow) + command_step("last", "Last", LAST))
     return config
+
+
+def slow_step_release(config):
+    return config.parent / "release-slow-step"
+
+
+def release_slow_step(config) -> None:
+    slow_step_release(config).touch()
 
 
 def progress_text(page) -> str:
@@ -132,6 +143,7 @@ def test_the_run_page_at_a_glance(browser, tmp_path, demo_config):
         assert watcher.get_attribute(".job", "data-state") == "running"
         assert watcher.eval_on_selector(".job .log", "log => log.scrollTop") == 0
 
+        release_slow_step(demo_config)
         assert step_state(page, "slow", ["passed"], timeout=30000) == "passed"
         page.wait_for_function("() => document.querySelector('#step-last .step-fold').open")
         page.locator("#head-last form button.btn-primary").click()
