@@ -153,7 +153,7 @@ def test_the_dashboard_shows_both_databases_and_their_drift(tmp_path, config):
     assert "goals_root</span>\n(root_id)" in page  # the index's columns, as the server prints them
     assert "checking…" not in page  # a catalog read has no slow part to wait for
     assert page.count(">healthy</span>") == 1 and page.count(">drifted</span>") == 1  # production is behind
-    assert 'data-next-action="migrate"' in page and "the checklist is not available for its engine yet" in page
+    assert 'data-next-action="prep"' in page and "Prep the drift" in page  # every step works on PostgreSQL
 
 
 def test_a_sqlite_reference_and_a_postgresql_target_are_shown_but_not_compared(tmp_path, pg_server, databases,
