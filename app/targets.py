@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request
 
 from app.core.demo import create_demo_workspace
 from app.core.diff import summarise_drift
@@ -112,6 +112,22 @@ def init_app(app: Flask) -> None:
     app.extensions["cutover.targets"] = Targets(
         workspace, app.config["CUTOVER_BUSY_TIMEOUT"], app.config["CUTOVER_DEEP_CHECK_SECONDS"]
     )
+    app.before_request(_hold_stamps)
+    app.teardown_request(_release_stamps)
+
+
+def _hold_stamps() -> None:
+    """A page reads each target's stamp once (see SnapshotCache.stamps_held). Only for GET:
+    a request that changes a target must see the change when it reads it afterwards."""
+    if request.method == "GET":
+        g.cutover_stamps = current_targets().cache.stamps_held()
+        g.cutover_stamps.__enter__()
+
+
+def _release_stamps(_error=None) -> None:
+    held = g.pop("cutover_stamps", None)
+    if held is not None:
+        held.__exit__(None, None, None)
 
 
 def navigation_environments(targets_only: bool = False) -> list[str]:

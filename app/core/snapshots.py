@@ -10,6 +10,8 @@ forward, with its own time, until it is older than `deep_interval` or a refresh 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -77,6 +79,7 @@ class SnapshotCache:
         self._guard = threading.Lock()
         self._checking: set[Path] = set()
         self._engines: dict[Path, Engine] = {}  # each target's engine, picked once
+        self._held = threading.local()  # stamps held for one request of this thread
 
     def inspect(self, target, *, refresh: bool = False, wait_for_checks: bool = True,
                 run_checks: bool = True) -> Inspection:
@@ -164,8 +167,25 @@ class SnapshotCache:
         age = datetime.now(timezone.utc) - datetime.fromisoformat(previous.checked_at)
         return age.total_seconds() < self.deep_interval
 
+    @contextmanager
+    def stamps_held(self) -> Iterator[None]:
+        """Inside, each target's stamp is read once per thread: one page asks whether a target
+        changed several times (its card, the comparison, the next action), and on a server each
+        ask is a connection and a query. Everything inside then describes one moment; the next
+        request reads the stamps again."""
+        self._held.stamps = {}
+        try:
+            yield
+        finally:
+            self._held.stamps = None
+
     def _stamp(self, path: Path) -> list:
-        return self._engine(path).stamp()
+        held = getattr(self._held, "stamps", None)
+        if held is None:
+            return self._engine(path).stamp()
+        if path not in held:
+            held[path] = self._engine(path).stamp()
+        return held[path]
 
     def _engine(self, path: Path) -> Engine:
         engine = self._engines.get(path)

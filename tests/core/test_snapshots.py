@@ -127,3 +127,27 @@ def test_skipping_carries_recent_checks_forward(database):
     second = cache.inspect(database, run_checks=False)
     assert second.snapshot.row_counts() == {"goals": 3} and second.checked_at == first.checked_at
     assert second.checks_state == "done" and second.snapshot.facts.quick_check == "ok"
+
+
+def test_stamps_held_read_each_target_once_per_thread(tmp_path, monkeypatch):
+    import sqlite3
+    from contextlib import closing
+
+    from app.core.engines import engine_for
+    from app.core.snapshots import SnapshotCache
+
+    path = tmp_path / "t.db"
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute("CREATE TABLE t (x)")
+    engine = engine_for(path)
+    cache = SnapshotCache()
+    cache.inspect(engine)
+    calls = []
+    real = type(engine).stamp
+    monkeypatch.setattr(type(engine), "stamp", lambda self: calls.append(1) or real(self))
+    with cache.stamps_held():
+        for _ in range(3):
+            cache.inspect(engine)
+    assert len(calls) == 1
+    cache.inspect(engine)
+    assert len(calls) == 2  # outside, every ask reads the stamp again
