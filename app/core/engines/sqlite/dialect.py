@@ -126,3 +126,22 @@ def read_only_query_problem(sql: str) -> QueryProblem | None:
         except sqlite3.Warning as exc:  # "You can only execute one statement at a time."
             return QueryProblem(writes=False, message=str(exc))
     return None
+
+
+def created_index(sql: str) -> str | None:
+    """The name in `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [schema.]name ON ...`, else None
+    (a TEMP schema's index is not part of the file)."""
+    tokens = [t for t in significant_tokens(sql) if t.kind != "semicolon"]
+    words = [t.text.upper() if t.kind == "word" else None for t in tokens]
+    position = 1 + (words[1:2] == ["UNIQUE"])
+    if words[:1] != ["CREATE"] or words[position:position + 1] != ["INDEX"]:
+        return None
+    position += 1
+    if words[position:position + 3] == ["IF", "NOT", "EXISTS"]:
+        position += 3
+    names = tokens[position:position + 3]
+    if len(names) == 3 and names[1].text == ".":
+        if names[0].text.lower() == "temp":
+            return None
+        names = names[2:]
+    return _identifier(names[0]) if names and names[0].kind in ("word", "quoted", "string") else None

@@ -10,7 +10,6 @@ from pathlib import Path
 from app.core import losses
 from app.core.diff import diff_schemas
 from app.core.engines.base import Dialect, Engine, QueryProblem
-from app.core.plans import statement_shape
 from app.core.engines.sqlite import (
     backup_copy,
     copies,
@@ -60,10 +59,7 @@ class SQLiteDialect(Dialect):
         return SQLitePrepWriter()
 
     def created_index(self, sql: str) -> str | None:
-        shape = statement_shape(sql)
-        if shape.verb == "create" and shape.object == "index" and not shape.temporary:
-            return shape.name
-        return None
+        return rules.created_index(sql)
 
 
 class SQLiteEngine(Engine):
