@@ -82,7 +82,8 @@
     var log = panel && panel.id && panel.querySelector(".log");
     if (log) { places[panel.id] = atEnd(log) ? null : log.scrollTop; }
   });
-  document.addEventListener("htmx:afterSettle", function () {
+  // Right after the swap, not after the settle: a scroll in between would otherwise be undone.
+  document.addEventListener("htmx:afterSwap", function () {
     Object.keys(places).forEach(function (id) {
       var log = document.querySelector("#" + CSS.escape(id) + " .log");
       if (log && places[id] === null) { toEnd(log); } else if (log) { log.scrollTop = places[id]; }
