@@ -118,7 +118,7 @@ def _probe(connection, sql: str, shape: PgShape) -> tuple[str, str]:
     except psycopg.Error as exc:
         said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return f"(the plan's statement fails when tried beside it: {said})", _existing_text(connection, shape)
-    return planned, ours  # noqa: B012 - assigned before the Rollback above
+    return planned, ours  # set inside the block; psycopg.Rollback only left it, rolled back
 
 
 def _in_probe(connection, sql: str, shape: PgShape) -> tuple[str, str]:
