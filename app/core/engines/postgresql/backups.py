@@ -80,7 +80,7 @@ def restored(location: PostgresLocation, path) -> RestoredCopy:
     """Restore the copy into a scratch database and read what it holds; the scratch is dropped."""
     major = server_major(location)
     with scratch.scratch_database(location) as name:
-        dumps.restore(location, Path(path), name, server_major=major)
+        dumps.restore(location, Path(path), name, server_major=major, scratch=True)
         with connect(location.on_database(name)) as connection:
             return RestoredCopy(read_catalog(connection, schemas=location.schemas, exact_count_below_rows=EVERY_ROW,
                                              exact_count_below_pages=EVERY_ROW, lock_timeout_ms=LOCK_TIMEOUT_MS))

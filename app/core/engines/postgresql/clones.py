@@ -55,5 +55,5 @@ def _dumped(location: PostgresLocation, *, workdir, schema_only: bool) -> Iterat
         archive = Path(folder) / "copy.dump"
         dumps.dump(location, archive, server_major=major, schema_only=schema_only)
         with scratch.scratch_database(location) as name:
-            dumps.restore(location, archive, name, server_major=major)
+            dumps.restore(location, archive, name, server_major=major, scratch=not schema_only)
             yield location.on_database(name)

@@ -55,3 +55,32 @@ def test_a_failing_restore_leaves_the_database_as_it_was(pg_server, pg_database,
         assert pg_server.psql("SELECT count(*) FROM t", database=occupied).strip() == "0"
     finally:
         pg_server.drop_database(occupied)
+
+
+def test_a_scratch_restore_loads_every_table_on_several_connections(pg_server, pg_database, pg_url, tmp_path):
+    pg_server.psql("CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (id int PRIMARY KEY, "
+                   "parent_id int REFERENCES parent); INSERT INTO parent SELECT generate_series(1, 500); "
+                   "INSERT INTO child SELECT n, n FROM generate_series(1, 500) n", database=pg_database)
+    dumped = tmp_path / "app.dump"
+    dumps.dump(PostgresLocation(pg_url), dumped, server_major=15)
+    copy = pg_server.create_database("scratch_copy")
+    try:
+        dumps.restore(PostgresLocation(pg_url), dumped, copy, server_major=15, scratch=True)
+        assert pg_server.psql("SELECT (SELECT count(*) FROM parent) || ',' || (SELECT count(*) FROM child) || ',' "
+                              "|| (SELECT count(*) FROM pg_constraint WHERE contype = 'f')", database=copy).strip() == "500,500,1"
+    finally:
+        pg_server.drop_database(copy)
+
+
+def test_a_scratch_restore_that_fails_still_says_so(pg_server, pg_database, pg_url, tmp_path):
+    """Several connections give up all-or-nothing, never the error: the copy is not verified."""
+    pg_server.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)", database=pg_database)
+    dumped = tmp_path / "app.dump"
+    dumps.dump(PostgresLocation(pg_url), dumped, server_major=15)
+    occupied = pg_server.create_database("occupied_scratch")
+    pg_server.psql("CREATE TABLE t (id int)", database=occupied)
+    try:
+        with pytest.raises(CutoverError, match="pg_restore could not restore"):
+            dumps.restore(PostgresLocation(pg_url), dumped, occupied, server_major=15, scratch=True)
+    finally:
+        pg_server.drop_database(occupied)
