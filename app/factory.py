@@ -15,8 +15,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.routing import IntegerConverter, ValidationError
 
-from app.core.errors import ConfigError
 from app.extensions import csrf, db, login_manager
+from app.state_schema import StateDatabaseUnavailable
 from config import Config, check_numeric_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -56,13 +56,6 @@ class RequestValues(ImmutableMultiDict):
 
 class CutoverRequest(Request):
     parameter_storage_class = RequestValues
-
-
-class StateDatabaseUnavailable(ConfigError):
-    """The dashboard's own database cannot be opened or is held by another process: start-up
-    stops with one message (exit code 2) instead of a traceback."""
-
-    code = "state_database_unavailable"
 
 
 def create_app(config_class: type = Config, overrides: dict | None = None) -> Flask:

@@ -29,7 +29,14 @@ MIGRATIONS = Path(__file__).resolve().parent / "state_migrations"
 VERSION_TABLE = "cutover_state_version"
 
 
-class StateSchemaError(ConfigError):
+class StateDatabaseUnavailable(ConfigError):
+    """The dashboard's own database cannot be opened or is held by another process: start-up
+    stops with one message (exit code 2) instead of a traceback."""
+
+    code = "state_database_unavailable"
+
+
+class StateSchemaError(StateDatabaseUnavailable):
     """The dashboard's schema could not be brought to this version's: nothing was changed, start-up stops."""
 
     code = "state_schema_error"
@@ -151,5 +158,5 @@ def _failed(where: str, what: str, error: BaseException) -> StateSchemaError:
     said = (str(getattr(error, "orig", None) or error).strip() or type(error).__name__).splitlines()[0]
     return StateSchemaError(
         f"The dashboard's database {where} could not be brought to this version's schema: {what} failed: "
-        f"{said}. Nothing was changed: the database is as it was before this start. Start the previous "
-        "version of Cutover, or fix the cause and start again.", path=where, reason="migration_failed")
+        f"{said}. Nothing was changed: the database is as it was before this start. Fix the cause and start "
+        "again, or start the version of Cutover that last used it.", path=where, reason="migration_failed")

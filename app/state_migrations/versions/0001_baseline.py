@@ -1,5 +1,6 @@
-"""The dashboard's schema as it was when revisions began (operators, audit chain, jobs, log
-lines, runs, sign-offs, monitoring windows, health samples).
+"""The dashboard's schema when revisions began
+
+Operators, the audit chain, jobs, log lines, runs, sign-offs, monitoring windows, health samples.
 
 Revision ID: 0001_baseline
 Revises:
