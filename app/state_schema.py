@@ -55,6 +55,8 @@ def migrate_state_database(engine: Engine, workspace: str, where: str, migration
     """Bring the state database to the newest revision; returns what ran ("adopted", revision
     ids, oldest first), empty when it already was. `where` names the database in messages."""
     script = ScriptDirectory(str(migrations))
+    if _up_to_date(engine, script):
+        return []
     with _migration_transaction(engine) as connection:
         config = _alembic_config(migrations, connection)
         current = _current_revisions(connection, script, where)
@@ -70,6 +72,15 @@ def migrate_state_database(engine: Engine, workspace: str, where: str, migration
             failed = next((revision for revision in pending if revision not in applied), pending[-1])
             raise _failed(where, f"revision {_describe(script, failed)}", error) from error
         return done + applied
+
+
+def _up_to_date(engine: Engine, script: ScriptDirectory) -> bool:
+    """Read without a lock first: nearly every start (and every job's worker) finds the newest
+    revision already there, and need not wait for SQLite's write lock behind a busy writer."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_heads()
+        connection.rollback()
+    return bool(current) and set(current) == set(script.get_heads())
 
 
 @contextmanager

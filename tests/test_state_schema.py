@@ -339,6 +339,13 @@ def test_a_state_database_a_newer_cutover_used_is_refused_unchanged(tmp_path, de
     assert "is at schema revision f00dfeed0002, which this version of Cutover does not know" in caught.value.message
     assert caught.value.details["reason"] == "newer_schema"
     assert dump(state_url) == before
+    started = subprocess.run([sys.executable, "run.py"], cwd=REPO, capture_output=True, text=True, timeout=120, env={
+        **os.environ, "CUTOVER_CONFIG": str(demo_config), "CUTOVER_STATE_DATABASE_URL": state_url,
+        "CUTOVER_INSTANCE_DIR": str(tmp_path / "dashboard" / "instance"), "CUTOVER_PORT": "1"})
+    assert started.returncode == 2, started.stderr
+    lines = [line for line in started.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("cutover: The dashboard's database "), started.stderr
+    assert "f00dfeed0002" in lines[0] and dump(state_url) == before
 
 
 # --------------------------------------------------------------------------- processes starting together
@@ -380,8 +387,8 @@ print(json.dumps(app.extensions["cutover.state_schema"]))
 
 
 @pytest.mark.slow
-def test_dashboards_starting_together_on_one_sqlite_file_migrate_it_once(tmp_path, demo_config):
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+def test_dashboards_starting_together_migrate_the_state_database_once(tmp_path, demo_config, state_url):
+    url = state_url
     migrations = migrations_with(tmp_path, "0002_slow.py", SLOW_REVISION)
     starts = []
     for number in range(3):
