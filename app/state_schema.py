@@ -69,8 +69,9 @@ def migrate_state_database(engine: Engine, workspace: str, where: str, migration
         try:
             command.upgrade(config, "heads")
         except Exception as error:
-            failed = next((revision for revision in pending if revision not in applied), pending[-1])
-            raise _failed(where, f"revision {_describe(script, failed)}", error) from error
+            failed = next((revision for revision in pending if revision not in applied), None)
+            what = f"revision {_describe(script, failed)}" if failed else "the upgrade"
+            raise _failed(where, what, error) from error
         return done + applied
 
 

@@ -155,12 +155,21 @@ BEFORE_WORKSPACES = (
 AUDITED = [("admin", "login"), ("admin", "backup"), ("will", "migrate")]
 
 
+# The SQLite file the version of 2026-11-24 made, as its own create_all wrote it.
+NOVEMBER_SCHEMA = Path(__file__).parent / "fixtures" / "state_database_2026_11_24.sql"
+
+
 def build_earlier_database(url: str, shape: str, workspace: str) -> int:
-    """An earlier Cutover's state database, with a row in every table; returns the job's id.
-    `shape`: "before_workspaces", or "upgraded_in_place" (every earlier upgrade done; no version table)."""
+    """An earlier Cutover's state database, with a row in every table; returns the job's id. `shape`:
+    "made_2026_11_24" (that version's own schema text, SQLite), "before_workspaces" (its shape on
+    either engine), or "upgraded_in_place" (every earlier upgrade done; no version table)."""
     metadata = baseline_metadata()
     engine = create_engine(url)
-    metadata.create_all(engine)  # what create_all made
+    if shape == "made_2026_11_24":
+        with engine.connect() as connection:
+            connection.connection.driver_connection.executescript(NOVEMBER_SCHEMA.read_text())
+    else:
+        metadata.create_all(engine)  # what create_all made
     with engine.begin() as connection:
         for statement in BEFORE_WORKSPACES if shape == "before_workspaces" else ():
             connection.exec_driver_sql(statement)
@@ -210,8 +219,10 @@ def kept(before: dict, after: dict) -> dict:
     return engine_rows
 
 
-@pytest.mark.parametrize("shape", ["before_workspaces", "upgraded_in_place"])
+@pytest.mark.parametrize("shape", ["made_2026_11_24", "before_workspaces", "upgraded_in_place"])
 def test_an_earlier_cutovers_state_database_is_adopted_keeping_every_row(tmp_path, demo_config, state_url, shape):
+    if shape == "made_2026_11_24" and not state_url.startswith("sqlite"):
+        pytest.skip("that version kept its state in SQLite only")
     workspace = workspace_key(demo_config)
     job_id = build_earlier_database(state_url, shape, workspace)
     before = dump(state_url)
