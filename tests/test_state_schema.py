@@ -336,6 +336,25 @@ def test_a_failing_adoption_leaves_the_earlier_database_as_it_was(tmp_path, demo
     assert dump(url) == before
 
 
+def test_another_applications_table_of_the_same_name_is_never_taken_for_the_dashboards(tmp_path, demo_config,
+                                                                                       state_url):
+    """A database holding an application's own "job" table (and none of the dashboard's first tables)
+    is not an earlier Cutover's: nothing is added to that table, and start-up says what is in the way."""
+    engine = create_engine(state_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE job (id INTEGER PRIMARY KEY, title TEXT)")
+        connection.exec_driver_sql("INSERT INTO job (id, title) VALUES (1, 'the application''s own row')")
+    engine.dispose()
+    before = dump(state_url)
+
+    with pytest.raises(StateSchemaError) as caught:
+        start(tmp_path, demo_config, state_url)
+
+    assert f"revision {REVISIONS[0]} (The dashboard's schema when revisions began) failed" in caught.value.message
+    assert "already exists" in caught.value.message and "job" in caught.value.message, caught.value.message
+    assert dump(state_url) == before
+
+
 def test_a_state_database_a_newer_cutover_used_is_refused_unchanged(tmp_path, demo_config, state_url):
     dispose(start(tmp_path, demo_config, state_url))
     engine = create_engine(state_url)

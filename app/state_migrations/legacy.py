@@ -25,9 +25,14 @@ ADDED_COLUMNS = (
 REPLACED_INDEXES = ("one_active_job_per_environment", "one_open_run_per_environment")
 
 
+# Every earlier version made these two: a database that has them is the dashboard's, not another
+# application's that happens to have a "job" or a "run" table (which is never altered here).
+EARLIEST_TABLES = {"operator", "audit_entry"}
+
+
 def is_legacy(connection: Connection) -> bool:
-    """Tables of the dashboard, and no version table: made by a Cutover before revisions."""
-    return bool(set(inspect(connection).get_table_names()) & set(baseline_metadata().tables))
+    """Called when the version table is missing: made by a Cutover before revisions?"""
+    return EARLIEST_TABLES <= set(inspect(connection).get_table_names())
 
 
 def adopt_legacy_database(connection: Connection, workspace: str) -> list[str]:
