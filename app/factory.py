@@ -15,8 +15,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.routing import IntegerConverter, ValidationError
 
-from app.core.errors import ConfigError
 from app.extensions import csrf, db, login_manager
+from app.state_schema import StateDatabaseUnavailable
 from config import Config, check_numeric_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -58,13 +58,6 @@ class CutoverRequest(Request):
     parameter_storage_class = RequestValues
 
 
-class StateDatabaseUnavailable(ConfigError):
-    """The dashboard's own database cannot be opened or is held by another process: start-up
-    stops with one message (exit code 2) instead of a traceback."""
-
-    code = "state_database_unavailable"
-
-
 def create_app(config_class: type = Config, overrides: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -84,7 +77,7 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
 
     _prepare_state_database_url(app)
     db.init_app(app)
-    from app.models import schema_lock, serialise_log_lines
+    from app.models import serialise_log_lines
 
     with app.app_context():
         _tune_state_database(app)
@@ -94,7 +87,6 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     csrf.init_app(app)
 
     from app import auth_setup, cli, security, targets
-    from app.models import upgrade_state_database
     from app.web import register_blueprints
     from app.web.errors import register_error_handlers
 
@@ -105,9 +97,7 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
     cli.init_app(app)
     _join_job_kinds()
     with app.app_context(), _state_database_errors(app):
-        with schema_lock(db.engine):
-            db.create_all()
-            upgrade_state_database()
+        _migrate_state_database(app)
         auth_setup.ensure_first_operator(app)
         if not app.config.get("CUTOVER_IS_WORKER"):
             from app.checklist.progress import settle_open_runs
@@ -116,6 +106,28 @@ def create_app(config_class: type = Config, overrides: dict | None = None) -> Fl
             reconcile_jobs()
             settle_open_runs(app.extensions["cutover.targets"])
     return app
+
+
+def _migrate_state_database(app: Flask) -> None:
+    """The dashboard's schema, brought to this version's revisions before anything reads it; one
+    process at a time (the others find it done). `flask --app run db ...` is a developer's tool for
+    writing the next revision (see docs/ARCHITECTURE.md)."""
+    from flask_migrate import Migrate
+
+    from app.models import current_workspace, schema_lock
+    from app.state_schema import MIGRATIONS, StateSchemaError, migrate_state_database
+
+    migrations = app.config.get("STATE_MIGRATIONS", MIGRATIONS)
+    Migrate(app, db, directory=str(migrations))
+    where = str(_state_database_file() or _shown(db.engine.url))
+    try:
+        with schema_lock(db.engine):
+            # What this start applied (revision ids; "adopted" for an earlier version's tables).
+            app.extensions["cutover.state_schema"] = migrate_state_database(
+                db.engine, current_workspace() or "", where, migrations)
+    except StateSchemaError:
+        db.engine.dispose()  # start-up ends here: no pooled connection outlives the app
+        raise
 
 
 def _join_job_kinds() -> None:

@@ -7,12 +7,10 @@ from datetime import datetime, timezone
 
 from flask import current_app, has_app_context
 from flask_login import UserMixin
-from sqlalchemy import Insert, String, Text, event, inspect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Insert, String, Text, event
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column, with_loader_criteria
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.core.sql import quote_identifier
 from app.extensions import db
 
 
@@ -262,9 +260,9 @@ def take_transaction_lock(connection, key: int) -> None:
 
 @contextmanager
 def schema_lock(engine):
-    """On PostgreSQL, one process at a time creates and upgrades the tables (a server and a
-    job's worker, or two dashboards, may start together: CREATE TABLE and CREATE INDEX of one
-    name at once fail in the second). SQLite needs none: see upgrade_state_database."""
+    """On PostgreSQL, one process at a time migrates the schema (a server and a job's worker, or
+    two dashboards, may start together: CREATE TABLE and CREATE INDEX of one name at once fail in
+    the second). SQLite needs none: the migration's BEGIN IMMEDIATE (app/state_schema.py) is its lock."""
     if engine.dialect.name != "postgresql":
         yield
         return
@@ -325,77 +323,3 @@ class HealthSample(db.Model):
     state: Mapped[str] = mapped_column(String(16))  # running | passed | failed | missed
     results: Mapped[str] = mapped_column(Text, default="[]")
     measurements: Mapped[str] = mapped_column(Text, default="{}")
-
-
-# Columns added to existing tables since a state database could first be created: create_all
-# creates missing tables but never alters one, so an older database gets them here, each with
-# the value its old rows mean. Old rows about environments are the workspace's that upgrades
-# them: the only one that can have written them, unless the database was already shared.
-ADDED_COLUMNS = (
-    ("monitor_window", "end_reason", "TEXT NOT NULL DEFAULT ''", None),
-    ("job", "workspace", "VARCHAR(1024) NOT NULL DEFAULT ''", current_workspace),
-    ("run", "workspace", "VARCHAR(1024) NOT NULL DEFAULT ''", current_workspace),
-    ("monitor_window", "workspace", "VARCHAR(1024) NOT NULL DEFAULT ''", current_workspace),
-)
-# Indexes replaced by the per-workspace ones above.
-REPLACED_INDEXES = ("one_active_job_per_environment", "one_open_run_per_environment")
-
-
-def upgrade_state_database() -> list[str]:
-    """Bring an older state database up to the models: add the columns it lacks (filling old
-    rows), then swap the per-environment unique indexes for per-workspace ones. Returns what
-    changed ("table.column", "index name"); running it again changes nothing.
-
-    Several processes may start at once (the server and a job's worker): a step another one
-    finished meanwhile is not an error."""
-    changed = [f"{table}.{column}" for table, column, definition, fill in ADDED_COLUMNS
-               if _add_column(table, column, definition, fill)]
-    return changed + _replace_indexes()
-
-
-def _add_column(table: str, column: str, definition: str, fill) -> bool:
-    if _has_column(table, column):
-        return False
-    value = fill() if fill is not None else None
-    try:
-        with db.engine.begin() as connection:
-            connection.exec_driver_sql(
-                f"ALTER TABLE {quote_identifier(table)} ADD COLUMN {quote_identifier(column)} {definition}")
-            if value is not None:
-                connection.execute(db.text(
-                    f"UPDATE {quote_identifier(table)} SET {quote_identifier(column)} = :value"), {"value": value})
-    except DBAPIError:  # SQLite's OperationalError, PostgreSQL's DuplicateColumn
-        if not _has_column(table, column):
-            raise
-        return False
-    return True
-
-
-def _replace_indexes() -> list[str]:
-    """Every index the models declare exists (the new one first, so a uniqueness rule never
-    lapses), then the indexes they replaced are dropped."""
-    changed = []
-    for table in db.metadata.sorted_tables:
-        for index in table.indexes:
-            if index.name not in _index_names(table.name):
-                try:
-                    index.create(db.engine, checkfirst=True)
-                except DBAPIError:
-                    if index.name not in _index_names(table.name):
-                        raise
-                    continue
-                changed.append(index.name)
-        for old in REPLACED_INDEXES:
-            if old in _index_names(table.name):
-                with db.engine.begin() as connection:
-                    connection.exec_driver_sql(f"DROP INDEX IF EXISTS {quote_identifier(old)}")
-                changed.append(old)
-    return changed
-
-
-def _index_names(table: str) -> set[str]:
-    return {index["name"] for index in inspect(db.engine).get_indexes(table)}
-
-
-def _has_column(table: str, column: str) -> bool:
-    return column in {info["name"] for info in inspect(db.engine).get_columns(table)}

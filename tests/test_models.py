@@ -7,7 +7,7 @@ from contextlib import closing
 
 from app.core.errors import Conflict
 from app.extensions import db
-from app.models import Job, MonitorWindow, Run, upgrade_state_database, workspace_key
+from app.models import Job, MonitorWindow, Run, workspace_key
 from tests.conftest import log_in, make_app
 
 OLD_INDEXES = """
@@ -23,8 +23,10 @@ def dispose(app):
 
 def make_older(state):
     """The state database as the version before left it: no workspace on jobs, runs and
-    windows, no end reason on windows, one active job and one open run per environment name."""
+    windows, no end reason on windows, one active job and one open run per environment name, and
+    no schema revision recorded."""
     with closing(sqlite3.connect(state)) as connection:
+        connection.execute("DROP TABLE cutover_state_version")
         for index in ("one_active_job_per_workspace_environment", "one_open_run_per_workspace_environment",
                       "ix_job_workspace", "ix_run_workspace", "ix_monitor_window_workspace"):
             connection.execute(f'DROP INDEX "{index}"')
@@ -60,7 +62,8 @@ def test_an_older_state_database_is_upgraded_in_place_and_keeps_its_rows(tmp_pat
         assert (window.environment, window.reason, window.end_reason) == ("production", "after the migration", "")
         assert window.workspace == workspace_key(demo_config)  # old rows are the upgrading workspace's
         assert db.session.get(Job, 1).result_document == {"backup": "20260101_000000"}
-        assert upgrade_state_database() == []  # already done: nothing changes twice
+        assert app.extensions["cutover.state_schema"][0] == "adopted"
+    assert make_app(tmp_path, demo_config).extensions["cutover.state_schema"] == []  # nothing changes twice
     assert {"one_active_job_per_workspace_environment", "one_open_run_per_workspace_environment",
             "ix_job_workspace", "ix_run_workspace", "ix_monitor_window_workspace"} <= indexes(state)
     assert not {"one_active_job_per_environment", "one_open_run_per_environment"} & indexes(state)

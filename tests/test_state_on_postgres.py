@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, insert, select
 from app.core.errors import Conflict
 from app.extensions import db
 from app.factory import StateDatabaseUnavailable
-from app.models import AuditEntry, Job, LogLine, upgrade_state_database
+from app.models import AuditEntry, Job, LogLine
 from tests.conftest import log_in, make_app
 from tests.web.test_streams import read_events
 
@@ -81,9 +81,9 @@ def test_the_dashboard_creates_its_tables_on_an_empty_postgresql_database(tmp_pa
     assert "WHERE" in definitions["one_active_job_per_workspace_environment"]
     assert "'queued'" in definitions["one_active_job_per_workspace_environment"]
     assert "WHERE" in definitions["one_open_run_per_workspace_environment"]
-    with app.app_context():
-        assert upgrade_state_database() == []  # nothing left to upgrade, nothing done twice
+    assert app.extensions["cutover.state_schema"] == ["0001_baseline"]
     again = pg_app(tmp_path, demo_config, state_url(pg_server, pg_database), "second")  # a restart
+    assert again.extensions["cutover.state_schema"] == []  # nothing left to migrate, nothing done twice
     client = again.test_client()
     assert log_in(client).status_code == 302  # the first operator, made by the first start
     assert pg_server.psql("SELECT count(*) FROM operator", pg_database).strip() == "1"
