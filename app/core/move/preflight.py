@@ -1,0 +1,350 @@
+"""Preflight: every row of the source judged against the target's schema, before anything is written.
+
+A row is rejected for the first thing the target would refuse: a value its column type cannot
+hold, a NULL under NOT NULL, a foreign key naming a parent that is not in the source (an orphan)
+or whose parent is itself rejected (the closure: a rejected parent rejects its children,
+transitively), a duplicate under a unique key. Tables are read parents first (the target's
+foreign keys in topological order), a batch of rows at a time; what is kept in memory is the
+key values children are checked against and the rejected rows' places, not the rows.
+Nothing is written anywhere.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from app.core.move import conversions as c
+from app.core.move.ordering import order_tables
+
+EXAMPLES_PER_REASON = 3
+
+
+@dataclass
+class RejectGroup:
+    reason: str
+    count: int = 0
+    examples: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"reason": self.reason, "explanation": c.EXPLANATIONS[self.reason], "count": self.count,
+                "examples": self.examples}
+
+
+@dataclass
+class TablePreflight:
+    """One table: what is read, how each column converts, and which rows cannot move."""
+
+    source: object  # the source reader's table (name, columns, key, rows)
+    target: object  # the target's table (columns, keys)
+    columns: tuple[str, ...]  # written to the target, in the source's order
+    conversions: dict  # column -> Conversion
+    rows: int = 0
+    rejected: dict = field(default_factory=dict)  # place in the scan -> (reason, detail)
+    groups: dict = field(default_factory=dict)  # reason -> RejectGroup
+    levels: dict | None = None  # place -> depth, when parents must be written before children
+    deferred_checks: list = field(default_factory=list)  # foreign keys left to the server's COMMIT
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def reject(self, place: int, reason: str, detail: str, key: dict, column: str | None = None) -> None:
+        self.rejected[place] = (reason, detail)
+        group = self.groups.setdefault(reason, RejectGroup(reason))
+        group.count += 1
+        if len(group.examples) < EXAMPLES_PER_REASON:
+            group.examples.append({"key": key, **({"column": column} if column else {}), "detail": detail})
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "rows": self.rows, "accepted": self.rows - len(self.rejected),
+                "rejects": [group.to_dict() for group in self.groups.values()]}
+
+
+@dataclass
+class Preflight:
+    source: str
+    target: str
+    tables: list  # TablePreflight, in the order they are copied
+    unmapped_columns: list  # "table.column" the source has and the target lacks (their data would be dropped)
+    missing_tables: list  # source tables the target lacks
+    dropped: list  # what the operator decided to leave behind (--drop)
+    target_not_empty: list  # target tables that already hold rows
+    schema_mismatches: list  # {"table", "column", "problem"}
+    order_problems: list  # why the tables cannot be written parents first
+    target_only_tables: list  # target tables the source lacks (they stay empty)
+
+    @property
+    def rejected_rows(self) -> int:
+        return sum(len(table.rejected) for table in self.tables)
+
+    def blocking_problems(self) -> list[str]:
+        """What stops a move whatever the quarantine: each in one sentence."""
+        problems = [f"target table {name} is not empty" for name in self.target_not_empty]
+        problems += [f"source table {name} has no table in the target (add it, or --drop {name})"
+                     for name in self.missing_tables]
+        problems += [f"source column {name} has no column in the target: its data would be dropped "
+                     f"(add it, or --drop {name})" for name in self.unmapped_columns]
+        problems += [f"{m['table']}.{m['column']}: {m['problem']}" for m in self.schema_mismatches]
+        return problems + list(self.order_problems)
+
+    @property
+    def movable(self) -> bool:
+        """Every row can be moved, and nothing blocks the move."""
+        return not self.blocking_problems() and not self.rejected_rows
+
+    def conversions(self) -> list[str]:
+        return [f"{table.name}.{column}: {conversion.description}"
+                for table in self.tables for column, conversion in table.conversions.items()
+                if conversion.family not in ("text", "integer", "other")]
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source, "target": self.target, "movable": self.movable,
+            "tables": [table.to_dict() for table in self.tables],
+            "rejected_rows": self.rejected_rows,
+            "unmapped_columns": self.unmapped_columns, "missing_tables": self.missing_tables,
+            "dropped": self.dropped, "target_not_empty": self.target_not_empty,
+            "schema_mismatches": self.schema_mismatches, "order_problems": self.order_problems,
+            "target_only_tables": self.target_only_tables, "conversions": self.conversions(),
+            "problems": self.blocking_problems(),
+        }
+
+
+def run_preflight(reader, target_tables: dict, *, source: str, target: str, drop=()) -> Preflight:
+    """Judge every source row against `target_tables` (the target's describe()); reads only."""
+    drop = set(drop)
+    source_tables = {table.name: table for table in reader.tables()}
+    result = Preflight(source, target, [], [], [], sorted(drop), [], [], [], [])
+    result.target_not_empty = sorted(name for name, table in target_tables.items() if table.has_rows)
+    result.target_only_tables = sorted(set(target_tables) - set(source_tables))
+    plans = {}
+    for name, table in source_tables.items():
+        if name in drop:
+            continue
+        if name not in target_tables:
+            result.missing_tables.append(name)
+            continue
+        plans[name] = _table_plan(table, target_tables[name], drop, result)
+    ordered, problems = order_tables(plans)
+    result.order_problems = problems
+    keys = _KeyBook(plans)
+    for plan in ordered:
+        _judge_table(reader, plan, keys)
+        result.tables.append(plan)
+    return result
+
+
+def _table_plan(source, target, drop: set, result: Preflight) -> TablePreflight:
+    columns, conversions = [], {}
+    for name in source.columns:
+        column = target.column(name)
+        if f"{source.name}.{name}" in drop:
+            continue
+        if column is None:
+            result.unmapped_columns.append(f"{source.name}.{name}")
+        elif column.generated:
+            result.schema_mismatches.append({"table": source.name, "column": name, "problem": (
+                "the target computes this column (GENERATED ... STORED), so the source's values cannot be "
+                f"written (--drop {source.name}.{name} to leave them behind)")})
+        else:
+            columns.append(name)
+            conversions[name] = c.conversion_for(column.type)
+    for column in target.columns:
+        if column.name not in columns and column.not_null and not column.fills_itself \
+                and column.name not in source.columns:
+            result.schema_mismatches.append({"table": source.name, "column": column.name, "problem": (
+                f"the target requires a value ({column.type} NOT NULL, no default) and the source has no such column")})
+    return TablePreflight(source, target, tuple(columns), conversions, rows=source.rows)
+
+
+class _KeyBook:
+    """For every (table, columns) a foreign key refers to: the keys the source has, and those rejected."""
+
+    def __init__(self, plans: dict):
+        self.moved = set(plans)
+        self.wanted = defaultdict(set)
+        for plan in plans.values():
+            for fk in plan.target.foreign_keys:
+                self.wanted[fk.parent].add(fk.parent_columns)
+        self.present = defaultdict(set)
+        self.rejected = defaultdict(set)
+        self.scanned = set()
+
+    def checkable(self, fk) -> bool:
+        """Is the parent's every key known before this table is read? (A table not moved stays empty.)"""
+        return fk.parent in self.scanned or fk.parent not in self.moved
+
+    def record(self, table: str, values: dict, rejected: bool) -> None:
+        for columns in self.wanted.get(table, ()):
+            key = tuple(values.get(column) for column in columns)
+            if None not in key:
+                self.present[table, columns].add(key)
+                if rejected:
+                    self.rejected[table, columns].add(key)
+
+    def parent_problem(self, fk, values: dict):
+        """(reason, detail) when the row's reference to another table cannot hold, else None."""
+        reference = tuple(values.get(column) for column in fk.columns)
+        if None in reference:
+            return None
+        where = f"{fk.parent}({', '.join(fk.parent_columns)}) = {_shown(reference)}"
+        if reference in self.rejected[fk.parent, fk.parent_columns]:
+            return c.PARENT_REJECTED, f"{', '.join(fk.columns)} refers to {where}, which is rejected"
+        if reference not in self.present[fk.parent, fk.parent_columns]:
+            return c.FK_ORPHAN, f"{', '.join(fk.columns)} refers to {where}, which is not in the source"
+        return None
+
+
+def _shown(key: tuple) -> str:
+    return repr(key[0]) if len(key) == 1 else repr(key)
+
+
+def _judge_table(reader, plan: TablePreflight, keys: _KeyBook) -> None:
+    source = plan.source
+    other_fks = [fk for fk in plan.target.foreign_keys if fk.parent != plan.name and keys.checkable(fk)]
+    self_fks = [fk for fk in plan.target.foreign_keys if fk.parent == plan.name]
+    plan.deferred_checks = [fk.name for fk in plan.target.foreign_keys
+                            if fk.parent != plan.name and not keys.checkable(fk)]
+    self_columns = {column for fk in self_fks for column in (*fk.columns, *fk.parent_columns)}
+    not_null = {column.name for column in plan.target.columns if column.not_null}
+    unique = [(name, columns) for name, columns in plan.target.unique_keys if set(columns) <= set(plan.columns)]
+    seen = {name: set() for name, _ in unique}
+    self_rows = []
+    count = 0
+    for place, raw in enumerate(reader.rows(source, source.columns)):
+        count += 1
+        row = dict(zip(source.columns, raw))
+        values, problem = _converted(plan, row, not_null)
+        if problem is None:
+            problem = next(((*found, None) for fk in other_fks if (found := keys.parent_problem(fk, values))), None)
+        if problem is None:
+            problem = _duplicate(unique, seen, values)
+        if problem is not None:
+            plan.reject(place, problem[0], problem[1], row_key(source, row, place), problem[2])
+        else:
+            for name, columns in unique:
+                key = tuple(values[column] for column in columns)
+                if None not in key:
+                    seen[name].add(key)
+        keys.record(plan.name, values, problem is not None)
+        if self_fks:
+            self_rows.append((place, row_key(source, row, place), {k: values.get(k) for k in self_columns}))
+    plan.rows = count
+    keys.scanned.add(plan.name)
+    for fk in self_fks:
+        _close_self_reference(plan, fk, self_rows, keys)
+
+
+def _converted(plan: TablePreflight, row: dict, not_null: set):
+    """(values by column converted for the target, first problem as (reason, detail, column) or None)."""
+    values, problem = {}, None
+    for column in plan.columns:
+        value = row[column]
+        try:
+            values[column] = plan.conversions[column].convert(value)
+        except c.Rejected as rejected:
+            values[column] = value
+            problem = problem or (rejected.reason, rejected.detail, column)
+            continue
+        if value is None and column in not_null and problem is None:
+            problem = (c.NOT_NULL, f"{column} is NULL", column)
+    return values, problem
+
+
+def _duplicate(unique, seen, values):
+    for name, columns in unique:
+        key = tuple(values[column] for column in columns)
+        if None not in key and key in seen[name]:
+            return c.DUPLICATE, f"{', '.join(columns)} = {_shown(key)} is already taken by an earlier row ({name})", None
+    return None
+
+
+def row_key(source, row: dict, place: int) -> dict:
+    """How an operator finds the row: its primary key, or its place in the table (from 1)."""
+    if source.key:
+        return {column: row[column] for column in source.key}
+    return {"row": place + 1}
+
+
+def _close_self_reference(plan: TablePreflight, fk, self_rows, keys: _KeyBook) -> None:
+    """Rows referring to rows of their own table: orphans, cycles, the closure, and the order to write them."""
+    present = keys.present[plan.name, fk.parent_columns]
+    rejected_keys = keys.rejected[plan.name, fk.parent_columns]
+    place_of, own_of, key_of, parent_of = {}, {}, {}, {}
+    for place, key, values in self_rows:
+        own = tuple(values.get(column) for column in fk.parent_columns)
+        reference = tuple(values.get(column) for column in fk.columns)
+        key_of[place], own_of[place] = key, own
+        if None not in own:
+            place_of[own] = place
+        if None in reference or place in plan.rejected:
+            continue
+        if reference not in present:
+            _reject_own(plan, place, c.FK_ORPHAN, f"{', '.join(fk.columns)} refers to {plan.name}"
+                        f"({', '.join(fk.parent_columns)}) = {_shown(reference)}, which is not in the source",
+                        key, own, rejected_keys)
+            continue
+        parent_of[place] = place_of.get(reference, reference)
+    parent_of = {place: place_of[parent] if isinstance(parent, tuple) else parent
+                 for place, parent in parent_of.items()}
+    if not fk.deferrable:
+        for place in _cycle_members(parent_of):
+            _reject_own(plan, place, c.CYCLE, f"{', '.join(fk.columns)} leads back to this row through its parents",
+                        key_of[place], own_of[place], rejected_keys)
+    _reject_descendants(plan, fk, parent_of, key_of, own_of, rejected_keys)
+    if not fk.deferrable:
+        _order_parents_first(plan, {p: parent for p, parent in parent_of.items() if p not in plan.rejected})
+
+
+def _reject_own(plan, place, reason, detail, key, own, rejected_keys) -> None:
+    plan.reject(place, reason, detail, key)
+    if None not in own:
+        rejected_keys.add(own)
+
+
+def _cycle_members(parent_of: dict) -> list:
+    """Rows that are their own ancestor (each row has one parent: follow the chain once)."""
+    state, members = {}, []
+    for start in parent_of:
+        chain, place = [], start
+        while place in parent_of and place not in state:
+            state[place] = start
+            chain.append(place)
+            place = parent_of[place]
+        if place in state and state[place] == start:
+            members.extend(chain[chain.index(place):])
+    return members
+
+
+def _reject_descendants(plan, fk, parent_of, key_of, own_of, rejected_keys) -> None:
+    children = defaultdict(list)
+    for place, parent in parent_of.items():
+        children[parent].append(place)
+    waiting = [place for place in parent_of.values() if place in plan.rejected]
+    waiting += [place for place in plan.rejected if place in children]
+    while waiting:
+        parent = waiting.pop()
+        for place in children.pop(parent, ()):
+            if place in plan.rejected:
+                continue
+            _reject_own(plan, place, c.PARENT_REJECTED, f"{', '.join(fk.columns)} refers to {plan.name}"
+                        f"({', '.join(fk.parent_columns)}) = {_shown(own_of[parent])}, which is rejected",
+                        key_of[place], own_of[place], rejected_keys)
+            waiting.append(place)
+
+
+def _order_parents_first(plan: TablePreflight, parent_of: dict) -> None:
+    """Depths (0 = no parent in the table) when the table's own order writes a child before its parent."""
+    if all(parent < place for place, parent in parent_of.items()):
+        return
+    levels = {}
+    for start in parent_of:
+        chain, place = [], start
+        while place in parent_of and place not in levels:
+            chain.append(place)
+            place = parent_of[place]
+        depth = levels.get(place, 0)
+        for member in reversed(chain):
+            depth += 1
+            levels[member] = depth
+    plan.levels = levels
