@@ -28,7 +28,6 @@ TOO_LONG = "text_too_long"
 OUT_OF_RANGE = "integer_overflow"
 BAD_VALUE = "value_not_of_type"
 DUPLICATE = "duplicate_unique_key"
-CYCLE = "reference_cycle"
 
 EXPLANATIONS = {
     FK_ORPHAN: "its foreign key names a parent row that is not in the source",
@@ -41,7 +40,6 @@ EXPLANATIONS = {
     OUT_OF_RANGE: "a number outside the target integer type's range",
     BAD_VALUE: "a value the target column's type cannot hold",
     DUPLICATE: "a duplicate under a unique constraint of the target",
-    CYCLE: "its rows reference each other in a cycle and the target's foreign key is not deferrable",
 }
 
 
@@ -95,7 +93,7 @@ def conversion_for(target_type: str) -> Conversion:
         return Conversion("timestamp", _timestamp_of(aware), _canonical_timestamp,
                           f"text timestamps to {kind}")
     if kind == "date":
-        return Conversion("date", to_date, _canonical_iso, "text dates to date")
+        return Conversion("date", to_date, _canonical_iso, "text dates to date (a time of day dropped)")
     if kind.startswith("time"):
         return Conversion("time", to_time, _canonical_iso, f"text times to {kind}")
     if kind in ("json", "jsonb"):
@@ -217,10 +215,7 @@ def _timestamp_of(aware: bool):
 def to_date(value):
     if value is None:
         return None
-    moment = _parse_datetime(value)
-    if moment.time() != time(0) or moment.tzinfo:
-        raise Rejected(BAD_TIMESTAMP, f"{value!r} has a time of day; the target column holds a date")
-    return moment.date()
+    return _parse_datetime(value).date()  # a time of day is dropped, as the server does
 
 
 def to_time(value):

@@ -1,8 +1,8 @@
 """The copy: every accepted row into the target in one transaction, by COPY, checked before COMMIT.
 
-Tables are written parents first with the target's foreign keys enforced; a table whose rows
-refer to each other is written level by level (parents, then their children, ...) unless its
-key is DEFERRABLE. Rejected rows go to the quarantine as the same scan meets them. Before
+Tables are written parents first, one COPY each, with the target's foreign keys enforced (a
+key that is not deferred is checked at the end of each COPY, so rows of one table may refer to
+each other in any order). Rejected rows go to the quarantine as the same scan meets them. Before
 COMMIT, inside the transaction: deferred constraints are checked, each table's count and content
 fingerprint are read back and compared with the source's, and the source's SHA-256 is taken
 again; any difference raises, and the transaction rolls back. So the target holds every
@@ -59,29 +59,22 @@ def copy_all(reader, loader, preflight: Preflight, quarantine, say, source_sha25
 
 def _copy_table(reader, loader, table: TablePreflight, quarantine) -> TableMoved:
     fingerprint = Fingerprint([table.conversions[column] for column in table.columns])
-    levels = sorted(set(table.levels.values()) | {0}) if table.levels else [0]
-    written = 0
-    for level in levels:
-        rows = _accepted_rows(reader, table, fingerprint, quarantine if level == 0 else None, level)
-        written += loader.copy(table.name, table.columns, rows)
+    written = loader.copy(table.name, table.columns, _accepted_rows(reader, table, fingerprint, quarantine))
     reasons = {reason: group.count for reason, group in table.groups.items()}
     return TableMoved(table.name, table.rows, written, len(table.rejected), reasons, fingerprint.value)
 
 
-def _accepted_rows(reader, table: TablePreflight, fingerprint: Fingerprint, quarantine, level: int):
-    """The converted rows to write at `level`; rejected rows go to the quarantine on the first pass."""
+def _accepted_rows(reader, table: TablePreflight, fingerprint: Fingerprint, quarantine):
+    """The converted rows to write; rejected rows go to the quarantine as the scan meets them."""
     source = table.source
     positions = [source.columns.index(column) for column in table.columns]
     conversions = [table.conversions[column] for column in table.columns]
-    levels = table.levels or {}
     for place, raw in enumerate(reader.rows(source, source.columns)):
         if place in table.rejected:
             if quarantine is not None:
                 reason, detail = table.rejected[place]
                 row = dict(zip(source.columns, raw))
                 quarantine.add(table.name, reason, detail, row_key(source, row, place), row)
-            continue
-        if levels.get(place, 0) != level:
             continue
         values = tuple(conversion.convert(raw[position]) for conversion, position in zip(conversions, positions))
         fingerprint.add(values)

@@ -1,6 +1,6 @@
 """The order tables are written in: every parent before its children, by the target's foreign keys.
 
-A table that refers to itself is ordered row by row (preflight). Tables that refer to each other
+A table that refers to itself needs no order: its one COPY is checked at its end. Tables that refer to each other
 in a cycle can be written in any order only when every foreign key in the cycle is DEFERRABLE
 (checked at COMMIT); otherwise the move is refused, naming them: Cutover never turns a key off.
 """

@@ -41,7 +41,6 @@ class TablePreflight:
     rows: int = 0
     rejected: dict = field(default_factory=dict)  # place in the scan -> (reason, detail)
     groups: dict = field(default_factory=dict)  # reason -> RejectGroup
-    levels: dict | None = None  # place -> depth, when parents must be written before children
     deferred_checks: list = field(default_factory=list)  # foreign keys left to the server's COMMIT
 
     @property
@@ -267,7 +266,9 @@ def row_key(source, row: dict, place: int) -> dict:
 
 
 def _close_self_reference(plan: TablePreflight, fk, self_rows, keys: _KeyBook) -> None:
-    """Rows referring to rows of their own table: orphans, cycles, the closure, and the order to write them."""
+    """Rows referring to rows of their own table: orphans and the closure. Their order does not
+    matter: one COPY writes the whole table, and the server checks a foreign key that is not
+    deferred at the end of the statement, so a child before its parent, or a row naming itself, is fine."""
     present = keys.present[plan.name, fk.parent_columns]
     rejected_keys = keys.rejected[plan.name, fk.parent_columns]
     place_of, own_of, key_of, parent_of = {}, {}, {}, {}
@@ -287,33 +288,13 @@ def _close_self_reference(plan: TablePreflight, fk, self_rows, keys: _KeyBook) -
         parent_of[place] = place_of.get(reference, reference)
     parent_of = {place: place_of[parent] if isinstance(parent, tuple) else parent
                  for place, parent in parent_of.items()}
-    if not fk.deferrable:
-        for place in _cycle_members(parent_of):
-            _reject_own(plan, place, c.CYCLE, f"{', '.join(fk.columns)} leads back to this row through its parents",
-                        key_of[place], own_of[place], rejected_keys)
     _reject_descendants(plan, fk, parent_of, key_of, own_of, rejected_keys)
-    if not fk.deferrable:
-        _order_parents_first(plan, {p: parent for p, parent in parent_of.items() if p not in plan.rejected})
 
 
 def _reject_own(plan, place, reason, detail, key, own, rejected_keys) -> None:
     plan.reject(place, reason, detail, key)
     if None not in own:
         rejected_keys.add(own)
-
-
-def _cycle_members(parent_of: dict) -> list:
-    """Rows that are their own ancestor (each row has one parent: follow the chain once)."""
-    state, members = {}, []
-    for start in parent_of:
-        chain, place = [], start
-        while place in parent_of and place not in state:
-            state[place] = start
-            chain.append(place)
-            place = parent_of[place]
-        if place in state and state[place] == start:
-            members.extend(chain[chain.index(place):])
-    return members
 
 
 def _reject_descendants(plan, fk, parent_of, key_of, own_of, rejected_keys) -> None:
@@ -331,20 +312,3 @@ def _reject_descendants(plan, fk, parent_of, key_of, own_of, rejected_keys) -> N
                         f"({', '.join(fk.parent_columns)}) = {_shown(own_of[parent])}, which is rejected",
                         key_of[place], own_of[place], rejected_keys)
             waiting.append(place)
-
-
-def _order_parents_first(plan: TablePreflight, parent_of: dict) -> None:
-    """Depths (0 = no parent in the table) when the table's own order writes a child before its parent."""
-    if all(parent < place for place, parent in parent_of.items()):
-        return
-    levels = {}
-    for start in parent_of:
-        chain, place = [], start
-        while place in parent_of and place not in levels:
-            chain.append(place)
-            place = parent_of[place]
-        depth = levels.get(place, 0)
-        for member in reversed(chain):
-            depth += 1
-            levels[member] = depth
-    plan.levels = levels

@@ -97,15 +97,20 @@ def test_children_written_before_their_parents_in_the_source_are_ordered(tmp_pat
         "1|3", "2|", "3|2"]
 
 
-def test_a_cycle_of_rows_under_a_key_that_is_not_deferrable_is_rejected(tmp_path, target):
-    from app.core.move import preflight
-
+def test_rows_naming_each_other_or_themselves_move_in_one_copy(tmp_path, target, pg_server, pg_database):
+    # The key is not deferrable, yet the server checks it at the end of the COPY: a cycle and a root
+    # goal whose root_id is its own id both move, with no order to find.
     rows = ("INSERT INTO users VALUES (1, 'a@a', 1, '2026-01-01');"
             "INSERT INTO goals VALUES (1, 1, 2, 'a', 0, NULL, NULL), (2, 1, 1, 'b', 0, NULL, NULL),"
-            " (3, 1, 1, 'child of the cycle', 0, NULL, NULL), (4, 1, NULL, 'fine', 0, NULL, NULL);")
+            " (3, 1, 3, 'its own root', 0, NULL, NULL), (4, 1, 5, 'child of an orphan', 0, NULL, NULL),"
+            " (5, 1, 99, 'orphan', 0, NULL, NULL);")
     source = engine_for(make_source(tmp_path / "app.db", rows))
-    goals = next(t for t in preflight(source, target).tables if t.name == "goals")
-    assert {r: g.count for r, g in goals.groups.items()} == {"reference_cycle": 2, "parent_rejected": 1}
+    report = move(source, target, quarantine=tmp_path / "q.db")
+    assert report.passed
+    assert pg_server.psql("SELECT id, root_id FROM goals ORDER BY id", database=pg_database).split() == [
+        "1|2", "2|1", "3|3"]
+    assert {(row["key"]["id"], row["reason"]) for row in read_quarantine(tmp_path / "q.db")} == {
+        (4, "parent_rejected"), (5, "foreign_key_orphan")}
 
 
 def test_json_timestamps_and_floats_keep_their_content(tmp_path, pg_server, pg_database, pg_url):
