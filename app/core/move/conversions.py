@@ -58,6 +58,11 @@ class Conversion:
     convert: Callable[[Any], Any]
     canonical: Callable[[Any], str]
     description: str  # what is converted, in words ("integers 0/1 to boolean")
+    padded: bool = False  # character(n): the server pads with spaces
+
+
+# Families whose value read back from the server is not the converted value as a Python object.
+NEEDS_CANONICAL = frozenset({"json", "float4"})
 
 
 _INTEGER_RANGES = {"smallint": 2 ** 15, "integer": 2 ** 31, "bigint": 2 ** 63}
@@ -80,14 +85,14 @@ def conversion_for(target_type: str) -> Conversion:
         return Conversion("numeric", _numeric_of(precision, scale), _canonical_decimal, f"numbers to {kind}")
     if kind in ("real", "double precision"):
         float4 = kind == "real"
-        return Conversion("float", _to_float, _canonical_float4 if float4 else _canonical_float8,
-                          f"numbers to {kind}")
+        return Conversion("float4" if float4 else "float", _to_float,
+                          _canonical_float4 if float4 else _canonical_float8, f"numbers to {kind}")
     if kind == "text" or kind in ("character varying", "varchar"):
         return Conversion("text", _text_of(None), _canonical_plain, "values to text")
     if match := _LENGTH.match(kind):
         padded = match.group(1) in ("character", "char", "bpchar")
         return Conversion("text", _text_of(int(match.group(2))),
-                          _canonical_padded if padded else _canonical_plain, f"values to {kind}")
+                          _canonical_padded if padded else _canonical_plain, f"values to {kind}", padded)
     if kind.startswith("timestamp"):
         aware = "with time zone" in kind
         return Conversion("timestamp", _timestamp_of(aware), _canonical_timestamp,
@@ -109,6 +114,9 @@ def conversion_for(target_type: str) -> Conversion:
 
 
 def to_boolean(value):
+    if value == 0 or value == 1:  # SQLite's own booleans (and True, False)
+        if type(value) is int or type(value) is bool:
+            return bool(value)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)) and value in (0, 1):
@@ -122,6 +130,8 @@ def _integer_of(kind: str):
     limit = _INTEGER_RANGES[kind]
 
     def convert(value):
+        if type(value) is int and -limit <= value < limit:
+            return value
         if value is None:
             return None
         number = _as_integer(value)
@@ -174,6 +184,8 @@ def _to_float(value):
 
 def _text_of(length: int | None):
     def convert(value):
+        if type(value) is str and "\x00" not in value and (length is None or len(value) <= length):
+            return value
         if value is None:
             return None
         if isinstance(value, bytes):

@@ -183,15 +183,18 @@ class _KeyBook:
 
     def parent_problem(self, fk, values: dict):
         """(reason, detail) when the row's reference to another table cannot hold, else None."""
-        reference = tuple(values.get(column) for column in fk.columns)
+        reference = tuple([values.get(column) for column in fk.columns])
         if None in reference:
             return None
-        where = f"{fk.parent}({', '.join(fk.parent_columns)}) = {_shown(reference)}"
         if reference in self.rejected[fk.parent, fk.parent_columns]:
-            return c.PARENT_REJECTED, f"{', '.join(fk.columns)} refers to {where}, which is rejected"
+            return c.PARENT_REJECTED, f"{', '.join(fk.columns)} refers to {_where(fk, reference)}, which is rejected"
         if reference not in self.present[fk.parent, fk.parent_columns]:
-            return c.FK_ORPHAN, f"{', '.join(fk.columns)} refers to {where}, which is not in the source"
+            return c.FK_ORPHAN, f"{', '.join(fk.columns)} refers to {_where(fk, reference)}, which is not in the source"
         return None
+
+
+def _where(fk, reference: tuple) -> str:
+    return f"{fk.parent}({', '.join(fk.parent_columns)}) = {_shown(reference)}"
 
 
 def _shown(key: tuple) -> str:

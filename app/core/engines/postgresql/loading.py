@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from app.core.engines.postgresql import transactions
 from app.core.engines.postgresql.catalog import read_catalog
@@ -100,7 +101,8 @@ class Loader:
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns)))
         written = 0
-        with self.connection.cursor() as cursor, cursor.copy(statement) as copy:
+        # A writer thread sends to the server while this one converts the next rows.
+        with self.connection.cursor() as cursor, cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
             for row in rows:
                 copy.write_row(row)
                 written += 1
