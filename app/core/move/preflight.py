@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from app.core.move import conversions as c
+from app.core.move.keysets import KeySet
 from app.core.move.ordering import order_tables
 
 EXAMPLES_PER_REASON = 3
@@ -165,8 +166,8 @@ class _KeyBook:
         for plan in plans.values():
             for fk in plan.target.foreign_keys:
                 self.wanted[fk.parent].add(fk.parent_columns)
-        self.present = defaultdict(set)
-        self.rejected = defaultdict(set)
+        self.present = defaultdict(KeySet)
+        self.rejected = defaultdict(set)  # few: a set
         self.scanned = set()
 
     def checkable(self, fk) -> bool:
@@ -209,8 +210,9 @@ def _judge_table(reader, plan: TablePreflight, keys: _KeyBook) -> None:
                             if fk.parent != plan.name and not keys.checkable(fk)]
     self_columns = {column for fk in self_fks for column in (*fk.columns, *fk.parent_columns)}
     not_null = {column.name for column in plan.target.columns if column.not_null}
-    unique = [(name, columns) for name, columns in plan.target.unique_keys if set(columns) <= set(plan.columns)]
-    seen = {name: set() for name, _ in unique}
+    unique = [(name, columns) for name, columns in plan.target.unique_keys
+              if set(columns) <= set(plan.columns) and columns != source.rowid_alias]
+    seen = {name: KeySet() for name, _ in unique}
     self_rows = []
     count = 0
     for place, raw in enumerate(reader.rows(source, source.columns)):

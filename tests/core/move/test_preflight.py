@@ -71,3 +71,16 @@ def test_a_required_target_column_the_source_lacks_is_a_mismatch(tmp_path, targe
     mismatches = preflight(source, target).schema_mismatches
     assert {(m["table"], m["column"]) for m in mismatches} == {("users", "active"), ("users", "created_at")}
     assert "NOT NULL, no default" in mismatches[0]["problem"]
+
+
+def test_keys_that_differ_in_sqlite_but_not_in_the_target_are_duplicates(tmp_path, pg_server, pg_database, pg_url):
+    from tests.core.move.conftest import make_source
+    from app.core.engines import engine_for
+
+    pg_server.psql("CREATE TABLE readings (taken timestamp PRIMARY KEY, value integer)", database=pg_database)
+    source = engine_for(make_source(
+        tmp_path / "r.db", "INSERT INTO readings VALUES ('2026-01-01 10:00:00', 1), ('2026-01-01T10:00', 2);",
+        "CREATE TABLE readings (taken TEXT PRIMARY KEY, value INTEGER);"))
+    table = preflight(source, engine_for(pg_url, kind="postgresql")).to_dict()["tables"][0]
+    assert table["rejects"][0]["reason"] == "duplicate_unique_key"
+    assert table["rejects"][0]["examples"][0]["key"] == {"taken": "2026-01-01T10:00"}

@@ -26,6 +26,8 @@ class SourceTable:
     types: tuple[str, ...]  # declared types, "" when none
     key: tuple[str, ...]  # the primary key's columns; () for a rowid table without one
     rows: int
+    # (column,) when the key is the rowid itself (INTEGER PRIMARY KEY): distinct integers by construction
+    rowid_alias: tuple[str, ...] | None = None
 
 
 class SQLiteMoveSource:
@@ -70,8 +72,10 @@ class SQLiteMoveSource:
 def _source_table(table) -> SourceTable:
     stored = [column for column in table.columns if column.hidden not in ("hidden", "virtual", "stored")]
     key = tuple(column.name for column in sorted(table.columns, key=lambda c: c.pk) if column.pk)
+    alias = key if len(key) == 1 and not table.without_rowid and next(
+        c for c in table.columns if c.name == key[0]).type.upper() == "INTEGER" else None
     return SourceTable(table.name, tuple(c.name for c in stored), tuple(c.type for c in stored), key,
-                       table.row_count or 0)
+                       table.row_count or 0, alias)
 
 
 Error = sqlite3.Error

@@ -1,0 +1,34 @@
+"""Sets of key values that stay small: one bit per id for the usual integer keys.
+
+Preflight remembers every key a foreign key may point at, and every value a unique key has
+taken. Most of those are single integer ids from 1 upwards, which a bitmap holds in an eighth
+of a byte each (a few hundred KB for millions of rows) instead of a set's ~60 bytes; any other
+key (text, composite, negative or huge) goes to an ordinary set.
+"""
+from __future__ import annotations
+
+BITMAP_LIMIT = 1 << 34  # ids beyond 2 GB of bitmap go to the set
+
+
+class KeySet:
+    __slots__ = ("_bits", "_others")
+
+    def __init__(self):
+        self._bits = bytearray()
+        self._others = set()
+
+    def add(self, key: tuple) -> None:
+        if len(key) == 1 and type(key[0]) is int and 0 <= key[0] < BITMAP_LIMIT:
+            number = key[0]
+            byte = number >> 3
+            if byte >= len(self._bits):
+                self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
+            self._bits[byte] |= 1 << (number & 7)
+        else:
+            self._others.add(key)
+
+    def __contains__(self, key: tuple) -> bool:
+        if len(key) == 1 and type(key[0]) is int and 0 <= key[0] < BITMAP_LIMIT:
+            byte = key[0] >> 3
+            return byte < len(self._bits) and bool(self._bits[byte] & (1 << (key[0] & 7)))
+        return key in self._others
