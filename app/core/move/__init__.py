@@ -15,8 +15,19 @@ from app.core.errors import MoveRefused, NotSupported, UsageError
 from app.core.move.copying import copy_all
 from app.core.move.preflight import Preflight, run_preflight
 from app.core.move.report import MoveReport
+from app.core.move.verify import verify_moved
 
-__all__ = ["Preflight", "MoveReport", "preflight", "move"]
+__all__ = ["Preflight", "MoveReport", "preflight", "move", "sides", "verify_moved"]
+
+
+def sides(source, target) -> dict:
+    """What each side holds, read cheaply (no row is judged): source tables and their rows, target tables."""
+    mover = _target_side(target)
+    with _source_side(source) as reader:
+        tables = {table.name: table.rows for table in reader.tables()}
+    described = mover.describe()
+    return {"source_tables": tables, "target_tables": sorted(described),
+            "target_not_empty": sorted(name for name, table in described.items() if table.has_rows)}
 
 
 def preflight(source, target, *, drop=()) -> Preflight:

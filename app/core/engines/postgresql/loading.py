@@ -180,3 +180,7 @@ class PostgresMoveTarget:
 
     def row_counts(self, tables: Iterable[str]) -> dict[str, int]:
         return row_counts(self.location, tables)
+
+    def unvalidated_constraints(self, tables: Iterable[str]) -> list[str]:
+        with closing(connect(self.location)) as connection:
+            return Loader(connection).unvalidated_constraints(tables)
