@@ -1,8 +1,9 @@
 """The copy: every accepted row into the target in one transaction, by COPY, checked before COMMIT.
 
-Tables are written parents first, one COPY each, with the target's foreign keys enforced (a
-key that is not deferred is checked at the end of each COPY, so rows of one table may refer to
-each other in any order). Rejected rows go to the quarantine as the same scan meets them. Before
+Tables are written parents first, one COPY each. The target's foreign keys are set aside inside
+the transaction and added back once every row is in: the server then checks every row against
+them at once (one join per key, as pg_restore does, instead of one lookup per row), and a
+violation, like any failure, rolls everything back, the keys' drop included. Rejected rows go to the quarantine as the same scan meets them. Before
 COMMIT, inside the transaction: deferred constraints are checked, each table's count and content
 fingerprint are read back and compared with the source's, and the source's SHA-256 is taken
 again; any difference raises, and the transaction rolls back. So the target holds every
@@ -44,9 +45,12 @@ class TableMoved:
 def copy_all(reader, loader, preflight: Preflight, quarantine, say, source_sha256: str) -> list[TableMoved]:
     """Write every table, then check everything before the caller's COMMIT (MoveFailed otherwise)."""
     moved = []
+    keys = loader.set_foreign_keys_aside([table.name for table in preflight.tables])
     for table in preflight.tables:
         say(f"Copying {table.name}: {table.rows - len(table.rejected):,} of {table.rows:,} rows")
         moved.append(_copy_table(reader, loader, table, quarantine))
+    say(f"Checking every row against the target's {len(keys)} foreign keys (added back in bulk)")
+    loader.add_foreign_keys_back(keys)
     for table, result in zip(preflight.tables, moved):
         result.sequences = loader.advance_sequences(table.target)
     loader.check_deferred_constraints()

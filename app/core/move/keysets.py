@@ -17,9 +17,10 @@ class KeySet:
         self._bits = bytearray()
         self._others = set()
 
-    def add(self, key: tuple) -> None:
-        if len(key) == 1 and type(key[0]) is int and 0 <= key[0] < BITMAP_LIMIT:
-            number = key[0]
+    def add(self, key) -> None:
+        """`key`: one value (a single-column key) or a tuple of them."""
+        if type(key) is int and 0 <= key < BITMAP_LIMIT:
+            number = key
             byte = number >> 3
             if byte >= len(self._bits):
                 self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
@@ -27,8 +28,8 @@ class KeySet:
         else:
             self._others.add(key)
 
-    def __contains__(self, key: tuple) -> bool:
-        if len(key) == 1 and type(key[0]) is int and 0 <= key[0] < BITMAP_LIMIT:
-            byte = key[0] >> 3
-            return byte < len(self._bits) and bool(self._bits[byte] & (1 << (key[0] & 7)))
+    def __contains__(self, key) -> bool:
+        if type(key) is int and 0 <= key < BITMAP_LIMIT:
+            byte = key >> 3
+            return byte < len(self._bits) and bool(self._bits[byte] & (1 << (key & 7)))
         return key in self._others

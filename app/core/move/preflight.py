@@ -176,16 +176,16 @@ class _KeyBook:
 
     def record(self, table: str, values: dict, rejected: bool) -> None:
         for columns in self.wanted.get(table, ()):
-            key = tuple(values.get(column) for column in columns)
-            if None not in key:
+            key = key_of(values, columns)
+            if key is not None:
                 self.present[table, columns].add(key)
                 if rejected:
                     self.rejected[table, columns].add(key)
 
     def parent_problem(self, fk, values: dict):
         """(reason, detail) when the row's reference to another table cannot hold, else None."""
-        reference = tuple([values.get(column) for column in fk.columns])
-        if None in reference:
+        reference = key_of(values, fk.columns)
+        if reference is None:
             return None
         if reference in self.rejected[fk.parent, fk.parent_columns]:
             return c.PARENT_REJECTED, f"{', '.join(fk.columns)} refers to {_where(fk, reference)}, which is rejected"
@@ -194,12 +194,16 @@ class _KeyBook:
         return None
 
 
-def _where(fk, reference: tuple) -> str:
-    return f"{fk.parent}({', '.join(fk.parent_columns)}) = {_shown(reference)}"
+def _where(fk, reference) -> str:
+    return f"{fk.parent}({', '.join(fk.parent_columns)}) = {reference!r}"
 
 
-def _shown(key: tuple) -> str:
-    return repr(key[0]) if len(key) == 1 else repr(key)
+def key_of(values: dict, columns: tuple):
+    """A key's value as KeySets hold it: the value itself for one column, else a tuple; None when NULL."""
+    if len(columns) == 1:
+        return values.get(columns[0])
+    key = tuple([values.get(column) for column in columns])
+    return None if None in key else key
 
 
 def _judge_table(reader, plan: TablePreflight, keys: _KeyBook) -> None:
@@ -227,8 +231,8 @@ def _judge_table(reader, plan: TablePreflight, keys: _KeyBook) -> None:
             plan.reject(place, problem[0], problem[1], row_key(source, row, place), problem[2])
         else:
             for name, columns in unique:
-                key = tuple(values[column] for column in columns)
-                if None not in key:
+                key = key_of(values, columns)
+                if key is not None:
                     seen[name].add(key)
         keys.record(plan.name, values, problem is not None)
         if self_fks:
@@ -257,9 +261,9 @@ def _converted(plan: TablePreflight, row: dict, not_null: set):
 
 def _duplicate(unique, seen, values):
     for name, columns in unique:
-        key = tuple(values[column] for column in columns)
-        if None not in key and key in seen[name]:
-            return c.DUPLICATE, f"{', '.join(columns)} = {_shown(key)} is already taken by an earlier row ({name})", None
+        key = key_of(values, columns)
+        if key is not None and key in seen[name]:
+            return c.DUPLICATE, f"{', '.join(columns)} = {key!r} is already taken by an earlier row ({name})", None
     return None
 
 
@@ -276,33 +280,31 @@ def _close_self_reference(plan: TablePreflight, fk, self_rows, keys: _KeyBook) -
     deferred at the end of the statement, so a child before its parent, or a row naming itself, is fine."""
     present = keys.present[plan.name, fk.parent_columns]
     rejected_keys = keys.rejected[plan.name, fk.parent_columns]
-    place_of, own_of, key_of, parent_of = {}, {}, {}, {}
+    place_of, own_of, row_key_of, parent_of = {}, {}, {}, {}
     for place, key, values in self_rows:
-        own = tuple(values.get(column) for column in fk.parent_columns)
-        reference = tuple(values.get(column) for column in fk.columns)
-        key_of[place], own_of[place] = key, own
-        if None not in own:
+        own, reference = key_of(values, fk.parent_columns), key_of(values, fk.columns)
+        row_key_of[place], own_of[place] = key, own
+        if own is not None:
             place_of[own] = place
-        if None in reference or place in plan.rejected:
+        if reference is None or place in plan.rejected:
             continue
         if reference not in present:
             _reject_own(plan, place, c.FK_ORPHAN, f"{', '.join(fk.columns)} refers to {plan.name}"
-                        f"({', '.join(fk.parent_columns)}) = {_shown(reference)}, which is not in the source",
+                        f"({', '.join(fk.parent_columns)}) = {reference!r}, which is not in the source",
                         key, own, rejected_keys)
             continue
-        parent_of[place] = place_of.get(reference, reference)
-    parent_of = {place: place_of[parent] if isinstance(parent, tuple) else parent
-                 for place, parent in parent_of.items()}
-    _reject_descendants(plan, fk, parent_of, key_of, own_of, rejected_keys)
+        parent_of[place] = reference
+    parent_of = {place: place_of[reference] for place, reference in parent_of.items()}
+    _reject_descendants(plan, fk, parent_of, row_key_of, own_of, rejected_keys)
 
 
 def _reject_own(plan, place, reason, detail, key, own, rejected_keys) -> None:
     plan.reject(place, reason, detail, key)
-    if None not in own:
+    if own is not None:
         rejected_keys.add(own)
 
 
-def _reject_descendants(plan, fk, parent_of, key_of, own_of, rejected_keys) -> None:
+def _reject_descendants(plan, fk, parent_of, row_key_of, own_of, rejected_keys) -> None:
     children = defaultdict(list)
     for place, parent in parent_of.items():
         children[parent].append(place)
@@ -314,6 +316,6 @@ def _reject_descendants(plan, fk, parent_of, key_of, own_of, rejected_keys) -> N
             if place in plan.rejected:
                 continue
             _reject_own(plan, place, c.PARENT_REJECTED, f"{', '.join(fk.columns)} refers to {plan.name}"
-                        f"({', '.join(fk.parent_columns)}) = {_shown(own_of[parent])}, which is rejected",
-                        key_of[place], own_of[place], rejected_keys)
+                        f"({', '.join(fk.parent_columns)}) = {own_of[parent]!r}, which is rejected",
+                        row_key_of[place], own_of[place], rejected_keys)
             waiting.append(place)

@@ -139,3 +139,19 @@ def test_a_row_changed_on_its_way_in_fails_the_fingerprints_and_rolls_back(clean
     assert "goals: content fingerprint" in failed.value.message
     assert "users: content fingerprint" not in failed.value.message
     assert count_all(pg_server, pg_database) == {"users": 0, "goals": 0, "notes": 0}
+
+
+FOREIGN_KEYS = ("SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE contype = 'f' ORDER BY 1")
+
+
+def test_the_target_keeps_every_foreign_key_as_it_was_declared(clean_source, target, pg_server, pg_database):
+    pg_server.psql("ALTER TABLE notes DROP CONSTRAINT notes_goal_id_fkey; ALTER TABLE notes ADD CONSTRAINT "
+                   "notes_goal_id_fkey FOREIGN KEY (goal_id) REFERENCES goals(id) ON DELETE CASCADE "
+                   "DEFERRABLE INITIALLY DEFERRED", database=pg_database)
+    before = pg_server.psql(FOREIGN_KEYS, database=pg_database)
+    assert move(clean_source, target).passed
+    assert pg_server.psql(FOREIGN_KEYS, database=pg_database) == before
+    assert "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED" in before
+    with pytest.raises(RuntimeError, match="violates foreign key constraint"):
+        pg_server.psql("INSERT INTO goals (user_id, title) VALUES (42, 'no such user')", database=pg_database)

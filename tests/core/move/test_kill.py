@@ -68,6 +68,9 @@ def test_kill_9_in_the_middle_of_the_copy_leaves_the_target_empty(tmp_path, pg_s
     counts = pg_server.psql("SELECT (SELECT count(*) FROM kinds) || ',' || (SELECT count(*) FROM events)",
                             database=pg_database).strip()
     assert counts == "0,0"
+    # The foreign key the move set aside inside its transaction is back with the rollback.
+    assert pg_server.psql("SELECT conname FROM pg_constraint WHERE contype = 'f'", database=pg_database).split() == [
+        "events_kind_fkey"]
     # And a second move, from the same untouched source, then succeeds.
     from app.core.engines import engine_for
     from app.core.move import move

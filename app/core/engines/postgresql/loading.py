@@ -108,6 +108,28 @@ class Loader:
                 written += 1
         return written
 
+    def set_foreign_keys_aside(self, tables: Iterable[str]) -> list[tuple[str, str, str]]:
+        """Drop the foreign keys touching `tables`, inside this transaction, to be added back by
+        `add_foreign_keys_back` once every row is in; (table, name, definition) of each.
+
+        Checked row by row, a key costs one lookup per row (a trigger's query); added back, the server
+        checks every row at once with one join, before COMMIT, as pg_restore does. The rows are
+        checked either way, and a failure rolls the drop back with everything else."""
+        found = self.connection.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE contype = 'f' AND (conrelid::regclass::text = ANY(%s) OR confrelid::regclass::text = ANY(%s)) "
+            "ORDER BY conrelid::regclass::text, conname", (list(tables), list(tables))).fetchall()
+        for table, name, _ in found:
+            self.connection.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+                sql.SQL(table), sql.Identifier(name)))
+        return found
+
+    def add_foreign_keys_back(self, keys: list[tuple[str, str, str]]) -> None:
+        """Add back what set_foreign_keys_aside dropped: the server checks every row now."""
+        for table, name, definition in keys:
+            self.connection.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
+                sql.SQL(table), sql.Identifier(name), sql.SQL(definition)))
+
     def advance_sequences(self, table: TargetTable) -> dict[str, int]:
         """Each sequenced column's sequence set to the highest value moved; {column: value}."""
         advanced = {}
