@@ -171,3 +171,34 @@ def test_the_story_a_naive_script_loses_rows_cutover_names_each_one(tmp_path, se
     moved = cli(tmp_path, config, "move", "production", "postgres", "--yes", "--quarantine", str(tmp_path / "q.db"))
     assert moved.returncode == 0, moved.stderr
     assert "7 rows" in moved.stdout.replace(",", "") and "12 rows quarantined" in moved.stdout
+
+
+def test_a_column_the_target_lacks_needs_a_decision_then_moves(tmp_path, pg_server, pg_database):
+    pg_server.psql(POSTGRES_SCHEMA, database=pg_database)
+    schema = ("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, active INTEGER, created_at TEXT, legacy TEXT);"
+              "CREATE TABLE scratch (id INTEGER PRIMARY KEY);")
+    source = make_source(tmp_path / "app.db", "INSERT INTO users VALUES (1, 'a@a', 1, '2026-01-01', 'old');", schema)
+    config = tmp_path / "cutover.toml"
+    config.write_text(f'[environments.app]\ndatabase = "{source}"\nreference = true\n')
+    url = pg_server.url(pg_database)
+    refused = cli(tmp_path, config, "move", "app", url, "--yes")
+    assert refused.returncode == 1
+    assert "source column users.legacy has no column in the target" in refused.stderr
+    assert "source table scratch has no table in the target (add it, or --drop scratch)" in refused.stderr
+    assert count_all(pg_server, pg_database) == EMPTY
+    moved = cli(tmp_path, config, "move", "app", url, "--yes", "--drop", "users.legacy", "--drop", "scratch")
+    assert moved.returncode == 0, moved.stderr
+    assert count_all(pg_server, pg_database) == {"users": 1, "goals": 0, "notes": 0}
+
+
+def test_a_row_the_server_refuses_mid_copy_is_one_clear_error_and_nothing_is_left(tmp_path, pg_server, pg_database):
+    pg_server.psql(POSTGRES_SCHEMA + "ALTER TABLE goals ADD CONSTRAINT title_not_blank CHECK (title <> '');",
+                   database=pg_database)
+    source = make_source(tmp_path / "app.db", "INSERT INTO users VALUES (1, 'a@a', 1, '2026-01-01');"
+                                              "INSERT INTO goals VALUES (1, 1, NULL, '', 0, NULL, NULL);")
+    config = tmp_path / "cutover.toml"
+    config.write_text(f'[environments.app]\ndatabase = "{source}"\nreference = true\n')
+    result = cli(tmp_path, config, "move", "app", pg_server.url(pg_database), "--yes")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "title_not_blank" in result.stderr and "rolled back" in result.stderr
+    assert count_all(pg_server, pg_database) == EMPTY

@@ -9,9 +9,10 @@ the target written through its engine's `move_target`, the quarantine is the SQL
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from app.core.engines import engine_for
-from app.core.errors import MoveRefused, NotSupported, UsageError
+from app.core.errors import MoveFailed, MoveRefused, NotSupported, UsageError
 from app.core.move.copying import copy_all
 from app.core.move.preflight import Preflight, run_preflight
 from app.core.move.report import MoveReport
@@ -56,9 +57,11 @@ def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> 
                 moved = copy_all(reader, loader, checked, rejects, say, source_sha256)
             if rejects is not None:
                 rejects.publish()
-        except BaseException:
+        except BaseException as exc:
             if rejects is not None:
                 rejects.discard()
+            if isinstance(exc, mover.Error):
+                raise _refused_by_the_server(exc, target) from exc
             raise
         report = MoveReport(source.label, target.label, moved, 0.0, checked.conversions(),
                             str(quarantine) if quarantine is not None else None, source_sha256)
@@ -67,11 +70,27 @@ def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> 
     return report
 
 
+def _refused_by_the_server(exc: Exception, target) -> MoveFailed:
+    said = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return MoveFailed(
+        f"{target.label} refused the move: {said}. The transaction rolled back: the target is as empty as it "
+        "was and nothing was quarantined. Preflight judges types, NULLs, keys and uniqueness, not CHECK "
+        "constraints or triggers: fix the rows it names in the source (or the target's schema) and move again.",
+        server_error=said)
+
+
+@contextmanager
 def _source_side(source):
+    """The source's reader; a read that fails on the way (a damaged page) as the engine explains it."""
     try:
-        return source.move_source()
+        reader = source.move_source()
     except NotSupported as exc:
         raise UsageError(f"The source must be a SQLite database: {exc.message}") from None
+    with reader:
+        try:
+            yield reader
+        except source.Error as exc:
+            raise source.unavailable(exc) from exc
 
 
 def _target_side(target):

@@ -80,9 +80,9 @@ def test_a_failure_during_the_copy_rolls_everything_back(tmp_path, target, pg_se
     pg_server.psql("ALTER TABLE notes ADD CHECK (body <> 'forbidden')", database=pg_database)
     source = engine_for(make_source(tmp_path / "app.db", __import__("tests.core.move.conftest", fromlist=["x"]).CLEAN_ROWS
                                     + "INSERT INTO notes VALUES (9, 1, 'forbidden');"))
-    with pytest.raises(Exception) as failed:
+    with pytest.raises(MoveFailed) as failed:
         move(source, target)
-    assert "notes_body_check" in str(failed.value)
+    assert "notes_body_check" in failed.value.message and "rolled back" in failed.value.message
     assert count_all(pg_server, pg_database) == {"users": 0, "goals": 0, "notes": 0}
 
 

@@ -19,6 +19,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from app.core.engines.postgresql import transactions
+from app.core.engines.postgresql.catalog import _unreadable as unreadable
 from app.core.engines.postgresql.catalog import read_catalog
 from app.core.engines.postgresql.connections import connect
 from app.core.engines.postgresql.location import PostgresLocation
@@ -62,9 +63,12 @@ class TargetTable:
 def describe(location: PostgresLocation) -> dict[str, TargetTable]:
     """Every table of the target's default schema, by name."""
     with closing(connect(location)) as connection:
-        catalog = read_catalog(connection, schemas=location.schemas[:1])
-        return {table.name: _target_table(connection, table) for table in catalog.tables
-                if table.kind == "table"}
+        try:
+            catalog = read_catalog(connection, schemas=location.schemas[:1])
+            return {table.name: _target_table(connection, table) for table in catalog.tables
+                    if table.kind == "table"}
+        except psycopg.Error as exc:
+            raise unreadable(location, exc) from exc
 
 
 def _target_table(connection, table) -> TargetTable:
