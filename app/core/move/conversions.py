@@ -37,7 +37,7 @@ EXPLANATIONS = {
     BAD_TIMESTAMP: "not a date or timestamp the target can read",
     BAD_JSON: "not valid JSON (the target column is json/jsonb)",
     TOO_LONG: "text longer than the target's character varying(n)",
-    OUT_OF_RANGE: "a number outside the target integer type's range",
+    OUT_OF_RANGE: "a number too large for the target column's type (integer or numeric overflow)",
     BAD_VALUE: "a value the target column's type cannot hold",
     DUPLICATE: "a duplicate under a unique constraint of the target",
 }
