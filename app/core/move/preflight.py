@@ -42,7 +42,7 @@ class TablePreflight:
     rows: int = 0
     rejected: dict = field(default_factory=dict)  # place in the scan -> (reason, detail)
     groups: dict = field(default_factory=dict)  # reason -> RejectGroup
-    deferred_checks: list = field(default_factory=list)  # foreign keys left to the server's COMMIT
+    deferred_checks: list = field(default_factory=list)  # foreign keys left to the server (tables in a cycle)
 
     @property
     def name(self) -> str:
@@ -70,7 +70,7 @@ class Preflight:
     dropped: list  # what the operator decided to leave behind (--drop)
     target_not_empty: list  # target tables that already hold rows
     schema_mismatches: list  # {"table", "column", "problem"}
-    order_problems: list  # why the tables cannot be written parents first
+    cycles: list  # tables that refer to each other in a cycle: some references are left to the server
     target_only_tables: list  # target tables the source lacks (they stay empty)
 
     @property
@@ -85,7 +85,7 @@ class Preflight:
         problems += [f"source column {name} has no column in the target: its data would be dropped "
                      f"(add it, or --drop {name})" for name in self.unmapped_columns]
         problems += [f"{m['table']}.{m['column']}: {m['problem']}" for m in self.schema_mismatches]
-        return problems + list(self.order_problems)
+        return problems
 
     @property
     def movable(self) -> bool:
@@ -104,7 +104,8 @@ class Preflight:
             "rejected_rows": self.rejected_rows,
             "unmapped_columns": self.unmapped_columns, "missing_tables": self.missing_tables,
             "dropped": self.dropped, "target_not_empty": self.target_not_empty,
-            "schema_mismatches": self.schema_mismatches, "order_problems": self.order_problems,
+            "schema_mismatches": self.schema_mismatches, "cycles": self.cycles,
+            "checked_by_the_server": [f"{t.name}.{name}" for t in self.tables for name in t.deferred_checks],
             "target_only_tables": self.target_only_tables, "conversions": self.conversions(),
             "problems": self.blocking_problems(),
         }
@@ -125,8 +126,7 @@ def run_preflight(reader, target_tables: dict, *, source: str, target: str, drop
             result.missing_tables.append(name)
             continue
         plans[name] = _table_plan(table, target_tables[name], drop, result)
-    ordered, problems = order_tables(plans)
-    result.order_problems = problems
+    ordered, result.cycles = order_tables(plans)
     keys = _KeyBook(plans)
     for plan in ordered:
         _judge_table(reader, plan, keys)

@@ -155,3 +155,38 @@ def test_the_target_keeps_every_foreign_key_as_it_was_declared(clean_source, tar
     assert "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED" in before
     with pytest.raises(RuntimeError, match="violates foreign key constraint"):
         pg_server.psql("INSERT INTO goals (user_id, title) VALUES (42, 'no such user')", database=pg_database)
+
+
+CYCLE_SCHEMA = ("CREATE TABLE teams (id integer PRIMARY KEY, captain_id integer);"
+                "CREATE TABLE players (id integer PRIMARY KEY, team_id integer NOT NULL REFERENCES teams(id));"
+                "ALTER TABLE teams ADD FOREIGN KEY (captain_id) REFERENCES players(id);")
+CYCLE_SOURCE = "CREATE TABLE teams (id INTEGER PRIMARY KEY, captain_id INTEGER); " \
+               "CREATE TABLE players (id INTEGER PRIMARY KEY, team_id INTEGER);"
+
+
+def test_tables_that_refer_to_each_other_move_with_keys_that_are_not_deferrable(tmp_path, pg_server, pg_database,
+                                                                                 pg_url):
+    pg_server.psql(CYCLE_SCHEMA, database=pg_database)
+    source = engine_for(make_source(tmp_path / "c.db", "INSERT INTO teams VALUES (1, 10), (2, NULL);"
+                                    "INSERT INTO players VALUES (10, 1), (11, 2);", CYCLE_SOURCE))
+    target = engine_for(pg_url, kind="postgresql")
+    from app.core.move import preflight
+
+    document = preflight(source, target).to_dict()
+    assert document["cycles"] == ["players", "teams"] and document["movable"]
+    assert document["checked_by_the_server"] == ["players.players_team_id_fkey"]
+    assert move(source, target).passed
+    assert pg_server.psql("SELECT count(*) FROM teams", database=pg_database).strip() == "2"
+
+
+def test_an_orphan_in_a_cycle_of_tables_fails_the_move_at_the_end_and_leaves_nothing(tmp_path, pg_server,
+                                                                                      pg_database, pg_url):
+    pg_server.psql(CYCLE_SCHEMA, database=pg_database)
+    source = engine_for(make_source(tmp_path / "c.db", "INSERT INTO teams VALUES (1, 10);"
+                                    "INSERT INTO players VALUES (10, 1), (11, 7);", CYCLE_SOURCE))
+    with pytest.raises(MoveFailed) as failed:
+        move(source, engine_for(pg_url, kind="postgresql"))
+    assert "players_team_id_fkey" in failed.value.message
+    assert pg_server.psql("SELECT (SELECT count(*) FROM teams) + (SELECT count(*) FROM players)",
+                          database=pg_database).strip() == "0"
+    assert pg_server.psql("SELECT count(*) FROM pg_constraint WHERE contype = 'f'", database=pg_database).strip() == "2"
