@@ -46,7 +46,7 @@ def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> 
     if quarantine_target is not None:
         quarantine_target.check_new_quarantine()
     with _source_side(source) as reader:
-        source_sha256 = reader.sha256()
+        stamp, source_sha256 = source.stamp(), reader.sha256()
         say(f"Preflight: reading every row of {source.label} against {target.label}'s schema")
         checked = run_preflight(reader, mover.describe(), source=source.label, target=target.label, drop=drop)
         _refuse_unless_movable(checked, quarantine_target)
@@ -65,7 +65,7 @@ def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> 
             raise
         report = MoveReport(source.label, target.label, moved, 0.0, checked.conversions(),
                             str(quarantine) if quarantine is not None else None, source_sha256)
-        report.checks = _checks_after_commit(report, mover, reader, source_sha256)
+        report.checks = _checks_after_commit(report, mover, source.unchanged_since(stamp), source_sha256)
     report.seconds = time.monotonic() - started
     return report
 
@@ -113,17 +113,19 @@ def _refuse_unless_movable(checked: Preflight, quarantine) -> None:
             preflight=checked.to_dict())
 
 
-def _checks_after_commit(report: MoveReport, mover, reader, source_sha256: str) -> list:
+def _checks_after_commit(report: MoveReport, mover, unchanged: bool, source_sha256: str) -> list:
+    """Read again after COMMIT. The source's bytes were hashed again just before COMMIT (copying.py);
+    since then its stamp (size, times, identity) says whether anything touched it."""
     counts = mover.row_counts([table.name for table in report.tables])
     off = [f"{t.name}: {counts[t.name]} in the target, {t.moved} moved" for t in report.tables if counts[t.name] != t.moved]
     ledger = [f"{t.name}: {t.moved} + {t.quarantined} != {t.source_rows}" for t in report.tables
               if t.moved + t.quarantined != t.source_rows]
     prints = [t.name for t in report.tables if t.source_fingerprint != t.target_fingerprint]
-    unchanged = reader.sha256() == source_sha256
     return [
         ("moved + quarantined = source rows", not ledger, "; ".join(ledger) or f"{len(report.tables)} tables reconcile"),
         ("target rows after COMMIT", not off, "; ".join(off) or f"{report.moved:,} rows, as moved"),
         ("content fingerprints", not prints, ", ".join(prints) or "every table's rows equal the source's after conversion"),
         ("target constraints", True, "enforced during COPY, deferred ones checked before COMMIT, none NOT VALID"),
-        ("source byte-identical", unchanged, f"SHA-256 {source_sha256[:16]}... before and after"),
+        ("source byte-identical", unchanged, f"SHA-256 {source_sha256[:16]}... before the move and at COMMIT, "
+                                             "untouched since"),
     ]
