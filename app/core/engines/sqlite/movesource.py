@@ -7,7 +7,6 @@ yields the same rows in the same order: a row is named by its place in that scan
 """
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +51,9 @@ class SQLiteMoveSource:
 
     def rows(self, table: SourceTable, columns) -> Iterator[tuple]:
         """Every row's values for `columns`, in the table's stored order."""
-        order = "" if not table.key else " ORDER BY " + ", ".join(map(quote_identifier, table.key))
-        if not table.key:
-            order = " ORDER BY _rowid_"
+        order = ", ".join(map(quote_identifier, table.key)) if table.key else "_rowid_"
         listed = ", ".join(map(quote_identifier, columns)) or "NULL"
-        cursor = self._connection.execute(f"SELECT {listed} FROM {quote_identifier(table.name)}{order}")
+        cursor = self._connection.execute(f"SELECT {listed} FROM {quote_identifier(table.name)} ORDER BY {order}")
         while batch := cursor.fetchmany(BATCH_ROWS):
             yield from batch
 
@@ -77,5 +74,3 @@ def _source_table(table) -> SourceTable:
     return SourceTable(table.name, tuple(c.name for c in stored), tuple(c.type for c in stored), key,
                        table.row_count or 0, alias)
 
-
-Error = sqlite3.Error
