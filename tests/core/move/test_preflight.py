@@ -20,7 +20,7 @@ def test_clean_data_is_movable(clean_source, target):
 
 
 def test_every_reason_is_found_with_examples_and_the_closure(dirty_source, target, pg_server, pg_database):
-    before = sha(dirty_source.path)
+    before, stamp = sha(dirty_source.path), target.stamp()
     document = preflight(dirty_source, target).to_dict()
     assert not document["movable"]
     rejects = {(t["name"], r["reason"]): r for t in document["tables"] for r in t["rejects"]}
@@ -38,6 +38,7 @@ def test_every_reason_is_found_with_examples_and_the_closure(dirty_source, targe
     assert rejects["goals", "null_in_not_null"]["examples"][0]["column"] == "title"
     assert document["rejected_rows"] == 12
     assert sha(dirty_source.path) == before
+    assert target.unchanged_since(stamp)  # the server's own counters: not a row, not a catalog entry written
     assert count_all(pg_server, pg_database) == {"users": 0, "goals": 0, "notes": 0}
 
 
