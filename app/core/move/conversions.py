@@ -204,6 +204,11 @@ def _text_of(length: int | None):
 
 
 def _parse_datetime(value) -> datetime:
+    if type(value) is str:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
     if isinstance(value, str):
         try:
             return datetime.fromisoformat(value.strip())

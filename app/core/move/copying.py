@@ -71,8 +71,7 @@ def _copy_table(reader, loader, table: TablePreflight, quarantine) -> TableMoved
 def _accepted_rows(reader, table: TablePreflight, fingerprint: Fingerprint, quarantine):
     """The converted rows to write; rejected rows go to the quarantine as the scan meets them."""
     source = table.source
-    positions = [source.columns.index(column) for column in table.columns]
-    conversions = [table.conversions[column] for column in table.columns]
+    converters = [(table.conversions[column].convert, source.columns.index(column)) for column in table.columns]
     for place, raw in enumerate(reader.rows(source, source.columns)):
         if place in table.rejected:
             if quarantine is not None:
@@ -80,7 +79,7 @@ def _accepted_rows(reader, table: TablePreflight, fingerprint: Fingerprint, quar
                 row = dict(zip(source.columns, raw))
                 quarantine.add(table.name, reason, detail, row_key(source, row, place), row)
             continue
-        values = tuple(conversion.convert(raw[position]) for conversion, position in zip(conversions, positions))
+        values = tuple([convert(raw[position]) for convert, position in converters])
         fingerprint.add(values)
         yield values
 
