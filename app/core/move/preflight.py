@@ -212,7 +212,9 @@ def _judge_table(reader, plan: TablePreflight, keys: _KeyBook) -> None:
     self_fks = [fk for fk in plan.target.foreign_keys if fk.parent == plan.name]
     plan.deferred_checks = [fk.name for fk in plan.target.foreign_keys
                             if fk.parent != plan.name and not keys.checkable(fk)]
-    self_columns = {column for fk in self_fks for column in (*fk.columns, *fk.parent_columns)}
+    # For rows of a table that refers to itself, only what the closure needs is kept (a small tuple each).
+    self_columns = tuple(sorted({column for fk in self_fks for column in (*fk.columns, *fk.parent_columns)}
+                                | (set(source.key) if set(source.key) <= set(plan.columns) else set())))
     not_null = {column.name for column in plan.target.columns if column.not_null}
     unique = [(name, columns) for name, columns in plan.target.unique_keys
               if set(columns) <= set(plan.columns) and columns != source.rowid_alias]
@@ -241,12 +243,11 @@ def _judge_table(reader, plan: TablePreflight, keys: _KeyBook) -> None:
                     seen[name].add(key)
         keys.record(plan.name, values, problem is not None)
         if self_fks:
-            self_rows.append((place, row_key(source, dict(zip(source.columns, raw)), place),
-                              {k: values.get(k) for k in self_columns}))
+            self_rows.append((place, tuple([values.get(column) for column in self_columns])))
     plan.rows = count
     keys.scanned.add(plan.name)
     for fk in self_fks:
-        _close_self_reference(plan, fk, self_rows, keys)
+        _close_self_reference(plan, fk, self_columns, self_rows, keys)
 
 
 def _row_converter(plan: TablePreflight, not_null: set):
@@ -325,16 +326,18 @@ def row_key(source, row: dict, place: int) -> dict:
     return {"row": place + 1}
 
 
-def _close_self_reference(plan: TablePreflight, fk, self_rows, keys: _KeyBook) -> None:
+def _close_self_reference(plan: TablePreflight, fk, self_columns: tuple, self_rows, keys: _KeyBook) -> None:
     """Rows referring to rows of their own table: orphans and the closure. Their order does not
     matter: one COPY writes the whole table, and the server checks a foreign key that is not
     deferred at the end of the statement, so a child before its parent, or a row naming itself, is fine."""
     present = keys.present[plan.name, fk.parent_columns]
     rejected_keys = keys.rejected[plan.name, fk.parent_columns]
-    place_of, own_of, row_key_of, parent_of = {}, {}, {}, {}
-    for place, key, values in self_rows:
+    place_of, own_of, parent_of = {}, {}, {}
+    row_key_of = _RowKeys(plan.source, self_columns, self_rows)
+    for place, kept in self_rows:
+        values = dict(zip(self_columns, kept))
         own, reference = key_of(values, fk.parent_columns), key_of(values, fk.columns)
-        row_key_of[place], own_of[place] = key, own
+        own_of[place] = own
         if own is not None:
             place_of[own] = place
         if reference is None or place in plan.rejected:
@@ -342,11 +345,26 @@ def _close_self_reference(plan: TablePreflight, fk, self_rows, keys: _KeyBook) -
         if reference not in present:
             _reject_own(plan, place, c.FK_ORPHAN, f"{', '.join(fk.columns)} refers to {plan.name}"
                         f"({', '.join(fk.parent_columns)}) = {reference!r}, which is not in the source",
-                        key, own, rejected_keys)
+                        row_key_of[place], own, rejected_keys)
             continue
         parent_of[place] = reference
     parent_of = {place: place_of[reference] for place, reference in parent_of.items()}
     _reject_descendants(plan, fk, parent_of, row_key_of, own_of, rejected_keys)
+
+
+class _RowKeys:
+    """A kept row's key for the operator, made only for the rows that are rejected."""
+
+    def __init__(self, source, self_columns: tuple, self_rows: list):
+        self.columns = source.key if source.key and set(source.key) <= set(self_columns) else ()
+        self.positions = [self_columns.index(column) for column in self.columns]
+        self.rows = self_rows  # self_rows[place] is the row at that place: every row is kept, in order
+
+    def __getitem__(self, place: int) -> dict:
+        if not self.columns:
+            return {"row": place + 1}
+        kept = self.rows[place][1]
+        return {column: kept[position] for column, position in zip(self.columns, self.positions)}
 
 
 def _reject_own(plan, place, reason, detail, key, own, rejected_keys) -> None:
