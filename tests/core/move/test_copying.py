@@ -190,3 +190,20 @@ def test_an_orphan_in_a_cycle_of_tables_fails_the_move_at_the_end_and_leaves_not
     assert pg_server.psql("SELECT (SELECT count(*) FROM teams) + (SELECT count(*) FROM players)",
                           database=pg_database).strip() == "0"
     assert pg_server.psql("SELECT count(*) FROM pg_constraint WHERE contype = 'f'", database=pg_database).strip() == "2"
+
+
+def test_a_user_who_does_not_own_the_tables_moves_with_the_keys_checked_row_by_row(clean_source, target, pg_server,
+                                                                                  pg_database, monkeypatch):
+    pg_server.psql("DROP ROLE IF EXISTS mover; CREATE ROLE mover LOGIN PASSWORD 'pw-mover';"
+                   "GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO mover;"
+                   "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO mover;", database=pg_database)
+    from app.core.engines.postgresql.location import PostgresLocation
+
+    monkeypatch.setenv("MOVER_PW", "pw-mover")
+    as_mover = engine_for(PostgresLocation(pg_server.url(pg_database, user="mover"), password_env="MOVER_PW"),
+                          kind="postgresql")
+    before = pg_server.psql(FOREIGN_KEYS, database=pg_database)
+    report = move(clean_source, as_mover)
+    assert report.passed, report.lines()
+    assert count_all(pg_server, pg_database) == {"users": 2, "goals": 3, "notes": 2}
+    assert pg_server.psql(FOREIGN_KEYS, database=pg_database) == before
