@@ -428,5 +428,91 @@ def run_checklist_command(environment: str, yes: bool):
     sys.exit(drive_run(current_targets(), environment, cli_operator(), yes=yes, echo=line_printer(False)))
 
 
+# --- move: a SQLite environment into a PostgreSQL one (app/core/move) ---------------------
+
+
+@cutover.command("move")
+@click.argument("source")
+@click.argument("target")
+@click.option("--preflight", "preflight_only", is_flag=True,
+              help="Judge every row against TARGET's schema and report; writes nothing. Exit 0 when every row can move.")
+@click.option("--yes", is_flag=True, help="Confirm: copy into TARGET in one transaction (its tables must be empty).")
+@click.option("--quarantine", type=click.Path(dir_okay=False),
+              help="A new SQLite file to receive every rejected row with its reason (refused if it exists).")
+@click.option("--drop", "drop", multiple=True, metavar="TABLE[.COLUMN]",
+              help="Leave this source table or column behind (the target has none); repeat for several.")
+@click.option("--json", "as_json", is_flag=True, help="Print the preflight (or the move's report) as JSON.")
+@reports_errors
+def move_command(source: str, target: str, preflight_only: bool, yes: bool, quarantine: str | None,
+                 drop: tuple, as_json: bool):
+    """Move SOURCE (a SQLite environment or file) into TARGET (a PostgreSQL environment or URL) without losing a row."""
+    from app.core import move
+
+    if preflight_only == yes:
+        raise UsageError("Say what to do: --preflight (reads only) or --yes (copies into the target).")
+    if preflight_only and quarantine:
+        raise UsageError("--quarantine is for the move itself (--yes); --preflight writes nothing.")
+    source_engine, target_engine = _move_sides(source, target)
+    if preflight_only:
+        checked = move.preflight(source_engine, target_engine, drop=drop)
+        if as_json:
+            print_json(checked.to_dict())
+        else:
+            _print_preflight(checked)
+        sys.exit(0 if checked.movable else 1)
+    report = _audited_move(source_engine, target_engine, quarantine, drop, as_json)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        for line in report.lines():
+            click.echo(line)
+    sys.exit(0 if report.passed else 1)
+
+
+def _move_sides(source: str, target: str):
+    from app.core.engines import engine_for
+
+    targets = current_targets()
+    _, source_engine = targets.resolve(source)
+    if target.startswith(("postgresql://", "postgres://")):
+        return source_engine, engine_for(target, kind="postgresql")
+    return source_engine, targets.environment(target).target
+
+
+def _audited_move(source_engine, target_engine, quarantine, drop, as_json: bool):
+    from pathlib import Path
+
+    from app import audit
+    from app.core import move
+
+    say = line_printer(as_json)
+    where = f"{source_engine.label} -> {target_engine.label}"
+    try:
+        report = move.move(source_engine, target_engine, quarantine=Path(quarantine) if quarantine else None,
+                           drop=drop, say=lambda line: say("info", line))
+    except CutoverError as error:
+        audit.record(cli_operator(), "move", target=where, result="refused" if error.exit_code else "failed",
+                     detail=error.message[:500])
+        raise
+    audit.record(cli_operator(), "move", target=where, result="ok" if report.passed else "failed",
+                 detail=f"{report.moved} rows moved, {report.quarantined} quarantined")
+    return report
+
+
+def _print_preflight(checked) -> None:
+    click.echo(f"Preflight of {checked.source} -> {checked.target}: "
+               + ("every row can be moved." if checked.movable else f"{checked.rejected_rows} rows cannot be moved."))
+    for table in checked.tables:
+        click.echo(f"  {table.name:<28} {table.rows:>10,} rows {len(table.rejected):>8,} rejected")
+        for group in table.groups.values():
+            click.echo(f"    {group.count:,} {group.reason}: {group.to_dict()['explanation']}")
+            for example in group.examples:
+                click.echo(f"      e.g. {json.dumps(example['key'], default=str)}: {example['detail']}")
+    for conversion in checked.conversions():
+        click.echo(f"  converted: {conversion}")
+    for problem in checked.blocking_problems():
+        click.echo(f"BLOCKED: {problem}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(cutover)

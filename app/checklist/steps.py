@@ -397,6 +397,121 @@ def command_step(context: JobContext) -> dict:
     return command_task(context)
 
 
+# --------------------------------------------------------------------------- a move (SQLite to PostgreSQL)
+# The run is on the PostgreSQL environment; [checklist] source names the SQLite one (cutover.toml's,
+# read when the step runs: a move checklist is configured there, never by a request).
+
+
+def _move_sides(context: JobContext):
+    settings = context.targets.workspace.checklist.move
+    if settings is None:
+        raise StepRefused('This step belongs to a move checklist: set [checklist] kind = "move" and source = "ENV".')
+    source = context.targets.workspace.environment(settings.source)
+    if source is None:
+        raise StepRefused(f"[checklist] source names '{settings.source}', which is not a configured environment.")
+    return source, context.environment, settings
+
+
+def move_targets_step(context: JobContext) -> dict:
+    from app.core import move
+
+    source, target, _ = _move_sides(context)
+    if source.target.identity() == target.target.identity():
+        raise StepRefused(f"The source {source.label} and the target {target.label} are the same database.")
+    found = move.sides(source.target, target.target)
+    context.emit("ok", f"✓ source {source.name}: {source.label}, {len(found['source_tables'])} tables, "
+                       f"{sum(found['source_tables'].values()):,} rows")
+    context.emit("ok", f"✓ target {target.name}: {target.label}, {len(found['target_tables'])} tables")
+    if found["target_not_empty"]:
+        raise StepRefused(f"The target's tables {', '.join(found['target_not_empty'])} already hold rows: a move "
+                          "goes into empty tables only. Empty them (or name another database) and retry.")
+    context.emit("ok", "✓ every target table is empty")
+    return {"source": source.label, "target": target.label, **found}
+
+
+def move_backup_step(context: JobContext) -> dict:
+    from app.actions.backup_jobs import create_default_backup_folder
+    from app.core.backup import create_backup
+
+    source, _, _ = _move_sides(context)
+    create_default_backup_folder(source)
+    stamp = source.target.stamp()  # before the backup: a write landing during it counts as a change
+    backup = create_backup(source.target, source.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
+                           progress=context.progress, log=lambda line: context.emit("info", line))
+    context.emit("ok", f"✓ Backup {backup.id} of {source.name} verified: {len(backup.copies)} copies, "
+                       f"sha256 {backup.manifest.sha256}")
+    return {"backup": backup.id, "sha256": backup.manifest.sha256, "stamp": stamp}
+
+
+def move_preflight_step(context: JobContext) -> dict:
+    from app.core import move
+    from app.core.engines import engine_for
+
+    source, target, settings = _move_sides(context)
+    checked = move.preflight(source.target, target.target, drop=settings.drop)
+    for table in checked.tables:
+        context.emit("info", f"{table.name:<32} {table.rows:>10,} rows {len(table.rejected):>8,} rejected")
+        for group in table.groups.values():
+            context.emit("warning", f"    {group.count:,} {group.reason}: " + "; ".join(
+                f"{example['key']} {example['detail']}" for example in group.examples))
+    document = {**checked.to_dict(), "quarantine": settings.quarantine}
+    if checked.blocking_problems():
+        raise TaskFailed("The move cannot start: " + "; ".join(checked.blocking_problems()) + ".", document)
+    if checked.rejected_rows and not settings.quarantine:
+        raise TaskFailed(f"{checked.rejected_rows} rows cannot be moved: fix them in the source, or set "
+                         "[checklist] quarantine = \"FILE\" to set them aside with their reasons.", document)
+    if checked.rejected_rows:
+        engine_for(Path(settings.quarantine)).check_new_quarantine()
+        context.emit("warning", f"{checked.rejected_rows:,} rows will go to the quarantine {settings.quarantine}")
+    context.emit("ok", f"✓ {sum(t.rows - len(t.rejected) for t in checked.tables):,} rows can be moved")
+    return document
+
+
+def move_copy_step(context: JobContext) -> dict:
+    from app.core import move
+
+    source, target, settings = _move_sides(context)
+    backup_record = passed_result(context.job.run_id, "move-backup")
+    if not backup_record or not passed_result(context.job.run_id, "move-preflight"):
+        raise StepRefused("This run has no passed backup of the source and preflight: they come first.")
+    backup = find_backup(source.backup_dirs, source.target, backup_record["backup"])
+    if not verify_backup(backup, target=source.target).verified:
+        raise StepRefused(f"Backup {backup.id} of {source.name} no longer verifies: nothing is moved without a way back.")
+    if not source.target.unchanged_since(backup_record["stamp"]):
+        raise StepRefused(f"{source.label} changed since this run's backup: {ABANDON}")
+    refuse_if_application_runs(source)
+    context.emit("ok", f"✓ Backup {backup.id} verifies, the source is unchanged since, the application is stopped")
+    quarantine = Path(settings.quarantine) if settings.quarantine else None
+    try:
+        report = move.move(source.target, target.target, quarantine=quarantine, drop=settings.drop,
+                           say=lambda line: context.emit("info", line))
+    except CutoverError as error:
+        raise TaskFailed(f"{error.message} The target is as it was; backup {backup.id} is verified.",
+                         {"error": error.to_dict()}) from None
+    for line in report.lines():
+        context.emit("ok" if report.passed else "error", line)
+    if not report.passed:
+        raise TaskFailed("The move committed but a check after COMMIT failed: see the log.", report.to_dict())
+    return report.to_dict()
+
+
+def move_verify_step(context: JobContext) -> dict:
+    from app.core import move
+
+    source, target, _ = _move_sides(context)
+    copied = passed_result(context.job.run_id, "move-copy")
+    if not copied:
+        raise StepRefused("This run's copy has not passed.")
+    checks = move.verify_moved(source.target, target.target, copied)
+    for name, passed, evidence in checks:
+        context.emit("ok" if passed else "error", f"{'✓' if passed else '✗'} {name}: {evidence}")
+    document = {"passed": all(passed for _, passed, _ in checks),
+                "checks": [{"name": name, "passed": passed, "evidence": evidence} for name, passed, evidence in checks]}
+    if not document["passed"]:
+        raise TaskFailed("The move does not verify: see the log.", document)
+    return document
+
+
 STEP_TASKS = {
     "verify-target": verify_target_step,
     "app-stopped": app_stopped_step,
@@ -412,4 +527,9 @@ STEP_TASKS = {
     "monitor": monitor_step,
     "manual": manual_step,
     "command": command_step,
+    "move-targets": move_targets_step,
+    "move-backup": move_backup_step,
+    "move-preflight": move_preflight_step,
+    "move-copy": move_copy_step,
+    "move-verify": move_verify_step,
 }

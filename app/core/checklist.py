@@ -30,7 +30,9 @@ from app.core.numbers import Accepted, config_number
 STEP_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
 BUILT_IN_KINDS = ("verify-target", "app-stopped", "data-volume", "backup", "integrity", "rehearse",
                   "migrate", "hotfix", "verify", "start-app", "smoke", "monitor")
-KINDS = BUILT_IN_KINDS + ("command", "manual")
+# The steps of a move from SQLite to PostgreSQL ([checklist] kind = "move").
+MOVE_KINDS = ("move-targets", "move-backup", "move-preflight", "move-copy", "move-verify")
+KINDS = BUILT_IN_KINDS + MOVE_KINDS + ("command", "manual")
 # Kinds that change the target database: each needs this run's verified backup first.
 MUTATING_KINDS = ("migrate", "hotfix")
 # What a step of these kinds refuses to run without (app/steps.py), and why. Placed after
@@ -42,14 +44,18 @@ PREREQUISITES = {
                 ("rehearse", "it applies only a plan this run rehearsed")),
     "hotfix": (("backup", "it changes the database only after this run's verified backup"),
                ("migrate", "the hotfix is applied right after the migration")),
+    "move-copy": (("move-backup", "it writes only after this run's verified backup of the source"),
+                  ("move-preflight", "it copies only what this run's preflight judged")),
+    "move-verify": (("move-copy", "it verifies this run's copy"),),
 }
 # step_plan_paths gives every hotfix step every hotfix plan and every migrate step all the
 # others: a second step of these kinds would apply the same plans twice.
-SINGLE_KINDS = MUTATING_KINDS
+SINGLE_KINDS = MUTATING_KINDS + ("move-copy",)
 ENV_NAME = re.compile(r"^[^=\x00]+$")  # what the OS takes as an environment variable's name
 STEP_KEYS = {"kind", "title", "description", "signoff", "approval", "requires", "plans", "argv", "env",
              "cwd", "stdin", "timeout", "instructions"}
-CHECKLIST_KEYS = {"order", "steps"}
+CHECKLIST_KEYS = {"order", "steps", "kind", "source", "quarantine", "drop"}
+CHECKLIST_KINDS = ("production", "move")
 COMMAND_TIMEOUT = Accepted(0, 7 * 24 * 3600, lowest_excluded=True, unit="seconds")  # a week at most
 
 
@@ -113,9 +119,48 @@ DEFAULT_STEPS = (
 )
 
 
+MOVE_STEPS = (
+    StepDefinition("move-targets", "move-targets", "Verify both databases",
+                   "The source is the SQLite file configured as [checklist] source, the target this PostgreSQL "
+                   "environment; they are not the same database, and every target table is empty.", signoff=True),
+    StepDefinition("app-stopped", "app-stopped", "Check the application is stopped",
+                   "No process matching the application's patterns runs, and none holds the database open."),
+    StepDefinition("move-backup", "move-backup", "Back up the source (verified, every location)",
+                   "A consistent copy of the SQLite source into every backup folder, each verified."),
+    StepDefinition("move-preflight", "move-preflight", "Preflight every row",
+                   "Every source row judged against the target's schema, rejects counted and explained per table "
+                   "with examples; with rejects, the quarantine file they will go to. Writes nothing.", signoff=True),
+    StepDefinition("move-copy", "move-copy", "Copy in one transaction",
+                   "COPY into the target in one transaction, foreign keys enforced, converted by the target's "
+                   "types, rejects to the quarantine, verified before COMMIT; nothing is left on failure."),
+    StepDefinition("move-verify", "move-verify", "Verify the move",
+                   "Per table moved + quarantined = source rows, the target's counts and constraints, the source "
+                   "byte-identical to its backup."),
+    StepDefinition("switch-url", "command", "Switch the application's database URL",
+                   "The configured command points the application at the PostgreSQL database."),
+    StepDefinition("start-app", "start-app", "Start the application",
+                   "The configured start command, then the application must answer; without one, start it by hand."),
+    StepDefinition("smoke", "smoke", "Smoke test",
+                   "What the application writes, written in a transaction that is always rolled back.",
+                   signoff=True),
+    StepDefinition("monitor", "monitor", "Monitor (24 hours stable)",
+                   "Every check on a schedule over the monitoring window; passes when the window ends clean."),
+)
+
+
+@dataclass(frozen=True)
+class MoveSettings:
+    """[checklist] source, quarantine, drop: what a move checklist moves, and where rejects go."""
+
+    source: str  # the SQLite environment's name
+    quarantine: str | None = None  # a new SQLite file for rejected rows
+    drop: tuple[str, ...] = ()  # source tables or table.columns to leave behind
+
+
 @dataclass(frozen=True)
 class Checklist:
     steps: tuple[StepDefinition, ...] = field(default_factory=lambda: default_checklist().steps)
+    move: MoveSettings | None = None  # a move checklist's settings (read from cutover.toml by its steps)
 
     def step(self, step_id: str) -> StepDefinition | None:
         return next((s for s in self.steps if s.id == step_id), None)
@@ -153,18 +198,37 @@ def parse_checklist(path: Path, raw: dict, plans: tuple[Path, ...], resolve) -> 
     settings = raw.get("steps", {})
     if not isinstance(settings, dict):
         raise ConfigError(f"{path}: 'checklist.steps' must be a table of steps ([checklist.steps.ID]).")
-    defaults = {step.id: step for step in DEFAULT_STEPS}
+    move = _move_settings(path, raw, resolve)
+    defaults = {step.id: step for step in (MOVE_STEPS if move else DEFAULT_STEPS)}
     order = _order(path, raw, defaults, settings)
     steps = [_step(path, step_id, settings.get(step_id, {}), defaults.get(step_id), plans, resolve)
              for step_id in order]
     for step_id in settings:
         if step_id not in order:
             raise ConfigError(f"{path}: 'checklist.steps.{step_id}' is not in 'checklist.order'; add it there or remove it.")
-    checklist = Checklist(_linear(steps))
+    checklist = Checklist(_linear(steps), move)
     _check_requirements(path, checklist)
     _check_single_kinds(path, checklist)
     _check_prerequisites(path, checklist)
     return checklist
+
+
+def _move_settings(path: Path, raw: dict, resolve) -> MoveSettings | None:
+    kind = raw.get("kind", "production")
+    if kind not in CHECKLIST_KINDS:
+        raise ConfigError(f"{path}: 'checklist.kind' must be one of {', '.join(CHECKLIST_KINDS)}.")
+    move_keys = sorted({"source", "quarantine", "drop"} & set(raw))
+    if kind != "move":
+        if move_keys:
+            raise ConfigError(f"{path}: 'checklist.{move_keys[0]}' is only for kind = \"move\".")
+        return None
+    source = _string(path, raw, "source", "checklist")
+    if not source:
+        raise ConfigError(f"{path}: a move checklist needs 'checklist.source': the name of the SQLite "
+                          "environment whose rows move (the run is started on the PostgreSQL one).")
+    quarantine = _string(path, raw, "quarantine", "checklist")
+    return MoveSettings(source, str(resolve(quarantine)) if quarantine else None,
+                        tuple(_strings(path, raw, "drop", "checklist")))
 
 
 def _order(path: Path, raw: dict, defaults: dict, settings: dict) -> list[str]:

@@ -136,3 +136,23 @@ def source_damaged(source: str, problem: str, investigate: str) -> BackupError:
         source=str(source),
         reason="source_damaged",
     )
+
+
+class MoveRefused(CutoverError):
+    """A move (SQLite to PostgreSQL) was not started: nothing was written anywhere."""
+
+    code = "move_refused"
+    http_status = 409
+
+
+class MoveFailed(CutoverError):
+    """A move stopped after it began writing: its one transaction rolled back, the target is as it was."""
+
+    code = "move_failed"
+    http_status = 500
+
+
+class QuarantineExists(MoveRefused):
+    """The quarantine file named for a move already exists: it is never written into."""
+
+    code = "quarantine_exists"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import import_module
 from typing import Any, ClassVar, TypeVar
 
-from app.core.errors import ConfigError, TargetUnavailable, UsageError
+from app.core.errors import ConfigError, NotSupported, TargetUnavailable, UsageError
 
 T = TypeVar("T")
 _ENGINES: dict[str, type[Engine]] = {}
@@ -331,6 +331,25 @@ class Engine(ABC):
         """An Engine on a private copy of the target's schema and rows (one consistent moment),
         removed on exit whatever happens; `workdir` has room for a copy."""
         raise NotImplementedError
+
+    # --- moving rows to another engine (app/core/move) ----------------------------------
+
+    def move_source(self, *, busy_timeout: float = 1.0):
+        """A read-only reader of this database's tables and rows, streamed (a move's source):
+        `tables()`, `rows(table, columns)`, `sha256()`, `close()`."""
+        raise NotSupported(f"Cutover moves rows out of SQLite files only; {self.label} is a {self.title} database.")
+
+    def move_target(self):
+        """What a move writes through (`describe()`, `load()`, `row_counts(tables)`)."""
+        raise NotSupported(f"Cutover moves rows into PostgreSQL databases only; {self.label} is a {self.title} one.")
+
+    def check_new_quarantine(self) -> None:
+        """Refuse (CutoverError) unless this location can become a new quarantine file."""
+        raise NotSupported(f"A quarantine is a new SQLite file; {self.label} is not one.")
+
+    def new_quarantine(self):
+        """A quarantine file being written here: `add(...)`, `publish()`, `discard()`."""
+        raise NotSupported(f"A quarantine is a new SQLite file; {self.label} is not one.")
 
     @abstractmethod
     def is_interrupt(self, exc: Exception) -> bool:

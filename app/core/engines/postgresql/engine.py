@@ -19,7 +19,7 @@ from psycopg.pq import TransactionStatus
 
 from app.core.engines.base import Engine, TimedOut
 from app.core.engines.postgresql import (
-    backups, clones, connections, migrating, reconciling, restore, scratch, sessions, transactions, verifying, watching,
+    backups, clones, connections, loading, migrating, reconciling, restore, scratch, sessions, transactions, verifying, watching,
 )
 from app.core.engines.postgresql.compare import diff_catalogs
 from app.core.engines.postgresql.dialect import PostgresDialect
@@ -97,6 +97,9 @@ class PostgresqlEngine(Engine):
 
     def decide(self, connection, sql: str):
         return reconciling.decide(connection, sql)
+
+    def move_target(self):
+        return loading.PostgresMoveTarget(self.location)
 
     def watched_tables(self, connection) -> list:
         return watching.watched_tables(connection, self.location.schemas)

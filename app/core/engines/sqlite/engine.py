@@ -17,6 +17,8 @@ from app.core.engines.sqlite import (
     guards,
     integrity,
     introspection,
+    movesource,
+    quarantine,
     scratch,
     stamps,
     swap,
@@ -174,6 +176,15 @@ class SQLiteEngine(Engine):
             yield SQLiteEngine(copy)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def move_source(self, *, busy_timeout: float = 1.0):
+        return movesource.SQLiteMoveSource(self.path, busy_timeout=busy_timeout)
+
+    def check_new_quarantine(self) -> None:
+        quarantine.refuse_existing(self.path)
+
+    def new_quarantine(self):
+        return quarantine.Quarantine(self.path)
 
     def watched_tables(self, connection) -> list:
         return watching.watched_tables(connection)

@@ -1,0 +1,87 @@
+"""Preflight on real files and a real server: every reject counted, explained, with examples; nothing written."""
+import hashlib
+
+from app.core.move import preflight
+from tests.core.move.conftest import count_all
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_clean_data_is_movable(clean_source, target):
+    result = preflight(clean_source, target)
+    assert result.movable, result.to_dict()
+    assert {t["name"]: (t["rows"], t["accepted"]) for t in result.to_dict()["tables"]} == {
+        "users": (2, 2), "goals": (3, 3), "notes": (2, 2)}
+    assert [t.name for t in result.tables] == ["users", "goals", "notes"]  # parents first
+    assert "goals.done: integers 0/1 to boolean" in result.conversions()
+    assert "goals.meta: JSON text to jsonb" in result.conversions()
+
+
+def test_every_reason_is_found_with_examples_and_the_closure(dirty_source, target, pg_server, pg_database):
+    before, stamp = sha(dirty_source.path), target.stamp()
+    document = preflight(dirty_source, target).to_dict()
+    assert not document["movable"]
+    rejects = {(t["name"], r["reason"]): r for t in document["tables"] for r in t["rejects"]}
+    assert {key: r["count"] for key, r in rejects.items()} == {
+        ("users", "duplicate_unique_key"): 1, ("users", "not_boolean"): 1, ("users", "unparsable_timestamp"): 1,
+        ("users", "text_too_long"): 1,
+        ("goals", "foreign_key_orphan"): 1, ("goals", "null_in_not_null"): 1, ("goals", "invalid_json"): 1,
+        ("goals", "integer_overflow"): 1, ("goals", "parent_rejected"): 2,
+        ("notes", "parent_rejected"): 1, ("notes", "foreign_key_orphan"): 1,
+    }
+    assert rejects["goals", "foreign_key_orphan"]["examples"][0]["key"] == {"id": 10}
+    assert "users(id) = 99" in rejects["goals", "foreign_key_orphan"]["examples"][0]["detail"]
+    assert [e["key"] for e in rejects["goals", "parent_rejected"]["examples"]] == [{"id": 14}, {"id": 15}]
+    assert rejects["notes", "parent_rejected"]["examples"][0]["key"] == {"id": 3}
+    assert rejects["goals", "null_in_not_null"]["examples"][0]["column"] == "title"
+    assert document["rejected_rows"] == 12
+    assert sha(dirty_source.path) == before
+    assert target.unchanged_since(stamp)  # the server's own counters: not a row, not a catalog entry written
+    assert count_all(pg_server, pg_database) == {"users": 0, "goals": 0, "notes": 0}
+
+
+def test_unmapped_columns_missing_tables_and_required_columns_are_named(tmp_path, target, pg_server, pg_database):
+    from tests.core.move.conftest import make_source
+    from app.core.engines import engine_for
+
+    schema = ("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, active INTEGER, created_at TEXT, nickname TEXT);"
+              "CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT);")
+    source = engine_for(make_source(tmp_path / "s.db", "", schema))
+    pg_server.psql("INSERT INTO users (email, active, created_at) VALUES ('x@y', true, now())", database=pg_database)
+    result = preflight(source, target)
+    assert result.unmapped_columns == ["users.nickname"]
+    assert result.missing_tables == ["audit"]
+    assert result.target_not_empty == ["users"]
+    assert result.target_only_tables == ["goals", "notes"]
+    problems = result.blocking_problems()
+    assert "source column users.nickname has no column in the target: its data would be dropped " \
+           "(add it, or --drop users.nickname)" in problems
+    assert not result.movable
+    decided = preflight(source, target, drop=["users.nickname", "audit"])
+    assert decided.unmapped_columns == [] and decided.missing_tables == []
+    assert decided.dropped == ["audit", "users.nickname"]
+
+
+def test_a_required_target_column_the_source_lacks_is_a_mismatch(tmp_path, target):
+    from tests.core.move.conftest import make_source
+    from app.core.engines import engine_for
+
+    source = engine_for(make_source(tmp_path / "s.db", "", "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);"))
+    mismatches = preflight(source, target).schema_mismatches
+    assert {(m["table"], m["column"]) for m in mismatches} == {("users", "active"), ("users", "created_at")}
+    assert "NOT NULL, no default" in mismatches[0]["problem"]
+
+
+def test_keys_that_differ_in_sqlite_but_not_in_the_target_are_duplicates(tmp_path, pg_server, pg_database, pg_url):
+    from tests.core.move.conftest import make_source
+    from app.core.engines import engine_for
+
+    pg_server.psql("CREATE TABLE readings (taken timestamp PRIMARY KEY, value integer)", database=pg_database)
+    source = engine_for(make_source(
+        tmp_path / "r.db", "INSERT INTO readings VALUES ('2026-01-01 10:00:00', 1), ('2026-01-01T10:00', 2);",
+        "CREATE TABLE readings (taken TEXT PRIMARY KEY, value INTEGER);"))
+    table = preflight(source, engine_for(pg_url, kind="postgresql")).to_dict()["tables"][0]
+    assert table["rejects"][0]["reason"] == "duplicate_unique_key"
+    assert table["rejects"][0]["examples"][0]["key"] == {"taken": "2026-01-01T10:00"}
