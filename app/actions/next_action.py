@@ -36,6 +36,8 @@ class EnvironmentFacts:
     open_run: int | None = None
     active_window: int | None = None
     window_is_the_runs: bool = False  # the open run's own monitor step started the active window
+    move_from: str | None = None  # the move checklist's source, when this environment can be its target
+    holds_rows: bool | None = None  # any row in its tables (None: unknown); a move needs them empty
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ def next_action(facts: EnvironmentFacts) -> NextAction:
         return NextAction(CONTINUE_RUN, f"Continue run {facts.open_run}",
                           f"Checklist run {facts.open_run} is open on {name}: it changes only through its steps.",
                           run=facts.open_run)
+    if facts.move_from is not None:
+        return _move_action(facts)
     if facts.differences is None:
         return NextAction(NOTHING, "Compare it first",
                           f"{name} could not be compared with {reference or 'a reference'}: see the comparison.")
@@ -93,6 +97,18 @@ def next_action(facts: EnvironmentFacts) -> NextAction:
     return NextAction(NOTHING, "Nothing to migrate", f"{name} matches {reference}.")
 
 
+def _move_action(facts: EnvironmentFacts) -> NextAction:
+    """The workspace's checklist moves a SQLite environment into this one: the schemas of two
+    engines are never compared, so the move itself is what comes next, while the tables are empty."""
+    name, source = facts.name, facts.move_from
+    if facts.holds_rows:
+        return NextAction(NOTHING, "Nothing to move",
+                          f"{name} holds rows already, and a move from {source} fills empty tables only.")
+    return NextAction(START_RUN, "Start the move",
+                      f"The checklist moves {source} into {name}: it backs up {source}, preflights every row, "
+                      "copies in one transaction and verifies.")
+
+
 def _count(number: int, singular: str, plural: str) -> str:
     return f"{number} {singular if number == 1 else plural}"
 
@@ -109,9 +125,11 @@ def environment_facts(targets, env, comparison=None) -> EnvironmentFacts:
         comparison = targets.compare(reference.name, env.name, wait_for_checks=False)
     run = open_run(env.name)
     window = active_window(env.name)
+    inspection = targets.inspect(env, wait_for_checks=False)
+    move_from = _move_source(targets, env)
     return EnvironmentFacts(
         env.name, facts.reference_name,
-        readable=targets.inspect(env, wait_for_checks=False).ok,
+        readable=inspection.ok,
         migratable="migrate" in env.target.supports,
         checklist="checklist" in env.target.supports,
         preppable="prep" in env.target.supports,
@@ -121,7 +139,24 @@ def environment_facts(targets, env, comparison=None) -> EnvironmentFacts:
         open_run=run.id if run else None,
         active_window=window.id if window else None,
         window_is_the_runs=bool(run and window and window.started_at >= run.created_at),
+        move_from=move_from,
+        holds_rows=_holds_rows(inspection) if move_from else None,
     )
+
+
+def _move_source(targets, env) -> str | None:
+    """The move checklist's source, unless `env` is that source or cannot receive a move."""
+    move = targets.workspace.checklist.move
+    if move is None or move.source == env.name or not env.target.receives_moves:
+        return None
+    return move.source
+
+
+def _holds_rows(inspection) -> bool | None:
+    if not inspection.ok:
+        return None
+    counts = inspection.snapshot.row_counts().values()
+    return True if any(counts) else (None if None in counts else False)
 
 
 def _left_to_prep(targets, comparison) -> int | None:

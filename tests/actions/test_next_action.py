@@ -126,3 +126,20 @@ def test_an_engine_without_the_checklist_is_sent_to_the_migration_page():
     facts = EnvironmentFacts("production", "development", differences=3, to_prep=2, checklist=False, preppable=False)
     action = next_action(facts)
     assert action.kind == "migrate" and "Migration page" in action.why
+
+
+def test_an_empty_target_of_the_move_checklist_is_sent_to_the_move():
+    """Two engines' schemas are never compared (differences None): the move is what comes next."""
+    action = next_action(facts(differences=None, move_from="sqlite_prod", holds_rows=False))
+    assert action.kind == START_RUN and action.title == "Start the move"
+    assert "moves sqlite_prod into production" in action.why
+
+
+def test_a_move_target_that_holds_rows_has_nothing_to_move():
+    action = next_action(facts(differences=None, move_from="sqlite_prod", holds_rows=True))
+    assert action.kind == NOTHING and "holds rows already" in action.why
+
+
+def test_an_open_move_run_comes_before_the_move():
+    action = next_action(facts(differences=None, move_from="sqlite_prod", holds_rows=True, open_run=2))
+    assert (action.kind, action.run) == (CONTINUE_RUN, 2)

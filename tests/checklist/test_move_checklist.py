@@ -98,3 +98,19 @@ def test_without_a_quarantine_the_preflight_stops_the_run_before_anything_is_wri
     assert stopped.returncode == 1
     assert "12 rows cannot be moved" in stopped.stdout + stopped.stderr
     assert count_all(pg_server, pg_database) == {"users": 0, "goals": 0, "notes": 0}
+
+
+def test_the_dashboard_sends_the_empty_target_to_the_move_then_has_nothing_to_move(tmp_path, move_config,
+                                                                                 pg_server, pg_database):
+    config, source = move_config
+    app = make_app(tmp_path, config, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'instance' / 'cutover.db'}")
+    client = app.test_client()
+    log_in(client)
+    before = client.get("/").get_data(as_text=True)
+    assert "Start the move" in before and "Compare it first" not in before
+    assert cli(tmp_path, config, "move", "production", "postgres", "--yes", "--quarantine", "q.db").returncode == 0
+    after = client.get("/?refresh=1").get_data(as_text=True)
+    assert "Nothing to move" in after and "Start the move" not in after
+    from app.extensions import db
+    with app.app_context():
+        db.engine.dispose()

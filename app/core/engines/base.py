@@ -131,6 +131,7 @@ class Engine(ABC):
     # A snapshot's whole-database checks cost a pass over every byte (SQLite's quick_check), so
     # the dashboard runs them in the background; False when a snapshot has no such part.
     slow_deep_checks: ClassVar[bool] = True
+    receives_moves: ClassVar[bool] = False  # can be a move's target (move_target works)
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""  # how messages name the engine: "SQLite", "PostgreSQL"

@@ -41,6 +41,7 @@ class PostgresqlEngine(Engine):
     copy_check_name = "pg_restore --list"
     investigate_damage = "Investigate the source: the server's log, and amcheck if it is installed."
     slow_deep_checks = False  # a snapshot is the catalog and counts: nothing to run apart
+    receives_moves = True
 
     def __init__(self, location):
         if not isinstance(location, PostgresLocation):
