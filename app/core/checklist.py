@@ -88,12 +88,22 @@ class StepDefinition:
                       "argv": tuple(data["argv"]), "env": tuple(data["env"].items())})
 
 
+# The steps both checklists end and begin with.
+APP_STOPPED = StepDefinition("app-stopped", "app-stopped", "Check the application is stopped",
+                             "No process matching the application's patterns runs, and none holds the database open.")
+START_APP = StepDefinition("start-app", "start-app", "Start the application",
+                          "The configured start command, then the application must answer; without one, start it by hand.")
+SMOKE = StepDefinition("smoke", "smoke", "Smoke test",
+                      "What the application writes, written in a transaction that is always rolled back.",
+                      signoff=True)
+MONITOR = StepDefinition("monitor", "monitor", "Monitor (24 hours stable)",
+                        "Every check on a schedule over the monitoring window; passes when the window ends clean.")
+
 DEFAULT_STEPS = (
     StepDefinition("verify-target", "verify-target", "Verify the target",
                    "The path resolves to this environment's database, not the reference's; the file is "
                    "the one inspected; its fingerprint is recorded.", signoff=True),
-    StepDefinition("app-stopped", "app-stopped", "Check the application is stopped",
-                   "No process matching the application's patterns runs, and none holds the database open."),
+    APP_STOPPED,
     StepDefinition("data-volume", "data-volume", "Record data volume",
                    "Exact row counts of every table, kept for the ledger after the migration."),
     StepDefinition("backup", "backup", "Back up (verified, every location)",
@@ -109,13 +119,9 @@ DEFAULT_STEPS = (
                    "The hotfix plan applied immediately after the migration, in its own transaction."),
     StepDefinition("verify", "verify", "Verify",
                    "Integrity, foreign keys, assertions, schema against the reference, row-count ledger, indexes."),
-    StepDefinition("start-app", "start-app", "Start the application",
-                   "The configured start command, then the application must answer; without one, start it by hand."),
-    StepDefinition("smoke", "smoke", "Smoke test",
-                   "What the application writes, written in a transaction that is always rolled back.",
-                   signoff=True),
-    StepDefinition("monitor", "monitor", "Monitor (24 hours stable)",
-                   "Every check on a schedule over the monitoring window; passes when the window ends clean."),
+    START_APP,
+    SMOKE,
+    MONITOR,
 )
 
 
@@ -123,8 +129,7 @@ MOVE_STEPS = (
     StepDefinition("move-targets", "move-targets", "Verify both databases",
                    "The source is the SQLite file configured as [checklist] source, the target this PostgreSQL "
                    "environment; they are not the same database, and every target table is empty.", signoff=True),
-    StepDefinition("app-stopped", "app-stopped", "Check the application is stopped",
-                   "No process matching the application's patterns runs, and none holds the database open."),
+    APP_STOPPED,
     StepDefinition("move-backup", "move-backup", "Back up the source (verified, every location)",
                    "A consistent copy of the SQLite source into every backup folder, each verified."),
     StepDefinition("move-preflight", "move-preflight", "Preflight every row",
@@ -138,13 +143,9 @@ MOVE_STEPS = (
                    "byte-identical to its backup."),
     StepDefinition("switch-url", "command", "Switch the application's database URL",
                    "The configured command points the application at the PostgreSQL database."),
-    StepDefinition("start-app", "start-app", "Start the application",
-                   "The configured start command, then the application must answer; without one, start it by hand."),
-    StepDefinition("smoke", "smoke", "Smoke test",
-                   "What the application writes, written in a transaction that is always rolled back.",
-                   signoff=True),
-    StepDefinition("monitor", "monitor", "Monitor (24 hours stable)",
-                   "Every check on a schedule over the monitoring window; passes when the window ends clean."),
+    START_APP,
+    SMOKE,
+    MONITOR,
 )
 
 

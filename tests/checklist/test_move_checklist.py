@@ -108,7 +108,8 @@ def test_the_dashboard_sends_the_empty_target_to_the_move_then_has_nothing_to_mo
     log_in(client)
     before = client.get("/").get_data(as_text=True)
     assert "Start the move" in before and "Compare it first" not in before
-    assert cli(tmp_path, config, "move", "production", "postgres", "--yes", "--quarantine", "q.db").returncode == 0
+    moved = cli(tmp_path, config, "move", "production", "postgres", "--yes", "--quarantine", str(tmp_path / "q.db"))
+    assert moved.returncode == 0, moved.stdout + moved.stderr
     after = client.get("/?refresh=1").get_data(as_text=True)
     assert "Nothing to move" in after and "Start the move" not in after
     from app.extensions import db
