@@ -9,7 +9,7 @@ from contextlib import closing
 import psycopg
 import pytest
 
-from tests.core.move.conftest import DIRTY_ROWS, POSTGRES_SCHEMA, count_all, make_source
+from tests.core.move.conftest import POSTGRES_SCHEMA, count_all, make_source, move_workspace
 from tests.test_cli import cli
 
 EMPTY = {"users": 0, "goals": 0, "notes": 0}
@@ -21,18 +21,7 @@ def sha(path):
 
 @pytest.fixture
 def setup(tmp_path, pg_server, pg_database):
-    pg_server.psql(POSTGRES_SCHEMA, database=pg_database)
-    source = make_source(tmp_path / "app.db", DIRTY_ROWS)
-    config = tmp_path / "cutover.toml"
-    config.write_text(f"""
-[environments.production]
-database = "{source}"
-reference = true
-
-[environments.postgres]
-url = "{pg_server.url(pg_database)}"
-""")
-    return config, source
+    return move_workspace(tmp_path, pg_server, pg_database)
 
 
 def test_preflight_json_names_every_reject_and_exits_1(tmp_path, setup, pg_server, pg_database):

@@ -8,8 +8,23 @@ import pytest
 from app.core.checklist import MOVE_STEPS, parse_checklist
 from app.core.errors import ConfigError
 from tests.conftest import log_in, make_app
-from tests.core.move.conftest import DIRTY_ROWS, POSTGRES_SCHEMA, count_all, make_source
+from tests.core.move.conftest import count_all, move_workspace
 from tests.test_cli import cli
+
+MOVE_CHECKLIST = """
+[verification]
+monitor_hours = 0.0005
+monitor_interval_minutes = 0.005
+
+[checklist]
+kind = "move"
+source = "production"
+quarantine = "rejected.db"
+
+[checklist.steps.switch-url]
+argv = ["/bin/sh", "-c", "echo DATABASE_URL=postgresql://app/db > app.env"]
+cwd = "."
+"""
 
 
 def parse(raw):
@@ -41,31 +56,7 @@ def test_mistakes_in_a_move_checklist_are_named(raw, words):
 
 @pytest.fixture
 def move_config(tmp_path, pg_server, pg_database):
-    pg_server.psql(POSTGRES_SCHEMA, database=pg_database)
-    source = make_source(tmp_path / "app.db", DIRTY_ROWS)
-    config = tmp_path / "cutover.toml"
-    config.write_text(f"""
-[environments.production]
-database = "{source}"
-reference = true
-
-[environments.postgres]
-url = "{pg_server.url(pg_database)}"
-
-[verification]
-monitor_hours = 0.0005
-monitor_interval_minutes = 0.005
-
-[checklist]
-kind = "move"
-source = "production"
-quarantine = "rejected.db"
-
-[checklist.steps.switch-url]
-argv = ["/bin/sh", "-c", "echo DATABASE_URL=postgresql://app/db > app.env"]
-cwd = "."
-""")
-    return config, source
+    return move_workspace(tmp_path, pg_server, pg_database, MOVE_CHECKLIST)
 
 
 def test_the_move_checklist_runs_headless_end_to_end(tmp_path, move_config, pg_server, pg_database):

@@ -80,3 +80,14 @@ def target_rows(pg_server, database: str, table: str) -> list[str]:
 def count_all(pg_server, database: str) -> dict:
     return {table: int(pg_server.psql(f"SELECT count(*) FROM {table}", database=database))
             for table in ("users", "goals", "notes")}
+
+
+def move_workspace(tmp_path, pg_server, pg_database, extra: str = "") -> tuple:
+    """A cutover.toml naming the dirty SQLite source `production` (the reference) and the empty
+    PostgreSQL target `postgres`, with `extra` appended; returns (config, source)."""
+    pg_server.psql(POSTGRES_SCHEMA, database=pg_database)
+    source = make_source(tmp_path / "app.db", DIRTY_ROWS)
+    config = tmp_path / "cutover.toml"
+    config.write_text(f'[environments.production]\ndatabase = "{source}"\nreference = true\n\n'
+                      f'[environments.postgres]\nurl = "{pg_server.url(pg_database)}"\n{extra}')
+    return config, source
