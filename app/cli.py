@@ -56,6 +56,7 @@ def envs_command(as_json: bool, check: bool):
     targets = current_targets()
     docs = [environment_document(env, targets.inspect(env, run_checks=check))
             for env in targets.workspace.environments]
+    _add_alembic_status(targets, docs)
     if as_json:
         print_json({"environments": docs})
     else:
@@ -265,16 +266,23 @@ plan_option = click.option("--plan", "plans", multiple=True, type=click.Path(dir
                            help="A plan file; repeat for several, in order. Replaces the configured plans.")
 
 
+to_option = click.option("--to", "to", metavar="REV",
+                         help="With [migration] alembic: the revision to go to (default: the single head).")
+
+
 @cutover.command("plan")
 @click.argument("environment")
 @plan_option
+@to_option
 @click.option("--json", "as_json", is_flag=True)
 @reports_errors
-def plan_command(environment: str, plans: tuple, as_json: bool):
+def plan_command(environment: str, plans: tuple, to: str | None, as_json: bool):
     """Predict every statement of the plan set on ENVIRONMENT (reads only its schema). Exit 1 if any would fail."""
     from app.actions.planning import plan_view
 
     targets = current_targets()
+    if _alembic_chosen(targets, plans, to):
+        _alembic_plan_command(targets, environment, to, as_json)
     view = plan_view(targets, targets.environment(environment), list(plans))
     if as_json:
         print_json(view.to_dict())
@@ -325,12 +333,16 @@ def prep_command(environment: str, reference: str, output: str | None):
         click.echo(prep.text, nl=False)
 
 
-def _run_migration_job(kind: str, environment: str, plans: tuple):
+def _run_migration_job(kind: str, environment: str, plans: tuple, to: str | None = None):
     from app.actions.planning import start_job
+    from app.actions.revisions import start_revisions_job
 
     targets = current_targets()
     env = targets.environment(environment)
-    job = start_job(kind, env, cli_operator(), list(plans), targets=targets, run_here=True)
+    if _alembic_chosen(targets, plans, to):
+        job = start_revisions_job(kind, env, cli_operator(), to, targets=targets, run_here=True)
+    else:
+        job = start_job(kind, env, cli_operator(), list(plans), targets=targets, run_here=True)
     job, _ = run_in_this_process(job, False)
     sys.exit(0 if job.state == "passed" else 1)
 
@@ -338,22 +350,24 @@ def _run_migration_job(kind: str, environment: str, plans: tuple):
 @cutover.command("rehearse")
 @click.argument("environment")
 @plan_option
+@to_option
 @reports_errors
-def rehearse_command(environment: str, plans: tuple):
+def rehearse_command(environment: str, plans: tuple, to: str | None):
     """Apply the plan set to a snapshot of ENVIRONMENT and verify it. Exit 0 pass, 1 fail."""
-    _run_migration_job("rehearse", environment, plans)
+    _run_migration_job("rehearse", environment, plans, to)
 
 
 @cutover.command("migrate")
 @click.argument("environment")
 @plan_option
+@to_option
 @click.option("--yes", is_flag=True, help="Confirm: the database is migrated (after a verified backup and a rehearsal).")
 @reports_errors
-def migrate_command(environment: str, plans: tuple, yes: bool):
+def migrate_command(environment: str, plans: tuple, to: str | None, yes: bool):
     """Back up, rehearse and apply the plan set to ENVIRONMENT in one transaction; unchanged on any failure."""
     if not yes:
         raise UsageError(f"Migrating changes {environment}; add --yes to confirm.")
-    _run_migration_job("migrate", environment, plans)
+    _run_migration_job("migrate", environment, plans, to)
 
 
 @cutover.command("verify")
@@ -426,6 +440,56 @@ def run_checklist_command(environment: str, yes: bool):
     from app.checklist.driver import drive_run
 
     sys.exit(drive_run(current_targets(), environment, cli_operator(), yes=yes, echo=line_printer(False)))
+
+
+# --------------------------------------------------------------------------- Alembic revisions
+
+
+def _alembic_chosen(targets, plans: tuple, to: str | None) -> bool:
+    """[migration] alembic makes the application's revisions the plan; --plan FILE still runs a file."""
+    if plans and to:
+        raise UsageError("--to REV names an Alembic revision and --plan a .sql file: give one of them.")
+    if to and targets.workspace.alembic is None:
+        raise UsageError("--to REV needs [migration] alembic = \"path/to/alembic.ini\" in cutover.toml.")
+    return targets.workspace.alembic is not None and not plans
+
+
+def _add_alembic_status(targets, docs: list[dict]) -> None:
+    if targets.workspace.alembic is None:
+        return
+    from app.actions.revisions import environment_alembic
+
+    statuses = environment_alembic(targets)
+    for doc in docs:
+        doc["alembic"] = statuses[doc["name"]]
+
+
+def _alembic_plan_command(targets, environment: str, to: str | None, as_json: bool):
+    from app.actions.revisions import alembic_view
+
+    view = alembic_view(targets, targets.environment(environment), to)
+    if as_json:
+        print_json(view.to_dict())
+    else:
+        _print_alembic_view(view)
+    sys.exit(0 if view.ok else 1)
+
+
+def _print_alembic_view(view) -> None:
+    plan = view.plan
+    click.echo(f"Alembic: at {', '.join(plan.current) or 'no revision'}, going to {plan.target} "
+               f"({len(plan.revisions)} revisions)")
+    for revision in plan.revisions:
+        flags = [revision.rendering] + (["changes data"] if revision.data_changes else []) + \
+            ([] if revision.transactional else ["outside the transaction, not atomic"])
+        click.echo(f"Revision {revision.revision.id}: {revision.revision.message} [{'; '.join(flags)}]")
+        for sql in revision.statements:
+            click.echo("  " + sql.replace("\n", "\n  "))
+        for risk in revision.lock_risks:
+            click.echo(f"  lock risk ({risk.level}, {risk.lock}): {risk.message}")
+    if view.preflight is not None:
+        for problem in view.preflight.problems:
+            click.echo(f"BLOCKED {problem.outcome.statement.description}: {problem.error}\n  fix: {problem.fix}")
 
 
 def init_app(app: Flask) -> None:

@@ -136,3 +136,11 @@ def source_damaged(source: str, problem: str, investigate: str) -> BackupError:
         source=str(source),
         reason="source_damaged",
     )
+
+
+class AlembicError(CutoverError):
+    """The application's Alembic project cannot be read or followed as asked; nothing ran."""
+
+    code = "alembic_error"
+    exit_code = 2
+    http_status = 409

@@ -171,6 +171,12 @@ class Engine(ABC):
     def identity(self) -> tuple:
         """Equal for two engines that reach one database, however its location is spelt."""
 
+    @abstractmethod
+    def sqlalchemy_address(self) -> tuple[str, dict[str, str]]:
+        """(SQLAlchemy URL, environment variables) with which a separate interpreter reaches this
+        database: how an application's Alembic revisions run on a rehearsal copy or a scratch
+        database. The password travels in the environment, never in the URL."""
+
     # --- describing the target -------------------------------------------------------
 
     @abstractmethod

@@ -73,6 +73,9 @@ class PostgresqlEngine(Engine):
     def identity(self) -> tuple:
         return self.location.identity()
 
+    def sqlalchemy_address(self) -> tuple[str, dict[str, str]]:
+        return self.location.sqlalchemy_address()
+
     # --- describing ---------------------------------------------------------------------
 
     def snapshot(self, *, deep: bool = True, busy_timeout: float = 1.0):

@@ -78,6 +78,9 @@ class SQLiteEngine(Engine):
     def path(self) -> Path:
         return self.location
 
+    def sqlalchemy_address(self) -> tuple[str, dict[str, str]]:
+        return f"sqlite:///{self.path.absolute()}", {}
+
     @property
     def label(self) -> str:
         return str(self.path)

@@ -1,0 +1,132 @@
+"""The application's Alembic revisions as the migration plan ([migration] alembic in cutover.toml).
+
+The page, the API, the CLI and the tasks ask here for the plan of an environment: its stamp,
+the target (`--to REV`, the single head by default), each pending revision's statements and
+the PlanSet the existing machinery rehearses and applies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.actions.guards import refuse_outside_open_run, refuse_unapproved_migration, require_capability
+from app.core.errors import AlembicError, UsageError
+from app.core.events import Emit
+from app.core.plans import PlanSet
+from app.core.reconcile import Preflight, Reconciliation, preflight, reconcile
+from app.core.revisions.compiling import AlembicPlan, capture_plan, render_plan
+from app.core.revisions.graph import RevisionGraph, alembic_status, read_graph, read_stamp
+from app.core.workspace import AlembicSettings, Environment
+from app.jobs.runner import create_job, launch
+from app.models import Job
+from app.targets import Targets
+
+
+def alembic_settings(targets: Targets) -> AlembicSettings:
+    settings = targets.workspace.alembic
+    if settings is None:
+        raise UsageError("--to REV is for Alembic revisions: add [migration] alembic = \"path/to/alembic.ini\" "
+                         "to cutover.toml.")
+    return settings
+
+
+def uses_alembic(targets: Targets) -> bool:
+    return targets.workspace.alembic is not None
+
+
+def environment_alembic(targets: Targets, graph: RevisionGraph | None = None) -> dict:
+    """Each environment's `{"current", "heads", "pending"}`, the graph read once."""
+    settings = alembic_settings(targets)
+    graph = graph or read_graph(settings)
+    statuses = {}
+    for env in targets.workspace.environments:
+        try:
+            statuses[env.name] = alembic_status(settings, env.target, graph)
+        except Exception as exc:  # an unreachable environment says so where its status would be
+            statuses[env.name] = {"current": [], "heads": list(graph.heads), "pending": [],
+                                  "problem": getattr(exc, "message", str(exc))}
+    return statuses
+
+
+@dataclass(frozen=True)
+class AlembicView:
+    graph: RevisionGraph
+    plan: AlembicPlan
+    plan_set: PlanSet | None  # None while a revision that reads the database awaits its rehearsal
+    reconciliation: Reconciliation | None
+    preflight: Preflight | None
+
+    @property
+    def ok(self) -> bool:
+        return self.preflight is None or self.preflight.ok
+
+    def to_dict(self) -> dict:
+        return {
+            "alembic": {"current": list(self.plan.current), "target": self.plan.target,
+                        "heads": list(self.graph.heads)},
+            "revisions": [r.to_dict() for r in self.plan.revisions],
+            "plan_hash": self.plan_set.hash if self.plan_set else None,
+            "complete": self.plan_set is not None,
+            "reconciliation": self.reconciliation.to_dict() if self.reconciliation else None,
+            "preflight": self.preflight.to_dict() if self.preflight else None,
+        }
+
+
+def alembic_plan(targets: Targets, env: Environment, to: str | None) -> tuple[RevisionGraph, AlembicPlan]:
+    """Graph, stamp and target checked, every pending revision rendered offline where it can be."""
+    settings = alembic_settings(targets)
+    graph = read_graph(settings)
+    current = read_stamp(env.target, graph, busy_timeout=targets.cache.busy_timeout)
+    graph.check_stamp(current, env.name)
+    target = graph.resolve_target(to, current, env.name)
+    return graph, render_plan(settings, env.target, graph, current, target)
+
+
+def alembic_view(targets: Targets, env: Environment, to: str | None = None) -> AlembicView:
+    require_capability(env, "plan")
+    graph, plan = alembic_plan(targets, env, to)
+    if plan.needs_capture or not plan.revisions:
+        return AlembicView(graph, plan, None, None, None)
+    plan_set = plan.plan_set(env.target)
+    reconciliation = reconcile(env.target, plan_set, busy_timeout=targets.cache.busy_timeout)
+    return AlembicView(graph, plan, plan_set, reconciliation, preflight(reconciliation, target_label=env.name))
+
+
+def refuse_captured_online(env: Environment, plan: AlembicPlan) -> None:
+    """Captured statements hold for the data they were captured from; an online environment's data moves."""
+    if env.online and plan.needs_capture:
+        names = ", ".join(r.revision.id for r in plan.revisions if r.offline_error)
+        raise AlembicError(
+            f"{env.name} is declared online, and revisions {names} read the database: the statements captured "
+            "from a copy would be replayed on data the application keeps changing. Stop the application and "
+            "set online = false for this migration, or migrate --to the revision before them.")
+
+
+def compiled_plan_set(targets: Targets, env: Environment, graph: RevisionGraph, plan: AlembicPlan,
+                      emit: Emit, workdir) -> tuple[AlembicPlan, PlanSet]:
+    """The PlanSet of `plan`; revisions that read the database are captured on a fresh copy of the target."""
+    if plan.needs_capture:
+        emit("info", "Revisions " + ", ".join(r.revision.id for r in plan.revisions if r.offline_error)
+             + " read the database: capturing their statements on a private copy of " + env.label)
+        with env.target.rehearsal_copy(workdir=workdir, busy_timeout=targets.cache.busy_timeout,
+                                       say=lambda text: emit("info", f"Capture copy: {text}")) as copy:
+            plan = capture_plan(alembic_settings(targets), copy, graph, plan)
+    for revision in plan.revisions:
+        emit("info", f"Revision {revision.revision.id} ({revision.rendering}): {len(revision.statements)} "
+                     f"statements{', changes data' if revision.data_changes else ''}"
+                     f"{'' if revision.transactional else ', runs outside the transaction (not atomic)'}")
+    return plan, plan.plan_set(env.target)
+
+
+def start_revisions_job(kind: str, env: Environment, operator: str, to: str | None, *, targets: Targets,
+                        run_here: bool = False) -> Job:
+    """A rehearse or migrate job over the Alembic revisions; bad input is refused before a job exists."""
+    require_capability(env, kind)
+    _, plan = alembic_plan(targets, env, to)
+    if not plan.revisions:
+        raise AlembicError(f"{env.name} is already at {plan.target}: there is nothing to {kind}.")
+    if kind == "migrate":
+        refuse_captured_online(env, plan)
+        refuse_outside_open_run(env.name, "migrate", operator)
+        refuse_unapproved_migration(targets.workspace, env, operator)
+    job = create_job(kind, env.name, operator, {"alembic": True, "to": plan.target})
+    return job if run_here else launch(job)
