@@ -219,7 +219,9 @@ def capture(request: dict) -> dict:
                 done.append({"id": step.revision.revision, "outside_transaction": outside.used,
                              "statements": [s for s in executed[start:] if not _READS.match(s)]})
                 start = len(executed)
-        connection.rollback()
+                # Committed revision by revision, as the application's own upgrade may commit: the copy
+                # is private and dropped afterwards.
+                connection.commit()
     engine.dispose()
     return {"revisions": done}
 

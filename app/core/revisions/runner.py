@@ -53,7 +53,7 @@ def _run(settings: AlembicSettings, request: dict, environment: dict[str, str]) 
     try:
         return json.loads(done.stdout)
     except ValueError:
-        said = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        said = ((done.stderr or done.stdout).strip().splitlines() or ["no output"])[-1]
         raise AlembicError(f"alembic_python = {settings.python!r} is not a Python interpreter that can read the "
                            f"revisions (exit code {done.returncode}: {said[:300]}): name the application's "
                            "Python interpreter in [migration] alembic_python.") from None
