@@ -1,0 +1,77 @@
+"""Alembic revisions as plans on a real PostgreSQL database: rendered offline, captured on a clone,
+rehearsed on a clone, applied in one transaction under the migration's timeouts and lock."""
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from tests.core.revisions.alembic_fixture import alembic_upgrade, copy_project
+from tests.test_cli_alembic import cutover
+
+pytestmark = pytest.mark.slow
+
+
+def driver_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(url) as connection:
+        return connection.execute(sql).fetchall()
+
+
+@pytest.fixture
+def workspace(tmp_path, pg_server, pg_url):
+    """production: a PostgreSQL database at merge0004 whose goals have no owner for one row."""
+    settings = copy_project(tmp_path / "app")
+    alembic_upgrade(settings, driver_url(pg_url), "merge0004")
+    with psycopg.connect(pg_url) as connection:
+        connection.execute("INSERT INTO goals (title, owner) VALUES ('ship it', 'ana'), ('write docs', NULL)")
+    (tmp_path / "cutover.toml").write_text(
+        f'[environments.production]\nurl = "{pg_url}"\n\n[migration]\nalembic = "app/alembic.ini"\n')
+    return tmp_path
+
+
+def stamp(url: str) -> list[str]:
+    return [row[0] for row in query(url, "SELECT version_num FROM alembic_version")]
+
+
+def test_envs_and_plan_on_postgresql(workspace, pg_url):
+    envs = json.loads(cutover(workspace, "envs", "--json").stdout)["environments"]
+    assert envs[0]["alembic"] == {"current": ["merge0004"], "heads": ["owner0006"],
+                                  "pending": ["count0005", "owner0006"]}
+    done = cutover(workspace, "plan", "production", "--to", "owner0006", "--json")
+    revisions = {r["id"]: r for r in json.loads(done.stdout)["revisions"]}
+    assert revisions["count0005"]["rendering"] == "reads the database: captured from the rehearsal's copy"
+    owner = revisions["owner0006"]
+    assert owner["rendering"] == "offline"
+    assert owner["statements"][0] == "ALTER TABLE goals ALTER COLUMN owner SET NOT NULL;"
+    assert [risk["kind"] for risk in owner["lock_risks"]] == ["not_null_scan"]
+
+
+def test_a_rehearsal_on_postgresql_fails_on_real_data_and_production_keeps_its_stamp(workspace, pg_url):
+    before = query(pg_url, "SELECT id, title, owner FROM goals ORDER BY id")
+    done = cutover(workspace, "rehearse", "production", environment={"DATABASE_URL": driver_url(pg_url)})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert 'column "owner" of relation "goals" contains null values' in done.stdout + done.stderr
+    assert stamp(pg_url) == ["merge0004"]
+    assert query(pg_url, "SELECT id, title, owner FROM goals ORDER BY id") == before
+    assert query(pg_url, "SELECT count(*) FROM settings") == [(1,)]
+
+
+def test_migrate_on_postgresql_part_of_the_way_then_on(workspace, pg_url):
+    part = cutover(workspace, "migrate", "production", "--to", "count0005", "--yes")
+    assert part.returncode == 0, part.stdout + part.stderr
+    assert stamp(pg_url) == ["count0005"]
+    assert query(pg_url, "SELECT value FROM settings WHERE key = 'goal_count'") == [("2",)]
+    blocked = cutover(workspace, "migrate", "production", "--yes")
+    assert blocked.returncode == 1 and stamp(pg_url) == ["count0005"]
+    with psycopg.connect(pg_url) as connection:
+        connection.execute("UPDATE goals SET owner = 'nobody' WHERE owner IS NULL")
+    rest = cutover(workspace, "migrate", "production", "--yes")
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert stamp(pg_url) == ["owner0006"]
+    assert query(pg_url, "SELECT is_nullable FROM information_schema.columns "
+                         "WHERE table_name = 'goals' AND column_name = 'owner'") == [("NO",)]
