@@ -479,6 +479,8 @@ def _print_alembic_view(view) -> None:
     plan = view.plan
     click.echo(f"Alembic: at {', '.join(plan.current) or 'no revision'}, going to {plan.target} "
                f"({len(plan.revisions)} revisions)")
+    for line in view.stamp.lines():
+        click.echo(f"NOT WHAT THE STAMP SAYS: {line}")
     for revision in plan.revisions:
         flags = [revision.rendering] + (["changes data"] if revision.data_changes else []) + \
             ([] if revision.transactional else ["outside the transaction, not atomic"])

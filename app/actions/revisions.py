@@ -15,6 +15,7 @@ from app.core.plans import PlanSet
 from app.core.reconcile import Preflight, Reconciliation, preflight, reconcile
 from app.core.revisions.compiling import AlembicPlan, capture_plan, render_plan
 from app.core.revisions.graph import RevisionGraph, alembic_status, read_graph, read_stamp
+from app.core.revisions.stamps import StampCheck, check_stamp
 from app.core.workspace import AlembicSettings, Environment
 from app.jobs.runner import create_job, launch
 from app.models import Job
@@ -54,15 +55,17 @@ class AlembicView:
     plan_set: PlanSet | None  # None while a revision that reads the database awaits its rehearsal
     reconciliation: Reconciliation | None
     preflight: Preflight | None
+    stamp: StampCheck
 
     @property
     def ok(self) -> bool:
-        return self.preflight is None or self.preflight.ok
+        return (self.preflight is None or self.preflight.ok) and self.stamp.matches
 
     def to_dict(self) -> dict:
         return {
             "alembic": {"current": list(self.plan.current), "target": self.plan.target,
                         "heads": list(self.graph.heads)},
+            "stamp": self.stamp.to_dict(),
             "revisions": [r.to_dict() for r in self.plan.revisions],
             "plan_hash": self.plan_set.hash if self.plan_set else None,
             "complete": self.plan_set is not None,
@@ -84,11 +87,22 @@ def alembic_plan(targets: Targets, env: Environment, to: str | None) -> tuple[Re
 def alembic_view(targets: Targets, env: Environment, to: str | None = None) -> AlembicView:
     require_capability(env, "plan")
     graph, plan = alembic_plan(targets, env, to)
+    stamp = check_stamp(alembic_settings(targets), env.target, graph, plan.current)
     if plan.needs_capture or not plan.revisions:
-        return AlembicView(graph, plan, None, None, None)
+        return AlembicView(graph, plan, None, None, None, stamp)
     plan_set = plan.plan_set(env.target)
     reconciliation = reconcile(env.target, plan_set, busy_timeout=targets.cache.busy_timeout)
-    return AlembicView(graph, plan, plan_set, reconciliation, preflight(reconciliation, target_label=env.name))
+    return AlembicView(graph, plan, plan_set, reconciliation, preflight(reconciliation, target_label=env.name), stamp)
+
+
+def refuse_stamp_that_lies(env: Environment, stamp: StampCheck) -> None:
+    if stamp.matches:
+        return
+    raise AlembicError(
+        f"{env.name} is not what its stamp {stamp.revision} says: the revision files build a different schema "
+        f"({'; '.join(stamp.lines()[:5])}{' ...' if len(stamp.differences) > 5 else ''}). A revision was "
+        "probably edited after it ran. Make the database and the files agree (or stamp the revision it really "
+        "is at) before migrating; nothing was changed.", differences=list(stamp.differences))
 
 
 def refuse_captured_online(env: Environment, plan: AlembicPlan) -> None:

@@ -16,7 +16,8 @@ from app.actions.backup_jobs import create_default_backup_folder
 from app.actions.guards import refuse_outside_open_run
 from app.actions.monitoring import end_watch_after_restore
 from app.actions.planning import load_plans, matching_rehearsal, plan_view, reference_schema
-from app.actions.revisions import alembic_plan, alembic_view, compiled_plan_set, refuse_captured_online
+from app.actions.revisions import (alembic_plan, alembic_view, compiled_plan_set, refuse_captured_online,
+                                   refuse_stamp_that_lies)
 from app.core.backup import create_backup, find_backup, verify_backup
 from app.core.baseline import Baseline
 from app.core.checks import integrity_check
@@ -326,6 +327,10 @@ def _migrate_revisions(context: JobContext) -> dict:
     job), and the baseline proves the target unchanged since before that copy when the plan commits."""
     env = context.environment
     view = alembic_view(context.targets, env, context.params.get("to"))
+    for line in view.stamp.lines():
+        context.emit("error", f"✗ Not what the stamp says: {line}")
+    refuse_stamp_that_lies(env, view.stamp)
+    context.emit("ok", f"✓ {env.name} has the schema its stamp {view.stamp.revision or '(none)'} stands for")
     refuse_captured_online(env, view.plan)
     if not view.plan.revisions:
         raise CutoverError(f"{env.name} is already at {view.plan.target}: nothing to migrate.")

@@ -355,6 +355,13 @@ class Engine(ABC):
     # --- copies ----------------------------------------------------------------------
 
     @abstractmethod
+    def empty_database(self, *, workdir=None) -> AbstractContextManager:
+        """An Engine on a new, empty database of this kind beside the target (SQLite: a file in a
+        private folder; a server: a scratch database on the target's server), removed on exit:
+        where an application's revisions are run from the base to build the schema a stamp
+        stands for."""
+
+    @abstractmethod
     def scratch_copy(self, destination, *, busy_timeout: float) -> None:
         """A private consistent copy at `destination` to simulate statements on."""
 

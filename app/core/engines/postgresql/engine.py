@@ -123,6 +123,11 @@ class PostgresqlEngine(Engine):
             raise self.unavailable(exc, busy_timeout=busy_timeout) from exc
 
     @contextmanager
+    def empty_database(self, *, workdir=None):
+        with scratch.scratch_database(self.location) as name:
+            yield PostgresqlEngine(self.location.on_database(name))
+
+    @contextmanager
     def rehearsal_copy(self, *, workdir, busy_timeout: float, say):
         with clones.data_copy(self.location, workdir=workdir, say=say) as copy:
             yield PostgresqlEngine(copy)

@@ -169,6 +169,14 @@ class SQLiteEngine(Engine):
         return "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT"
 
     @contextmanager
+    def empty_database(self, *, workdir=None):
+        folder = Path(tempfile.mkdtemp(prefix="cutover-scratch-", dir=workdir))
+        try:
+            yield SQLiteEngine(folder / self.backup_name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @contextmanager
     def rehearsal_copy(self, *, workdir, busy_timeout: float, say):
         folder = Path(tempfile.mkdtemp(prefix="cutover-rehearsal-", dir=workdir))
         try:
