@@ -56,13 +56,16 @@ def envs_command(as_json: bool, check: bool):
     targets = current_targets()
     docs = [environment_document(env, targets.inspect(env, run_checks=check))
             for env in targets.workspace.environments]
-    _add_alembic_status(targets, docs)
+    docs = _with_alembic_status(targets, docs)
     if as_json:
         print_json({"environments": docs})
     else:
         for doc in docs:
-            click.echo(_environment_text(doc))
-    sys.exit(0 if all(doc["status"] in ("ok", "not_checked") for doc in docs) else 1)
+            click.echo(_environment_text(doc) + _alembic_text(doc))
+    alembic_problems = [doc for doc in docs if "problem" in doc.get("alembic", {})]
+    for doc in alembic_problems:
+        click.echo(f"{doc['name']}: Alembic: {doc['alembic']['problem']}", err=True)
+    sys.exit(0 if all(doc["status"] in ("ok", "not_checked") for doc in docs) and not alembic_problems else 1)
 
 
 def _environment_text(doc: dict) -> str:
@@ -454,14 +457,18 @@ def _alembic_chosen(targets, plans: tuple, to: str | None) -> bool:
     return targets.workspace.alembic is not None and not plans
 
 
-def _add_alembic_status(targets, docs: list[dict]) -> None:
-    if targets.workspace.alembic is None:
-        return
-    from app.actions.revisions import environment_alembic
+def _alembic_text(doc: dict) -> str:
+    status = doc.get("alembic")
+    if status is None or "problem" in status:
+        return ""
+    pending = f"{len(status['pending'])} pending ({', '.join(status['pending'])})" if status["pending"] else "up to date"
+    return f"  Alembic: at {', '.join(status['current']) or 'no revision'}, head {', '.join(status['heads'])}: {pending}\n"
 
-    statuses = environment_alembic(targets)
-    for doc in docs:
-        doc["alembic"] = statuses[doc["name"]]
+
+def _with_alembic_status(targets, docs: list[dict]) -> list[dict]:
+    from app.actions.revisions import with_alembic_status
+
+    return with_alembic_status(targets, docs)
 
 
 def _alembic_plan_command(targets, environment: str, to: str | None, as_json: bool):

@@ -133,7 +133,7 @@ def test_migrate_part_of_the_way_fix_the_data_then_go_on(workspace):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--to", "nope"), "--to nope: no revision has that id"),
+    (("--to", "nope"), "Target nope: no revision has that id"),
     (("--to", "base0001"), "already past base0001"),
 ])
 def test_a_bad_target_is_one_message_and_nothing_changes(workspace, args, message):

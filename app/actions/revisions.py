@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.actions.guards import refuse_outside_open_run, refuse_unapproved_migration, require_capability
-from app.core.errors import AlembicError, UsageError
+from app.core.errors import AlembicError, CutoverError, UsageError
 from app.core.events import Emit
 from app.core.plans import PlanSet
 from app.core.reconcile import Preflight, Reconciliation, preflight, reconcile
-from app.core.revisions.compiling import AlembicPlan, capture_plan, render_plan
+from app.actions.planning import plan_view, start_job
+from app.core.revisions.compiling import AlembicPlan, capture_plan, render_plan, with_recorded
 from app.core.revisions.graph import RevisionGraph, alembic_status, read_graph, read_stamp
 from app.core.revisions.stamps import StampCheck, check_stamp
 from app.core.workspace import AlembicSettings, Environment
@@ -46,6 +47,18 @@ def environment_alembic(targets: Targets, graph: RevisionGraph | None = None) ->
             statuses[env.name] = {"current": [], "heads": list(graph.heads), "pending": [],
                                   "problem": getattr(exc, "message", str(exc))}
     return statuses
+
+
+def with_alembic_status(targets: Targets, docs: list[dict]) -> list[dict]:
+    """Environment documents, each with `"alembic": {"current", "heads", "pending"}` when configured."""
+    if not uses_alembic(targets):
+        return docs
+    try:
+        statuses = environment_alembic(targets)
+    except CutoverError as problem:  # the project cannot be read: every environment says why
+        statuses = {doc["name"]: {"current": [], "heads": [], "pending": [], "problem": problem.message}
+                    for doc in docs}
+    return [{**doc, "alembic": statuses[doc["name"]]} for doc in docs]
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,16 @@ def alembic_view(targets: Targets, env: Environment, to: str | None = None) -> A
     return AlembicView(graph, plan, plan_set, reconciliation, preflight(reconciliation, target_label=env.name), stamp)
 
 
+def require_true_stamp(targets: Targets, env: Environment, current: tuple[str, ...], emit: Emit) -> None:
+    """Refuse (naming each difference) when `env` is not the schema its stamp's revision files build."""
+    settings = alembic_settings(targets)
+    stamp = check_stamp(settings, env.target, read_graph(settings), current)
+    for line in stamp.lines():
+        emit("error", f"✗ Not what the stamp says: {line}")
+    refuse_stamp_that_lies(env, stamp)
+    emit("ok", f"✓ {env.name} has the schema its stamp {stamp.revision or '(none)'} stands for")
+
+
 def refuse_stamp_that_lies(env: Environment, stamp: StampCheck) -> None:
     if stamp.matches:
         return
@@ -107,7 +130,7 @@ def refuse_stamp_that_lies(env: Environment, stamp: StampCheck) -> None:
 
 def refuse_captured_online(env: Environment, plan: AlembicPlan) -> None:
     """Captured statements hold for the data they were captured from; an online environment's data moves."""
-    if env.online and plan.needs_capture:
+    if env.online and (plan.needs_capture or plan.captured):
         names = ", ".join(r.revision.id for r in plan.revisions if r.offline_error)
         raise AlembicError(
             f"{env.name} is declared online, and revisions {names} read the database: the statements captured "
@@ -144,3 +167,31 @@ def start_revisions_job(kind: str, env: Environment, operator: str, to: str | No
         refuse_unapproved_migration(targets.workspace, env, operator)
     job = create_job(kind, env.name, operator, {"alembic": True, "to": plan.target})
     return job if run_here else launch(job)
+
+
+def migration_plan(targets: Targets, env: Environment, to: str | None = None):
+    """The environment's plan as the page, the API and the CLI show it: its Alembic revisions when
+    [migration] alembic is configured, else its .sql plan set."""
+    if uses_alembic(targets):
+        return alembic_view(targets, env, to)
+    if to:
+        alembic_settings(targets)  # says how to configure Alembic
+    return plan_view(targets, env)
+
+
+def start_migration_job(kind: str, env: Environment, operator: str, to: str | None, *, targets: Targets) -> Job:
+    if uses_alembic(targets):
+        return start_revisions_job(kind, env, operator, to, targets=targets)
+    if to:
+        alembic_settings(targets)
+    return start_job(kind, env, operator, None, targets=targets)
+
+
+def rehearsed_plan_set(targets: Targets, env: Environment, record: dict) -> tuple[AlembicPlan, PlanSet]:
+    """The plan set a passing rehearsal ran, rebuilt from its record: each revision rendered offline
+    again must read as it did then (an edited file would run unrehearsed), and the captured ones
+    are taken as captured from the copy."""
+    recorded = record.get("alembic") or {}
+    graph, fresh = alembic_plan(targets, env, recorded.get("target"))
+    plan = with_recorded(fresh, recorded, env.target, graph)
+    return plan, plan.plan_set(env.target)

@@ -25,6 +25,7 @@ from app.core.errors import AlembicError, CutoverError, MigrationFailed
 from app.core.migrate import apply_plan, rehearse
 from app.core.processes import application_running
 from app.core.restore import restore_backup
+from app.core.revisions.files import project_digest
 from app.jobs.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
 
@@ -298,6 +299,7 @@ def _rehearse_revisions(context: JobContext):
     """(rehearsal document, PlanSet): the Alembic revisions compiled (those that read the database
     captured on a copy of the target), then rehearsed as any plan is."""
     env = context.environment
+    digest = project_digest(context.targets.workspace.alembic)  # what a sign-off of this rehearsal pins
     graph, plan = alembic_plan(context.targets, env, context.params.get("to"))
     context.emit("info", f"Alembic: {env.name} is at {', '.join(plan.current) or 'no revision'}; "
                          f"{len(plan.revisions)} revisions to {plan.target}")
@@ -309,7 +311,7 @@ def _rehearse_revisions(context: JobContext):
         context.emit("error", f"✗ {failure.message}")
         raise TaskFailed(f"Rehearsal failed: {failure.message}; {env.name} itself was not touched.",
                          {"passed": False, "alembic": plan.to_dict(), "failure": {"check": "apply", "message": failure.message}}) from None
-    return _rehearse_plan_set(context, env, plan_set, {"alembic": plan.to_dict()}), plan_set
+    return _rehearse_plan_set(context, env, plan_set, {"alembic": plan.to_dict(), "revisions_digest": digest}), plan_set
 
 
 def migrate_task(context: JobContext) -> dict:

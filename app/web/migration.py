@@ -5,7 +5,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.actions.guards import open_run, require_typed_name
 from app.actions.next_action import environment_facts, next_action
-from app.actions.planning import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
+from app.actions.planning import latest_rehearsal, make_prep, plan_view, prep_path, save_prep
+from app.actions.revisions import start_migration_job
 from app.core.errors import CutoverError, UsageError
 from app.extensions import db
 from app.jobs.runner import log_lines
@@ -59,7 +60,7 @@ def prep(name: str):
 @bp.post("/rehearse")
 def rehearse(name: str):
     targets = current_targets()
-    job = start_job("rehearse", targets.environment(name), acting_operator(), None, targets=targets)
+    job = start_migration_job("rehearse", targets.environment(name), acting_operator(), None, targets=targets)
     return redirect(url_for("migration.index", name=name, job=job.id))
 
 
@@ -72,5 +73,5 @@ def migrate(name: str):
     except UsageError as refusal:
         flash(refusal.message, "refusal")
         return redirect(url_for("migration.index", name=name))
-    job = start_job("migrate", env, acting_operator(), None, targets=targets)
+    job = start_migration_job("migrate", env, acting_operator(), None, targets=targets)
     return redirect(url_for("migration.index", name=name, job=job.id))

@@ -113,6 +113,28 @@ def capture_plan(settings: AlembicSettings, copy: Engine, graph: RevisionGraph, 
     return replace(plan, revisions=tuple(revisions))
 
 
+def with_recorded(plan: AlembicPlan, recorded: dict, engine: Engine, graph: RevisionGraph) -> AlembicPlan:
+    """`plan` (rendered now) completed with the statements a rehearsal captured (`recorded`, its
+    AlembicPlan.to_dict()); AlembicError when the revisions are not those that were rehearsed."""
+    rehearsed = {item["id"]: item for item in recorded.get("revisions", [])}
+    now = [r.revision.id for r in plan.revisions]
+    if now != [item["id"] for item in recorded.get("revisions", [])]:
+        raise AlembicError(f"The revisions to run ({', '.join(now) or 'none'}) are not those rehearsed "
+                           f"({', '.join(rehearsed) or 'none'}): rehearse again.")
+    revisions = []
+    for revision in plan.revisions:
+        item = rehearsed[revision.revision.id]
+        if revision.rendering == NEEDS_CAPTURE:
+            revision = _described(engine, graph, replace(
+                revision, statements=tuple(item["statements"]), rendering=CAPTURED,
+                transactional=item.get("transactional", True)))
+        elif list(revision.statements) != item["statements"]:
+            raise AlembicError(f"Revision {revision.revision.id} renders differently than when it was rehearsed: "
+                               f"{revision.revision.file} changed. Rehearse again.")
+        revisions.append(revision)
+    return replace(plan, revisions=tuple(revisions))
+
+
 def _version_options(graph: RevisionGraph) -> dict:
     return {"version_table": graph.version_table, "version_table_schema": graph.version_table_schema}
 

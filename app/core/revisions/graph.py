@@ -81,11 +81,11 @@ class RevisionGraph:
         if self.get(target) is None:
             matches = [r.id for r in self.revisions if r.id.startswith(target)]
             if len(matches) != 1:
-                raise AlembicError(f"--to {target}: no revision has that id (the heads are {', '.join(self.heads)}). "
+                raise AlembicError(f"Target {target}: no revision has that id (the heads are {', '.join(self.heads)}). "
                                    "Nothing was changed.", target=target)
             target = matches[0]
         if current and target in self.ancestors(current) and target not in current:
-            raise AlembicError(f"--to {target}: {label} is stamped {', '.join(current)}, which is already past "
+            raise AlembicError(f"Target {target}: {label} is stamped {', '.join(current)}, which is already past "
                                f"{target}. Cutover only upgrades (rolling back is restoring the backup). "
                                "Nothing was changed.", target=target)
         return target

@@ -91,7 +91,7 @@ def test_several_version_rows_are_explained(project):
 
 def test_an_unknown_target_or_one_behind_the_stamp_is_refused(project):
     graph = read_graph(project)
-    with pytest.raises(AlembicError, match="--to nope: no revision has that id"):
+    with pytest.raises(AlembicError, match="Target nope: no revision has that id"):
         graph.resolve_target("nope", ("merge0004",), "production")
     with pytest.raises(AlembicError, match="already past base0001"):
         graph.resolve_target("base0001", ("merge0004",), "production")
