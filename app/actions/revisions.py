@@ -94,7 +94,9 @@ def alembic_plan(targets: Targets, env: Environment, to: str | None) -> tuple[Re
     current = read_stamp(env.target, graph, busy_timeout=targets.cache.busy_timeout)
     graph.check_stamp(current, env.name)
     target = graph.resolve_target(to, current, env.name)
-    return graph, render_plan(settings, env.target, graph, current, target)
+    plan = render_plan(settings, env.target, graph, current, target)
+    plan.refuse_misplaced_outside(env.target)
+    return graph, plan
 
 
 def alembic_view(targets: Targets, env: Environment, to: str | None = None) -> AlembicView:

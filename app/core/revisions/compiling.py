@@ -73,6 +73,11 @@ class AlembicPlan:
             raise AlembicError(f"Nothing to migrate: the database is already at {self.target}.")
         return make_plan_set(_plans(self.revisions, engine))
 
+    def refuse_misplaced_outside(self, engine: Engine) -> None:
+        """AlembicError, before anything runs, when a revision that cannot run inside a transaction
+        cannot be moved after the commit (known as soon as it is rendered, or captured)."""
+        _refuse_misplaced_outside(self.revisions, engine)
+
     def to_dict(self) -> dict:
         return {"current": list(self.current), "target": self.target,
                 "revisions": [r.to_dict() for r in self.revisions]}

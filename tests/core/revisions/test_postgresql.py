@@ -7,7 +7,8 @@ import json
 import psycopg
 import pytest
 
-from tests.core.revisions.alembic_fixture import alembic_upgrade, copy_project
+from tests.core.revisions.alembic_fixture import alembic_upgrade, copy_project, revision_text, write_revision
+from tests.test_cli_alembic import copy_settings as settings_of
 from tests.test_cli_alembic import cutover
 
 pytestmark = pytest.mark.slow
@@ -75,3 +76,32 @@ def test_migrate_on_postgresql_part_of_the_way_then_on(workspace, pg_url):
     assert stamp(pg_url) == ["owner0006"]
     assert query(pg_url, "SELECT is_nullable FROM information_schema.columns "
                          "WHERE table_name = 'goals' AND column_name = 'owner'") == [("NO",)]
+
+
+CONCURRENT_INDEX = ('with op.get_context().autocommit_block():\n'
+                    '    op.create_index("ix_goals_owner", "goals", ["owner"], postgresql_concurrently=True)')
+
+
+def test_a_revision_outside_the_transaction_runs_last_after_the_commit(workspace, pg_url):
+    with psycopg.connect(pg_url) as connection:
+        connection.execute("UPDATE goals SET owner = 'nobody' WHERE owner IS NULL")
+    write_revision(settings_of(workspace), "conc0007_index.py", revision_text("conc0007", "owner0006", CONCURRENT_INDEX))
+    plan = json.loads(cutover(workspace, "plan", "production", "--json").stdout)
+    index = plan["revisions"][-1]
+    assert index["id"] == "conc0007" and index["transactional"] is False
+    assert index["statements"][0] == "CREATE INDEX CONCURRENTLY ix_goals_owner ON goals (owner);"
+    done = cutover(workspace, "migrate", "production", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "each statement commits on its own; this part is NOT atomic" in done.stdout + done.stderr
+    assert stamp(pg_url) == ["conc0007"]
+    assert query(pg_url, "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_goals_owner'::regclass") == [(True,)]
+
+
+def test_a_revision_outside_the_transaction_with_revisions_after_it_is_refused(workspace, pg_url):
+    write_revision(settings_of(workspace), "conc0007_index.py", revision_text("conc0007", "owner0006", CONCURRENT_INDEX))
+    write_revision(settings_of(workspace), "tail0008_tail.py", revision_text("tail0008", "conc0007", 'op.add_column("tags", sa.Column("color", sa.String(7)))'))
+    done = cutover(workspace, "plan", "production")
+    assert done.returncode == 2
+    assert "conc0007 cannot run inside a transaction, so it would run after the commit of the others, but " \
+           "tail0008 come after it" in done.stderr
+    assert stamp(pg_url) == ["merge0004"]
