@@ -13,8 +13,9 @@ Commands (the request's "command"):
   graph    every revision: id, down revisions, message, file, branch point, merge; the heads
   render   the SQL of each revision from `from` to `to`, offline (as_sql, literal values);
            a revision that cannot be rendered offline (it reads the database) says so
-  capture  runs the revisions on the database at `url` (a private copy) and records each
-           statement executed, values rendered as literals
+  capture  runs the revisions on the database at `url` (a private copy, or an empty scratch
+           database: `create_version_schema`) and records each statement executed, values
+           rendered as literals
 """
 from __future__ import annotations
 
@@ -201,6 +202,11 @@ def capture(request: dict) -> dict:
 
     done = []
     with engine.connect() as connection:
+        if request.get("create_version_schema") and request.get("version_table_schema"):
+            # An empty scratch database lacks the schema the application created for its version table.
+            schema = connection.dialect.identifier_preparer.quote_schema(request["version_table_schema"])
+            connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            connection.commit()
         with migration_context(request, connection=connection) as (script, context):
             start = len(executed)
             heads = tuple(request.get("from") or ())

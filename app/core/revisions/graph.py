@@ -112,12 +112,26 @@ def read_stamp(engine: Engine, graph: RevisionGraph, *, busy_timeout: float = 1.
         table = f"{engine.dialect.quote_identifier(graph.version_table_schema)}.{table}"
 
     def read(connection):
-        if not graph.version_table_schema and ("table", graph.version_table.lower()) not in engine.object_names(connection):
+        if not _version_table_exists(engine, connection, graph):
             return ()
         with closing(connection.execute(f"SELECT version_num FROM {table}")) as cursor:
             return tuple(row[0] for row in cursor.fetchall())
 
     return engine.read_consistently(read, busy_timeout=busy_timeout)
+
+
+def _version_table_exists(engine: Engine, connection, graph: RevisionGraph) -> bool:
+    if not graph.version_table_schema:
+        return ("table", graph.version_table.lower()) in engine.object_names(connection)
+    # A schema of its own (PostgreSQL): outside the schemas Cutover inspects, so asked directly.
+    found = connection.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                               f"{_text_literal(graph.version_table_schema)} AND table_name = "
+                               f"{_text_literal(graph.version_table)}").fetchone()
+    return bool(found and found[0])
+
+
+def _text_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def alembic_status(settings: AlembicSettings, engine: Engine, graph: RevisionGraph | None = None) -> dict:

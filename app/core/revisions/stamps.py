@@ -42,7 +42,7 @@ def check_stamp(settings: AlembicSettings, engine: Engine, graph: RevisionGraph,
     revision = current[0]
     with engine.empty_database(workdir=workdir) as scratch:
         url, environment = scratch.sqlalchemy_address()
-        ask(settings, {"command": "capture", "url": url, "from": [], "to": revision,
+        ask(settings, {"command": "capture", "url": url, "from": [], "to": revision, "create_version_schema": True,
                        "version_table": graph.version_table, "version_table_schema": graph.version_table_schema},
             environment=environment)
         built = scratch.snapshot(deep=False).schema

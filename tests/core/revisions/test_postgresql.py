@@ -105,3 +105,26 @@ def test_a_revision_outside_the_transaction_with_revisions_after_it_is_refused(w
     assert "conc0007 cannot run inside a transaction, so it would run after the commit of the others, but " \
            "tail0008 come after it" in done.stderr
     assert stamp(pg_url) == ["merge0004"]
+
+
+def test_the_version_table_and_schema_named_in_alembic_ini_are_honoured_from_an_empty_database(
+        tmp_path, pg_server, pg_url):
+    settings = copy_project(tmp_path / "app")
+    settings.ini.write_text(settings.ini.read_text().replace(
+        "[alembic]\n", "[alembic]\nversion_table = app_versions\nversion_table_schema = meta\n"))
+    with psycopg.connect(pg_url) as connection:
+        connection.execute("CREATE SCHEMA meta")
+    (tmp_path / "cutover.toml").write_text(
+        f'[environments.production]\nurl = "{pg_url}"\n\n[migration]\nalembic = "app/alembic.ini"\n')
+    listed = cutover(tmp_path, "envs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    envs = json.loads(listed.stdout)["environments"]
+    assert envs[0]["alembic"]["current"] == [] and len(envs[0]["alembic"]["pending"]) == 6
+    done = cutover(tmp_path, "migrate", "production", "--to", "merge0004", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert query(pg_url, "SELECT version_num FROM meta.app_versions") == [("merge0004",)]
+    assert query(pg_url, "SELECT to_regclass('public.alembic_version') IS NULL") == [(True,)]
+    envs = json.loads(cutover(tmp_path, "envs", "--json").stdout)["environments"]
+    assert envs[0]["alembic"]["current"] == ["merge0004"]
+    plan = json.loads(cutover(tmp_path, "plan", "production", "--json").stdout)
+    assert plan["stamp"] == {"revision": "merge0004", "matches": True, "differences": []}
