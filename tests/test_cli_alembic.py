@@ -172,3 +172,25 @@ def copy_settings(workspace: Path):
     from app.core.workspace import AlembicSettings
 
     return AlembicSettings(workspace / "app" / "alembic.ini", sys.executable)
+
+
+def test_a_stamp_naming_no_revision_is_explained_and_nothing_changes(workspace):
+    production = workspace / "prod.db"
+    with closing(sqlite3.connect(production)) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'f00dcafe'")
+        connection.commit()
+    before = digest(production)
+    done = cutover(workspace, "migrate", "production", "--yes")
+    assert done.returncode == 2 and "stamped f00dcafe, which names no revision of the project" in done.stderr
+    envs = {e["name"]: e for e in json.loads(cutover(workspace, "envs", "--json").stdout)["environments"]}
+    assert "names no revision" in envs["production"]["alembic"]["problem"]
+    assert digest(production) == before
+
+
+def test_a_rehearsal_warns_when_the_stamp_lies(workspace):
+    path = workspace / "app" / "migrations" / "versions" / "base0001_baseline.py"
+    path.write_text(path.read_text().replace('sa.Column("owner", sa.String(100)),',
+                                             'sa.Column("owner", sa.String(100)),\n        sa.Column("archived", sa.Boolean),'))
+    give_every_goal_an_owner(workspace / "prod.db")
+    done = cutover(workspace, "rehearse", "production")
+    assert "Not what the stamp merge0004 says: column goals.archived" in done.stdout

@@ -26,6 +26,7 @@ from app.core.migrate import apply_plan, rehearse
 from app.core.processes import application_running
 from app.core.restore import restore_backup
 from app.core.revisions.files import project_digest
+from app.core.revisions.stamps import check_stamp
 from app.jobs.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
 
@@ -303,6 +304,9 @@ def _rehearse_revisions(context: JobContext):
     graph, plan = alembic_plan(context.targets, env, context.params.get("to"))
     context.emit("info", f"Alembic: {env.name} is at {', '.join(plan.current) or 'no revision'}; "
                          f"{len(plan.revisions)} revisions to {plan.target}")
+    stamp = check_stamp(context.targets.workspace.alembic, env.target, graph, plan.current)
+    for line in stamp.lines():  # the rehearsal runs on a copy of what is there; migrate refuses this
+        context.emit("warning", f"Not what the stamp {stamp.revision} says: {line}")
     try:
         plan, plan_set = compiled_plan_set(context.targets, env, graph, plan, context.emit, _scratch_folder(env))
     except AlembicError as failure:
