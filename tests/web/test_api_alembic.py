@@ -61,3 +61,14 @@ def test_an_unknown_target_is_refused_before_a_job_exists(client, api_headers, t
 def test_to_must_be_a_revision_id(client, api_headers):
     response = client.post("/api/v1/environments/production/rehearse", headers=api_headers, json={"to": 7})
     assert response.status_code == 400 and '"to" must be a revision id' in response.get_json()["message"]
+
+
+def test_the_migration_page_lists_each_revision_and_how_it_was_obtained(client):
+    from tests.conftest import log_in
+
+    log_in(client)
+    page = client.get("/environments/production/migration").get_data(as_text=True)
+    assert "is at <code>merge0004</code>;\n    2 revisions to <code>owner0006</code>" in page
+    assert "count0005</span> remember how many goals there were (reads the database)" in page
+    assert "reads the database: captured from the rehearsal&#39;s copy" in page
+    assert "The schema is what its stamp merge0004 says" in page
