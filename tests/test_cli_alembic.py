@@ -194,3 +194,19 @@ def test_a_rehearsal_warns_when_the_stamp_lies(workspace):
     give_every_goal_an_owner(workspace / "prod.db")
     done = cutover(workspace, "rehearse", "production")
     assert "Not what the stamp merge0004 says: column goals.archived" in done.stdout
+
+
+def test_after_a_passing_rehearsal_the_plan_shows_the_captured_statements_and_migrate_captures_again(workspace):
+    production = workspace / "prod.db"
+    assert cutover(workspace, "rehearse", "production", "--to", "count0005").returncode == 0
+    document = json.loads(cutover(workspace, "plan", "production", "--to", "count0005", "--json").stdout)
+    count = document["revisions"][0]
+    assert count["rendering"] == "captured from rehearsal" and document["complete"] is True
+    assert count["statements"][0] == "INSERT INTO settings (key, value) VALUES ('goal_count', '2');"
+    with closing(sqlite3.connect(production)) as connection:  # the data moves on after the rehearsal
+        connection.execute("INSERT INTO goals (title, owner) VALUES ('one more', 'cy')")
+        connection.commit()
+    done = cutover(workspace, "migrate", "production", "--to", "count0005", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    with closing(sqlite3.connect(production)) as connection:
+        assert connection.execute("SELECT value FROM settings WHERE key = 'goal_count'").fetchone() == ("3",)

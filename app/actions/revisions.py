@@ -13,7 +13,7 @@ from app.core.errors import AlembicError, CutoverError, UsageError
 from app.core.events import Emit
 from app.core.plans import PlanSet
 from app.core.reconcile import Preflight, Reconciliation, preflight, reconcile
-from app.actions.planning import plan_view, start_job
+from app.actions.planning import latest_rehearsal, plan_view, start_job
 from app.core.revisions.compiling import AlembicPlan, capture_plan, render_plan, with_recorded
 from app.core.revisions.graph import RevisionGraph, alembic_status, read_graph, read_stamp
 from app.core.revisions.stamps import StampCheck, check_stamp
@@ -103,6 +103,8 @@ def alembic_view(targets: Targets, env: Environment, to: str | None = None) -> A
     require_capability(env, "plan")
     graph, plan = alembic_plan(targets, env, to)
     stamp = check_stamp(alembic_settings(targets), env.target, graph, plan.current)
+    if plan.needs_capture:
+        plan = _as_last_rehearsed(env, graph, plan)
     if plan.needs_capture or not plan.revisions:
         return AlembicView(graph, plan, None, None, None, stamp)
     plan_set = plan.plan_set(env.target)
@@ -128,6 +130,20 @@ def refuse_stamp_that_lies(env: Environment, stamp: StampCheck) -> None:
         f"({'; '.join(stamp.lines()[:5])}{' ...' if len(stamp.differences) > 5 else ''}). A revision was "
         "probably edited after it ran. Make the database and the files agree (or stamp the revision it really "
         "is at) before migrating; nothing was changed.", differences=list(stamp.differences))
+
+
+def _as_last_rehearsed(env: Environment, graph: RevisionGraph, plan: AlembicPlan) -> AlembicPlan:
+    """The preview of revisions that read the database: their statements as the latest passing
+    rehearsal of this very path captured them, when there is one (else they stay to be captured)."""
+    job = latest_rehearsal(env)
+    record = job.result_document if job is not None and job.state == "passed" else {}
+    recorded = record.get("alembic") or {}
+    if recorded.get("current") != list(plan.current) or recorded.get("target") != plan.target:
+        return plan
+    try:
+        return with_recorded(plan, recorded, env.target, graph)
+    except AlembicError:  # a revision file changed since: the preview waits for the next rehearsal
+        return plan
 
 
 def refuse_captured_online(env: Environment, plan: AlembicPlan) -> None:

@@ -340,7 +340,8 @@ def _migrate_revisions(context: JobContext) -> dict:
     refuse_captured_online(env, view.plan)
     if not view.plan.revisions:
         raise CutoverError(f"{env.name} is already at {view.plan.target}: nothing to migrate.")
-    if view.plan_set is None:
+    if view.plan.needs_capture or view.plan.captured:
+        # Never the statements an earlier rehearsal captured: they are captured again after the backup.
         return _back_up_and_apply(context, env, None)
     _refuse_predicted_failures(context, view)
     return _back_up_and_apply(context, env, view.plan_set, {"alembic": view.plan.to_dict()})

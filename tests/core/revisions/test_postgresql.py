@@ -128,3 +128,12 @@ def test_the_version_table_and_schema_named_in_alembic_ini_are_honoured_from_an_
     assert envs[0]["alembic"]["current"] == ["merge0004"]
     plan = json.loads(cutover(tmp_path, "plan", "production", "--json").stdout)
     assert plan["stamp"] == {"revision": "merge0004", "matches": True, "differences": []}
+
+
+def test_an_online_environment_refuses_statements_captured_from_a_copy(workspace, pg_url):
+    config = workspace / "cutover.toml"
+    config.write_text(config.read_text().replace(f'url = "{pg_url}"\n', f'url = "{pg_url}"\nonline = true\n'))
+    done = cutover(workspace, "migrate", "production", "--yes")
+    assert done.returncode == 2
+    assert "declared online, and revisions count0005 read the database" in done.stderr
+    assert stamp(pg_url) == ["merge0004"]
