@@ -35,7 +35,8 @@ try:
     from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import HeadMaintainer, MigrationContext
     from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine, event
+    from sqlalchemy import create_engine, event, text
+    from sqlalchemy.schema import DDLElement
 except ImportError as exc:  # the interpreter exists but cannot run Alembic
     print(json.dumps({"ok": False, "error": {"kind": "no_alembic", "message": str(exc)}}))
     sys.exit(0)
@@ -150,6 +151,33 @@ def steps(script: ScriptDirectory, request: dict) -> list:
         raise Refused("target", str(exc)) from None
 
 
+def faithful_output(impl):
+    """Alembic's --sql output, except that a tab inside a quoted value stays a tab: Alembic turns
+    every tab into spaces, which would change the data a statement writes."""
+
+    def output(construct, execution_options=None, multiparams=None, params=None):
+        if multiparams is not None or params:
+            raise TypeError("SQL parameters not allowed with as_sql")
+        construct = text(construct) if isinstance(construct, str) else construct
+        literal = {} if isinstance(construct, DDLElement) else {"compile_kwargs": {"literal_binds": True}}
+        compiled = construct.compile(dialect=impl.dialect, **literal)
+        impl.static_output(untabbed(str(compiled)).strip() + impl.command_terminator)
+
+    return output
+
+
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+def untabbed(sql: str) -> str:
+    """Tabs outside quoted text as four spaces (how Alembic indents DDL); inside quotes, kept."""
+    parts, position = [], 0
+    for match in _QUOTED.finditer(sql):
+        parts += [sql[position:match.start()].replace("\t", "    "), match.group(0)]
+        position = match.end()
+    return "".join(parts + [sql[position:].replace("\t", "    ")])
+
+
 class OutsideTransaction:
     """Notes a revision's autocommit_block: it cannot run inside the migration's transaction."""
 
@@ -172,6 +200,7 @@ class OutsideTransaction:
 def render(request: dict) -> dict:
     buffer, done = Collector(), []
     with migration_context(request, buffer=buffer) as (script, context):
+        context.impl._exec = faithful_output(context.impl)
         maintainer = HeadMaintainer(context, tuple(request.get("from") or ()))
         outside = OutsideTransaction(context, render=True)
         for step in steps(script, request):
@@ -223,13 +252,19 @@ def capture(request: dict) -> dict:
                     raise Refused("capture", f"revision {step.revision.revision} failed on a copy of the real "
                                              f"data: {explain(exc)}", revision=step.revision.revision) from None
                 done.append({"id": step.revision.revision, "outside_transaction": outside.used,
-                             "statements": [s for s in executed[start:] if not _READS.match(s)]})
+                             "statements": [as_written(s) for s in executed[start:] if not _READS.match(s)]})
                 start = len(executed)
                 # Committed revision by revision, as the application's own upgrade may commit: the copy
                 # is private and dropped afterwards.
                 connection.commit()
     engine.dispose()
     return {"revisions": done}
+
+
+def as_written(statement: str) -> str:
+    """A captured statement written as the --sql output writes one."""
+    statement = untabbed(statement).strip()
+    return statement if statement.endswith(";") else statement + ";"
 
 
 def explain(exc: Exception) -> str:

@@ -112,7 +112,7 @@ def capture_plan(settings: AlembicSettings, copy: Engine, graph: RevisionGraph, 
         if revision.rendering == NEEDS_CAPTURE:
             item = captured[revision.revision.id]
             revision = _described(copy, graph, replace(
-                revision, statements=tuple(_as_written(s) for s in item["statements"]), rendering=CAPTURED,
+                revision, statements=tuple(item["statements"]), rendering=CAPTURED,
                 transactional=not item["outside_transaction"]))
         revisions.append(revision)
     return replace(plan, revisions=tuple(revisions))
@@ -144,12 +144,6 @@ def with_recorded(plan: AlembicPlan, recorded: dict, engine: Engine, graph: Revi
 
 def _version_options(graph: RevisionGraph) -> dict:
     return {"version_table": graph.version_table, "version_table_schema": graph.version_table_schema}
-
-
-def _as_written(statement: str) -> str:
-    """A captured statement written as Alembic's --sql mode writes one."""
-    text = statement.replace("\t", "    ").strip()
-    return text if text.endswith(";") else text + ";"
 
 
 def _described(engine: Engine, graph: RevisionGraph, revision: RevisionPlan) -> RevisionPlan:

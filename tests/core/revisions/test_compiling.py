@@ -99,3 +99,21 @@ def test_statements_the_dialect_forbids_are_refused_before_anything_runs(project
     _, plan = rendered(project, database, "vac0007")
     with pytest.raises(PlanError, match="VACUUM"):
         plan.plan_set(engine_for(database))
+
+
+TAB_VALUE = ('op.execute(sa.text("INSERT INTO settings (key, value) VALUES (\'tab\', :v)").bindparams(v="a\\tb"))\n'
+             'op.add_column("tags", sa.Column("color", sa.String(7)))')
+
+
+def test_a_tab_inside_a_value_stays_a_tab_offline_and_captured(project, tmp_path):
+    write_revision(project, "tab0007_tab.py", revision_text("tab0007", "owner0006", TAB_VALUE))
+    database = sqlite_database(project, tmp_path / "db.db", "owner0006")
+    graph, plan = rendered(project, database, "tab0007")
+    assert plan.revisions[0].statements[0] == "INSERT INTO settings (key, value) VALUES ('tab', 'a\tb');"
+    write_revision(project, "tab0007_tab.py", revision_text(
+        "tab0007", "owner0006", 'op.get_bind().execute(sa.text("SELECT 1")).scalar()\n' + TAB_VALUE))
+    graph, plan = rendered(project, database, "tab0007")
+    with engine_for(database).rehearsal_copy(workdir=tmp_path, busy_timeout=1.0, say=lambda text: None) as copy:
+        captured = capture_plan(project, copy, graph, plan)
+    assert captured.revisions[0].statements[0] == "INSERT INTO settings (key, value) VALUES ('tab', 'a\tb');"
+    assert "\t" not in captured.revisions[0].statements[1]  # DDL indented as --sql indents it
