@@ -299,15 +299,18 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%\((\w+)\)s|%s|%%
 
 
 def with_literals(statement: str, parameters, paramstyle: str) -> str:
-    """The statement with its parameters written in as literals (quoted text left alone)."""
-    if not parameters:
+    """The statement as the driver ran it, its parameters written in as literals (quoted text left
+    alone). A pyformat driver given parameters (even none) also reads `%%` as `%`."""
+    percent = paramstyle in ("format", "pyformat")
+    if parameters is None or (not percent and not parameters):
         return statement.strip()
     positional = iter(parameters) if isinstance(parameters, (list, tuple)) else None
 
     def replace(match):
         token = match.group(0)
-        if token[0] in "'\"":
-            return token
+        if token[0] in "'\"" or (token == "?") == percent:
+            # The driver reads `%%` as `%` everywhere, quotes included (it does not parse SQL).
+            return token.replace("%%", "%") if percent and token[0] in "'\"" else token
         if token == "%%":
             return "%"
         if match.group(1):

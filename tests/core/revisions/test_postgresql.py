@@ -137,3 +137,29 @@ def test_an_online_environment_refuses_statements_captured_from_a_copy(workspace
     assert done.returncode == 2
     assert "declared online, and revisions count0005 read the database" in done.stderr
     assert stamp(pg_url) == ["merge0004"]
+
+
+READS_AND_WRITES_VALUES = '''rows = op.get_bind().execute(sa.text("SELECT title FROM goals WHERE title LIKE 'ship%'")).fetchall()
+settings = sa.table("settings", sa.column("key"), sa.column("value"))
+op.bulk_insert(settings, [{"key": "it's 100%", "value": None}, {"key": "n", "value": str(len(rows))}])
+op.execute("UPDATE settings SET value = 'x%' WHERE key = 'n'")'''
+
+
+def test_captured_values_are_written_as_literals_quotes_and_percent_signs_included(workspace, pg_url, tmp_path):
+    from app.core.engines import engine_for
+    from app.core.revisions.compiling import capture_plan, render_plan
+    from app.core.revisions.graph import read_graph
+
+    settings = settings_of(workspace)
+    write_revision(settings, "vals0007_values.py", revision_text("vals0007", "owner0006", READS_AND_WRITES_VALUES))
+    with psycopg.connect(pg_url) as connection:
+        connection.execute("UPDATE goals SET owner = 'nobody' WHERE owner IS NULL")
+    alembic_upgrade(settings, driver_url(pg_url), "owner0006")
+    engine, graph = engine_for(pg_url, "postgresql"), read_graph(settings)
+    plan = render_plan(settings, engine, graph, ("owner0006",), "vals0007")
+    with engine.rehearsal_copy(workdir=tmp_path, busy_timeout=1.0, say=lambda text: None) as copy:
+        captured = capture_plan(settings, copy, graph, plan)
+    assert captured.revisions[0].statements[:3] == (
+        "INSERT INTO settings (key, value) VALUES ('it''s 100%', NULL);",
+        "INSERT INTO settings (key, value) VALUES ('n', '1');",
+        "UPDATE settings SET value = 'x%' WHERE key = 'n';")
