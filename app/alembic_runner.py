@@ -249,8 +249,9 @@ def capture(request: dict) -> dict:
                     step.migration_fn()
                     maintainer.update_to_step(step)
                 except Exception as exc:
-                    raise Refused("capture", f"revision {step.revision.revision} failed on a copy of the real "
-                                             f"data: {explain(exc)}", revision=step.revision.revision) from None
+                    where = request.get("where", "on a copy of the real data")
+                    raise Refused("capture", f"revision {step.revision.revision} failed {where}: {explain(exc)}",
+                                  revision=step.revision.revision) from None
                 done.append({"id": step.revision.revision, "outside_transaction": outside.used,
                              "statements": [as_written(s) for s in executed[start:] if not _READS.match(s)]})
                 start = len(executed)

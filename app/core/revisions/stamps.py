@@ -43,6 +43,8 @@ def check_stamp(settings: AlembicSettings, engine: Engine, graph: RevisionGraph,
     with engine.empty_database(workdir=workdir) as scratch:
         url, environment = scratch.sqlalchemy_address()
         ask(settings, {"command": "capture", "url": url, "from": [], "to": revision, "create_version_schema": True,
+                       "where": f"while the files built the schema of stamp {revision} in an empty scratch database, "
+                                "so the stamp cannot be checked",
                        "version_table": graph.version_table, "version_table_schema": graph.version_table_schema},
             environment=environment)
         built = scratch.snapshot(deep=False).schema

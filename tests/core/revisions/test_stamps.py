@@ -82,3 +82,15 @@ def test_an_edited_baseline_is_named_on_postgresql(project, pg_server, pg_url):
     assert [(d["object"], d["name"]) for d in check.differences] == [("column", "archived")]
     with psycopg.connect(pg_url) as connection:  # the check only read production
         assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("merge0004",)]
+
+
+def test_a_chain_that_cannot_build_the_stamp_on_an_empty_database_says_so(project, tmp_path):
+    from app.core.errors import AlembicError
+    from tests.core.revisions.alembic_fixture import revision_text, write_revision
+
+    database = sqlite_database(project, tmp_path / "prod.db", "owner0006")
+    write_revision(project, "need0007_rows.py", revision_text(
+        "need0007", "owner0006", 'assert op.get_bind().execute(sa.text("SELECT count(*) FROM goals")).scalar(), "no goals"'))
+    with pytest.raises(AlembicError, match="revision need0007 failed while the files built the schema of stamp "
+                                           "need0007 in an empty scratch database, so the stamp cannot be checked"):
+        check_stamp(project, engine_for(database), read_graph(project), ("need0007",))
