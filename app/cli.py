@@ -56,12 +56,16 @@ def envs_command(as_json: bool, check: bool):
     targets = current_targets()
     docs = [environment_document(env, targets.inspect(env, run_checks=check))
             for env in targets.workspace.environments]
+    docs = _with_alembic_status(targets, docs)
     if as_json:
         print_json({"environments": docs})
     else:
         for doc in docs:
-            click.echo(_environment_text(doc))
-    sys.exit(0 if all(doc["status"] in ("ok", "not_checked") for doc in docs) else 1)
+            click.echo(_environment_text(doc) + _alembic_text(doc))
+    alembic_problems = [doc for doc in docs if "problem" in doc.get("alembic", {})]
+    for doc in alembic_problems:
+        click.echo(f"{doc['name']}: Alembic: {doc['alembic']['problem']}", err=True)
+    sys.exit(0 if all(doc["status"] in ("ok", "not_checked") for doc in docs) and not alembic_problems else 1)
 
 
 def _environment_text(doc: dict) -> str:
@@ -265,16 +269,23 @@ plan_option = click.option("--plan", "plans", multiple=True, type=click.Path(dir
                            help="A plan file; repeat for several, in order. Replaces the configured plans.")
 
 
+to_option = click.option("--to", "to", metavar="REV",
+                         help="With [migration] alembic: the revision to go to (default: the single head).")
+
+
 @cutover.command("plan")
 @click.argument("environment")
 @plan_option
+@to_option
 @click.option("--json", "as_json", is_flag=True)
 @reports_errors
-def plan_command(environment: str, plans: tuple, as_json: bool):
+def plan_command(environment: str, plans: tuple, to: str | None, as_json: bool):
     """Predict every statement of the plan set on ENVIRONMENT (reads only its schema). Exit 1 if any would fail."""
     from app.actions.planning import plan_view
 
     targets = current_targets()
+    if _alembic_chosen(targets, plans, to):
+        _alembic_plan_command(targets, environment, to, as_json)
     view = plan_view(targets, targets.environment(environment), list(plans))
     if as_json:
         print_json(view.to_dict())
@@ -325,12 +336,16 @@ def prep_command(environment: str, reference: str, output: str | None):
         click.echo(prep.text, nl=False)
 
 
-def _run_migration_job(kind: str, environment: str, plans: tuple):
+def _run_migration_job(kind: str, environment: str, plans: tuple, to: str | None = None):
     from app.actions.planning import start_job
+    from app.actions.revisions import start_revisions_job
 
     targets = current_targets()
     env = targets.environment(environment)
-    job = start_job(kind, env, cli_operator(), list(plans), targets=targets, run_here=True)
+    if _alembic_chosen(targets, plans, to):
+        job = start_revisions_job(kind, env, cli_operator(), to, targets=targets, run_here=True)
+    else:
+        job = start_job(kind, env, cli_operator(), list(plans), targets=targets, run_here=True)
     job, _ = run_in_this_process(job, False)
     sys.exit(0 if job.state == "passed" else 1)
 
@@ -338,22 +353,24 @@ def _run_migration_job(kind: str, environment: str, plans: tuple):
 @cutover.command("rehearse")
 @click.argument("environment")
 @plan_option
+@to_option
 @reports_errors
-def rehearse_command(environment: str, plans: tuple):
+def rehearse_command(environment: str, plans: tuple, to: str | None):
     """Apply the plan set to a snapshot of ENVIRONMENT and verify it. Exit 0 pass, 1 fail."""
-    _run_migration_job("rehearse", environment, plans)
+    _run_migration_job("rehearse", environment, plans, to)
 
 
 @cutover.command("migrate")
 @click.argument("environment")
 @plan_option
+@to_option
 @click.option("--yes", is_flag=True, help="Confirm: the database is migrated (after a verified backup and a rehearsal).")
 @reports_errors
-def migrate_command(environment: str, plans: tuple, yes: bool):
+def migrate_command(environment: str, plans: tuple, to: str | None, yes: bool):
     """Back up, rehearse and apply the plan set to ENVIRONMENT in one transaction; unchanged on any failure."""
     if not yes:
         raise UsageError(f"Migrating changes {environment}; add --yes to confirm.")
-    _run_migration_job("migrate", environment, plans)
+    _run_migration_job("migrate", environment, plans, to)
 
 
 @cutover.command("verify")
@@ -512,6 +529,62 @@ def _print_preflight(checked) -> None:
         click.echo(f"  converted: {conversion}")
     for problem in checked.blocking_problems():
         click.echo(f"BLOCKED: {problem}")
+
+
+# --------------------------------------------------------------------------- Alembic revisions
+
+
+def _alembic_chosen(targets, plans: tuple, to: str | None) -> bool:
+    """[migration] alembic makes the application's revisions the plan; --plan FILE still runs a file."""
+    if plans and to:
+        raise UsageError("--to REV names an Alembic revision and --plan a .sql file: give one of them.")
+    if to and targets.workspace.alembic is None:
+        raise UsageError("--to REV needs [migration] alembic = \"path/to/alembic.ini\" in cutover.toml.")
+    return targets.workspace.alembic is not None and not plans
+
+
+def _alembic_text(doc: dict) -> str:
+    status = doc.get("alembic")
+    if status is None or "problem" in status:
+        return ""
+    pending = f"{len(status['pending'])} pending ({', '.join(status['pending'])})" if status["pending"] else "up to date"
+    return f"  Alembic: at {', '.join(status['current']) or 'no revision'}, head {', '.join(status['heads'])}: {pending}\n"
+
+
+def _with_alembic_status(targets, docs: list[dict]) -> list[dict]:
+    from app.actions.revisions import with_alembic_status
+
+    return with_alembic_status(targets, docs)
+
+
+def _alembic_plan_command(targets, environment: str, to: str | None, as_json: bool):
+    from app.actions.revisions import alembic_view
+
+    view = alembic_view(targets, targets.environment(environment), to)
+    if as_json:
+        print_json(view.to_dict())
+    else:
+        _print_alembic_view(view)
+    sys.exit(0 if view.ok else 1)
+
+
+def _print_alembic_view(view) -> None:
+    plan = view.plan
+    click.echo(f"Alembic: at {', '.join(plan.current) or 'no revision'}, going to {plan.target} "
+               f"({len(plan.revisions)} revisions)")
+    for line in view.stamp.lines():
+        click.echo(f"NOT WHAT THE STAMP SAYS: {line}")
+    for revision in plan.revisions:
+        flags = [revision.rendering] + (["changes data"] if revision.data_changes else []) + \
+            ([] if revision.transactional else ["outside the transaction, not atomic"])
+        click.echo(f"Revision {revision.revision.id}: {revision.revision.message} [{'; '.join(flags)}]")
+        for sql in revision.statements:
+            click.echo("  " + sql.replace("\n", "\n  "))
+        for risk in revision.lock_risks:
+            click.echo(f"  lock risk ({risk.level}, {risk.lock}): {risk.message}")
+    if view.preflight is not None:
+        for problem in view.preflight.problems:
+            click.echo(f"BLOCKED {problem.outcome.statement.description}: {problem.error}\n  fix: {problem.fix}")
 
 
 def init_app(app: Flask) -> None:

@@ -16,13 +16,17 @@ from app.actions.backup_jobs import create_default_backup_folder
 from app.actions.guards import refuse_outside_open_run
 from app.actions.monitoring import end_watch_after_restore
 from app.actions.planning import load_plans, matching_rehearsal, plan_view, reference_schema
+from app.actions.revisions import (alembic_plan, alembic_view, compiled_plan_set, refuse_captured_online,
+                                   refuse_stamp_that_lies)
 from app.core.backup import create_backup, find_backup, verify_backup
 from app.core.baseline import Baseline
 from app.core.checks import integrity_check
-from app.core.errors import CutoverError, MigrationFailed
+from app.core.errors import AlembicError, CutoverError, MigrationFailed
 from app.core.migrate import apply_plan, rehearse
 from app.core.processes import application_running
 from app.core.restore import restore_backup
+from app.core.revisions.files import project_digest
+from app.core.revisions.stamps import check_stamp
 from app.jobs.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
 
@@ -268,12 +272,18 @@ def _plans(context: JobContext):
 
 
 def rehearse_task(context: JobContext) -> dict:
+    if context.params.get("alembic"):
+        return _rehearse_revisions(context)[0]
     env, plan_set = context.environment, _plans(context)
+    return _rehearse_plan_set(context, env, plan_set)
+
+
+def _rehearse_plan_set(context: JobContext, env, plan_set, extra: dict | None = None) -> dict:
     _, reference = reference_schema(context.targets, env)
     context.emit("info", f"Rehearsing plan {plan_set.hash[:12]} on a snapshot of {env.label}; the target is only read.")
     result = rehearse(env.target, plan_set, reference_schema=reference, emit=context.emit,
                       busy_timeout=context.targets.cache.busy_timeout, workdir=_scratch_folder(env))
-    document = result.to_dict()
+    document = {**result.to_dict(), **(extra or {})}
     if not result.passed:
         raise TaskFailed(f"Rehearsal failed: {result.failure.get('message') if result.failure else 'see the log'}", document)
     context.emit("ok", f"✓ Rehearsal passed: plan {plan_set.hash[:12]} on schema {result.target_fingerprint[:12]}")
@@ -286,17 +296,82 @@ def _scratch_folder(env) -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def _rehearse_revisions(context: JobContext):
+    """(rehearsal document, PlanSet): the Alembic revisions compiled (those that read the database
+    captured on a copy of the target), then rehearsed as any plan is."""
+    env = context.environment
+    digest = project_digest(context.targets.workspace.alembic)  # what a sign-off of this rehearsal pins
+    graph, plan = alembic_plan(context.targets, env, context.params.get("to"))
+    context.emit("info", f"Alembic: {env.name} is at {', '.join(plan.current) or 'no revision'}; "
+                         f"{len(plan.revisions)} revisions to {plan.target}")
+    stamp = check_stamp(context.targets.workspace.alembic, env.target, graph, plan.current)
+    for line in stamp.lines():  # the rehearsal runs on a copy of what is there; migrate refuses this
+        context.emit("warning", f"Not what the stamp {stamp.revision} says: {line}")
+    try:
+        plan, plan_set = compiled_plan_set(context.targets, env, graph, plan, context.emit, _scratch_folder(env))
+    except AlembicError as failure:
+        if failure.details.get("kind") != "capture":
+            raise
+        context.emit("error", f"✗ {failure.message}")
+        raise TaskFailed(f"Rehearsal failed: {failure.message}; {env.name} itself was not touched.",
+                         {"passed": False, "alembic": plan.to_dict(), "failure": {"check": "apply", "message": failure.message}}) from None
+    return _rehearse_plan_set(context, env, plan_set, {"alembic": plan.to_dict(), "revisions_digest": digest}), plan_set
+
+
 def migrate_task(context: JobContext) -> dict:
     """Safe by default: refuse drift, back up and verify, require a matching rehearsal, then apply."""
+    if context.params.get("alembic"):
+        return _migrate_revisions(context)
     env, plan_set = context.environment, _plans(context)
     _refuse_known_failures(context, env, plan_set)
+    return _back_up_and_apply(context, env, plan_set)
+
+
+def _migrate_revisions(context: JobContext) -> dict:
+    """As migrate_task, for Alembic revisions. Statements captured from a copy hold only for the data
+    they were captured from: they are captured again after this job's backup (the rehearsal of this
+    job), and the baseline proves the target unchanged since before that copy when the plan commits."""
+    env = context.environment
+    view = alembic_view(context.targets, env, context.params.get("to"))
+    for line in view.stamp.lines():
+        context.emit("error", f"✗ Not what the stamp says: {line}")
+    refuse_stamp_that_lies(env, view.stamp)
+    context.emit("ok", f"✓ {env.name} has the schema its stamp {view.stamp.revision or '(none)'} stands for")
+    refuse_captured_online(env, view.plan)
+    if not view.plan.revisions:
+        raise CutoverError(f"{env.name} is already at {view.plan.target}: nothing to migrate.")
+    if view.plan.needs_capture or view.plan.captured:
+        # Never the statements an earlier rehearsal captured: they are captured again after the backup.
+        return _back_up_and_apply(context, env, None)
+    _refuse_predicted_failures(context, view)
+    return _back_up_and_apply(context, env, view.plan_set, {"alembic": view.plan.to_dict()})
+
+
+def _refuse_predicted_failures(context: JobContext, view) -> None:
+    for problem in view.preflight.problems:
+        context.emit("error", f"✗ {problem.outcome.statement.description}: {problem.error}. Fix: {problem.fix}")
+    if not view.ok:
+        raise TaskFailed(f"Preflight found {len(view.preflight.problems)} statement(s) that would fail; "
+                         "nothing was changed.", view.to_dict())
+    context.emit("ok", f"✓ Preflight: {view.reconciliation.summary()}")
+
+
+def _back_up_and_apply(context: JobContext, env, plan_set, extra: dict | None = None) -> dict:
+    """Back up, rehearse (unless a matching rehearsal exists) and apply. `plan_set` None: Alembic
+    revisions that read the database, compiled by the rehearsal this job runs after its backup."""
     refuse_if_application_runs(env)
     stamp = env.target.stamp()  # before the backup: a write landing during it counts as a change
     create_default_backup_folder(env)
     backup = create_backup(env.target, env.backup_dirs, busy_timeout=context.targets.cache.busy_timeout,
                            progress=context.progress, log=lambda line: context.emit("info", line))
     context.emit("ok", f"✓ Backup {backup.id} verified ({len(backup.copies)} copies): the way back is ready")
-    rehearsal = _rehearsal_for(context, env, plan_set, backup.manifest.schema_fingerprint)
+    if plan_set is None:
+        context.emit("info", "Rehearsing now, on a copy taken after the backup: the captured statements must come "
+                             "from the data this migration changes.")
+        rehearsal, plan_set = _rehearse_revisions(context)
+        extra = {"alembic": rehearsal["alembic"]}
+    else:
+        rehearsal = _rehearsal_for(context, env, plan_set, backup.manifest.schema_fingerprint)
     try:
         applied = apply_plan(env.target, plan_set, emit=context.emit,
                              busy_timeout=context.targets.cache.busy_timeout, rehearsal=rehearsal,
@@ -307,7 +382,7 @@ def migrate_task(context: JobContext) -> dict:
         document = {"backup": backup.id, "apply": failure.result.to_dict() if failure.result else None}
         raise TaskFailed(f"{failure.message} The database is unchanged; backup {backup.id} is verified.", document) from None
     context.emit("ok", f"✓ Migration of {env.name} committed: plan {plan_set.hash[:12]}")
-    return {"backup": backup.id, "plan_hash": plan_set.hash, "apply": applied.to_dict()}
+    return {"backup": backup.id, "plan_hash": plan_set.hash, "apply": applied.to_dict(), **(extra or {})}
 
 
 def _baseline(context: JobContext, env, backup, stamp: list) -> Baseline | None:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from app import audit
 from app.actions.guards import require_capability
 from app.actions.planning import load_plans, plan_paths
+from app.core.revisions.files import project_digest
 from app.core.checklist import Checklist, StepDefinition
 from app.core.errors import Conflict, CutoverError, NotFound, UsageError
 from app.core.workspace import Environment, Workspace
@@ -106,6 +107,8 @@ def subject_of(targets: Targets, env: Environment, checklist: Checklist, step: S
                job: Job | None) -> tuple[str, str]:
     """What a sign-off or approval pins, in words and as SHA-256: the plan for plan steps
     (read from the files now, so an edited plan voids it), else the step's recorded result."""
+    if step.kind in ("rehearse", "migrate") and targets.workspace.alembic is not None:
+        return revisions_subject(targets.workspace.alembic)
     if step.kind in ("rehearse", "migrate", "hotfix"):
         paths = step_plan_paths(targets, env, checklist, step)
         try:
@@ -116,6 +119,15 @@ def subject_of(targets: Targets, env: Environment, checklist: Checklist, step: S
     if job is None:
         return "the step's definition", _sha256(json.dumps(step.to_dict(), sort_keys=True))
     return f"the result of job {job.id}", _sha256(job.result or "{}")
+
+
+def revisions_subject(settings) -> tuple[str, str]:
+    """The application's revision files as they are now: an edited revision voids a sign-off."""
+    try:
+        digest = project_digest(settings)
+    except CutoverError as error:
+        return f"revisions unreadable: {error.message}", ""
+    return f"Alembic revisions {digest[:12]} ({settings.ini.name})", digest
 
 
 def log_digest(job: Job | None) -> str:
@@ -295,7 +307,9 @@ def _mark_stale_rehearsal(view: StepView, targets: Targets, env: Environment, ch
     migrate would then refuse it with no way to rehearse within the run."""
     if view.definition.kind != "rehearse" or view.state not in ("passed", "signed_off"):
         return
-    rehearsed = str(view.job.result_document.get("plan_hash"))
+    # An Alembic rehearsal pins the revision files it compiled (its plan hash exists only after a capture).
+    pinned = "revisions_digest" if targets.workspace.alembic is not None else "plan_hash"
+    rehearsed = str(view.job.result_document.get(pinned))
     _, current = subject_of(targets, env, checklist, view.definition, None)
     if rehearsed != current:
         view.state = "blocked"  # the gate makes it "ready" when the steps before it are done

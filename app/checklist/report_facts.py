@@ -49,6 +49,7 @@ def report_facts(targets: Targets, run: Run) -> dict:
         "verification": passed_result(run.id, "verify") or _latest_result(jobs, "verify"),
         "smoke": passed_result(run.id, "smoke") or _latest_result(jobs, "smoke"),
         "monitoring": _monitoring(views, run),
+        "revisions": (passed_result(run.id, "migrate") or {}).get("alembic"),  # Alembic plans only
     }
     facts["criteria"] = success_criteria(facts, views)
     # The report leaves the dashboard (a download, an e-mail): no secret goes with it.

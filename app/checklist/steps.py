@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from app.actions.planning import load_plans
+from app.actions.revisions import refuse_captured_online, rehearsed_plan_set, require_true_stamp, uses_alembic
 from app.actions.tasks import check_integrity, command_task, refuse_if_application_runs, rehearse_task, take_backup
 from app.actions.verification import verify_environment
 from app.checklist.progress import checklist_of, passed_result, step_plan_paths
@@ -182,6 +183,9 @@ def _database_integrity(context: JobContext, backup) -> dict:
 
 def rehearse_step(context: JobContext) -> dict:
     checklist, step = definition(context)
+    if uses_alembic(context.targets):  # the application's revisions, to the single head
+        context.params.update(alembic=True, to=None)
+        return rehearse_task(context)
     context.params["plans"] = [str(p) for p in step_plan_paths(context.targets, context.environment, checklist, step)]
     return rehearse_task(context)
 
@@ -192,12 +196,38 @@ def rehearse_step(context: JobContext) -> dict:
 def migrate_step(context: JobContext) -> dict:
     env = context.environment
     checklist, step = definition(context)
+    if uses_alembic(context.targets):
+        return _migrate_revisions_step(context, env)
     plan_set = load_plans(step_plan_paths(context.targets, env, checklist, step), env.target.dialect)
     backup, backup_record = _verified_run_backup(context)
     baseline = _run_baseline(context, Baseline.of_backup(backup, backup_record["stamp"], remedy=ABANDON))
     _refuse_if_application_runs(context, env)
     _check_run_rehearsal(context, checklist, env)
     return _apply(context, env, plan_set, baseline)
+
+
+def _migrate_revisions_step(context: JobContext, env: Environment) -> dict:
+    """The Alembic revisions exactly as this run's rehearsal ran them. Statements captured on its
+    copy hold because the rehearsal came after the run's backup and the baseline proves the target
+    unchanged since that backup, under the write lock."""
+    backup, backup_record = _verified_run_backup(context)
+    baseline = _run_baseline(context, Baseline.of_backup(backup, backup_record["stamp"], remedy=ABANDON))
+    _refuse_if_application_runs(context, env)
+    rehearsal = passed_result(context.job.run_id, "rehearse")
+    if not rehearsal:
+        raise StepRefused("This run has no passing rehearsal.")
+    plan, plan_set = rehearsed_plan_set(context.targets, env, rehearsal)
+    require_true_stamp(context.targets, env, plan.current, context.emit)
+    refuse_captured_online(env, plan)
+    fingerprint = inspect_database(env.target, deep=False,
+                                   busy_timeout=context.targets.cache.busy_timeout).schema.fingerprint()
+    try:
+        check_rehearsal(rehearsal, plan_set, fingerprint)
+    except RehearsalMismatch as mismatch:
+        raise StepRefused(mismatch.message) from None
+    context.emit("ok", f"✓ This run's rehearsal passed for revisions {', '.join(r.revision.id for r in plan.revisions)} "
+                       f"(plan {plan_set.hash[:12]}) on schema {fingerprint[:12]}")
+    return {**_apply(context, env, plan_set, baseline), "alembic": plan.to_dict()}
 
 
 def hotfix_step(context: JobContext) -> dict:

@@ -156,3 +156,11 @@ class QuarantineExists(MoveRefused):
     """The quarantine file named for a move already exists: it is never written into."""
 
     code = "quarantine_exists"
+
+
+class AlembicError(CutoverError):
+    """The application's Alembic project cannot be read or followed as asked; nothing ran."""
+
+    code = "alembic_error"
+    exit_code = 2
+    http_status = 409

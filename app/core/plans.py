@@ -377,6 +377,11 @@ def parse_acceptance(text: str, file: str, line: int) -> Acceptance:
 # --------------------------------------------------------------------------- refusals
 
 
+def refuse_unrunnable(plan: Plan, dialect: Dialect) -> None:
+    """PlanError for what `dialect` cannot run in a plan built in code (as loading a file refuses it)."""
+    _refuse_forbidden(plan, dialect)
+
+
 def _refuse_forbidden(plan: Plan, dialect: Dialect) -> None:
     problems = []
     for statement in plan.statements():

@@ -21,6 +21,7 @@ def render_markdown(facts: dict) -> str:
         _timeline(facts["timeline"]),
         _signatures(facts["steps"]),
         _backup(facts["backup"]),
+        _revisions(facts.get("revisions")),
         _schema(facts["schema"]),
         _ledger(facts["ledger"]),
         _verification(facts["verification"], facts["smoke"]),
@@ -118,6 +119,20 @@ def _backup(backup: dict | None) -> str:
     lines = ["## Backup", "", f"- Id {code(backup['id'])}, {backup['size_bytes'] or 0:,} bytes, method {backup['method']}, "
              f"status now: **{escape(backup['status_now'])}**", f"- sha256 {code(backup['sha256'])}"]
     lines += [f"- Copy {code(path)}" for path in backup["copies"]]
+    return "\n".join(lines)
+
+
+def _revisions(applied: dict | None) -> str:
+    """Each Alembic revision the migrate step applied, in order, and how its statements were obtained."""
+    if not applied:
+        return ""
+    lines = ["## Alembic revisions applied", "",
+             f"From {code(', '.join(applied['current']) or 'no revision')} to {code(applied['target'])}:", ""]
+    for revision in applied["revisions"]:
+        notes = [revision["rendering"], f"{len(revision['statements'])} statements"]
+        notes += ["changes data"] if revision["data_changes"] else []
+        notes += [] if revision.get("transactional", True) else ["outside the transaction, not atomic"]
+        lines.append(f"- {code(revision['id'])} {escape(revision['message'])} ({escape(', '.join(notes))})")
     return "\n".join(lines)
 
 

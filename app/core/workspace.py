@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ DIFFERENCE_OBJECTS = ("table", "column", "index", "trigger", "view")
 ENVIRONMENT_KEYS = {"database", "url", "password_env", "schemas", "online", "reference", "backup_dirs",
                     "description", "app"}
 POSTGRESQL_ONLY_KEYS = ("password_env", "schemas", "online")
-MIGRATION_KEYS = {"plans", "lock_timeout_seconds", "statement_timeout_seconds"}
+MIGRATION_KEYS = {"plans", "lock_timeout_seconds", "statement_timeout_seconds", "alembic", "alembic_python"}
 # How long a PostgreSQL migration's statement may queue for a lock (a queued ALTER stalls every
 # reader behind it) and may run: a day at most, and never 0, which PostgreSQL reads as "forever".
 MIGRATION_NUMBERS = {
@@ -132,6 +133,7 @@ class Workspace:
     checks: tuple[tuple[str, str], ...] = ()
     verification: Verification = field(default_factory=Verification)
     checklist: Checklist = field(default_factory=default_checklist)
+    alembic: AlembicSettings | None = None  # [migration] alembic: the application's revisions are the plan
 
     @property
     def reference(self) -> Environment | None:
@@ -158,7 +160,8 @@ def load_workspace(path: Path | str) -> Workspace:
     verification = _parse_verification(path, _table(path, data, "verification"))
     checklist = parse_checklist(path, _table(path, data, "checklist"), plans, lambda p: _resolve(path, p, "checklist"))
     return Workspace(config_path=path, environments=environments, plans=plans, checks=checks,
-                     verification=verification, checklist=checklist)
+                     verification=verification, checklist=checklist,
+                     alembic=_alembic_settings(path, migration, plans))
 
 
 def _read_toml(path: Path) -> dict:
@@ -439,3 +442,34 @@ def _accepted_difference(path: Path, text: str) -> tuple[str, str | None, str]:
         table, _, item = name.partition(".")
         return kind, table, item
     return kind, None, name
+
+
+# --------------------------------------------------------------------------- [migration] alembic
+
+
+@dataclass(frozen=True)
+class AlembicSettings:
+    """The application's Alembic project: its alembic.ini and the interpreter that imports its revisions."""
+
+    ini: Path
+    python: str  # an interpreter path; Cutover's own by default
+
+    def to_dict(self) -> dict:
+        return {"ini": str(self.ini), "python": self.python}
+
+
+def _alembic_settings(path: Path, migration: dict, plans: tuple[Path, ...]) -> AlembicSettings | None:
+    if "alembic" not in migration:
+        if "alembic_python" in migration:
+            raise ConfigError(f"{path}: 'migration.alembic_python' needs 'migration.alembic' (the application's "
+                              "alembic.ini) beside it.")
+        return None
+    if plans:
+        raise ConfigError(f"{path}: [migration] names both 'plans' and 'alembic': the application's Alembic "
+                          "revisions are the plan; remove one of them.")
+    ini = _text(path, migration, "alembic", "migration", "the path of the application's alembic.ini")
+    python = migration.get("alembic_python")
+    if python is not None:
+        python = _text(path, migration, "alembic_python", "migration", "the path of a Python interpreter")
+        python = str(_resolve(path, python, "migration.alembic_python")) if "/" in python else python
+    return AlembicSettings(_resolve(path, ini, "migration.alembic"), python or sys.executable)

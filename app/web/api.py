@@ -6,7 +6,8 @@ from flask import Blueprint, jsonify, request
 from app.actions.backup_jobs import backups_of, start_backup, start_restore, verify_now
 from app.actions.documents import comparison_document, environment_document
 from app.actions.guards import require_typed_name
-from app.actions.planning import make_prep, plan_view, save_prep, start_job
+from app.actions.planning import make_prep, save_prep
+from app.actions.revisions import migration_plan, start_migration_job, with_alembic_status
 from app.actions.verification import verify_and_record
 from app.checklist.progress import (abandon_run, cancel_step, create_run, get_run, list_runs, run_document,
                                     run_summary, sign_off, start_step)
@@ -29,7 +30,7 @@ def environments():
     targets = current_targets()
     docs = [environment_document(env, targets.inspect(env, wait_for_checks=False))
             for env in targets.workspace.environments]
-    return jsonify(environments=docs)
+    return jsonify(environments=with_alembic_status(targets, docs))
 
 
 @bp.get("/environments/<name>/schema")
@@ -109,7 +110,7 @@ def cancel_job_route(job_id: int):
 @bp.get("/environments/<name>/plan")
 def plan_route(name: str):
     targets = current_targets()
-    return jsonify(plan_view(targets, targets.environment(name)).to_dict())
+    return jsonify(migration_plan(targets, targets.environment(name), request.args.get("to")).to_dict())
 
 
 @bp.post("/environments/<name>/prep")
@@ -127,7 +128,8 @@ def prep_route(name: str):
 @bp.post("/environments/<name>/rehearse")
 def rehearse_route(name: str):
     targets = current_targets()
-    job = start_job("rehearse", targets.environment(name), acting_operator(), None, targets=targets)
+    job = start_migration_job("rehearse", targets.environment(name), acting_operator(), _revision_to(),
+                              targets=targets)
     return jsonify(job=job.to_dict()), 202
 
 
@@ -136,8 +138,17 @@ def migrate_route(name: str):
     targets = current_targets()
     env = targets.environment(name)
     require_typed_name(env, json_body().get("confirm"), "Migration", confirm_as_json(env))
-    job = start_job("migrate", env, acting_operator(), None, targets=targets)
+    job = start_migration_job("migrate", env, acting_operator(), _revision_to(), targets=targets)
     return jsonify(job=job.to_dict()), 202
+
+
+def _revision_to() -> str | None:
+    """`{"to": REV}`: the Alembic revision to go to (default: the single head)."""
+    body = request.get_json(silent=True)
+    to = body.get("to") if isinstance(body, dict) else None
+    if to is not None and (not isinstance(to, str) or not to.strip()):
+        raise UsageError('"to" must be a revision id (a non-empty string).')
+    return to
 
 
 # --- verification and health -----------------------------------------------------------

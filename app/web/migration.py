@@ -5,7 +5,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app.actions.guards import open_run, require_typed_name
 from app.actions.next_action import environment_facts, next_action
-from app.actions.planning import latest_rehearsal, make_prep, plan_view, prep_path, save_prep, start_job
+from app.actions.planning import latest_rehearsal, make_prep, plan_view, prep_path, save_prep
+from app.actions.revisions import alembic_view, start_migration_job, uses_alembic
 from app.core.errors import CutoverError, UsageError
 from app.extensions import db
 from app.jobs.runner import log_lines
@@ -20,6 +21,8 @@ bp = Blueprint("migration", __name__, url_prefix="/environments/<name>/migration
 def index(name: str):
     targets = current_targets()
     env = targets.environment(name)
+    if uses_alembic(targets):
+        return _alembic_index(targets, env)
     view, plan_error = None, None
     try:
         view = plan_view(targets, env)
@@ -32,6 +35,17 @@ def index(name: str):
         prep_file=prep_path(targets, env), reference=targets.workspace.reference, open_run=open_run(env.name),
         action=next_action(environment_facts(targets, env)),
     )
+
+
+def _alembic_index(targets, env):
+    view, plan_error = None, None
+    try:
+        view = alembic_view(targets, env)
+    except CutoverError as error:  # an unreadable project or stamp is shown, not a dead page
+        plan_error = error.message
+    job = _requested_job(env.name)
+    return render_template("migration/alembic.html", env=env, view=view, plan_error=plan_error, job=job,
+                           lines=log_lines(job.id) if job else [], open_run=open_run(env.name))
 
 
 def _requested_job(environment: str) -> Job | None:
@@ -59,7 +73,7 @@ def prep(name: str):
 @bp.post("/rehearse")
 def rehearse(name: str):
     targets = current_targets()
-    job = start_job("rehearse", targets.environment(name), acting_operator(), None, targets=targets)
+    job = start_migration_job("rehearse", targets.environment(name), acting_operator(), None, targets=targets)
     return redirect(url_for("migration.index", name=name, job=job.id))
 
 
@@ -72,5 +86,5 @@ def migrate(name: str):
     except UsageError as refusal:
         flash(refusal.message, "refusal")
         return redirect(url_for("migration.index", name=name))
-    job = start_job("migrate", env, acting_operator(), None, targets=targets)
+    job = start_migration_job("migrate", env, acting_operator(), None, targets=targets)
     return redirect(url_for("migration.index", name=name, job=job.id))

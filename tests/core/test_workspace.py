@@ -415,3 +415,34 @@ def test_two_environments_on_one_postgresql_database_are_refused(tmp_path):
     text = POSTGRES_ENV + '[environments.copy]\nurl = "postgresql://other@DB.internal:5433/shop"\n'
     with pytest.raises(ConfigError, match="names the same database as environment 'production'"):
         load_workspace(write(tmp_path, text))
+
+
+# --------------------------------------------------------------------------- [migration] alembic
+
+ALEMBIC_ONLY = '[environments.production]\ndatabase = "goals.db"\n\n[migration]\n'
+
+
+def test_alembic_names_the_applications_ini_relative_to_the_file(tmp_path):
+    import sys
+
+    workspace = load_workspace(write(tmp_path, ALEMBIC_ONLY + 'alembic = "../app/alembic.ini"\n'))
+    assert workspace.alembic.ini == tmp_path / ".." / "app" / "alembic.ini"
+    assert workspace.alembic.python == sys.executable and workspace.plans == ()
+
+
+def test_alembic_python_is_a_path_relative_to_the_file_or_a_command(tmp_path):
+    relative = load_workspace(write(tmp_path, ALEMBIC_ONLY + 'alembic = "a.ini"\nalembic_python = ".venv/bin/python"\n'))
+    assert relative.alembic.python == str(tmp_path / ".venv" / "bin" / "python")
+    command = load_workspace(write(tmp_path, ALEMBIC_ONLY + 'alembic = "a.ini"\nalembic_python = "python3"\n'))
+    assert command.alembic.python == "python3"
+
+
+@pytest.mark.parametrize("body, message", [
+    ('alembic = "a.ini"\nplans = ["p.sql"]\n', "names both 'plans' and 'alembic'"),
+    ('alembic_python = "python3"\n', "'migration.alembic_python' needs 'migration.alembic'"),
+    ('alembic = ""\n', "'migration.alembic' is missing"),
+    ('alembic = 3\n', "'migration.alembic' is missing"),
+])
+def test_bad_alembic_settings_are_refused_by_name(tmp_path, body, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_workspace(write(tmp_path, ALEMBIC_ONLY + body))

@@ -172,6 +172,12 @@ class Engine(ABC):
     def identity(self) -> tuple:
         """Equal for two engines that reach one database, however its location is spelt."""
 
+    @abstractmethod
+    def sqlalchemy_address(self) -> tuple[str, dict[str, str]]:
+        """(SQLAlchemy URL, environment variables) with which a separate interpreter reaches this
+        database: how an application's Alembic revisions run on a rehearsal copy or a scratch
+        database. The password travels in the environment, never in the URL."""
+
     # --- describing the target -------------------------------------------------------
 
     @abstractmethod
@@ -367,6 +373,13 @@ class Engine(ABC):
         server: e.g. a scratch schema)."""
 
     # --- copies ----------------------------------------------------------------------
+
+    @abstractmethod
+    def empty_database(self, *, workdir=None) -> AbstractContextManager:
+        """An Engine on a new, empty database of this kind beside the target (SQLite: a file in a
+        private folder; a server: a scratch database on the target's server), removed on exit:
+        where an application's revisions are run from the base to build the schema a stamp
+        stands for."""
 
     @abstractmethod
     def scratch_copy(self, destination, *, busy_timeout: float) -> None:

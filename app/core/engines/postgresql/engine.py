@@ -74,6 +74,9 @@ class PostgresqlEngine(Engine):
     def identity(self) -> tuple:
         return self.location.identity()
 
+    def sqlalchemy_address(self) -> tuple[str, dict[str, str]]:
+        return self.location.sqlalchemy_address()
+
     # --- describing ---------------------------------------------------------------------
 
     def snapshot(self, *, deep: bool = True, busy_timeout: float = 1.0):
@@ -122,6 +125,11 @@ class PostgresqlEngine(Engine):
                     yield connection, []
         except psycopg.Error as exc:
             raise self.unavailable(exc, busy_timeout=busy_timeout) from exc
+
+    @contextmanager
+    def empty_database(self, *, workdir=None):
+        with scratch.scratch_database(self.location) as name:
+            yield PostgresqlEngine(self.location.on_database(name))
 
     @contextmanager
     def rehearsal_copy(self, *, workdir, busy_timeout: float, say):

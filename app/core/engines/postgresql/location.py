@@ -67,6 +67,13 @@ class PostgresLocation:
             arguments["password"] = environ[self.password_env]
         return arguments
 
+    def sqlalchemy_address(self, environ=os.environ) -> tuple[str, dict[str, str]]:
+        """The URL for SQLAlchemy's psycopg driver, and PGPASSWORD when password_env names one
+        (libpq reads it; the URL stays free of secrets)."""
+        url = urlunsplit(self._parts()._replace(scheme="postgresql+psycopg"))
+        password = self.connect_arguments(environ).get("password")
+        return url, ({"PGPASSWORD": password} if password is not None else {})
+
     def identity(self) -> tuple:
         """One database, however the URL spells it (host case, a default port left out)."""
         parts = self._parts()

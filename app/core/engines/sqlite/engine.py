@@ -80,6 +80,9 @@ class SQLiteEngine(Engine):
     def path(self) -> Path:
         return self.location
 
+    def sqlalchemy_address(self) -> tuple[str, dict[str, str]]:
+        return f"sqlite:///{self.path.absolute()}", {}
+
     @property
     def label(self) -> str:
         return str(self.path)
@@ -166,6 +169,14 @@ class SQLiteEngine(Engine):
 
     def transaction_opened_line(self) -> str:
         return "Write lock taken (BEGIN IMMEDIATE): nobody sees a change before COMMIT"
+
+    @contextmanager
+    def empty_database(self, *, workdir=None):
+        folder = Path(tempfile.mkdtemp(prefix="cutover-scratch-", dir=workdir))
+        try:
+            yield SQLiteEngine(folder / self.backup_name)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     @contextmanager
     def rehearsal_copy(self, *, workdir, busy_timeout: float, say):
