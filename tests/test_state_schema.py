@@ -219,10 +219,17 @@ def kept(before: dict, after: dict) -> dict:
     return engine_rows
 
 
-@pytest.mark.parametrize("shape", ["made_2026_11_24", "before_workspaces", "upgraded_in_place"])
+@pytest.mark.parametrize("shape", ["before_workspaces", "upgraded_in_place"])
 def test_an_earlier_cutovers_state_database_is_adopted_keeping_every_row(tmp_path, demo_config, state_url, shape):
-    if shape == "made_2026_11_24" and not state_url.startswith("sqlite"):
-        pytest.skip("that version kept its state in SQLite only")
+    adopted_keeping_every_row(tmp_path, demo_config, state_url, shape)
+
+
+def test_the_2026_11_24_versions_own_state_database_is_adopted_keeping_every_row(tmp_path, demo_config):
+    """That version kept its state in SQLite only."""
+    adopted_keeping_every_row(tmp_path, demo_config, f"sqlite:///{tmp_path / 'state.db'}", "made_2026_11_24")
+
+
+def adopted_keeping_every_row(tmp_path, demo_config, state_url: str, shape: str) -> None:
     workspace = workspace_key(demo_config)
     job_id = build_earlier_database(state_url, shape, workspace)
     before = dump(state_url)
