@@ -55,19 +55,33 @@ def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> 
             with mover.load() as loader:
                 say("Transaction open on the target: nobody sees a row before COMMIT")
                 moved = copy_all(reader, loader, checked, rejects, say, source_sha256)
-            if rejects is not None:
-                rejects.publish()
+                if rejects is not None:
+                    rejects.seal()  # every rejected row durable before the target commits
         except BaseException as exc:
             if rejects is not None:
                 rejects.discard()
             if isinstance(exc, mover.Error):
                 raise _refused_by_the_server(exc, target) from exc
             raise
+        if rejects is not None:
+            _publish_quarantine(rejects)
         report = MoveReport(source.label, target.label, moved, 0.0, checked.conversions(),
                             str(quarantine) if quarantine is not None else None, source_sha256)
         report.checks = _checks_after_commit(report, mover, source.unchanged_since(stamp), source_sha256)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _publish_quarantine(rejects) -> None:
+    """After the COMMIT nothing is rolled back: a quarantine that cannot take its name keeps its
+    sealed file, and the operator is told where it is."""
+    try:
+        rejects.publish()
+    except OSError as exc:
+        raise MoveFailed(
+            f"The move committed: the target holds every accepted row. The quarantine could not be named "
+            f"{rejects.path} ({exc.strerror or exc}); its {rejects.rows} rejected rows are complete in "
+            f"{rejects.partial}: rename that file.", quarantine=str(rejects.partial)) from exc
 
 
 def _refused_by_the_server(exc: Exception, target) -> MoveFailed:

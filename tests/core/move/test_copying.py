@@ -1,6 +1,7 @@
 """The copy on a real server: all or nothing, converted by the target's types, verified, sequences set."""
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,37 @@ def test_a_quarantine_receives_every_rejected_row_and_the_rest_moves(dirty_sourc
     assert ledger == {"users": (6, 2, 4), "goals": (9, 3, 6), "notes": (4, 2, 2)}
     assert not list(tmp_path.glob(".rejects.db.partial*"))
 
+
+
+def test_a_quarantine_name_taken_during_the_move_keeps_its_rows_in_the_sealed_file(dirty_source, target, pg_server,
+                                                                                   pg_database, tmp_path):
+    """After the target's COMMIT nothing is rolled back: the rejected rows stay complete under the
+    hidden name, the file that took the name is left alone, and the message says both."""
+    quarantine = tmp_path / "rejects.db"
+
+    def someone_takes_the_name(line):
+        if line.startswith("Transaction open on the target"):
+            quarantine.write_bytes(b"not yours")
+
+    with pytest.raises(MoveFailed) as failed:
+        move(dirty_source, target, quarantine=quarantine, say=someone_takes_the_name)
+    assert "The move committed" in failed.value.message
+    assert count_all(pg_server, pg_database) == {"users": 2, "goals": 3, "notes": 2}
+    assert quarantine.read_bytes() == b"not yours"
+    sealed = Path(failed.value.details["quarantine"])
+    assert sealed.parent == tmp_path and sealed.name.startswith(".rejects.db.partial-")
+    assert str(sealed) in failed.value.message and len(read_quarantine(sealed)) == 12
+
+
+def test_a_failure_during_the_copy_leaves_no_quarantine(tmp_path, target, pg_server, pg_database):
+    pg_server.psql("ALTER TABLE notes ADD CHECK (body <> 'forbidden')", database=pg_database)
+    from tests.core.move.conftest import DIRTY_ROWS
+    source = engine_for(make_source(tmp_path / "app.db", DIRTY_ROWS + "INSERT INTO notes VALUES (9, 1, 'forbidden');"))
+    with pytest.raises(MoveFailed) as failed:
+        move(source, target, quarantine=tmp_path / "rejects.db")
+    assert "notes_body_check" in failed.value.message
+    assert count_all(pg_server, pg_database) == {"users": 0, "goals": 0, "notes": 0}
+    assert [path.name for path in tmp_path.iterdir() if "rejects" in path.name] == []
 
 def test_an_existing_quarantine_file_is_refused_before_anything(dirty_source, target, pg_server, pg_database,
                                                                 tmp_path):

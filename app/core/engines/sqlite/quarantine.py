@@ -1,8 +1,10 @@
 """The quarantine of a move: a new SQLite file holding every row the target could not take.
 
-It is written under a hidden partial name and given its final name only once the move has
-committed (`publish`, which never replaces a file): an existing file is refused before anything
-starts, and a move that fails leaves no quarantine that looks complete.
+It is written under a hidden partial name, made durable there (`seal`) before the target's
+COMMIT, and given its final name only once the move has committed (`publish`, which never
+replaces a file): an existing file is refused before anything starts, a move that fails leaves no
+quarantine that looks complete, and a move killed between its COMMIT and `publish` leaves every
+rejected row in the sealed partial file beside the wanted name (`.NAME.partial-PID-...`).
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from app.core.errors import QuarantineExists
-from app.core.fsutil import fsync_directory, partial_path, publish, remove_if_present
+from app.core.fsutil import fsync_directory, fsync_file, partial_path, publish, remove_if_present
 
 _SCHEMA = """
 CREATE TABLE rejected_rows (
@@ -56,9 +58,19 @@ class Quarantine:
             (table, reason, detail, _json(key), _json(values)))
         self.rows += 1
 
-    def publish(self) -> None:
+    @property
+    def partial(self) -> Path:
+        return self._partial
+
+    def seal(self) -> None:
+        """Commit and fsync the rows under the partial name: called before the target commits."""
         self._connection.execute("COMMIT")
         self._connection.close()
+        fsync_file(self._partial)
+        fsync_directory(self.path.parent)
+
+    def publish(self) -> None:
+        """The sealed file under its final name (FileExistsError if something took that name since)."""
         publish(self._partial, self.path)
         fsync_directory(self.path.parent)
 
