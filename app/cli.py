@@ -527,6 +527,10 @@ def _print_preflight(checked) -> None:
                 click.echo(f"      e.g. {json.dumps(example['key'], default=str)}: {example['detail']}")
     for conversion in checked.conversions():
         click.echo(f"  converted: {conversion}")
+    if checked.version_stamp is not None:
+        stamp = checked.version_stamp
+        click.echo(f"  {stamp.table} (a stamp, not moved): source at {', '.join(stamp.source or ()) or '-'}, "
+                   f"target at {', '.join(stamp.target) or '-'}")
     for problem in checked.blocking_problems():
         click.echo(f"BLOCKED: {problem}")
 

@@ -16,6 +16,7 @@ from app.core.errors import MoveFailed, MoveRefused, NotSupported, UsageError
 from app.core.move.copying import copy_all
 from app.core.move.preflight import Preflight, run_preflight
 from app.core.move.report import MoveReport
+from app.core.move.stamps import VERSION_TABLE, version_stamp
 from app.core.move.verify import verify_moved
 
 __all__ = ["Preflight", "MoveReport", "preflight", "move", "sides", "verify_moved"]
@@ -28,14 +29,21 @@ def sides(source, target) -> dict:
         tables = {table.name: table.rows for table in reader.tables()}
     described = mover.describe()
     return {"source_tables": tables, "target_tables": sorted(described),
-            "target_not_empty": sorted(name for name, table in described.items() if table.has_rows)}
+            "target_not_empty": sorted(name for name, table in described.items()
+                                       if table.has_rows and name != VERSION_TABLE)}
 
 
 def preflight(source, target, *, drop=()) -> Preflight:
     """Every row judged against the target's schema; nothing is written anywhere."""
     mover = _target_side(target)
     with _source_side(source) as reader:
-        return run_preflight(reader, mover.describe(), source=source.label, target=target.label, drop=drop)
+        return _judged(reader, mover, source, target, drop)
+
+
+def _judged(reader, mover, source, target, drop) -> Preflight:
+    described = mover.describe()
+    return run_preflight(reader, described, source=source.label, target=target.label, drop=drop,
+                         version_stamp=version_stamp(reader, mover, described))
 
 
 def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> MoveReport:
@@ -48,7 +56,7 @@ def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> 
     with _source_side(source) as reader:
         stamp, source_sha256 = source.stamp(), reader.sha256()
         say(f"Preflight: reading every row of {source.label} against {target.label}'s schema")
-        checked = run_preflight(reader, mover.describe(), source=source.label, target=target.label, drop=drop)
+        checked = _judged(reader, mover, source, target, drop)
         _refuse_unless_movable(checked, quarantine_target)
         rejects = quarantine_target.new_quarantine() if quarantine_target is not None else None
         try:

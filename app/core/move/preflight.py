@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from app.core.move import conversions as c
 from app.core.move.keysets import KeySet
 from app.core.move.ordering import order_tables
+from app.core.move.stamps import VersionStamp
 
 EXAMPLES_PER_REASON = 3
 
@@ -72,6 +73,7 @@ class Preflight:
     schema_mismatches: list  # {"table", "column", "problem"}
     cycles: list  # tables that refer to each other in a cycle: some references are left to the server
     target_only_tables: list  # target tables the source lacks (they stay empty)
+    version_stamp: VersionStamp | None = None  # both sides' Alembic stamps, when the target has a version table
 
     @property
     def rejected_rows(self) -> int:
@@ -85,7 +87,8 @@ class Preflight:
         problems += [f"source column {name} has no column in the target: its data would be dropped "
                      f"(add it, or --drop {name})" for name in self.unmapped_columns]
         problems += [f"{m['table']}.{m['column']}: {m['problem']}" for m in self.schema_mismatches]
-        return problems
+        stamp_problem = self.version_stamp.problem() if self.version_stamp else None
+        return problems + ([stamp_problem] if stamp_problem else [])
 
     @property
     def movable(self) -> bool:
@@ -107,15 +110,20 @@ class Preflight:
             "schema_mismatches": self.schema_mismatches, "cycles": self.cycles,
             "checked_by_the_server": [f"{t.name}.{name}" for t in self.tables for name in t.deferred_checks],
             "target_only_tables": self.target_only_tables, "conversions": self.conversions(),
+            "version_stamp": self.version_stamp.to_dict() if self.version_stamp else None,
             "problems": self.blocking_problems(),
         }
 
 
-def run_preflight(reader, target_tables: dict, *, source: str, target: str, drop=()) -> Preflight:
-    """Judge every source row against `target_tables` (the target's describe()); reads only."""
+def run_preflight(reader, target_tables: dict, *, source: str, target: str, drop=(),
+                  version_stamp: VersionStamp | None = None) -> Preflight:
+    """Judge every source row against `target_tables` (the target's describe()); reads only.
+    The Alembic version table of `version_stamp` is a stamp on both sides, never moved."""
     drop = set(drop)
-    source_tables = {table.name: table for table in reader.tables()}
-    result = Preflight(source, target, [], [], [], sorted(drop), [], [], [], [])
+    stamp_table = version_stamp.table if version_stamp else None
+    source_tables = {table.name: table for table in reader.tables() if table.name != stamp_table}
+    target_tables = {name: table for name, table in target_tables.items() if name != stamp_table}
+    result = Preflight(source, target, [], [], [], sorted(drop), [], [], [], [], version_stamp)
     result.target_not_empty = sorted(name for name, table in target_tables.items() if table.has_rows)
     result.target_only_tables = sorted(set(target_tables) - set(source_tables))
     plans = {}

@@ -212,6 +212,12 @@ class PostgresMoveTarget:
     def row_counts(self, tables: Iterable[str]) -> dict[str, int]:
         return row_counts(self.location, tables)
 
+    def version_rows(self, table: str, column: str) -> list[str]:
+        """The revisions an Alembic version table of the target names (its stamp)."""
+        with closing(connect(self.location)) as connection:
+            return [str(value) for (value,) in connection.execute(sql.SQL("SELECT {} FROM {} ORDER BY 1").format(
+                sql.Identifier(column), sql.Identifier(table)))]
+
     def unvalidated_constraints(self, tables: Iterable[str]) -> list[str]:
         with closing(connect(self.location)) as connection:
             return Loader(connection).unvalidated_constraints(tables)
