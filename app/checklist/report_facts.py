@@ -51,7 +51,11 @@ def report_facts(targets: Targets, run: Run) -> dict:
         "monitoring": _monitoring(views, run),
         "revisions": (passed_result(run.id, "migrate") or {}).get("alembic"),  # Alembic plans only
     }
-    facts["criteria"] = success_criteria(facts, views)
+    if any(view.definition.kind == "move-copy" for view in views):
+        facts.update(_move_facts(targets, run, env))
+        facts["criteria"] = move_criteria(facts, views)
+    else:
+        facts["criteria"] = success_criteria(facts, views)
     # The report leaves the dashboard (a download, an e-mail): no secret goes with it.
     return _redacted(facts, configured_secrets(current_app.config))
 
@@ -169,19 +173,86 @@ def _failures(views: list[StepView]) -> list[dict]:
     return failures
 
 
-def _backup_facts(env, run: Run) -> dict | None:
-    record = passed_result(run.id, "backup")
+def _backup_facts(env, run: Run, step: str = "backup") -> dict | None:
+    record = passed_result(run.id, step)
     if not record:
         return None
-    manifest = record.get("manifest") or {}
-    facts = {"id": record["backup"], "sha256": manifest.get("sha256"), "size_bytes": manifest.get("size_bytes"),
-             "created_at": manifest.get("created_at"), "method": manifest.get("method"),
-             "copies": record.get("copies", []), "status_now": None}
+    manifest = record.get("manifest")
     try:
-        facts["status_now"] = find_backup(env.backup_dirs, env.target, record["backup"]).status
+        backup = find_backup(env.backup_dirs, env.target, record["backup"])
+        status_now = backup.status
+        # A step that recorded only the id (a move's backup of its source): the manifest says the rest.
+        manifest = manifest or (backup.manifest.to_dict() if backup.manifest else None)
+        copies = record.get("copies") or [str(copy) for copy in backup.copies]
     except CutoverError as error:
-        facts["status_now"] = f"unavailable: {error.message}"
-    return facts
+        status_now, copies = f"unavailable: {error.message}", record.get("copies", [])
+    manifest = manifest or {}
+    return {"id": record["backup"], "sha256": manifest.get("sha256") or record.get("sha256"),
+            "size_bytes": manifest.get("size_bytes"), "created_at": manifest.get("created_at"),
+            "method": manifest.get("method"), "copies": copies, "status_now": status_now}
+
+
+# --------------------------------------------------------------------------- a move's run
+
+def _move_facts(targets: Targets, run: Run, target_env) -> dict:
+    """What differs in a move's report: the backup is the source's, the schemas of two engines are
+    compared column by column by the preflight, and the ledger is source rows against target rows."""
+    settings = targets.workspace.checklist.move
+    source_env = targets.workspace.environment(settings.source) if settings else None
+    copied = passed_result(run.id, "move-copy") or {}
+    return {
+        "backup": _backup_facts(source_env, run, "move-backup") if source_env else None,
+        "schema": {"reference": None, "move": (
+            f"A move from {source_env.name if source_env else 'the source'} (SQLite) into {run.environment} "
+            "(PostgreSQL): the schemas of two engines are not compared as such; the preflight matched them "
+            "column by column (see its log).")},
+        "ledger": _move_ledger(copied, target_env),
+        "move": {"source": copied.get("source"), "moved": copied.get("moved"),
+                 "quarantined": copied.get("quarantined"), "quarantine": copied.get("quarantine"),
+                 "seconds": copied.get("seconds")} if copied else None,
+    }
+
+
+def _move_ledger(copied: dict, target_env) -> list[dict]:
+    """Per table: the source's rows, the target's now, and the quarantined rows as the declared change."""
+    try:
+        now = inspect_database(target_env.target, deep=False).row_counts()
+    except CutoverError:
+        now = {}
+    rows = []
+    for table in copied.get("tables", []):
+        before, after = table.get("source_rows"), now.get(table["name"])
+        delta = after - before if isinstance(after, int) and isinstance(before, int) else None
+        rows.append({"table": table["name"], "before": before, "after": after, "delta": delta,
+                     "declared": -table["quarantined"] if table.get("quarantined") else None})
+    return rows
+
+
+def move_criteria(facts: dict, views: list[StepView]) -> list[dict]:
+    """A move's success, each ticked from what its steps recorded."""
+    state = {view.definition.kind: view.state for view in views}
+    verification = passed_result(facts["run"]["id"], "move-verify")
+    checks = {c["name"]: c for c in (verification or {}).get("checks", [])}
+    monitoring, move = facts["monitoring"], facts.get("move")
+
+    def verified(prefix: str) -> tuple[bool | None, str]:
+        check = next((c for name, c in checks.items() if name.startswith(prefix)), None)
+        return (check["passed"], check["evidence"]) if check else (None, "not run yet (verify step)")
+
+    moved = (f"{move['moved']:,} rows moved, {move['quarantined']:,} quarantined" if move else
+             "the copy step has not passed")
+    criteria = [
+        _criterion("Every row moved or quarantined", *verified("moved + quarantined")),
+        _criterion("Rows equal their source", *verified("content fingerprints")),
+        _criterion("Target constraints valid", *verified("target constraints")),
+        _criterion("Source unchanged", *verified("source byte-identical")),
+        _criterion("Move committed", _done(state.get("move-copy")), moved),
+        _criterion("Application switched", _done(state.get("command")), _step_evidence("command", state, False)),
+        _criterion("All tests passed", *_tests_passed(verification, facts["smoke"] or {}, state.get("smoke"))),
+        _criterion("24 hours stable", _stable_for_a_day(monitoring), _monitoring_evidence(monitoring),
+                   unmeasured=_unjudged(monitoring)),
+    ]
+    return criteria
 
 
 def _schema_facts(targets: Targets, env, run: Run) -> dict:

@@ -23,7 +23,7 @@ def render_markdown(facts: dict) -> str:
         _backup(facts["backup"]),
         _revisions(facts.get("revisions")),
         _schema(facts["schema"]),
-        _ledger(facts["ledger"]),
+        _ledger(facts["ledger"], moved="move" in facts),
         _verification(facts["verification"], facts["smoke"]),
         _monitoring(facts["monitoring"]),
         _failures(facts["failures"]),
@@ -137,6 +137,8 @@ def _revisions(applied: dict | None) -> str:
 
 
 def _schema(schema: dict) -> str:
+    if schema.get("move"):
+        return f"## Schema\n\n{escape(schema['move'])}"
     if not schema.get("reference"):
         return "## Schema\n\nNo reference environment is configured."
     if schema.get("error"):
@@ -161,10 +163,11 @@ def _qualified(difference: dict) -> str:
     return f"{table}.{name}" if table and difference["object"] != "table" else name
 
 
-def _ledger(rows: list[dict]) -> str:
+def _ledger(rows: list[dict], *, moved: bool = False) -> str:
     if not rows:
         return "## Row-count ledger\n\nNo tables were counted."
-    lines = ["## Row-count ledger", "", "| Table | Before | After | Change | Declared |", "|---|---:|---:|---:|---:|"]
+    headings = "| Table | Source | Target | Change | Quarantined |" if moved else "| Table | Before | After | Change | Declared |"
+    lines = ["## Row-count ledger", "", headings, "|---|---:|---:|---:|---:|"]
     for row in rows:
         lines.append(f"| {code(row['table'], in_table=True)} | {_number(row['before'])} | {_number(row['after'])} | "
                      f"{_signed(row['delta'])} | {_signed(row['declared'])} |")

@@ -76,6 +76,17 @@ def test_the_move_checklist_runs_headless_end_to_end(tmp_path, move_config, pg_s
     page = client.get("/runs/1")
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "Preflight every row" in text and "Copy in one transaction" in text
+    report = client.get("/runs/1/report").get_data(as_text=True)
+    for criterion in ("Every row moved or quarantined", "Rows equal their source", "Source unchanged",
+                      "Application switched"):
+        assert criterion in report
+    assert "Migration completed" not in report and "No backup was taken" not in report
+    backup_id = next(line for line in said.splitlines() if "✓ Backup" in line).split()[2]
+    backup_sha256 = next(line for line in said.splitlines() if "✓ Backup" in line).split("sha256 ")[1].strip()
+    assert backup_id in report and backup_sha256 in report  # the source's backup, with its manifest's facts
+    assert "matched them column by column" in report
+    markdown = client.get("/runs/1/report.md").get_data(as_text=True)
+    assert "| Table | Source | Target | Change | Quarantined |" in markdown and "| `users` | 6 | 2 | -4 | -4 |" in markdown
     from app.extensions import db
     with app.app_context():
         db.engine.dispose()
