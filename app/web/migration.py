@@ -38,14 +38,23 @@ def index(name: str):
 
 
 def _alembic_index(targets, env):
-    view, plan_error = None, None
+    """The revisions up to `?to=REV` (default: the single head), and every pending one to choose from."""
+    view, plan_error, to = None, None, request.args.get("to") or None
     try:
-        view = alembic_view(targets, env)
-    except CutoverError as error:  # an unreadable project or stamp is shown, not a dead page
+        view = alembic_view(targets, env, to)
+    except CutoverError as error:  # an unreadable project or stamp, an unknown target: shown, not a dead page
         plan_error = error.message
     job = _requested_job(env.name)
-    return render_template("migration/alembic.html", env=env, view=view, plan_error=plan_error, job=job,
+    return render_template("migration/alembic.html", env=env, view=view, plan_error=plan_error, job=job, to=to,
+                           choices=_pending_revisions(view) if view else [],
                            lines=log_lines(job.id) if job else [], open_run=open_run(env.name))
+
+
+def _pending_revisions(view) -> list:
+    """Every revision above the stamp, oldest first: the targets an operator may stop at."""
+    graph, current = view.graph, view.plan.current
+    pending = set().union(*(graph.pending(current, head) for head in graph.heads))
+    return [revision for revision in graph.revisions if revision.id in pending]
 
 
 def _requested_job(environment: str) -> Job | None:
@@ -73,8 +82,9 @@ def prep(name: str):
 @bp.post("/rehearse")
 def rehearse(name: str):
     targets = current_targets()
-    job = start_migration_job("rehearse", targets.environment(name), acting_operator(), None, targets=targets)
-    return redirect(url_for("migration.index", name=name, job=job.id))
+    to = request.form.get("to") or None
+    job = start_migration_job("rehearse", targets.environment(name), acting_operator(), to, targets=targets)
+    return redirect(url_for("migration.index", name=name, job=job.id, to=to))
 
 
 @bp.post("/migrate")
@@ -85,6 +95,7 @@ def migrate(name: str):
         require_typed_name(env, request.form.get("confirm", ""), "Migration")
     except UsageError as refusal:
         flash(refusal.message, "refusal")
-        return redirect(url_for("migration.index", name=name))
-    job = start_migration_job("migrate", env, acting_operator(), None, targets=targets)
-    return redirect(url_for("migration.index", name=name, job=job.id))
+        return redirect(url_for("migration.index", name=name, to=request.form.get("to") or None))
+    to = request.form.get("to") or None
+    job = start_migration_job("migrate", env, acting_operator(), to, targets=targets)
+    return redirect(url_for("migration.index", name=name, job=job.id, to=to))

@@ -1,6 +1,8 @@
 """The JSON API over Alembic revisions: GET .../plan?to=REV, POST .../rehearse and .../migrate with {"to": REV}."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from app.extensions import db
@@ -72,3 +74,34 @@ def test_the_migration_page_lists_each_revision_and_how_it_was_obtained(client):
     assert "count0005</span> remember how many goals there were (reads the database)" in page
     assert "reads the database: captured from the rehearsal&#39;s copy" in page
     assert "The schema is what its stamp merge0004 says" in page
+
+
+def test_the_migration_page_goes_part_of_the_way_when_asked(client, api_headers, tmp_path):
+    """The page's picker: the plan up to the chosen revision, and the migrate form carries it."""
+    from tests.conftest import csrf_token_from, log_in
+
+    log_in(client)
+    page = client.get("/environments/production/migration?to=count0005").get_data(as_text=True)
+    assert "1 revision to <code>count0005</code>" in page and "owner0006</span>" not in page
+    assert '<option value="count0005" selected>' in page and '<option value="owner0006" >' in page
+    assert '<input type="hidden" name="to" value="count0005">' in page
+    response = client.post("/environments/production/migration/migrate",
+                           data={"csrf_token": csrf_token_from(page), "confirm": "production", "to": "count0005"})
+    assert response.status_code == 302 and "to=count0005" in response.headers["Location"]
+    with client.application.app_context():
+        job = db.session.query(Job).one()
+        job_id = job.id
+        assert json.loads(job.params)["to"] == "count0005"
+    done = wait_for_job(client, api_headers, job_id, timeout=120)
+    assert done["job"]["state"] == "passed", done
+    assert stamp(tmp_path / "prod.db") == ["count0005"]
+
+
+def test_an_unknown_target_on_the_page_is_said_and_changes_nothing(client, tmp_path):
+    from tests.conftest import log_in
+
+    log_in(client)
+    before = digest(tmp_path / "prod.db")
+    page = client.get("/environments/production/migration?to=nope").get_data(as_text=True)
+    assert "Target nope: no revision has that id" in page
+    assert digest(tmp_path / "prod.db") == before
