@@ -219,12 +219,7 @@ def _migrate_revisions_step(context: JobContext, env: Environment) -> dict:
     plan, plan_set = rehearsed_plan_set(context.targets, env, rehearsal)
     require_true_stamp(context.targets, env, plan.current, context.emit)
     refuse_captured_online(env, plan)
-    fingerprint = inspect_database(env.target, deep=False,
-                                   busy_timeout=context.targets.cache.busy_timeout).schema.fingerprint()
-    try:
-        check_rehearsal(rehearsal, plan_set, fingerprint)
-    except RehearsalMismatch as mismatch:
-        raise StepRefused(mismatch.message) from None
+    fingerprint = _matching_rehearsal(context, env, rehearsal, plan_set)
     context.emit("ok", f"✓ This run's rehearsal passed for revisions {', '.join(r.revision.id for r in plan.revisions)} "
                        f"(plan {plan_set.hash[:12]}) on schema {fingerprint[:12]}")
     return {**_apply(context, env, plan_set, baseline), "alembic": plan.to_dict()}
@@ -281,13 +276,19 @@ def _run_rehearsal(context: JobContext, checklist, env: Environment):
 
 def _check_run_rehearsal(context: JobContext, checklist, env: Environment) -> None:
     rehearsal, every = _run_rehearsal(context, checklist, env)
+    fingerprint = _matching_rehearsal(context, env, rehearsal, every)
+    context.emit("ok", f"✓ This run's rehearsal passed for plan {every.hash[:12]} on schema {fingerprint[:12]}")
+
+
+def _matching_rehearsal(context: JobContext, env: Environment, rehearsal: dict, plan_set) -> str:
+    """The target's schema fingerprint now, once the run's rehearsal is proven to be of this plan set on it."""
     fingerprint = inspect_database(env.target, deep=False,
                                    busy_timeout=context.targets.cache.busy_timeout).schema.fingerprint()
     try:
-        check_rehearsal(rehearsal, every, fingerprint)
+        check_rehearsal(rehearsal, plan_set, fingerprint)
     except RehearsalMismatch as mismatch:
         raise StepRefused(mismatch.message) from None
-    context.emit("ok", f"✓ This run's rehearsal passed for plan {every.hash[:12]} on schema {fingerprint[:12]}")
+    return fingerprint
 
 
 def _check_rehearsed_plans(context: JobContext, checklist, env: Environment) -> None:
