@@ -20,13 +20,11 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 from app.core.errors import ConfigError
+from app.state_migrations import VERSION_TABLE
 from app.state_migrations.baseline import REVISION as BASELINE
 from app.state_migrations.legacy import adopt_legacy_database, is_legacy
 
 MIGRATIONS = Path(__file__).resolve().parent / "state_migrations"
-# Not Alembic's default alembic_version: a PostgreSQL state database may share its schema with
-# an application that keeps its own revisions there.
-VERSION_TABLE = "cutover_state_version"
 
 
 class StateDatabaseUnavailable(ConfigError):
@@ -40,15 +38,6 @@ class StateSchemaError(StateDatabaseUnavailable):
     """The dashboard's schema could not be brought to this version's: nothing was changed, start-up stops."""
 
     code = "state_schema_error"
-
-
-def migration_options() -> dict:
-    """How every Alembic context of the state database is configured, at start and for a developer's
-    `flask db` alike: the models to compare with, the version table, SQLite's table rebuilds."""
-    from app.extensions import db
-
-    return {"target_metadata": db.metadata, "version_table": VERSION_TABLE, "render_as_batch": True,
-            "compare_type": True}
 
 
 def migrate_state_database(engine: Engine, workspace: str, where: str, migrations: Path = MIGRATIONS) -> list[str]:

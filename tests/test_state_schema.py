@@ -23,7 +23,8 @@ from app import audit
 from app.extensions import db
 from app.models import AuditEntry, Job, workspace_key
 from app.state_migrations.baseline import baseline_metadata
-from app.state_schema import MIGRATIONS, VERSION_TABLE, StateSchemaError, migration_options
+from app.state_migrations import VERSION_TABLE, migration_options
+from app.state_schema import MIGRATIONS, StateSchemaError
 from tests.conftest import ADMIN_PASSWORD, log_in, make_app
 from tests.test_state_on_postgres import dispose
 

@@ -5,7 +5,7 @@ config.attributes["connection"]. A developer's `flask --app run db ...` (Flask-M
 the app's engine is used, with the same options."""
 from alembic import context
 
-from app.state_schema import migration_options
+from app.state_migrations import migration_options
 
 config = context.config
 
