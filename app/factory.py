@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.routing import IntegerConverter, ValidationError
 
+from app.core.errors import said_by
 from app.extensions import csrf, db, login_manager
 from app.state_schema import StateDatabaseUnavailable
 from config import Config, check_numeric_settings
@@ -180,7 +181,7 @@ def _state_database_url(value) -> URL:
         url = make_url(value)
         dialect = url.get_dialect()
     except (ArgumentError, ValueError) as exc:  # NoSuchModuleError is an ArgumentError
-        raise StateDatabaseUnavailable(f"{what} is not one Cutover can use ({_first_line(exc)}). {fix}",
+        raise StateDatabaseUnavailable(f"{what} is not one Cutover can use ({said_by(exc)}). {fix}",
                                        path=_without_password(str(value)), reason="bad_url") from None
     if url.get_backend_name() == "postgresql" and url.get_driver_name() != "psycopg":
         raise StateDatabaseUnavailable(
@@ -201,10 +202,6 @@ def _without_password(text: str) -> str:
 
 def _shown(url: URL) -> str:
     return url.render_as_string(hide_password=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
 
 
 def _state_database_file() -> Path | None:
@@ -351,7 +348,7 @@ _POSTGRES_PROBLEMS = (
 
 def _postgres_state_database_error(url: URL, error: BaseException) -> StateDatabaseUnavailable:
     what = f"The dashboard's database {_shown(url)}"
-    said = _first_line(error)
+    said = said_by(error)
     said = said.rsplit("failed: ", 1)[-1].removeprefix("FATAL:").strip().rstrip(".")  # libpq's preamble
     for words, reason, fix in _POSTGRES_PROBLEMS:
         if all(word in said.lower() for word in words):

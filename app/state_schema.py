@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
-from app.core.errors import ConfigError
+from app.core.errors import ConfigError, said_by
 from app.state_migrations import VERSION_TABLE
 from app.state_migrations.baseline import REVISION as BASELINE
 from app.state_migrations.legacy import adopt_legacy_database, is_legacy
@@ -156,7 +156,7 @@ def _describe(script: ScriptDirectory, revision: str) -> str:
 
 
 def _failed(where: str, what: str, error: BaseException) -> StateSchemaError:
-    said = (str(getattr(error, "orig", None) or error).strip() or type(error).__name__).splitlines()[0]
+    said = said_by(getattr(error, "orig", None) or error)
     return StateSchemaError(
         f"The dashboard's database {where} could not be brought to this version's schema: {what} failed: "
         f"{said}. Nothing was changed: the database is as it was before this start. Fix the cause and start "

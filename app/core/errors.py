@@ -1,6 +1,12 @@
 """The one error hierarchy. Every message names the object, the cause and the fix."""
 
 
+def said_by(exc: BaseException) -> str:
+    """The first line of what a driver or a program said (a PostgreSQL error carries a DETAIL and
+    a HINT below it), or the exception's name when it said nothing: what a message quotes."""
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
 class CutoverError(Exception):
     """Base class; `code` is a stable machine-readable name, `exit_code` the CLI's answer."""
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.core.diff import Difference
 from app.core.engines import Dialect, Engine
-from app.core.errors import UsageError
+from app.core.errors import UsageError, said_by
 from app.core.fsutil import write_file_atomically
 from app.core.plans import Plan, PlanSet, parse_plan_text
 from app.core.reconcile import rows_from_schema, schema_copy
@@ -290,7 +290,7 @@ def _keep_what_works(engine: Engine, target: Schema,
             try:
                 copy.execute(item.sql)
             except engine.Error as exc:
-                said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                said = said_by(exc)
                 failed.append(f"{item.kind} {item.name}: cannot be added before the migration "
                               f"plan runs ({engine.title} says: {said})")
                 continue

@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 
 from app.core.engines import engine_for
-from app.core.errors import MoveFailed, MoveRefused, NotSupported, UsageError
+from app.core.errors import MoveFailed, MoveRefused, NotSupported, UsageError, said_by
 from app.core.move.copying import copy_all
 from app.core.move.preflight import Preflight, run_preflight
 from app.core.move.report import MoveReport
@@ -93,7 +93,7 @@ def _publish_quarantine(rejects) -> None:
 
 
 def _refused_by_the_server(exc: Exception, target) -> MoveFailed:
-    said = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    said = said_by(exc)
     return MoveFailed(
         f"{target.label} refused the move: {said}. The transaction rolled back: the target is as empty as it "
         "was and nothing was quarantined. Preflight judges types, NULLs, keys and uniqueness, not CHECK "

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from app.core.engines.postgresql.connections import connect
 from app.core.engines.postgresql.location import PostgresLocation
-from app.core.errors import TargetUnavailable, UsageError
+from app.core.errors import TargetUnavailable, UsageError, said_by
 from app.core.schema import Plain, plain
 
 DEFAULT_SCHEMAS = ("public",)
@@ -297,7 +297,7 @@ def inspect_catalog(location: PostgresLocation, *, schemas=DEFAULT_SCHEMAS, **op
 
 
 def _unreadable(location: PostgresLocation, exc: psycopg.Error) -> TargetUnavailable:
-    said = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    said = said_by(exc)
     if isinstance(exc, psycopg.errors.LockNotAvailable):
         reason, fix = "locked", ("Another session holds a lock on a table (a migration or a "
                                  "VACUUM FULL?): try again once it has finished.")

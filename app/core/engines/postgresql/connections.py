@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 
 from app.core.engines.postgresql.location import PostgresLocation
-from app.core.errors import TargetUnavailable
+from app.core.errors import TargetUnavailable, said_by
 
 CONNECT_TIMEOUT_SECONDS = 5
 
@@ -59,7 +59,5 @@ def unavailable(location: PostgresLocation, exc: Exception) -> TargetUnavailable
 
 
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip() or type(exc).__name__
     # libpq prefixes "connection failed: connection to server at ... failed: "; keep its last words.
-    text = text.splitlines()[0]
-    return text.rsplit("failed: ", 1)[-1].rstrip(".")
+    return said_by(exc).rsplit("failed: ", 1)[-1].rstrip(".")

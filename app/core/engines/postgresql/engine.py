@@ -26,7 +26,7 @@ from app.core.engines.postgresql.dialect import PostgresDialect
 from app.core.engines.postgresql.inspection import take_snapshot
 from app.core.engines.postgresql.location import PostgresLocation
 from app.core.engines.postgresql.stamps import stamp_of
-from app.core.errors import ConfigError, NotSupported, TargetUnavailable, UsageError
+from app.core.errors import ConfigError, NotSupported, TargetUnavailable, UsageError, said_by
 
 
 class PostgresqlEngine(Engine):
@@ -329,6 +329,6 @@ class PostgresqlEngine(Engine):
     def unavailable(self, exc: Exception, *, busy_timeout: float | None = None) -> TargetUnavailable:
         if isinstance(exc, TargetUnavailable):
             return exc
-        said = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        said = said_by(exc)
         return TargetUnavailable(f"{self.label} could not be read: {said}.", path=self.label,
                                  reason=self.error_reason(exc))

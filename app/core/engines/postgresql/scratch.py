@@ -20,7 +20,7 @@ from psycopg import sql
 
 from app.core.engines.postgresql.connections import connect
 from app.core.engines.postgresql.location import PostgresLocation
-from app.core.errors import CutoverError
+from app.core.errors import CutoverError, said_by
 from app.core.fsutil import process_alive
 
 PREFIX = "cutover_scratch_"
@@ -74,7 +74,7 @@ def _create(admin, location: PostgresLocation, name: str, template: str | None) 
             "another user. Nothing was changed.") from None
     except pg_errors.ObjectInUse as exc:
         raise ScratchRefused(
-            f"{template} could not be copied: {str(exc).splitlines()[0]}.", reason="in_use") from None
+            f"{template} could not be copied: {said_by(exc)}.", reason="in_use") from None
 
 
 def drop(admin, name: str) -> None:

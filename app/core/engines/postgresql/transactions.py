@@ -27,7 +27,7 @@ from psycopg import errors as pg_errors
 from app.core.engines.postgresql import sessions
 from app.core.engines.postgresql.connections import connect
 from app.core.engines.postgresql.location import PostgresLocation
-from app.core.errors import Conflict, CutoverError
+from app.core.errors import Conflict, CutoverError, said_by
 
 # One advisory lock key for "a Cutover migration", the same in every process.
 MIGRATION_LOCK_KEY = int.from_bytes(hashlib.sha256(b"cutover migration").digest()[:8], "big", signed=True)
@@ -50,7 +50,7 @@ def _lock_refused(exc: Exception, location: PostgresLocation, lock_timeout: floa
                   holders: list[sessions.Session]) -> LockNotGranted:
     held_by = "; ".join(holder.describe() for holder in holders) or "a session that ended before it could be named"
     return LockNotGranted(
-        f"{location.label}: {_first_line(exc)}: a lock was not granted within lock_timeout "
+        f"{location.label}: {said_by(exc)}: a lock was not granted within lock_timeout "
         f"({lock_timeout:g} s); it is held by {held_by}. Nothing was changed: the transaction rolled back, "
         "and the application's readers waited no longer than the timeout. Stop that session (or wait for "
         "it to finish) and migrate again.", holders)
@@ -138,6 +138,3 @@ class _BlockerWatcher:
         self._stop.set()
         self._thread.join(timeout=5)
 
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -15,6 +15,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
+from app.core.errors import said_by
+
 _BTREE_INDEXES = """
 SELECT c.oid, n.nspname || '.' || c.relname
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -59,7 +61,7 @@ def _checked_index(connection, oid: int, name: str) -> str | None:
     except pg_errors.QueryCanceled:
         raise  # the check's time limit: the caller reports it as timed out
     except psycopg.Error as exc:
-        return f"index {name}: amcheck: {str(exc).strip().splitlines()[0]}"
+        return f"index {name}: amcheck: {said_by(exc)}"
     return None
 
 
