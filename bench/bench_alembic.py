@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ import time
 from pathlib import Path
 
 from bench.bench_postgres import (FOREIGN_KEYS, TABLES, TEMPLATE, cli, clear_backups, copy_database, load,
-                                  start_cluster, uptime)
+                                  remove_cluster, start_cluster, uptime)
 
 PROJECT = Path(__file__).resolve().parent.parent
 STAMPED = "alembic_stamped"  # the template, stamped at the baseline revision
@@ -258,9 +257,7 @@ def main(argv=None) -> None:
         print("\n".join(line for line in last if not line.strip().startswith(("{", "}", '"', "]", "["))))
         print(f"load after: {uptime()}")
     finally:
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_cluster(server, folder)
 
 
 if __name__ == "__main__":

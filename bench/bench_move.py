@@ -31,7 +31,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from bench.bench_postgres import start_cluster
+from bench.bench_postgres import remove_cluster, start_cluster
 from bench.datagen import large_pair
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -142,9 +142,7 @@ def main(argv=None) -> None:
         print(f"\nCutover move --yes {ours:.2f} s (peak {max(memory['cutover'])} MB), pgloader {theirs:.2f} s "
               f"(peak {max(memory['pgloader'])} MB): ratio {ours / theirs:.2f}x; same row counts: {same}")
     finally:
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_cluster(server, folder)
 
 
 if __name__ == "__main__":

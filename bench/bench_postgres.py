@@ -143,6 +143,13 @@ def start_cluster() -> PostgresServer:
     return server
 
 
+def remove_cluster(server: PostgresServer, folder: Path) -> None:
+    """The cluster stopped and its files gone, with the benchmark's working folder."""
+    server.stop()
+    shutil.rmtree(server.folder, ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def client_env(server: PostgresServer) -> dict:
     """libpq's variables for the baseline's shell scripts: the same server, as the superuser."""
     return {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(server.port), "PGUSER": server.superuser,
@@ -492,9 +499,7 @@ def main(argv=None) -> None:
             print("\n".join(line[:200] for line in lines[:120]))
         print("load after:", uptime(), flush=True)
     finally:
-        server.stop()
-        shutil.rmtree(server.folder, ignore_errors=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_cluster(server, folder)
 
 
 if __name__ == "__main__":

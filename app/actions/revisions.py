@@ -87,10 +87,12 @@ class AlembicView:
         }
 
 
-def alembic_plan(targets: Targets, env: Environment, to: str | None) -> tuple[RevisionGraph, AlembicPlan]:
-    """Graph, stamp and target checked, every pending revision rendered offline where it can be."""
+def alembic_plan(targets: Targets, env: Environment, to: str | None,
+                 graph: RevisionGraph | None = None) -> tuple[RevisionGraph, AlembicPlan]:
+    """Graph (read now unless given), stamp and target checked, every pending revision rendered
+    offline where it can be."""
     settings = alembic_settings(targets)
-    graph = read_graph(settings)
+    graph = graph or read_graph(settings)
     current = read_stamp(env.target, graph, busy_timeout=targets.cache.busy_timeout)
     graph.check_stamp(current, env.name)
     target = graph.resolve_target(to, current, env.name)

@@ -26,6 +26,7 @@ from app.core.migrate import apply_plan, rehearse
 from app.core.processes import application_running
 from app.core.restore import restore_backup
 from app.core.revisions.files import project_digest
+from app.core.revisions.graph import RevisionGraph
 from app.core.revisions.stamps import check_stamp
 from app.jobs.runner import JobCancelled, JobContext, TaskFailed, commands_join_the_job_group, kill_group_except_self
 
@@ -296,17 +297,19 @@ def _scratch_folder(env) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _rehearse_revisions(context: JobContext):
+def _rehearse_revisions(context: JobContext, stamp_checked: RevisionGraph | None = None):
     """(rehearsal document, PlanSet): the Alembic revisions compiled (those that read the database
-    captured on a copy of the target), then rehearsed as any plan is."""
+    captured on a copy of the target), then rehearsed as any plan is. `stamp_checked`: the graph a
+    migrate job read when it proved the stamp true before its backup (neither is done again)."""
     env = context.environment
     digest = project_digest(context.targets.workspace.alembic)  # what a sign-off of this rehearsal pins
-    graph, plan = alembic_plan(context.targets, env, context.params.get("to"))
+    graph, plan = alembic_plan(context.targets, env, context.params.get("to"), graph=stamp_checked)
     context.emit("info", f"Alembic: {env.name} is at {', '.join(plan.current) or 'no revision'}; "
                          f"{len(plan.revisions)} revisions to {plan.target}")
-    stamp = check_stamp(context.targets.workspace.alembic, env.target, graph, plan.current)
-    for line in stamp.lines():  # the rehearsal runs on a copy of what is there; migrate refuses this
-        context.emit("warning", f"Not what the stamp {stamp.revision} says: {line}")
+    if stamp_checked is None:
+        stamp = check_stamp(context.targets.workspace.alembic, env.target, graph, plan.current)
+        for line in stamp.lines():  # the rehearsal runs on a copy of what is there; migrate refuses this
+            context.emit("warning", f"Not what the stamp {stamp.revision} says: {line}")
     try:
         plan, plan_set = compiled_plan_set(context.targets, env, graph, plan, context.emit, _scratch_folder(env))
     except AlembicError as failure:
@@ -342,7 +345,7 @@ def _migrate_revisions(context: JobContext) -> dict:
         raise CutoverError(f"{env.name} is already at {view.plan.target}: nothing to migrate.")
     if view.plan.needs_capture or view.plan.captured:
         # Never the statements an earlier rehearsal captured: they are captured again after the backup.
-        return _back_up_and_apply(context, env, None)
+        return _back_up_and_apply(context, env, None, graph=view.graph)
     _refuse_predicted_failures(context, view)
     return _back_up_and_apply(context, env, view.plan_set, {"alembic": view.plan.to_dict()})
 
@@ -356,9 +359,10 @@ def _refuse_predicted_failures(context: JobContext, view) -> None:
     context.emit("ok", f"✓ Preflight: {view.reconciliation.summary()}")
 
 
-def _back_up_and_apply(context: JobContext, env, plan_set, extra: dict | None = None) -> dict:
+def _back_up_and_apply(context: JobContext, env, plan_set, extra: dict | None = None, *, graph=None) -> dict:
     """Back up, rehearse (unless a matching rehearsal exists) and apply. `plan_set` None: Alembic
-    revisions that read the database, compiled by the rehearsal this job runs after its backup."""
+    revisions (of `graph`, whose stamp was proven true) that read the database, compiled by the
+    rehearsal this job runs after its backup."""
     refuse_if_application_runs(env)
     stamp = env.target.stamp()  # before the backup: a write landing during it counts as a change
     create_default_backup_folder(env)
@@ -368,7 +372,7 @@ def _back_up_and_apply(context: JobContext, env, plan_set, extra: dict | None = 
     if plan_set is None:
         context.emit("info", "Rehearsing now, on a copy taken after the backup: the captured statements must come "
                              "from the data this migration changes.")
-        rehearsal, plan_set = _rehearse_revisions(context)
+        rehearsal, plan_set = _rehearse_revisions(context, stamp_checked=graph)
         extra = {"alembic": rehearsal["alembic"]}
     else:
         rehearsal = _rehearsal_for(context, env, plan_set, backup.manifest.schema_fingerprint)

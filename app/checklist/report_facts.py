@@ -207,9 +207,7 @@ def _move_facts(targets: Targets, run: Run, target_env) -> dict:
             "(PostgreSQL): the schemas of two engines are not compared as such; the preflight matched them "
             "column by column (see its log).")},
         "ledger": _move_ledger(copied, target_env),
-        "move": {"source": copied.get("source"), "moved": copied.get("moved"),
-                 "quarantined": copied.get("quarantined"), "quarantine": copied.get("quarantine"),
-                 "seconds": copied.get("seconds")} if copied else None,
+        "move": {"moved": copied["moved"], "quarantined": copied["quarantined"]} if copied else None,
     }
 
 

@@ -137,4 +137,3 @@ class _BlockerWatcher:
     def __exit__(self, *exc_info):
         self._stop.set()
         self._thread.join(timeout=5)
-
