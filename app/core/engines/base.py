@@ -343,7 +343,7 @@ class Engine(ABC):
 
     def move_source(self, *, busy_timeout: float = 1.0):
         """A read-only reader of this database's tables and rows, streamed (a move's source):
-        `tables()`, `rows(table, columns)`, `sha256()`, `close()`."""
+        `tables()`, `rows(table, columns)`, `batches(table, columns)`, `sha256()`, `close()`."""
         raise NotSupported(f"Cutover moves rows out of SQLite files only; {self.label} is a {self.title} database.")
 
     def move_target(self):

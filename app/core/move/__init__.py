@@ -1,8 +1,11 @@
 """Moving an application's data from a SQLite file into a PostgreSQL database, without losing a row.
 
-`preflight` reads both sides and judges every row (writes nothing); `move` refuses what the
-preflight refuses, then copies in one transaction on the target, verifies before COMMIT and
-again after, and reports. The source is read through its engine's `move_source` (read-only),
+`preflight` reads both sides and judges every row (writes nothing). `move` refuses what blocks
+it whatever the rows hold (a schema mismatch, a target not empty) before it writes anything; then,
+in one transaction on the target, it judges each row as it reads it and writes it at once when it
+can move, so every value is read and converted once. A row rejected with no quarantine to take it
+stops the writing; the rest is still judged, and the move is refused with every reject counted,
+by rolling back: the target is left as it was. It verifies before COMMIT and again after, and reports. The source is read through its engine's `move_source` (read-only),
 the target written through its engine's `move_target`, the quarantine is the SQLite engine's
 `new_quarantine`: nothing here knows a driver.
 """
@@ -14,7 +17,7 @@ from contextlib import contextmanager
 from app.core.engines import engine_for
 from app.core.errors import MoveFailed, MoveRefused, NotSupported, UsageError, said_by
 from app.core.move.copying import copy_all
-from app.core.move.preflight import Preflight, run_preflight
+from app.core.move.preflight import Preflight, plan_move, run_preflight
 from app.core.move.report import MoveReport
 from app.core.move.stamps import VERSION_TABLE, version_stamp
 from app.core.move.verify import verify_moved
@@ -41,13 +44,19 @@ def preflight(source, target, *, drop=()) -> Preflight:
 
 
 def _judged(reader, mover, source, target, drop) -> Preflight:
+    return _planned(reader, mover, source, target, drop, judge=run_preflight)
+
+
+def _planned(reader, mover, source, target, drop, *, judge=plan_move) -> Preflight:
+    """`judge` = plan_move: the tables and what blocks the move, no row read; run_preflight: every row judged."""
     described = mover.describe()
-    return run_preflight(reader, described, source=source.label, target=target.label, drop=drop,
-                         version_stamp=version_stamp(reader, mover, described))
+    return judge(reader, described, source=source.label, target=target.label, drop=drop,
+                 version_stamp=version_stamp(reader, mover, described))
 
 
 def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> MoveReport:
-    """Preflight, copy in one transaction, verify; MoveRefused before writing, MoveFailed after (rolled back)."""
+    """Judge and copy in one transaction, verify; MoveRefused (a blocking problem, or rejects without a
+    quarantine) and MoveFailed leave the target as it was (rolled back)."""
     started = time.monotonic()
     mover = _target_side(target)
     quarantine_target = engine_for(quarantine) if quarantine is not None else None
@@ -55,13 +64,14 @@ def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> 
         quarantine_target.check_new_quarantine()
     with _source_side(source) as reader:
         stamp, source_sha256 = source.stamp(), reader.sha256()
-        say(f"Preflight: reading every row of {source.label} against {target.label}'s schema")
-        checked = _judged(reader, mover, source, target, drop)
-        _refuse_unless_movable(checked, quarantine_target)
+        checked = _planned(reader, mover, source, target, drop)
+        _refuse_blocking_problems(checked)
         rejects = quarantine_target.new_quarantine() if quarantine_target is not None else None
         try:
             with mover.load() as loader:
-                say("Transaction open on the target: nobody sees a row before COMMIT")
+                say(f"Transaction open on the target: every row of {source.label} is judged against "
+                    f"{target.label}'s schema as it is read, and written when it can move; nobody sees a row "
+                    "before COMMIT, and a refusal rolls everything back")
                 moved = copy_all(reader, loader, checked, rejects, say, source_sha256)
                 if rejects is not None:
                     rejects.seal()  # every rejected row durable before the target commits
@@ -122,17 +132,10 @@ def _target_side(target):
         raise UsageError(f"The target must be a PostgreSQL database: {exc.message}") from None
 
 
-def _refuse_unless_movable(checked: Preflight, quarantine) -> None:
+def _refuse_blocking_problems(checked: Preflight) -> None:
     problems = checked.blocking_problems()
     if problems:
         raise MoveRefused("Nothing was written: " + "; ".join(problems) + ".", problems=problems)
-    if checked.rejected_rows and quarantine is None:
-        rejected = "; ".join(f"{table.name}: " + ", ".join(f"{group.count} {group.reason}" for group in table.groups.values())
-                             for table in checked.tables if table.rejected)
-        raise MoveRefused(
-            f"Nothing was written: {checked.rejected_rows} rows cannot be moved ({rejected}). Fix them in the "
-            "source, or move with --quarantine FILE to set them aside in a new SQLite file with their reasons.",
-            preflight=checked.to_dict())
 
 
 def _checks_after_commit(report: MoveReport, mover, unchanged: bool, source_sha256: str) -> list:

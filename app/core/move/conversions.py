@@ -53,16 +53,21 @@ class Rejected(Exception):
 class Conversion:
     """How one target type takes SQLite values."""
 
-    family: str  # boolean, integer, numeric, float4, float8, text, char, timestamp, timestamptz, date,
+    family: str  # boolean, integer, numeric, float4, float8, text, char, timestamp (without time zone), timestamptz, date,
     #              time, json, bytea, uuid, other
     convert: Callable[[Any], Any]
     canonical: Callable[[Any], str]
     description: str  # what is converted, in words ("integers 0/1 to boolean")
     padded: bool = False  # character(n): the server pads with spaces
+    # column -> True when `convert` would return every value of the column unchanged, by checks that
+    # run in C over the whole column (a move's common case, judged a batch at a time); None: no such test.
+    unchanged: Callable[[Any], bool] | None = None
 
 
 # Families whose value read back from the server is not the converted value as a Python object.
 NEEDS_CANONICAL = frozenset({"json", "float4"})
+# Families converted to the text the server prints for them: read back as text (`column::text`).
+READ_AS_TEXT = frozenset({"json", "timestamp", "date"})
 
 
 _INTEGER_RANGES = {"smallint": 2 ** 15, "integer": 2 ** 31, "bigint": 2 ** 63}
@@ -78,7 +83,8 @@ def conversion_for(target_type: str) -> Conversion:
     if kind == "boolean":
         return Conversion("boolean", to_boolean, _canonical_boolean, "integers 0/1 to boolean")
     if kind in _INTEGER_RANGES:
-        return Conversion("integer", _integer_of(kind), _canonical_plain, f"numbers to {kind}")
+        return Conversion("integer", _integer_of(kind), _canonical_plain, f"numbers to {kind}",
+                          unchanged=_integers_within(_INTEGER_RANGES[kind]))
     if match := _NUMERIC.match(kind):
         precision, scale = (int(match.group(1)) if match.group(1) else None,
                             int(match.group(2) or 0) if match.group(1) else None)
@@ -86,19 +92,21 @@ def conversion_for(target_type: str) -> Conversion:
     if kind in ("real", "double precision"):
         float4 = kind == "real"
         return Conversion("float4" if float4 else "float", _to_float,
-                          _canonical_float4 if float4 else _canonical_float8, f"numbers to {kind}")
+                          _canonical_float4 if float4 else _canonical_float8, f"numbers to {kind}",
+                          unchanged=_only_of_type(float))
     if kind == "text" or kind in ("character varying", "varchar"):
-        return Conversion("text", _text_of(None), _canonical_plain, "values to text")
+        return Conversion("text", _text_of(None), _canonical_plain, "values to text", unchanged=_texts_within(None))
     if match := _LENGTH.match(kind):
-        padded = match.group(1) in ("character", "char", "bpchar")
-        return Conversion("text", _text_of(int(match.group(2))),
-                          _canonical_padded if padded else _canonical_plain, f"values to {kind}", padded)
+        padded, length = match.group(1) in ("character", "char", "bpchar"), int(match.group(2))
+        return Conversion("text", _text_of(length), _canonical_padded if padded else _canonical_plain,
+                          f"values to {kind}", padded, unchanged=_texts_within(length))
     if kind.startswith("timestamp"):
         aware = "with time zone" in kind
-        return Conversion("timestamp", _timestamp_of(aware), _canonical_timestamp,
-                          f"text timestamps to {kind}")
+        if aware:
+            return Conversion("timestamptz", _aware_timestamp, _canonical_timestamp, f"text timestamps to {kind}")
+        return Conversion("timestamp", to_timestamp_text, _canonical_plain, f"text timestamps to {kind}")
     if kind == "date":
-        return Conversion("date", to_date, _canonical_iso, "text dates to date (a time of day dropped)")
+        return Conversion("date", to_date, _canonical_plain, "text dates to date (a time of day dropped)")
     if kind.startswith("time"):
         return Conversion("time", to_time, _canonical_iso, f"text times to {kind}")
     if kind in ("json", "jsonb"):
@@ -217,22 +225,51 @@ def _parse_datetime(value) -> datetime:
     raise Rejected(BAD_TIMESTAMP, f"{value!r} is not an ISO 8601 timestamp")
 
 
-def _timestamp_of(aware: bool):
-    def convert(value):
-        if value is None:
-            return None
-        moment = _parse_datetime(value)
-        if aware:  # a naive value is taken as UTC (the session's time zone while loading)
-            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+def _aware_timestamp(value):
+    if value is None:
+        return None
+    moment = _parse_datetime(value)  # a naive value is taken as UTC (the session's time zone while loading)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
-    return convert
+
+def to_timestamp_text(value):
+    """A timestamp without time zone as the text the server prints for it (DateStyle ISO): written
+    as text, the server parses it to the same value, and reading the column back as text gives the
+    same string, so neither side builds a datetime object for a value already in that form (most
+    are: it is how SQLite's own datetime() and most drivers write them). Other ISO 8601 forms are
+    parsed, an offset is applied (to UTC), and the result printed that way."""
+    if value is None:
+        return None
+    if type(value) is str and _printed_as_postgresql_does(value):
+        _parse_datetime(value)  # still a real moment: no 2026-02-30, no 25:00
+        return value
+    moment = _parse_datetime(value)
+    if moment.tzinfo:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return _printed_timestamp(moment)
+
+
+def _printed_as_postgresql_does(text: str) -> bool:
+    """'YYYY-MM-DD HH:MM:SS', with a fraction of a second that has no trailing zero."""
+    size = len(text)
+    if size < 19 or text[4] != "-" or text[7] != "-" or text[10] != " " or text[13] != ":" or text[16] != ":":
+        return False
+    return size == 19 or (size > 20 and size <= 26 and text[19] == "." and text[-1] != "0" and text[20:].isdigit())
+
+
+def _printed_timestamp(moment: datetime) -> str:
+    printed = moment.isoformat(" ")
+    return printed.rstrip("0") if moment.microsecond else printed
 
 
 def to_date(value):
+    """A date as the server prints it ('YYYY-MM-DD'); a time of day is dropped, as the server does."""
     if value is None:
         return None
-    return _parse_datetime(value).date()  # a time of day is dropped, as the server does
+    if type(value) is str and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        _parse_datetime(value)
+        return value
+    return _parse_datetime(value).date().isoformat()
 
 
 def to_time(value):
@@ -287,6 +324,40 @@ def to_uuid(value):
 def _shorten(value, limit: int = 60) -> str:
     text = str(value)
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+# --- whole columns that need no converting (each test in C over the column) -----------------
+
+_NONE = type(None)
+
+
+def _only_of_type(kind: type):
+    allowed = frozenset({kind, _NONE})
+    return lambda column: set(map(type, column)) <= allowed
+
+
+def _integers_within(limit: int):
+    def unchanged(column) -> bool:
+        kinds = set(map(type, column))
+        if not kinds <= {int, _NONE}:
+            return False
+        if limit == 2 ** 63:  # SQLite's integers are 64-bit: every one fits in bigint
+            return True
+        numbers = [value for value in column if value is not None] if _NONE in kinds else column
+        return not numbers or (-limit <= min(numbers) and max(numbers) < limit)
+
+    return unchanged
+
+
+def _texts_within(length: int | None):
+    def unchanged(column) -> bool:
+        if not set(map(type, column)) <= {str, _NONE}:
+            return False
+        if "\x00" in "".join(filter(None, column)):
+            return False
+        return length is None or max(map(len, filter(None, column)), default=0) <= length
+
+    return unchanged
 
 
 # --- the same value on both sides ----------------------------------------------------------

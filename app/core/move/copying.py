@@ -1,6 +1,9 @@
 """The copy: every accepted row into the target in one transaction, by COPY, checked before COMMIT.
 
-Tables are written parents first, one COPY each. The target's foreign keys are set aside inside
+Tables are written parents first, one COPY each, and each row is judged (preflight.RowJudges) as
+the COPY's scan reads it: read and converted once, it is written when it can move. A table that
+refers to itself is judged whole first (a row's parent in the same table may be rejected after
+the row was read) and read again to be written. The target's foreign keys are set aside inside
 the transaction and added back once every row is in: the server then checks every row against
 them at once (one join per key, as pg_restore does, instead of one lookup per row), and a
 violation, like any failure, rolls everything back, the keys' drop included. Rejected rows go to the quarantine as the same scan meets them. Before
@@ -14,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.core.errors import MoveFailed
+from app.core.move.conversions import READ_AS_TEXT
 from app.core.move.fingerprints import Fingerprint
-from app.core.move.preflight import Preflight, TablePreflight, row_key
+from app.core.move.preflight import Preflight, RowJudges, TablePreflight, rejects_refused, row_key
 
 
 @dataclass
@@ -43,12 +47,18 @@ class TableMoved:
 
 
 def copy_all(reader, loader, preflight: Preflight, quarantine, say, source_sha256: str) -> list[TableMoved]:
-    """Write every table, then check everything before the caller's COMMIT (MoveFailed otherwise)."""
-    moved = []
+    """Judge and write every table, then check everything before the caller's COMMIT (MoveFailed
+    otherwise). Rows rejected without a quarantine: MoveRefused once every row is judged."""
     keys = loader.set_foreign_keys_aside([table.name for table in preflight.tables])
+    judges, moved = RowJudges(preflight), []
     for table in preflight.tables:
-        say(f"Copying {table.name}: {table.rows - len(table.rejected):,} of {table.rows:,} rows")
-        moved.append(_copy_table(reader, loader, table, quarantine))
+        if preflight.rejected_rows and quarantine is None:
+            judges.judge_all(reader, table)  # the move is refused: the rest is only counted
+        else:
+            say(f"Copying {table.name}: {table.source.rows:,} rows, each judged as it is read")
+            moved.append(_copy_table(reader, loader, table, judges, quarantine))
+    if preflight.rejected_rows and quarantine is None:
+        raise rejects_refused(preflight)
     say(f"Checking every row against the target's {len(keys)} foreign keys (added back in bulk)")
     loader.add_foreign_keys_back(keys)
     for table, result in zip(preflight.tables, moved):
@@ -61,35 +71,67 @@ def copy_all(reader, loader, preflight: Preflight, quarantine, say, source_sha25
     return moved
 
 
-def _copy_table(reader, loader, table: TablePreflight, quarantine) -> TableMoved:
+def _copy_table(reader, loader, table: TablePreflight, judges: RowJudges, quarantine) -> TableMoved:
     fingerprint = Fingerprint([table.conversions[column] for column in table.columns])
-    written = loader.copy(table.name, table.columns, _accepted_rows(reader, table, fingerprint, quarantine))
+    if judges.verdicts_as_read(table):
+        rows = _judged_rows(judges.batches(reader, table), table, fingerprint, quarantine)
+    else:
+        judges.judge_all(reader, table)
+        refused = quarantine is None and table.rejected
+        rows = () if refused else _accepted_rows(reader, table, fingerprint, quarantine)
+    written = loader.copy(table.name, table.columns, rows)
     reasons = {reason: group.count for reason, group in table.groups.items()}
     return TableMoved(table.name, table.rows, written, len(table.rejected), reasons, fingerprint.value)
 
 
+def _judged_rows(batches, table: TablePreflight, fingerprint: Fingerprint, quarantine):
+    """One pass: each row judged and converted once, written when accepted, quarantined when not.
+    With no quarantine the first reject ends the writing; the scan still runs to its end, counting."""
+    plain, hash_of = not fingerprint.normalise, fingerprint.hash_of
+    total = written = rejected = 0
+    for first, raws, verdicts in batches:
+        if len(table.rejected) != rejected:  # this batch has rejects
+            rejected = len(table.rejected)
+            if quarantine is not None:
+                for place, raw, values in zip(range(first, first + len(raws)), raws, verdicts):
+                    if values is None:
+                        _quarantine(quarantine, table, place, raw)
+            verdicts = [values for values in verdicts if values is not None]
+        if rejected and quarantine is None:
+            continue
+        total += sum(map(hash, map(tuple, verdicts))) if plain else sum(map(hash_of, verdicts))
+        written += len(verdicts)
+        yield from verdicts
+    fingerprint.add_hashes(total, written)
+
+
 def _accepted_rows(reader, table: TablePreflight, fingerprint: Fingerprint, quarantine):
-    """The converted rows to write; rejected rows go to the quarantine as the scan meets them."""
+    """A second pass, for a table whose verdicts were final only at the end of its judging: the
+    converted rows to write; rejected rows go to the quarantine as the scan meets them."""
     source = table.source
     converters = [(table.conversions[column].convert, source.columns.index(column)) for column in table.columns]
     for place, raw in enumerate(reader.rows(source, source.columns)):
         if place in table.rejected:
             if quarantine is not None:
-                reason, detail = table.rejected[place]
-                row = dict(zip(source.columns, raw))
-                quarantine.add(table.name, reason, detail, row_key(source, row, place), row)
+                _quarantine(quarantine, table, place, raw)
             continue
         values = tuple([convert(raw[position]) for convert, position in converters])
         fingerprint.add(values)
         yield values
 
 
+def _quarantine(quarantine, table: TablePreflight, place: int, raw: tuple) -> None:
+    reason, detail = table.rejected[place]
+    row = dict(zip(table.source.columns, raw))
+    quarantine.add(table.name, reason, detail, row_key(table.source, row, place), row)
+
+
 def _target_fingerprint(loader, table: TablePreflight) -> tuple[int, str]:
     conversions = [table.conversions[column] for column in table.columns]
-    json_columns = frozenset(column for column in table.columns if table.conversions[column].family == "json")
+    as_text = frozenset(column for column in table.columns if table.conversions[column].family in READ_AS_TEXT)
     fingerprint = Fingerprint(conversions)
-    for values in loader.rows(table.name, table.columns, json_columns):
-        fingerprint.add(values)
+    for batch in loader.batches(table.name, table.columns, as_text):
+        fingerprint.add_all(batch)
     return fingerprint.rows, fingerprint.value
 
 

@@ -20,13 +20,28 @@ class KeySet:
     def add(self, key) -> None:
         """`key`: one value (a single-column key) or a tuple of them."""
         if type(key) is int and 0 <= key < BITMAP_LIMIT:
-            number = key
-            byte = number >> 3
+            byte = key >> 3
             if byte >= len(self._bits):
-                self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
-            self._bits[byte] |= 1 << (number & 7)
+                self._grow(byte)
+            self._bits[byte] |= 1 << (key & 7)
         else:
             self._others.add(key)
+
+    def update(self, keys) -> None:
+        """`add` for each of `keys`, None skipped: `add` inlined, for a batch of a parent's ids."""
+        bits = self._bits
+        for key in keys:
+            if type(key) is int and 0 <= key < BITMAP_LIMIT:
+                byte = key >> 3
+                if byte >= len(bits):
+                    self._grow(byte)
+                bits[byte] |= 1 << (key & 7)
+            elif key is not None:
+                self._others.add(key)
+
+    def _grow(self, byte: int) -> None:
+        """Room for `byte`, at least doubling (in place: a caller's reference stays good)."""
+        self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
 
     def __contains__(self, key) -> bool:
         if type(key) is int and 0 <= key < BITMAP_LIMIT:

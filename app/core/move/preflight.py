@@ -6,13 +6,17 @@ or whose parent is itself rejected (the closure: a rejected parent rejects its c
 transitively), a duplicate under a unique key. Tables are read parents first (the target's
 foreign keys in topological order), a batch of rows at a time; what is kept in memory is the
 key values children are checked against and the rejected rows' places, not the rows.
-Nothing is written anywhere.
+Nothing is written anywhere. A move judges its rows with the same `RowJudges`, as its COPY reads
+them (copying.py), so that each value is read and converted once.
 """
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
+from app.core.errors import MoveRefused
 from app.core.move import conversions as c
 from app.core.move.keysets import KeySet
 from app.core.move.ordering import order_tables
@@ -119,6 +123,27 @@ def run_preflight(reader, target_tables: dict, *, source: str, target: str, drop
                   version_stamp: VersionStamp | None = None) -> Preflight:
     """Judge every source row against `target_tables` (the target's describe()); reads only.
     The Alembic version table of `version_stamp` is a stamp on both sides, never moved."""
+    result = plan_move(reader, target_tables, source=source, target=target, drop=drop, version_stamp=version_stamp)
+    judges = RowJudges(result)
+    for table in result.tables:
+        judges.judge_all(reader, table)
+    return result
+
+
+def rejects_refused(checked: Preflight) -> MoveRefused:
+    """The refusal of a move whose rows are not all movable and that has no quarantine."""
+    rejected = "; ".join(f"{table.name}: " + ", ".join(f"{group.count} {group.reason}" for group in table.groups.values())
+                         for table in checked.tables if table.rejected)
+    return MoveRefused(
+        f"Nothing was written: {checked.rejected_rows} rows cannot be moved ({rejected}). Fix them in the "
+        "source, or move with --quarantine FILE to set them aside in a new SQLite file with their reasons.",
+        preflight=checked.to_dict())
+
+
+def plan_move(reader, target_tables: dict, *, source: str, target: str, drop=(),
+              version_stamp: VersionStamp | None = None) -> Preflight:
+    """What is known before a row is read: each table's columns and conversions, parents first,
+    and what blocks the move whatever the rows hold. No row is judged yet (RowJudges does that)."""
     drop = set(drop)
     stamp_table = version_stamp.table if version_stamp else None
     source_tables = {table.name: table for table in reader.tables() if table.name != stamp_table}
@@ -134,11 +159,7 @@ def run_preflight(reader, target_tables: dict, *, source: str, target: str, drop
             result.missing_tables.append(name)
             continue
         plans[name] = _table_plan(table, target_tables[name], drop, result)
-    ordered, result.cycles = order_tables(plans)
-    keys = _KeyBook(plans)
-    for plan in ordered:
-        _judge_table(reader, plan, keys)
-        result.tables.append(plan)
+    result.tables, result.cycles = order_tables(plans)
     return result
 
 
@@ -182,17 +203,8 @@ class _KeyBook:
         """Is the parent's every key known before this table is read? (A table not moved stays empty.)"""
         return fk.parent in self.scanned or fk.parent not in self.moved
 
-    def record(self, table: str, values: dict, rejected: bool) -> None:
-        for columns in self.wanted.get(table, ()):
-            key = key_of(values, columns)
-            if key is not None:
-                self.present[table, columns].add(key)
-                if rejected:
-                    self.rejected[table, columns].add(key)
-
-    def parent_problem(self, fk, values: dict):
-        """(reason, detail) when the row's reference to another table cannot hold, else None."""
-        reference = key_of(values, fk.columns)
+    def parent_problem(self, fk, reference):
+        """(reason, detail) when a row's reference (its key value for `fk`) cannot hold, else None."""
         if reference is None:
             return None
         if reference in self.rejected[fk.parent, fk.parent_columns]:
@@ -214,82 +226,243 @@ def key_of(values: dict, columns: tuple):
     return None if None in key else key
 
 
-def _judge_table(reader, plan: TablePreflight, keys: _KeyBook) -> None:
-    source = plan.source
-    other_fks = [fk for fk in plan.target.foreign_keys if fk.parent != plan.name and keys.checkable(fk)]
-    self_fks = [fk for fk in plan.target.foreign_keys if fk.parent == plan.name]
-    plan.deferred_checks = [fk.name for fk in plan.target.foreign_keys
-                            if fk.parent != plan.name and not keys.checkable(fk)]
-    # For rows of a table that refers to itself, only what the closure needs is kept (a small tuple each).
-    self_columns = tuple(sorted({column for fk in self_fks for column in (*fk.columns, *fk.parent_columns)}
-                                | (set(source.key) if set(source.key) <= set(plan.columns) else set())))
-    not_null = {column.name for column in plan.target.columns if column.not_null}
-    unique = [(name, columns) for name, columns in plan.target.unique_keys
-              if set(columns) <= set(plan.columns) and columns != source.rowid_alias]
-    seen = {name: KeySet() for name, _ in unique}
-    self_rows = []
-    count = 0
-    convert = _row_converter(plan, not_null)
-    checks = [_parent_check(keys, fk) for fk in other_fks]
-    for place, raw in enumerate(reader.rows(source, source.columns)):
-        count += 1
-        values, problem = convert(raw)
+def _key_getter(columns: tuple, position: dict):
+    """values (in the plan's column order) -> the key as key_of gives it; None when a column is not written."""
+    if not all(column in position for column in columns):
+        return None
+    if len(columns) == 1:
+        return itemgetter(position[columns[0]])
+    places = [position[column] for column in columns]
+
+    def key(values):
+        found = tuple([values[place] for place in places])
+        return None if None in found else found
+
+    return key
+
+
+class RowJudges:
+    """Rows judged table by table, parents first (the order of Preflight.tables): what each table's
+    children are checked against is kept from one table to the next."""
+
+    def __init__(self, preflight: Preflight):
+        self.keys = _KeyBook({table.name: table for table in preflight.tables})
+
+    def judge_all(self, reader, table: TablePreflight) -> None:
+        for _ in self.batches(reader, table):
+            pass
+
+    def batches(self, reader, table: TablePreflight) -> Iterator[tuple[int, list, list]]:
+        """(place of the first row, the raw rows, their verdicts) a batch at a time, judged as read: a
+        verdict is the row's values converted for the target, or None when the row is rejected.
+        Read it to its end: a table that refers to itself is closed then, and may reject rows it
+        yielded as accepted (see `verdicts_as_read`)."""
+        judge, first = _TableJudge(table, self.keys), 0
+        for raws in reader.batches(table.source, table.source.columns):
+            yield first, raws, judge.batch(first, raws)
+            first += len(raws)
+        judge.finish()
+
+    @staticmethod
+    def verdicts_as_read(table: TablePreflight) -> bool:
+        """Is a row's verdict final when the scan yields it? Not for a table that refers to itself:
+        whether a row's parent in the same table is rejected is known only once every row is read."""
+        return not any(fk.parent == table.name for fk in table.target.foreign_keys)
+
+
+class _TableJudge:
+    """One table's rows, judged one at a time: converted by the target's types, required values
+    present, parents present and accepted, unique keys unique. Values are lists in the plan's column
+    order; the common case (every value fine) takes no detour."""
+
+    def __init__(self, plan: TablePreflight, keys: _KeyBook):
+        self.plan, self.keys, source = plan, keys, plan.source
+        position = {column: place for place, column in enumerate(plan.columns)}
+        self.converters = [(plan.conversions[column].convert, source.columns.index(column)) for column in plan.columns]
+        self.not_null = {column.name for column in plan.target.columns if column.not_null}
+        self.required = [(position[column], column) for column in plan.columns if column in self.not_null]
+        self.self_fks = [fk for fk in plan.target.foreign_keys if fk.parent == plan.name]
+        other_fks = [fk for fk in plan.target.foreign_keys if fk.parent != plan.name]
+        plan.deferred_checks = [fk.name for fk in other_fks if not keys.checkable(fk)]
+        self.checks = [_parent_check(keys, fk, position) for fk in other_fks if keys.checkable(fk)]
+        self.unique = [(name, columns, _key_getter(columns, position)) for name, columns in plan.target.unique_keys
+                       if set(columns) <= set(plan.columns) and columns != source.rowid_alias]
+        self.seen = {name: KeySet() for name, _, _ in self.unique}
+        self.recorded = [(keys.present[plan.name, columns], keys.rejected[plan.name, columns], getter)
+                         for columns in keys.wanted.get(plan.name, ())
+                         if (getter := _key_getter(columns, position)) is not None]
+        # For rows of a table that refers to itself, only what the closure needs is kept (a small tuple each).
+        self.self_columns = tuple(sorted({column for fk in self.self_fks for column in (*fk.columns, *fk.parent_columns)}
+                                         | (set(source.key) if set(source.key) <= set(plan.columns) else set())))
+        self.self_places = [position.get(column) for column in self.self_columns]
+        self.self_rows = []
+        self.count = 0
+        self.at_once = _BatchJudge.for_table(self, position)
+
+    def batch(self, first: int, raws: list) -> list:
+        """Verdicts for consecutive rows from place `first`: the whole batch at once when every value
+        takes the common case, else row by row (the same verdicts, found the long way)."""
+        verdicts = self.at_once(raws) if self.at_once is not None else None
+        if verdicts is None:
+            return [self(place, raw) for place, raw in enumerate(raws, first)]
+        self.count += len(raws)
+        return verdicts
+
+    def __call__(self, place: int, raw: tuple) -> list | None:
+        """The row's converted values, or None when it is rejected (recorded in the plan). This runs
+        for every row of the source: the checks are inlined rather than methods."""
+        self.count += 1
+        try:
+            values = [convert(raw[position]) for convert, position in self.converters]
+        except c.Rejected:
+            values, problem = self._converted_slowly(raw)
+        else:
+            problem = None
+            for column_place, column in self.required:
+                if values[column_place] is None:
+                    problem = (c.NOT_NULL, f"{column} is NULL", column)
+                    break
         if problem is None:
-            for check in checks:
+            for check in self.checks:
                 if found := check(values):
                     problem = (*found, None)
                     break
-        if problem is None and unique:
-            problem = _duplicate(unique, seen, values)
+        if problem is None and self.unique:
+            problem = self._duplicate(values)
         if problem is not None:
-            plan.reject(place, problem[0], problem[1], row_key(source, dict(zip(source.columns, raw)), place),
-                        problem[2])
-        else:
-            for name, columns in unique:
-                key = key_of(values, columns)
-                if key is not None:
-                    seen[name].add(key)
-        keys.record(plan.name, values, problem is not None)
-        if self_fks:
-            self_rows.append((place, tuple([values.get(column) for column in self_columns])))
-    plan.rows = count
-    keys.scanned.add(plan.name)
-    for fk in self_fks:
-        _close_self_reference(plan, fk, self_columns, self_rows, keys)
+            source = self.plan.source
+            self.plan.reject(place, problem[0], problem[1], row_key(source, dict(zip(source.columns, raw)), place),
+                             problem[2])
+        for present, rejected, key_in in self.recorded:
+            key = key_in(values)
+            if key is not None:
+                present.add(key)
+                if problem is not None:
+                    rejected.add(key)
+        if self.self_fks:
+            self.self_rows.append((place, tuple([None if p is None else values[p] for p in self.self_places])))
+        return values if problem is None else None
+
+    def finish(self) -> None:
+        self.plan.rows = self.count
+        self.keys.scanned.add(self.plan.name)
+        for fk in self.self_fks:
+            _close_self_reference(self.plan, fk, self.self_columns, self.self_rows, self.keys)
+
+    def _converted_slowly(self, raw: tuple):
+        """(values, first problem as (reason, detail, column) or None); a value that cannot be
+        converted is kept as it was, for the keys of the rejected row."""
+        row = dict(zip(self.plan.source.columns, raw))
+        values, problem = [], None
+        for column in self.plan.columns:
+            value = row[column]
+            try:
+                values.append(self.plan.conversions[column].convert(value))
+            except c.Rejected as rejected:
+                values.append(value)
+                problem = problem or (rejected.reason, rejected.detail, column)
+                continue
+            if value is None and column in self.not_null and problem is None:
+                problem = (c.NOT_NULL, f"{column} is NULL", column)
+        return values, problem
+
+    def _duplicate(self, values: list):
+        """(reason, detail, None) when a unique key is already taken; else every key is taken by this row."""
+        keys = [(name, columns, key_in(values)) for name, columns, key_in in self.unique]
+        for name, columns, key in keys:
+            if key is not None and key in self.seen[name]:
+                return c.DUPLICATE, f"{', '.join(columns)} = {key!r} is already taken by an earlier row ({name})", None
+        for name, _, key in keys:
+            if key is not None:
+                self.seen[name].add(key)
+        return None
 
 
-def _row_converter(plan: TablePreflight, not_null: set):
-    """raw row -> (values by column, first problem or None); the common case (every value fine) fast."""
-    positions = [plan.source.columns.index(column) for column in plan.columns]
-    converters = [(plan.conversions[column].convert, position) for column, position in zip(plan.columns, positions)]
-    required = [column for column in plan.columns if column in not_null]
-    columns = plan.columns
+class _BatchJudge:
+    """A batch of rows judged column by column, for the common case of a move: every value already
+    what its conversion returns, or converted without a reject, no NULL where one is required, every
+    reference to a parent present and accepted. Each check is one pass in C over a column (its
+    types, its NULLs, its distinct references), where the row-by-row judge calls Python for each
+    value. It answers only "all accepted" (the rows, as tuples) or "not sure" (None): then the batch
+    is judged row by row, which finds the rejects and their reasons. Tables with unique keys, with
+    references to themselves or with keys of several columns are always judged row by row."""
 
-    def convert(raw):
-        try:
-            values = dict(zip(columns, [function(raw[position]) for function, position in converters]))
-        except c.Rejected:
-            return _converted(plan, dict(zip(plan.source.columns, raw)), not_null)
-        for column in required:
-            if values[column] is None:
-                return values, (c.NOT_NULL, f"{column} is NULL", column)
-        return values, None
+    def __init__(self, judge: _TableJudge, position: dict):
+        plan = judge.plan
+        self.columns = [(plan.conversions[column], plan.source.columns.index(column)) for column in plan.columns]
+        self.required = [place for place, _ in judge.required]
+        self.parents = [_parent_batch_check(judge.keys, fk, position[fk.columns[0]])
+                        for fk in plan.target.foreign_keys if fk.parent != plan.name and judge.keys.checkable(fk)
+                        and fk.columns[0] in position]
+        self.recorded = [(judge.keys.present[plan.name, columns], position[columns[0]])
+                         for columns in judge.keys.wanted.get(plan.name, ()) if columns[0] in position]
 
-    return convert
+    @classmethod
+    def for_table(cls, judge: _TableJudge, position: dict):
+        plan = judge.plan
+        if judge.unique or judge.self_fks or not plan.columns:
+            return None
+        keys = [fk.columns for fk in plan.target.foreign_keys] + list(judge.keys.wanted.get(plan.name, ()))
+        return cls(judge, position) if all(len(columns) == 1 for columns in keys) else None
+
+    def __call__(self, raws: list) -> list[tuple] | None:
+        by_source = list(zip(*raws))
+        columns = []
+        for conversion, position in self.columns:
+            column = by_source[position]
+            if conversion.unchanged is not None and conversion.unchanged(column):
+                columns.append(column)
+                continue
+            try:
+                columns.append(list(map(conversion.convert, column)))
+            except c.Rejected:
+                return None
+        if any(None in columns[place] for place in self.required):
+            return None
+        if not all(check(columns) for check in self.parents):
+            return None
+        for present, place in self.recorded:
+            present.update(columns[place])
+        return list(zip(*columns))
 
 
-def _parent_check(keys: _KeyBook, fk):
+def _parent_batch_check(keys: _KeyBook, fk, place: int):
+    """columns -> are all of the batch's references to `fk.parent` present and accepted?"""
+    present = keys.present[fk.parent, fk.parent_columns]
+    rejected = keys.rejected[fk.parent, fk.parent_columns]
+    bits, others, limit = present._bits, present._others, len(present._bits) * 8  # the parent is complete
+
+    def check(columns) -> bool:
+        references = set(columns[place])
+        references.discard(None)
+        if rejected and not rejected.isdisjoint(references):
+            return False
+        for value in references:
+            if type(value) is int and 0 <= value < limit:
+                if not bits[value >> 3] & (1 << (value & 7)):
+                    return False
+            elif value not in others:
+                return False
+        return True
+
+    return check
+
+
+def _parent_check(keys: _KeyBook, fk, position: dict):
     """values -> None, or (reason, detail) for the row's reference to another table. A single
     integer key is looked up in the parent's bitmap directly: this runs for every row and key."""
+    reference_of = _key_getter(fk.columns, position)
+    if reference_of is None:
+        return lambda values: None  # the reference is not written: always NULL in the target
     if len(fk.columns) != 1:
-        return lambda values: keys.parent_problem(fk, values)
-    column = fk.columns[0]
+        return lambda values: keys.parent_problem(fk, reference_of(values))
+    place = position[fk.columns[0]]
     present = keys.present[fk.parent, fk.parent_columns]
     rejected = keys.rejected[fk.parent, fk.parent_columns]
     bits, others, limit = present._bits, present._others, len(present._bits) * 8  # the parent is complete
 
     def check(values):
-        value = values.get(column)
+        value = values[place]
         if value is None:
             return None
         if not (rejected and value in rejected):
@@ -298,33 +471,9 @@ def _parent_check(keys: _KeyBook, fk):
                     return None
             elif value in others:
                 return None
-        return keys.parent_problem(fk, values)
+        return keys.parent_problem(fk, value)
 
     return check
-
-
-def _converted(plan: TablePreflight, row: dict, not_null: set):
-    """(values by column converted for the target, first problem as (reason, detail, column) or None)."""
-    values, problem = {}, None
-    for column in plan.columns:
-        value = row[column]
-        try:
-            values[column] = plan.conversions[column].convert(value)
-        except c.Rejected as rejected:
-            values[column] = value
-            problem = problem or (rejected.reason, rejected.detail, column)
-            continue
-        if value is None and column in not_null and problem is None:
-            problem = (c.NOT_NULL, f"{column} is NULL", column)
-    return values, problem
-
-
-def _duplicate(unique, seen, values):
-    for name, columns in unique:
-        key = key_of(values, columns)
-        if key is not None and key in seen[name]:
-            return c.DUPLICATE, f"{', '.join(columns)} = {key!r} is already taken by an earlier row ({name})", None
-    return None
 
 
 def row_key(source, row: dict, place: int) -> dict:

@@ -43,6 +43,39 @@ def test_rejects_refuse_the_move_without_a_quarantine(dirty_source, target, pg_s
     assert count_all(pg_server, pg_database) == {"users": 0, "goals": 0, "notes": 0}
 
 
+def test_a_reject_met_after_rows_were_written_refuses_rolls_back_and_counts_every_reject(tmp_path, pg_server,
+                                                                                        pg_database, pg_url):
+    """Rows are judged as the copy reads them: the first reject without a quarantine ends the
+    writing, the rest is still judged so the refusal counts everything, and the rollback leaves
+    the target as it was, the foreign keys set aside included."""
+    pg_server.psql("CREATE TABLE kinds (id bigint PRIMARY KEY, name text NOT NULL);"
+                   "CREATE TABLE events (id bigint PRIMARY KEY, kind bigint NOT NULL REFERENCES kinds(id),"
+                   " ok boolean NOT NULL, payload jsonb);"
+                   "CREATE TABLE tags (id bigint PRIMARY KEY, event bigint NOT NULL REFERENCES events(id));",
+                   database=pg_database)
+    keys_before = pg_server.psql(FOREIGN_KEYS, database=pg_database)
+    source = engine_for(make_source(tmp_path / "late.db", """
+        INSERT INTO kinds VALUES (1, 'a'), (2, 'b');
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+        INSERT INTO events SELECT i, 1 + i % 2, i % 2, '{"i": ' || i || '}' FROM n;
+        UPDATE events SET ok = 'maybe' WHERE id = 3000;
+        UPDATE events SET payload = '{oops' WHERE id = 4000;
+        INSERT INTO tags VALUES (1, 3000), (2, 3000), (3, 1);""",
+        "CREATE TABLE kinds (id INTEGER PRIMARY KEY, name TEXT);"
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, kind INTEGER, ok INTEGER, payload TEXT);"
+        "CREATE TABLE tags (id INTEGER PRIMARY KEY, event INTEGER);"))
+    before = sha(source.path)
+    with pytest.raises(MoveRefused) as refused:
+        move(source, engine_for(pg_url, kind="postgresql"))
+    assert "4 rows cannot be moved (events: 1 not_boolean, 1 invalid_json; tags: 2 parent_rejected)" \
+        in refused.value.message
+    counts = pg_server.psql("SELECT (SELECT count(*) FROM kinds) || ',' || (SELECT count(*) FROM events) || ','"
+                            " || (SELECT count(*) FROM tags)", database=pg_database).strip()
+    assert counts == "0,0,0"
+    assert pg_server.psql(FOREIGN_KEYS, database=pg_database) == keys_before
+    assert sha(source.path) == before
+
+
 def test_a_quarantine_receives_every_rejected_row_and_the_rest_moves(dirty_source, target, pg_server, pg_database,
                                                                      tmp_path):
     quarantine = tmp_path / "rejects.db"
@@ -158,6 +191,39 @@ def test_json_timestamps_and_floats_keep_their_content(tmp_path, pg_server, pg_d
     assert pg_server.psql("SELECT at, n, c || '|', jb->>'y' FROM t WHERE id = 1", database=pg_database).strip() == \
         "2026-01-02 01:04:05.123456+00|12.35|ab||é"
     assert json.loads(report.to_dict()["tables"][0]["source_fingerprint"].split(":")[0]) == 2
+
+
+def test_timestamps_and_dates_keep_their_moment_whatever_the_target_datestyle(tmp_path, pg_server, pg_database,
+                                                                              pg_url):
+    """Timestamps without a time zone and dates travel as the ISO text the server prints; a target
+    whose DateStyle is day-first still stores the same moments, and the fingerprints still match."""
+    pg_server.psql(f'ALTER DATABASE "{pg_database}" SET DateStyle = \'SQL, DMY\'', database=pg_database)
+    pg_server.psql("CREATE TABLE t (id bigint PRIMARY KEY, at timestamp, day date)", database=pg_database)
+    source = engine_for(make_source(
+        tmp_path / "t.db", "INSERT INTO t VALUES (1, '2026-03-04 05:06:07', '2026-03-04'),"
+        " (2, '2026-03-04 05:06:07.500000', '2026-03-04 23:59:59'), (3, '2026-03-04T05:06:07+02:00', NULL),"
+        " (4, '0987-03-04 05:06:07.000001', '0987-03-04'), (5, NULL, '2026-12-31');",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME, day DATE);"))
+    report = move(source, engine_for(pg_url, kind="postgresql"))
+    assert report.passed, report.lines()
+    moved = pg_server.psql("SELECT id, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US'), to_char(day, 'YYYY-MM-DD') FROM t "
+                           "ORDER BY id", database=pg_database)
+    assert moved.splitlines() == [
+        "1|2026-03-04 05:06:07.000000|2026-03-04", "2|2026-03-04 05:06:07.500000|2026-03-04",
+        "3|2026-03-04 03:06:07.000000|", "4|0987-03-04 05:06:07.000001|0987-03-04", "5||2026-12-31"]
+
+
+def test_a_timestamp_changed_on_its_way_in_fails_the_fingerprints(tmp_path, pg_server, pg_database, pg_url):
+    pg_server.psql("CREATE TABLE t (id bigint PRIMARY KEY, at timestamp);"
+                   "CREATE FUNCTION nudge() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                   " NEW.at := NEW.at + interval '1 microsecond'; RETURN NEW; END $$;"
+                   "CREATE TRIGGER nudge BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION nudge();", database=pg_database)
+    source = engine_for(make_source(tmp_path / "t.db", "INSERT INTO t VALUES (1, '2026-03-04 05:06:07');",
+                                    "CREATE TABLE t (id INTEGER PRIMARY KEY, at DATETIME);"))
+    with pytest.raises(MoveFailed) as failed:
+        move(source, engine_for(pg_url, kind="postgresql"))
+    assert "t: content fingerprint" in failed.value.message
+    assert pg_server.psql("SELECT count(*) FROM t", database=pg_database).strip() == "0"
 
 
 def test_a_row_changed_on_its_way_in_fails_the_fingerprints_and_rolls_back(clean_source, target, pg_server,

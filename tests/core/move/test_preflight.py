@@ -1,5 +1,6 @@
 """Preflight on real files and a real server: every reject counted, explained, with examples; nothing written."""
 import hashlib
+import importlib
 
 from app.core.move import preflight
 from tests.core.move.conftest import count_all
@@ -85,3 +86,83 @@ def test_keys_that_differ_in_sqlite_but_not_in_the_target_are_duplicates(tmp_pat
     table = preflight(source, engine_for(pg_url, kind="postgresql")).to_dict()["tables"][0]
     assert table["rejects"][0]["reason"] == "duplicate_unique_key"
     assert table["rejects"][0]["examples"][0]["key"] == {"taken": "2026-01-01T10:00"}
+
+
+BATCHED_TARGET = """
+CREATE TABLE kinds (id bigint PRIMARY KEY, name varchar(5) NOT NULL);
+CREATE TABLE events (id bigint PRIMARY KEY, kind integer REFERENCES kinds(id), small smallint, ratio double precision,
+                     label varchar(4), note text, at timestamp NOT NULL, ok boolean);
+CREATE TABLE tags (id bigint PRIMARY KEY, event bigint NOT NULL REFERENCES events(id), word text);
+"""
+BATCHED_SOURCE = """
+CREATE TABLE kinds (id INTEGER PRIMARY KEY, name TEXT);
+CREATE TABLE events (id INTEGER PRIMARY KEY, kind INTEGER, small INTEGER, ratio REAL, label TEXT, note TEXT, at TEXT,
+                     ok INTEGER);
+CREATE TABLE tags (id INTEGER PRIMARY KEY, event INTEGER, word TEXT);
+"""
+BATCHED_ROWS = """
+INSERT INTO kinds VALUES (1, 'a'), (2, 'b'), (3, 'too long');
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+INSERT INTO events SELECT i, 1 + i % 2, i, i / 7.0, 'l' || (i % 10), CASE WHEN i % 3 THEN 'note' END,
+                          '2026-01-01 00:00:' || printf('%02d', i % 60), i % 2 FROM n;
+-- Each fault alone in its batch of 16 rows, so that each check of the batch judge is needed.
+UPDATE events SET kind = 99 WHERE id = 20;                 -- orphan
+UPDATE events SET kind = 3 WHERE id = 40;                  -- its parent is rejected
+UPDATE events SET small = 40000 WHERE id = 60;             -- smallint overflow
+UPDATE events SET ratio = 'x' WHERE id = 80;               -- not a number
+UPDATE events SET ratio = 5 WHERE id = 90;                 -- an integer in a float column: converted, accepted
+UPDATE events SET note = 'a' || char(0) || 'b' WHERE id = 100;  -- NUL
+UPDATE events SET label = 'abcde' WHERE id = 120;          -- too long
+UPDATE events SET at = NULL WHERE id = 150;                -- NOT NULL
+UPDATE events SET at = '2026-02-30 00:00:00' WHERE id = 250;  -- no such day
+UPDATE events SET ok = 'maybe' WHERE id = 270;             -- not a boolean
+UPDATE events SET kind = NULL WHERE id = 290;              -- a NULL reference: accepted
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)
+INSERT INTO tags SELECT i, i, 'w' FROM n;
+UPDATE tags SET event = 777 WHERE id = 5;                  -- orphan
+"""
+
+
+def test_batches_judged_at_once_give_the_verdicts_of_the_row_by_row_judge(tmp_path, pg_server, pg_database, pg_url,
+                                                                           monkeypatch):
+    """Most batches take the column-by-column path; the verdicts, reasons, examples and counts
+    are exactly those of judging every row one by one."""
+    from app.core.engines import engine_for
+    from app.core.engines.sqlite import movesource
+    from app.core.move import move
+    from tests.core.move.conftest import make_source
+
+    preflight_module = importlib.import_module("app.core.move.preflight")  # the package's `preflight` is the function
+
+    pg_server.psql(BATCHED_TARGET, database=pg_database)
+    source = engine_for(make_source(tmp_path / "b.db", BATCHED_ROWS, BATCHED_SOURCE))
+    target = engine_for(pg_url, kind="postgresql")
+    monkeypatch.setattr(movesource, "BATCH_ROWS", 16)
+    at_once = []
+    judge_batch = preflight_module._BatchJudge.__call__
+
+    def counted(self, raws):
+        verdicts = judge_batch(self, raws)
+        at_once.append(verdicts is not None)
+        return verdicts
+
+    monkeypatch.setattr(preflight_module._BatchJudge, "__call__", counted)
+    batched = preflight(source, target).to_dict()
+    monkeypatch.setattr(preflight_module._BatchJudge, "for_table", classmethod(lambda cls, judge, position: None))
+    assert preflight(source, target).to_dict() == batched
+    assert at_once.count(True) >= 15 and at_once.count(False) >= 15  # both paths were taken
+    rejects = {(t["name"], r["reason"]): r["count"] for t in batched["tables"] for r in t["rejects"]}
+    assert rejects == {
+        ("kinds", "text_too_long"): 1,
+        ("events", "foreign_key_orphan"): 1, ("events", "parent_rejected"): 1, ("events", "integer_overflow"): 1,
+        ("events", "value_not_of_type"): 2, ("events", "text_too_long"): 1, ("events", "null_in_not_null"): 1,
+        ("events", "unparsable_timestamp"): 1, ("events", "not_boolean"): 1,
+        ("tags", "parent_rejected"): 9, ("tags", "foreign_key_orphan"): 1,
+    }
+    monkeypatch.undo()
+    monkeypatch.setattr(movesource, "BATCH_ROWS", 16)
+    report = move(source, target, quarantine=tmp_path / "rejects.db")
+    assert report.passed, report.lines()
+    assert {t.name: (t.moved, t.quarantined) for t in report.tables} == {
+        "kinds": (2, 1), "events": (291, 9), "tags": (290, 10)}
+    assert pg_server.psql("SELECT ratio FROM events WHERE id = 90", database=pg_database).strip() == "5"

@@ -155,15 +155,16 @@ class Loader:
         return self.connection.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()[0]
 
-    def rows(self, table: str, columns: tuple[str, ...], json_columns: frozenset[str]) -> Iterator[tuple]:
-        """Every row of `table` as the server holds it, streamed (json read as its text)."""
+    def batches(self, table: str, columns: tuple[str, ...], as_text: frozenset[str]) -> Iterator[list[tuple]]:
+        """Every row of `table` as the server holds it, streamed a batch at a time (the columns in
+        `as_text` read as the text the server prints for them)."""
         listed = sql.SQL(", ").join(
-            sql.SQL("{}::text").format(sql.Identifier(c)) if c in json_columns else sql.Identifier(c)
+            sql.SQL("{}::text").format(sql.Identifier(c)) if c in as_text else sql.Identifier(c)
             for c in columns)
         with self.connection.cursor(name=f"cutover_move_{abs(hash(table))}") as cursor:
-            cursor.itersize = READ_BACK_ROWS
             cursor.execute(sql.SQL("SELECT {} FROM {}").format(listed, sql.Identifier(table)))
-            yield from cursor
+            while batch := cursor.fetchmany(READ_BACK_ROWS):
+                yield batch
 
     def check_deferred_constraints(self) -> None:
         """Check now what was deferred to COMMIT: a violation raises here, and rolls back."""
@@ -182,8 +183,10 @@ def load(location: PostgresLocation) -> Iterator[Loader]:
         with transactions.migration_transaction(
                 connection, location, lock_timeout=location.lock_timeout,
                 statement_timeout=location.statement_timeout):
-            # Naive timestamps were taken as UTC when converted; DEFERRABLE keys wait for COMMIT.
+            # Naive timestamps were taken as UTC when converted; timestamps and dates are written and
+            # read back as ISO text; DEFERRABLE keys wait for COMMIT.
             connection.execute("SET LOCAL TimeZone = 'UTC'")
+            connection.execute("SET LOCAL DateStyle = 'ISO, YMD'")
             connection.execute("SET CONSTRAINTS ALL DEFERRED")
             yield Loader(connection)
 

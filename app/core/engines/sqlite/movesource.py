@@ -51,11 +51,16 @@ class SQLiteMoveSource:
 
     def rows(self, table: SourceTable, columns) -> Iterator[tuple]:
         """Every row's values for `columns`, in the table's stored order."""
+        for batch in self.batches(table, columns):
+            yield from batch
+
+    def batches(self, table: SourceTable, columns) -> Iterator[list[tuple]]:
+        """`rows`, a list of up to BATCH_ROWS at a time."""
         order = ", ".join(map(quote_identifier, table.key)) if table.key else "_rowid_"
         listed = ", ".join(map(quote_identifier, columns)) or "NULL"
         cursor = self._connection.execute(f"SELECT {listed} FROM {quote_identifier(table.name)} ORDER BY {order}")
         while batch := cursor.fetchmany(BATCH_ROWS):
-            yield from batch
+            yield batch
 
     def sha256(self) -> str:
         """SHA-256 of the file and of its -wal when there is one: the source's bytes."""
