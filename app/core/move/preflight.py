@@ -407,14 +407,14 @@ class _BatchJudge:
 
     def __call__(self, raws: list) -> list[tuple] | None:
         by_source = list(zip(*raws))
-        columns = []
+        columns, converted = [], {}  # converted: per conversion, each text value converted once in this batch
         for conversion, position in self.columns:
             column = by_source[position]
             if conversion.unchanged is not None and conversion.unchanged(column):
                 columns.append(column)
                 continue
             try:
-                columns.append(list(map(conversion.convert, column)))
+                columns.append(_converted_column(conversion.convert, column, converted))
             except c.Rejected:
                 return None
         if any(None in columns[place] for place in self.required):
@@ -424,6 +424,22 @@ class _BatchJudge:
         for present, place in self.recorded:
             present.update(columns[place])
         return list(zip(*columns))
+
+
+_TEXT_OR_NULL = frozenset({str, type(None)})
+
+
+def _converted_column(convert, column, converted: dict) -> list:
+    """Every value of `column` converted. A column of text (and NULLs) repeats itself (timestamps
+    shared by a row's created, started and updated columns, NULLs), so each distinct value is
+    converted once per batch and looked up for the rest, in C. Only text: as dictionary keys 1,
+    1.0 and True are one key, and a conversion may tell them apart."""
+    if not set(map(type, column)) <= _TEXT_OR_NULL:
+        return list(map(convert, column))
+    known = converted.setdefault(convert, {})
+    for value in set(column).difference(known):
+        known[value] = convert(value)
+    return list(map(known.__getitem__, column))
 
 
 def _parent_batch_check(keys: _KeyBook, fk, place: int):
