@@ -6,9 +6,10 @@ keys, text, timestamp, boolean, double precision, the same NOT NULL, UNIQUE and 
 a template database, and every round starts from a fresh empty copy of it. Alternating round by
 round, medians:
 
-- Cutover: `cutover move SOURCE TARGET --yes` (the real CLI in a subprocess: preflight of every
-  row, COPY in one transaction with foreign keys enforced, fingerprints read back and compared
-  before COMMIT, counts after, the source's SHA-256 before and after);
+- Cutover: `cutover move SOURCE TARGET --yes` (the real CLI in a subprocess: every row judged by
+  preflight's rules as the COPY reads it, in one transaction with foreign keys enforced,
+  fingerprints read back and compared before COMMIT, counts after, the source's SHA-256 before
+  and after);
 - pgloader: the same file into the same pre-created schema (`data only, create no tables,
   disable triggers` so that its parallel table loads do not trip the foreign keys, `reset
   sequences`), its load alone: no preflight, no verification.
