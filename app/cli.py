@@ -527,6 +527,10 @@ def _print_preflight(checked) -> None:
                 click.echo(f"      e.g. {json.dumps(example['key'], default=str)}: {example['detail']}")
     for conversion in checked.conversions():
         click.echo(f"  converted: {conversion}")
+    for table in checked.tables:
+        for name, definition in table.server_checks:
+            click.echo(f"  checked by the server, not by preflight: {table.name}.{name} {definition} "
+                       "(a row that breaks it fails the whole move, which rolls back)")
     if checked.version_stamp is not None:
         stamp = checked.version_stamp
         click.echo(f"  {stamp.table} (a stamp, not moved): source at {', '.join(stamp.source or ()) or '-'}, "

@@ -49,6 +49,18 @@ def test_preflight_text_exits_0_on_clean_data(tmp_path, pg_server, pg_database):
     assert "every row can be moved" in result.stdout and "integers 0/1 to boolean" in result.stdout
 
 
+def test_preflight_text_names_what_only_the_server_checks(tmp_path, pg_server, pg_database):
+    pg_server.psql(POSTGRES_SCHEMA + "ALTER TABLE notes ADD CONSTRAINT notes_body_short CHECK (length(body) < 100);",
+                   database=pg_database)
+    source = make_source(tmp_path / "clean.db")
+    config = tmp_path / "cutover.toml"
+    config.write_text(f'[environments.app]\ndatabase = "{source}"\nreference = true\n')
+    result = cli(tmp_path, config, "move", str(source), pg_server.url(pg_database), "--preflight")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checked by the server, not by preflight: notes.notes_body_short CHECK ((length(body) < 100))" \
+        in result.stdout
+
+
 def test_yes_refuses_while_rows_would_be_rejected(tmp_path, setup, pg_server, pg_database):
     config, source = setup
     before = sha(source)

@@ -48,6 +48,8 @@ class TablePreflight:
     rejected: dict = field(default_factory=dict)  # place in the scan -> (reason, detail)
     groups: dict = field(default_factory=dict)  # reason -> RejectGroup
     deferred_checks: list = field(default_factory=list)  # foreign keys left to the server (tables in a cycle)
+    # (name, definition) of what preflight does not evaluate and the server checks as rows are written
+    server_checks: list = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -112,7 +114,8 @@ class Preflight:
             "unmapped_columns": self.unmapped_columns, "missing_tables": self.missing_tables,
             "dropped": self.dropped, "target_not_empty": self.target_not_empty,
             "schema_mismatches": self.schema_mismatches, "cycles": self.cycles,
-            "checked_by_the_server": [f"{t.name}.{name}" for t in self.tables for name in t.deferred_checks],
+            "checked_by_the_server": [f"{t.name}.{name}" for t in self.tables
+                                      for name in (*t.deferred_checks, *(name for name, _ in t.server_checks))],
             "target_only_tables": self.target_only_tables, "conversions": self.conversions(),
             "version_stamp": self.version_stamp.to_dict() if self.version_stamp else None,
             "problems": self.blocking_problems(),
@@ -183,7 +186,21 @@ def _table_plan(source, target, drop: set, result: Preflight) -> TablePreflight:
                 and column.name not in source.columns:
             result.schema_mismatches.append({"table": source.name, "column": column.name, "problem": (
                 f"the target requires a value ({column.type} NOT NULL, no default) and the source has no such column")})
-    return TablePreflight(source, target, tuple(columns), conversions, rows=source.rows)
+    plan = TablePreflight(source, target, tuple(columns), conversions, rows=source.rows)
+    plan.server_checks = list(target.server_checks) + [
+        (name, f"UNIQUE ({', '.join(keys)}) WHERE {_conditions_text(conditions)}")
+        for name, keys, conditions in target.partial_unique_keys if not _judgeable(keys, conditions, columns)]
+    return plan
+
+
+def _judgeable(keys: tuple, conditions: tuple, written: list) -> bool:
+    """A partial unique key is judged when its columns and its predicate's are all written (a column
+    left to its default in the target could make the predicate true or false)."""
+    return set(keys) <= set(written) and all(column in written for column, _ in conditions)
+
+
+def _conditions_text(conditions: tuple) -> str:
+    return " AND ".join(f"{column} IS {'NULL' if null else 'NOT NULL'}" for column, null in conditions)
 
 
 class _KeyBook:
@@ -224,6 +241,12 @@ def key_of(values: dict, columns: tuple):
         return values.get(columns[0])
     key = tuple([values.get(column) for column in columns])
     return None if None in key else key
+
+
+def _predicate(conditions: tuple, position: dict):
+    """values -> does a partial unique index's predicate ((column, must be NULL?), ...) hold for the row?"""
+    tests = [(position[column], null) for column, null in conditions]
+    return lambda values: all((values[place] is None) == null for place, null in tests)
 
 
 def _key_getter(columns: tuple, position: dict):
@@ -285,9 +308,13 @@ class _TableJudge:
         other_fks = [fk for fk in plan.target.foreign_keys if fk.parent != plan.name]
         plan.deferred_checks = [fk.name for fk in other_fks if not keys.checkable(fk)]
         self.checks = [_parent_check(keys, fk, position) for fk in other_fks if keys.checkable(fk)]
-        self.unique = [(name, columns, _key_getter(columns, position)) for name, columns in plan.target.unique_keys
+        self.unique = [(name, columns, _key_getter(columns, position), None)
+                       for name, columns in plan.target.unique_keys
                        if set(columns) <= set(plan.columns) and columns != source.rowid_alias]
-        self.seen = {name: KeySet() for name, _, _ in self.unique}
+        self.unique += [(name, columns, _key_getter(columns, position), _predicate(conditions, position))
+                        for name, columns, conditions in plan.target.partial_unique_keys
+                        if _judgeable(columns, conditions, plan.columns)]
+        self.seen = {name: KeySet() for name, *_ in self.unique}
         self.recorded = [(keys.present[plan.name, columns], keys.rejected[plan.name, columns], getter)
                          for columns in keys.wanted.get(plan.name, ())
                          if (getter := _key_getter(columns, position)) is not None]
@@ -367,8 +394,10 @@ class _TableJudge:
         return values, problem
 
     def _duplicate(self, values: list):
-        """(reason, detail, None) when a unique key is already taken; else every key is taken by this row."""
-        keys = [(name, columns, key_in(values)) for name, columns, key_in in self.unique]
+        """(reason, detail, None) when a unique key is already taken; else every key is taken by this row.
+        A partial unique key counts only the rows its predicate holds for."""
+        keys = [(name, columns, key_in(values)) for name, columns, key_in, holds in self.unique
+                if holds is None or holds(values)]
         for name, columns, key in keys:
             if key is not None and key in self.seen[name]:
                 return c.DUPLICATE, f"{', '.join(columns)} = {key!r} is already taken by an earlier row ({name})", None

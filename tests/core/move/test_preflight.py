@@ -166,3 +166,43 @@ def test_batches_judged_at_once_give_the_verdicts_of_the_row_by_row_judge(tmp_pa
     assert {t.name: (t.moved, t.quarantined) for t in report.tables} == {
         "kinds": (2, 1), "events": (291, 9), "tags": (290, 10)}
     assert pg_server.psql("SELECT ratio FROM events WHERE id = 90", database=pg_database).strip() == "5"
+
+
+def test_a_unique_key_over_the_rows_not_deleted_is_judged_on_those_rows_only(tmp_path, pg_server, pg_database, pg_url):
+    """UNIQUE (email) WHERE deleted_at IS NULL, the soft-delete shape: two deleted rows may share an
+    address, a live row may share one with a deleted row, two live rows may not."""
+    from app.core.engines import engine_for
+    from tests.core.move.conftest import make_source
+
+    pg_server.psql("CREATE TABLE members (id bigint PRIMARY KEY, email text NOT NULL, deleted_at timestamp);"
+                   "CREATE UNIQUE INDEX members_live_email ON members (email) WHERE deleted_at IS NULL",
+                   database=pg_database)
+    source = engine_for(make_source(tmp_path / "m.db", """
+        INSERT INTO members VALUES (1, 'a@x', '2026-01-01 00:00:00'), (2, 'a@x', '2026-01-02 00:00:00'),
+                                   (3, 'a@x', NULL), (4, 'b@x', NULL), (5, 'b@x', NULL);""",
+        "CREATE TABLE members (id INTEGER PRIMARY KEY, email TEXT, deleted_at TEXT);"))
+    target = engine_for(pg_url, kind="postgresql")
+    table = preflight(source, target).to_dict()["tables"][0]
+    assert [(r["reason"], r["count"], [e["key"] for e in r["examples"]]) for r in table["rejects"]] == [
+        ("duplicate_unique_key", 1, [{"id": 5}])]
+    assert "members_live_email" in table["rejects"][0]["examples"][0]["detail"]
+
+
+def test_what_only_the_server_can_judge_is_named(tmp_path, pg_server, pg_database, pg_url):
+    from app.core.engines import engine_for
+    from tests.core.move.conftest import make_source
+
+    pg_server.psql("CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, price numeric CHECK (price > 0),"
+                   " status text);"
+                   "CREATE UNIQUE INDEX items_lower_name ON items (lower(name));"
+                   "CREATE UNIQUE INDEX items_active_name ON items (name) WHERE status = 'active'",
+                   database=pg_database)
+    source = engine_for(make_source(tmp_path / "i.db", "INSERT INTO items VALUES (1, 'A', 2, 'active');",
+                                    "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL, status TEXT);"))
+    result = preflight(source, engine_for(pg_url, kind="postgresql"))
+    assert sorted(result.to_dict()["checked_by_the_server"]) == [
+        "items.items_active_name", "items.items_lower_name", "items.items_price_check"]
+    assert result.movable
+    checks = dict(result.tables[0].server_checks)
+    assert checks["items_price_check"] == "CHECK ((price > (0)::numeric))"
+    assert "lower(name)" in checks["items_lower_name"]

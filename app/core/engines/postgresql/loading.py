@@ -56,6 +56,12 @@ class TargetTable:
     unique_keys: tuple[tuple[str, tuple[str, ...]], ...]  # (constraint or index name, columns)
     foreign_keys: tuple[TargetForeignKey, ...]
     has_rows: bool
+    # Unique indexes on plain columns over the rows where some columns are NULL (or not):
+    # (index name, columns, ((column, must be NULL?), ...)), e.g. UNIQUE (email) WHERE deleted_at IS NULL.
+    partial_unique_keys: tuple[tuple[str, tuple[str, ...], tuple[tuple[str, bool], ...]], ...] = ()
+    # What only the server can judge (CHECK and exclusion constraints, unique indexes on expressions
+    # or with another predicate): (name, definition), checked as rows are written.
+    server_checks: tuple[tuple[str, str], ...] = ()
 
     def column(self, name: str) -> TargetColumn | None:
         return next((column for column in self.columns if column.name == name), None)
@@ -79,13 +85,40 @@ def _target_table(connection, table) -> TargetTable:
     constraints = table.constraints
     primary = next((c.columns for c in constraints if c.kind == "primary_key"), ())
     unique = [(c.name, c.columns) for c in constraints if c.kind in ("primary_key", "unique")]
-    unique += [(index.name, names) for index in table.indexes
-               if index.unique and index.where is None and (names := _plain_names(index.columns))]
+    named = {c.name for c in constraints}
+    partial, server_checks = [], [(c.name, c.definition) for c in constraints if c.kind in ("check", "exclusion")]
+    for index in (index for index in table.indexes if index.unique and index.name not in named):
+        names = _plain_names(index.columns)
+        conditions = _null_conditions(index.where) if index.where is not None else ()
+        if names is None or conditions is None:
+            server_checks.append((index.name, index.definition))
+        elif index.where is None:
+            unique.append((index.name, names))
+        else:
+            partial.append((index.name, names, conditions))
     foreign = tuple(TargetForeignKey(c.name, c.columns, c.references, c.referenced_columns, c.deferrable)
                     for c in constraints if c.kind == "foreign_key")
     has_rows = connection.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table.name))).fetchone()[0]
-    return TargetTable(table.name, columns, tuple(primary), tuple(unique), foreign, has_rows)
+    return TargetTable(table.name, columns, tuple(primary), tuple(unique), foreign, has_rows, tuple(partial),
+                       tuple(server_checks))
+
+
+_NULL_TEST = re.compile(r'^\(*\s*(?P<name>[a-z_][a-z0-9_$]*|"(?:[^"]|"")+")\s+IS\s+(?P<not>NOT\s+)?NULL\s*\)*$', re.I)
+
+
+def _null_conditions(predicate: str) -> tuple[tuple[str, bool], ...] | None:
+    """A partial index's predicate as ((column, must be NULL?), ...) when it is only IS [NOT] NULL
+    tests joined by AND (the soft-delete shape); None for anything else."""
+    conditions = []
+    for part in re.split(r"\s+AND\s+", predicate.strip(), flags=re.I):
+        match = _NULL_TEST.match(part.strip())
+        if match is None:
+            return None
+        name = match.group("name")
+        name = name[1:-1].replace('""', '"') if name.startswith('"') else name
+        conditions.append((name, match.group("not") is None))
+    return tuple(conditions)
 
 
 def _plain_names(printed) -> tuple[str, ...] | None:
