@@ -69,9 +69,8 @@ def move(source, target, *, quarantine=None, drop=(), say=lambda line: None) -> 
         rejects = quarantine_target.new_quarantine() if quarantine_target is not None else None
         try:
             with mover.load() as loader:
-                say(f"Transaction open on the target: every row of {source.label} is judged against "
-                    f"{target.label}'s schema as it is read, and written when it can move; nobody sees a row "
-                    "before COMMIT, and a refusal rolls everything back")
+                say("Transaction open on the target: each row is judged as it is read and written when it "
+                    "can move; nobody sees a row before COMMIT, and a refusal rolls everything back")
                 moved = copy_all(reader, loader, checked, rejects, say, source_sha256)
                 if rejects is not None:
                     rejects.seal()  # every rejected row durable before the target commits
