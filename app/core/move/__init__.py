@@ -40,11 +40,7 @@ def preflight(source, target, *, drop=()) -> Preflight:
     """Every row judged against the target's schema; nothing is written anywhere."""
     mover = _target_side(target)
     with _source_side(source) as reader:
-        return _judged(reader, mover, source, target, drop)
-
-
-def _judged(reader, mover, source, target, drop) -> Preflight:
-    return _planned(reader, mover, source, target, drop, judge=run_preflight)
+        return _planned(reader, mover, source, target, drop, judge=run_preflight)
 
 
 def _planned(reader, mover, source, target, drop, *, judge=plan_move) -> Preflight:

@@ -87,8 +87,7 @@ def _copy_table(reader, loader, table: TablePreflight, judges: RowJudges, quaran
 def _judged_rows(batches, table: TablePreflight, fingerprint: Fingerprint, quarantine):
     """One pass: each row judged and converted once, written when accepted, quarantined when not.
     With no quarantine the first reject ends the writing; the scan still runs to its end, counting."""
-    plain, hash_of = not fingerprint.normalise, fingerprint.hash_of
-    total = written = rejected = 0
+    rejected = 0
     for first, raws, verdicts in batches:
         if len(table.rejected) != rejected:  # this batch has rejects
             rejected = len(table.rejected)
@@ -99,10 +98,8 @@ def _judged_rows(batches, table: TablePreflight, fingerprint: Fingerprint, quara
             verdicts = [values for values in verdicts if values is not None]
         if rejected and quarantine is None:
             continue
-        total += sum(map(hash, map(tuple, verdicts))) if plain else sum(map(hash_of, verdicts))
-        written += len(verdicts)
+        fingerprint.add_all(verdicts)
         yield from verdicts
-    fingerprint.add_hashes(total, written)
 
 
 def _accepted_rows(reader, table: TablePreflight, fingerprint: Fingerprint, quarantine):

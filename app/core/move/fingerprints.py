@@ -26,18 +26,10 @@ class Fingerprint:
         self._sum = 0
 
     def add(self, values) -> None:
-        self.add_hashes(self.hash_of(values), 1)
-
-    def hash_of(self, values) -> int:
-        """One row's part of the fingerprint, for a caller that sums them itself (add_hashes)."""
-        return hash(tuple(self._normalised(values) if self.normalise else values))
-
-    def add_hashes(self, total: int, rows: int) -> None:
-        self._sum = (self._sum + total) & _MASK
-        self.rows += rows
+        self.add_all([values])
 
     def add_all(self, rows: list) -> None:
-        """`add` for each row (tuples): the sum taken in one C loop when nothing needs normalising."""
+        """`add` for each row (tuples or lists): the sum taken in one C loop when nothing needs normalising."""
         if self.normalise:
             rows = [self._normalised(values) for values in rows]
         self._sum = (self._sum + sum(map(hash, map(tuple, rows)))) & _MASK

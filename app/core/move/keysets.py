@@ -39,6 +39,17 @@ class KeySet:
             elif key is not None:
                 self._others.add(key)
 
+    def contains_all(self, keys) -> bool:
+        """Is every one of `keys` in the set? `in` inlined, for a batch of a child's references."""
+        bits, limit = self._bits, len(self._bits) * 8
+        for key in keys:
+            if type(key) is int and 0 <= key < BITMAP_LIMIT:
+                if key >= limit or not bits[key >> 3] & (1 << (key & 7)):
+                    return False
+            elif key not in self._others:
+                return False
+        return True
+
     def _grow(self, byte: int) -> None:
         """Room for `byte`, at least doubling (in place: a caller's reference stays good)."""
         self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))

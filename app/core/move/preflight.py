@@ -475,20 +475,11 @@ def _parent_batch_check(keys: _KeyBook, fk, place: int):
     """columns -> are all of the batch's references to `fk.parent` present and accepted?"""
     present = keys.present[fk.parent, fk.parent_columns]
     rejected = keys.rejected[fk.parent, fk.parent_columns]
-    bits, others, limit = present._bits, present._others, len(present._bits) * 8  # the parent is complete
 
     def check(columns) -> bool:
         references = set(columns[place])
         references.discard(None)
-        if rejected and not rejected.isdisjoint(references):
-            return False
-        for value in references:
-            if type(value) is int and 0 <= value < limit:
-                if not bits[value >> 3] & (1 << (value & 7)):
-                    return False
-            elif value not in others:
-                return False
-        return True
+        return not (rejected and not rejected.isdisjoint(references)) and present.contains_all(references)
 
     return check
 
