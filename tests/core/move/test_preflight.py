@@ -206,3 +206,22 @@ def test_what_only_the_server_can_judge_is_named(tmp_path, pg_server, pg_databas
     checks = dict(result.tables[0].server_checks)
     assert checks["items_price_check"] == "CHECK ((price > (0)::numeric))"
     assert "lower(name)" in checks["items_lower_name"]
+
+
+def test_a_partial_unique_key_over_a_column_the_source_lacks_is_left_to_the_server(tmp_path, pg_server, pg_database,
+                                                                                   pg_url):
+    """The target fills deleted_at itself (NULL, or a default preflight cannot know): which rows the
+    index covers is the server's to say."""
+    from app.core.engines import engine_for
+    from tests.core.move.conftest import make_source
+
+    pg_server.psql("CREATE TABLE members (id bigint PRIMARY KEY, email text NOT NULL, deleted_at timestamp);"
+                   "CREATE UNIQUE INDEX members_live_email ON members (email) WHERE deleted_at IS NULL",
+                   database=pg_database)
+    source = engine_for(make_source(tmp_path / "m.db", "INSERT INTO members VALUES (1, 'a@x'), (2, 'a@x');",
+                                    "CREATE TABLE members (id INTEGER PRIMARY KEY, email TEXT);"))
+    result = preflight(source, engine_for(pg_url, kind="postgresql"))
+    assert result.to_dict()["checked_by_the_server"] == ["members.members_live_email"]
+    assert result.tables[0].server_checks == [
+        ("members_live_email", "UNIQUE (email) WHERE deleted_at IS NULL")]
+    assert result.movable  # not judged here: the server refuses the duplicate during the copy, which rolls back
